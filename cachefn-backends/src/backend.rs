@@ -1,0 +1,147 @@
+//! The byte-level storage trait that shared tiers implement.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Error;
+
+/// A store of bytes under string keys: the shape of a shared tier (Redis,
+/// memcached, disk) or of the [`Null`](crate::Null) store.
+///
+/// Keys arrive already namespaced and normalised by the cache: printable
+/// ASCII without spaces, at most 250 bytes. Values are opaque bytes that the
+/// cache encodes and checks itself, so a backend never interprets them,
+/// except for counters (`incr`), which are stored as decimal text the way
+/// Redis and memcached keep them.
+///
+/// Six methods are required; the batch methods and `has` have default
+/// implementations that loop, which a networked backend overrides to use one
+/// round trip. `ttl == Duration::ZERO` means "no expiry".
+///
+/// Errors mean "could not reach or use the store". A missing key is
+/// `Ok(None)`, never an error.
+///
+/// # Example
+///
+/// A backend that stores nothing (this is how [`Null`](crate::Null) is written):
+///
+/// ```
+/// use std::time::Duration;
+/// use cachefn_backends::{Backend, Error};
+///
+/// struct Forgetful;
+///
+/// impl Backend for Forgetful {
+///     fn name(&self) -> &'static str { "forgetful" }
+///     fn get(&self, _key: &str) -> Result<Option<Vec<u8>>, Error> { Ok(None) }
+///     fn set(&self, _key: &str, _value: &[u8], _ttl: Duration) -> Result<(), Error> { Ok(()) }
+///     fn add(&self, _key: &str, _value: &[u8], _ttl: Duration) -> Result<bool, Error> { Ok(true) }
+///     fn delete(&self, _key: &str) -> Result<bool, Error> { Ok(false) }
+///     fn incr(&self, _key: &str, delta: i64) -> Result<i64, Error> { Ok(delta) }
+///     fn clear_prefix(&self, _prefix: &str) -> Result<(), Error> { Ok(()) }
+/// }
+///
+/// assert_eq!(Forgetful.get_many(&["a", "b"]).unwrap(), vec![None, None]);
+/// ```
+pub trait Backend: Send + Sync + 'static {
+    /// A short name for logs and errors (`"redis"`, `"null"`).
+    fn name(&self) -> &'static str;
+
+    /// The bytes under `key`, or `None` when absent or expired.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error>;
+
+    /// Store `value` under `key` for `ttl`, replacing any value.
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error>;
+
+    /// Store only if `key` is absent; `true` if stored. Must be atomic.
+    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, Error>;
+
+    /// Remove `key`; `true` if something was removed.
+    fn delete(&self, key: &str) -> Result<bool, Error>;
+
+    /// Atomically add `delta` to the decimal counter under `key` (a missing
+    /// key starts at 0) and return the new value.
+    fn incr(&self, key: &str, delta: i64) -> Result<i64, Error>;
+
+    /// Remove every key that starts with `prefix`, and nothing else.
+    /// Must never flush a whole server.
+    fn clear_prefix(&self, prefix: &str) -> Result<(), Error>;
+
+    /// `true` when `key` holds a value.
+    fn has(&self, key: &str) -> Result<bool, Error> {
+        Ok(self.get(key)?.is_some())
+    }
+
+    /// The values of `keys`, in order. Override to use one round trip.
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+
+    /// Store every pair for `ttl`. Override to use one round trip.
+    fn set_many(&self, items: &[(&str, &[u8])], ttl: Duration) -> Result<(), Error> {
+        items.iter().try_for_each(|(k, v)| self.set(k, v, ttl))
+    }
+
+    /// Remove every key. Override to use one round trip.
+    fn delete_many(&self, keys: &[&str]) -> Result<(), Error> {
+        keys.iter().try_for_each(|k| self.delete(k).map(drop))
+    }
+}
+
+macro_rules! forward_backend {
+    ($($ptr:ident),*) => {$(
+        impl<B: Backend + ?Sized> Backend for $ptr<B> {
+            fn name(&self) -> &'static str { (**self).name() }
+            fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> { (**self).get(key) }
+            fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> { (**self).set(key, value, ttl) }
+            fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, Error> { (**self).add(key, value, ttl) }
+            fn delete(&self, key: &str) -> Result<bool, Error> { (**self).delete(key) }
+            fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> { (**self).incr(key, delta) }
+            fn clear_prefix(&self, prefix: &str) -> Result<(), Error> { (**self).clear_prefix(prefix) }
+            fn has(&self, key: &str) -> Result<bool, Error> { (**self).has(key) }
+            fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> { (**self).get_many(keys) }
+            fn set_many(&self, items: &[(&str, &[u8])], ttl: Duration) -> Result<(), Error> { (**self).set_many(items, ttl) }
+            fn delete_many(&self, keys: &[&str]) -> Result<(), Error> { (**self).delete_many(keys) }
+        }
+    )*};
+}
+forward_backend!(Arc, Box);
+
+/// A backend that stores nothing: every read misses, every write succeeds.
+///
+/// Use it to switch caching off without touching the memoized functions
+/// (tests, debugging), as cachelib's `NullCache` does.
+///
+/// ```
+/// use std::time::Duration;
+/// use cachefn_backends::{Backend, Null};
+///
+/// Null.set("k", b"v", Duration::from_secs(60)).unwrap();
+/// assert_eq!(Null.get("k").unwrap(), None);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Null;
+
+impl Backend for Null {
+    fn name(&self) -> &'static str {
+        "null"
+    }
+    fn get(&self, _key: &str) -> Result<Option<Vec<u8>>, Error> {
+        Ok(None)
+    }
+    fn set(&self, _key: &str, _value: &[u8], _ttl: Duration) -> Result<(), Error> {
+        Ok(())
+    }
+    fn add(&self, _key: &str, _value: &[u8], _ttl: Duration) -> Result<bool, Error> {
+        Ok(true)
+    }
+    fn delete(&self, _key: &str) -> Result<bool, Error> {
+        Ok(false)
+    }
+    fn incr(&self, _key: &str, delta: i64) -> Result<i64, Error> {
+        Ok(delta)
+    }
+    fn clear_prefix(&self, _prefix: &str) -> Result<(), Error> {
+        Ok(())
+    }
+}

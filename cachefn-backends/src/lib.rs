@@ -1,0 +1,28 @@
+//! Storage backends for [cachefn](https://docs.rs/cachefn).
+//!
+//! Two kinds of store live here:
+//!
+//! - [`Memory`], the bounded in-process tier. It keeps typed values so that a
+//!   local hit clones instead of decoding.
+//! - [`Backend`] implementations, byte stores that can be shared between
+//!   processes: [`Null`] here, Redis, memcached and disk behind their cargo
+//!   features.
+//!
+//! Users reach these through `cachefn::backends`; the runtime (keys, the
+//! codec, tiers, single-flight) lives in the `cachefn` crate.
+//!
+//! # Feature flags
+//!
+//! The default build has no network client. Each networked or on-disk
+//! backend is behind a feature of its own (`redis`, ... in later releases).
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod backend;
+pub mod clock;
+mod error;
+mod memory;
+
+pub use backend::{Backend, Null};
+pub use error::Error;
+pub use memory::{LocalValue, Memory, Slot};

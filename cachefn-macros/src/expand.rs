@@ -1,0 +1,285 @@
+//! Expand: the wrapper function and its helpers.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::{Ident, ItemFn, Visibility};
+
+use crate::attr::{int_tokens, Options};
+use crate::check::{Mode, Plan};
+
+fn opt_u64(v: &Option<crate::attr::Seconds>) -> TokenStream {
+    match v {
+        Some(s) => {
+            let lit = int_tokens(s.value, s.span);
+            quote!(::core::option::Option::Some(#lit))
+        }
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// The `SiteOptions { .. }` literal shared by the attribute and the config macro.
+pub fn site_options(o: &Options) -> TokenStream {
+    let timeout = opt_u64(&o.timeout);
+    let local_timeout = opt_u64(&o.local_timeout);
+    let version = opt_u64(&o.version);
+    let cache = match &o.cache {
+        Some(c) => quote!(::core::option::Option::Some(#c)),
+        None => quote!(::core::option::Option::None),
+    };
+    let cache_none = match &o.cache_none {
+        Some(b) => quote!(::core::option::Option::Some(#b)),
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        ::cachefn::__private::SiteOptions {
+            timeout: #timeout,
+            local_timeout: #local_timeout,
+            version: #version,
+            cache: #cache,
+            cache_none: #cache_none,
+        }
+    }
+}
+
+/// Visibility of helpers one module below the function, matching the function's.
+fn nested_vis(vis: &Visibility) -> TokenStream {
+    match vis {
+        Visibility::Public(_) => quote!(pub),
+        Visibility::Inherited => quote!(pub(super)),
+        Visibility::Restricted(r) => {
+            let path = &r.path;
+            let first = path.segments.first().map(|s| s.ident.to_string());
+            match first.as_deref() {
+                Some("crate") => quote!(pub(in #path)),
+                Some("self") if path.segments.len() == 1 => quote!(pub(super)),
+                _ if r.in_token.is_none() && path.is_ident("super") => quote!(pub(in super::super)),
+                Some("self") => {
+                    let rest = path.segments.iter().skip(1);
+                    quote!(pub(in super #(::#rest)*))
+                }
+                _ => quote!(pub(in super::#path)),
+            }
+        }
+    }
+}
+
+pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
+    let fn_name = &sig.ident;
+    let ret = &plan.ret;
+    let ms = Span::mixed_site();
+    let kb = Ident::new("__cachefn_key", ms);
+    let mode = match plan.mode {
+        Mode::Plain => quote!(::cachefn::__private::Plain<#ret>),
+        Mode::Result => quote!(::cachefn::__private::ResultOf<#ret>),
+        Mode::Option => quote!(::cachefn::__private::OptionOf<#ret>),
+    };
+    let cached = &plan.cached;
+    let assert_value = quote_spanned! {ret.span()=>
+        const _: () = ::cachefn::__private::assert_value::<<#mode as ::cachefn::__private::Memo>::Cached>();
+    };
+    let parts: Vec<TokenStream> = plan
+        .key_exprs
+        .iter()
+        .map(|e| {
+            let span = e.clone().into_iter().next().map(|t| t.span()).unwrap_or(ms);
+            quote_spanned!(span=> #kb.part(&(#e));)
+        })
+        .collect();
+    let refresh = match &plan.skip_arg {
+        Some(s) => quote!(#s),
+        None => quote!(false),
+    };
+    let site_options = site_options(o);
+    let site_name = |method: bool| match (&o.name, method) {
+        (Some(n), _) => quote!(::cachefn::__private::SiteName::Custom(#n)),
+        (None, false) => quote!(::cachefn::__private::SiteName::Path),
+        (None, true) => {
+            let m = fn_name.to_string();
+            quote!(::cachefn::__private::SiteName::Method(#m))
+        }
+    };
+
+    // Helper parameters: the parameters the key reads, in declaration order.
+    let helper_params: Vec<TokenStream> = plan
+        .key_params
+        .iter()
+        .map(|&i| {
+            let p = &plan.params[i];
+            let (id, ty) = (&p.ident, &p.ty);
+            quote!(#id: #ty)
+        })
+        .collect();
+    let generics = &sig.generics;
+    let where_clause = &sig.generics.where_clause;
+    let value = Ident::new("value", Span::call_site());
+
+    if plan.receiver {
+        let site_fn = format_ident!("__cachefn_site_{}", fn_name);
+        let site_name = site_name(true);
+        let self_param = plan.key_uses_self.then(|| quote!(&self,));
+        let call_prefix = if plan.key_uses_self {
+            quote!(self.)
+        } else {
+            quote!(Self::)
+        };
+        let _ = call_prefix;
+        let [clear, clear_all, key, get_cached, set_cached] =
+            ["clear", "clear_all", "key", "get_cached", "set_cached"]
+                .map(|h| format_ident!("{}_{}", fn_name, h));
+        let docs = helper_docs(&fn_name.to_string(), true);
+        let [d_clear, d_clear_all, d_key, d_get, d_set] = docs;
+        quote! {
+            #(#attrs)*
+            #vis #sig {
+                #assert_value
+                let __cachefn_site = Self::#site_fn();
+                #[allow(unused_mut)]
+                let mut #kb = __cachefn_site.key_builder();
+                #(#parts)*
+                ::cachefn::__private::call::<#mode>(__cachefn_site, &mut #kb, #refresh, move || #block)
+            }
+
+            #[doc(hidden)]
+            #[allow(non_snake_case)]
+            fn #site_fn() -> &'static ::cachefn::__private::Site {
+                static SITE: ::cachefn::__private::Site =
+                    ::cachefn::__private::Site::new(::core::module_path!(), #site_name, #site_options);
+                SITE.with_self_type(::cachefn::__private::type_name_of::<Self>)
+            }
+
+            #[doc = #d_clear]
+            #vis fn #clear #generics (#self_param #(#helper_params),*) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
+                let __cachefn_site = Self::#site_fn();
+                #[allow(unused_mut)]
+                let mut #kb = __cachefn_site.key_builder();
+                #(#parts)*
+                ::cachefn::__private::clear(__cachefn_site, &mut #kb)
+            }
+
+            #[doc = #d_clear_all]
+            #vis fn #clear_all() -> ::core::result::Result<(), ::cachefn::Error> {
+                ::cachefn::__private::clear_all(Self::#site_fn())
+            }
+
+            #[doc = #d_key]
+            #vis fn #key #generics (#self_param #(#helper_params),*) -> ::cachefn::Key #where_clause {
+                let __cachefn_site = Self::#site_fn();
+                #[allow(unused_mut)]
+                let mut #kb = __cachefn_site.key_builder();
+                #(#parts)*
+                ::cachefn::__private::key(__cachefn_site, #kb)
+            }
+
+            #[doc = #d_get]
+            #vis fn #get_cached #generics (#self_param #(#helper_params),*) -> ::core::option::Option<#cached> #where_clause {
+                let __cachefn_site = Self::#site_fn();
+                #[allow(unused_mut)]
+                let mut #kb = __cachefn_site.key_builder();
+                #(#parts)*
+                ::cachefn::__private::get_cached::<#mode>(__cachefn_site, &mut #kb)
+            }
+
+            #[doc = #d_set]
+            #vis fn #set_cached #generics (#self_param #(#helper_params,)* #value: #cached) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
+                let __cachefn_site = Self::#site_fn();
+                #[allow(unused_mut)]
+                let mut #kb = __cachefn_site.key_builder();
+                #(#parts)*
+                ::cachefn::__private::set_cached::<#mode>(__cachefn_site, &mut #kb, #value)
+            }
+        }
+    } else {
+        let site_name = site_name(false);
+        let hvis = nested_vis(vis);
+        let [d_clear, d_clear_all, d_key, d_get, d_set] = helper_docs(&fn_name.to_string(), false);
+        let mod_doc =
+            format!("Cache helpers of [`{fn_name}()`]({fn_name}()), generated by `#[quickcache]`.");
+        quote! {
+            #(#attrs)*
+            #vis #sig {
+                #assert_value
+                #[allow(unused_mut)]
+                let mut #kb = #fn_name::__SITE.key_builder();
+                #(#parts)*
+                ::cachefn::__private::call::<#mode>(&#fn_name::__SITE, &mut #kb, #refresh, move || #block)
+            }
+
+            #[doc = #mod_doc]
+            #[allow(non_snake_case, unused_imports, clippy::module_name_repetitions)]
+            #vis mod #fn_name {
+                use super::*;
+
+                #[doc(hidden)]
+                pub(super) static __SITE: ::cachefn::__private::Site =
+                    ::cachefn::__private::Site::new(::core::module_path!(), #site_name, #site_options);
+
+                #[doc = #d_clear]
+                #hvis fn clear #generics (#(#helper_params),*) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
+                    #[allow(unused_mut)]
+                    let mut #kb = __SITE.key_builder();
+                    #(#parts)*
+                    ::cachefn::__private::clear(&__SITE, &mut #kb)
+                }
+
+                #[doc = #d_clear_all]
+                #hvis fn clear_all() -> ::core::result::Result<(), ::cachefn::Error> {
+                    ::cachefn::__private::clear_all(&__SITE)
+                }
+
+                #[doc = #d_key]
+                #hvis fn key #generics (#(#helper_params),*) -> ::cachefn::Key #where_clause {
+                    #[allow(unused_mut)]
+                    let mut #kb = __SITE.key_builder();
+                    #(#parts)*
+                    ::cachefn::__private::key(&__SITE, #kb)
+                }
+
+                #[doc = #d_get]
+                #hvis fn get_cached #generics (#(#helper_params),*) -> ::core::option::Option<#cached> #where_clause {
+                    #[allow(unused_mut)]
+                    let mut #kb = __SITE.key_builder();
+                    #(#parts)*
+                    ::cachefn::__private::get_cached::<#mode>(&__SITE, &mut #kb)
+                }
+
+                #[doc = #d_set]
+                #hvis fn set_cached #generics (#(#helper_params,)* #value: #cached) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
+                    #[allow(unused_mut)]
+                    let mut #kb = __SITE.key_builder();
+                    #(#parts)*
+                    ::cachefn::__private::set_cached::<#mode>(&__SITE, &mut #kb, #value)
+                }
+            }
+        }
+    }
+}
+
+fn helper_docs(f: &str, method: bool) -> [String; 5] {
+    let target = if method {
+        format!("`{f}`")
+    } else {
+        format!("[`{f}()`](super::{f}())")
+    };
+    [
+        format!("Remove the cached value of {target} for these arguments from every tier of its cache."),
+        format!("Remove every cached value of {target} (every argument, every version) from every tier, leaving other functions' entries alone."),
+        format!("The cache key of {target} for these arguments, e.g. for `Cache::get` or preloading."),
+        format!("The cached value of {target} for these arguments, if any; never runs the function."),
+        format!("Store `value` as the cached value of {target} for these arguments, as if the function had returned it."),
+    ]
+}
+
+/// On error: the errors, then the function unchanged, so that no cascade of
+/// "cannot find function" errors follows.
+pub fn fallback(errors: TokenStream, func: &ItemFn) -> TokenStream {
+    let mut out = errors;
+    func.to_tokens(&mut out);
+    out
+}

@@ -1,0 +1,73 @@
+//! Procedural macros of [cachefn](https://docs.rs/cachefn). Depend on
+//! `cachefn`, not on this crate: the generated code calls
+//! `::cachefn::__private`.
+//!
+//! The attribute is written as three steps: [`attr`] parses options,
+//! [`check`] validates them against the signature, [`expand`] generates.
+//! Every mistake is reported at once, at its token; on error the function is
+//! emitted unchanged so that no cascade of errors follows.
+
+use proc_macro::TokenStream;
+use syn::parse_macro_input;
+
+mod attr;
+mod check;
+mod ctxt;
+mod expand;
+
+/// Memoize a function. See the `cachefn` crate documentation.
+#[proc_macro_attribute]
+pub fn quickcache(args: TokenStream, item: TokenStream) -> TokenStream {
+    let func = parse_macro_input!(item as syn::ItemFn);
+    let raw = match syn::parse::<attr::RawOptions>(args) {
+        Ok(raw) => raw,
+        Err(e) => return expand::fallback(e.to_compile_error(), &func).into(),
+    };
+    let mut cx = ctxt::Ctxt::default();
+    let options = attr::parse_options(&mut cx, raw, attr::Place::Attribute);
+    let plan = check::check(&mut cx, &func, &options);
+    match (cx.check(), plan) {
+        (Ok(()), Some(plan)) => expand::expand(&func, &options, &plan).into(),
+        (Err(errors), _) => expand::fallback(errors, &func).into(),
+        (Ok(()), None) => expand::fallback(Default::default(), &func).into(),
+    }
+}
+
+/// Crate-wide defaults; used as `cachefn::config::quickcache! { ... }`.
+#[proc_macro]
+pub fn config_quickcache(input: TokenStream) -> TokenStream {
+    let raw = parse_macro_input!(input as attr::RawOptions);
+    let mut cx = ctxt::Ctxt::default();
+    let options = attr::parse_options(&mut cx, raw, attr::Place::Config);
+    if let (Some(t), Some(l)) = (&options.timeout, &options.local_timeout) {
+        if l.value > t.value {
+            cx.error(l.span, format!("`local_timeout` ({}) is longer than `timeout` ({}): use `local_timeout = {}` or less", l.value, t.value, t.value));
+        }
+    }
+    if let Some(t) = &options.timeout {
+        if t.value == 0 {
+            cx.error(
+                t.span,
+                "`timeout` must be at least 1 second, e.g. `timeout = 60`",
+            );
+        }
+    }
+    if let Err(errors) = cx.check() {
+        return errors.into();
+    }
+    let opts = expand::site_options(&options);
+    quote::quote! {
+        /// Marks this crate's `cachefn::config::quickcache!`; a second one in
+        /// the same module is an error.
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals, dead_code)]
+        const __cachefn_crate_defaults: () = ();
+        ::cachefn::__private::inventory::submit! {
+            ::cachefn::__private::CrateDefaults {
+                module_path: ::core::module_path!(),
+                options: #opts,
+            }
+        }
+    }
+    .into()
+}

@@ -1,0 +1,699 @@
+//! Cache keys: built from arguments without allocating, readable when short,
+//! injective, at most [`MAX_KEY_LEN`] bytes, stable across processes.
+//!
+//! # The key text
+//!
+//! A memoized function's key is `name:vVERSION:ARG:ARG...`, for example
+//! `blog.views.profile:v1:1001`. The cache prefixes it with its own
+//! namespace when it stores it (`blog:blog.views.profile:v1:1001`).
+//!
+//! Each argument is written by a small serde serializer:
+//!
+//! | value | text |
+//! |---|---|
+//! | integers, floats, `bool` | decimal, `true` / `false` |
+//! | strings, chars, bytes | `[A-Za-z0-9_.-]` as is, every other byte `%XX`; the empty string is `""` |
+//! | `None` / `Some(x)` | `~` / the text of `x` (`+` marks a `Some` of an `Option`) |
+//! | sequences, maps | `[a,b]`, `{k=v,k=v}` (map entries sorted, so `HashMap` order does not matter) |
+//! | tuples, structs | `(a,b)` (newtype structs are transparent) |
+//! | enum variants | `Name`, `Name(a,b)` |
+//!
+//! Every structural character is escaped inside strings, so the text can be
+//! parsed back for a given type: two different argument tuples never share a
+//! key. Only printable ASCII without spaces appears, as memcached requires.
+//! A text longer than [`MAX_KEY_LEN`] keeps its first bytes for readability
+//! and ends in `#` and the 128-bit XXH3 hash of the whole text (`#` appears
+//! nowhere else). Use `BTreeSet` rather than `HashSet` in keys: serde cannot
+//! tell a set from a sequence, and a `HashSet` iterates in a random order.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::ser::{self, Serialize};
+use xxhash_rust::xxh3::{xxh3_128, Xxh3};
+
+use crate::Error;
+
+/// The longest key text, before the cache's prefix is added. Prefixes are
+/// kept to 48 bytes, so a stored key fits the 250 bytes memcached allows.
+pub const MAX_KEY_LEN: usize = 200;
+const HASH_TAIL: usize = 33; // '#' and 32 hex digits
+const KEEP: usize = MAX_KEY_LEN - HASH_TAIL;
+
+/// A cache key: the text a value is stored under and its 128-bit fingerprint.
+///
+/// Memoized functions build theirs with the generated `f::key(args)`; any
+/// string becomes one with [`Key::new`] (the low-level [`Cache`](crate::Cache)
+/// methods take `impl AsRef<str>` and do this for you).
+///
+/// ```
+/// use cachefn::Key;
+///
+/// let key = Key::new("user:42");
+/// assert_eq!(key.as_str(), "user:42");
+/// assert_eq!(key.to_string(), "user:42");
+///
+/// // Spaces and other bytes that some servers reject are hashed away.
+/// let odd = Key::new("user name with spaces");
+/// assert!(odd.as_str().starts_with("user_name_with_spaces#"));
+/// assert!(odd.as_str().len() <= cachefn::MAX_KEY_LEN);
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    text: Box<str>,
+    fp: u128,
+}
+
+impl Key {
+    /// The key for an arbitrary string. A string of printable ASCII without
+    /// spaces or `#`, at most [`MAX_KEY_LEN`] bytes, is used as is (so
+    /// `Key::new(f::key(x))` is the same key); any other string is replaced by
+    /// a readable start and a 128-bit hash of the whole.
+    pub fn new(key: impl AsRef<str>) -> Key {
+        let text = normalize(key.as_ref());
+        let fp = fingerprint(text.as_bytes());
+        Key {
+            text: text.into(),
+            fp,
+        }
+    }
+
+    /// The key text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    #[doc(hidden)]
+    pub fn fingerprint(&self) -> u128 {
+        self.fp
+    }
+
+    pub(crate) fn from_parts(text: &str, fp: u128) -> Key {
+        Key {
+            text: text.into(),
+            fp,
+        }
+    }
+}
+
+impl AsRef<str> for Key {
+    fn as_ref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({:?})", &*self.text)
+    }
+}
+
+/// The fingerprint that addresses a key in the local tier.
+#[inline]
+pub(crate) fn fingerprint(text: &[u8]) -> u128 {
+    xxh3_128(text)
+}
+
+#[inline]
+fn is_clean(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b) && b != b'#'
+}
+
+fn is_hashed_form(s: &[u8]) -> bool {
+    s.len() <= MAX_KEY_LEN
+        && s.len() >= HASH_TAIL
+        && s[s.len() - HASH_TAIL] == b'#'
+        && s[s.len() - 32..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+        && s[..s.len() - HASH_TAIL].iter().all(|&b| is_clean(b))
+}
+
+fn write_hash_tail(out: &mut impl Extend<u8>, hash: u128) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend(std::iter::once(b'#'));
+    out.extend(
+        (0..32)
+            .rev()
+            .map(|i| HEX[((hash >> (i * 4)) & 0xf) as usize]),
+    );
+}
+
+/// The normal form of a user-supplied key (see [`Key::new`]).
+pub(crate) fn normalize(key: &str) -> Cow<'_, str> {
+    let b = key.as_bytes();
+    if (b.len() <= MAX_KEY_LEN && b.iter().all(|&c| is_clean(c))) || is_hashed_form(b) {
+        return Cow::Borrowed(key);
+    }
+    let mut out: Vec<u8> = b[..b.len().min(KEEP)]
+        .iter()
+        .map(|&c| if is_clean(c) { c } else { b'_' })
+        .collect();
+    write_hash_tail(&mut out, xxh3_128(b));
+    Cow::Owned(String::from_utf8(out).expect("ASCII"))
+}
+
+/// Escape a name or prefix into key-safe characters (`::` becomes `.`).
+pub(crate) fn escape_name(name: &str) -> String {
+    let mut out = Vec::with_capacity(name.len());
+    let name = name.replace("::", ".");
+    escape_into(name.as_bytes(), &mut out);
+    String::from_utf8(out).expect("ASCII")
+}
+
+#[inline]
+fn is_safe(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-'
+}
+
+fn escape_into<S: Sink + ?Sized>(bytes: &[u8], out: &mut S) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    if bytes.is_empty() {
+        out.push(b"\"\"");
+        return;
+    }
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !is_safe(b) {
+            out.push(&bytes[start..i]);
+            out.push(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]);
+            start = i + 1;
+        }
+    }
+    out.push(&bytes[start..]);
+}
+
+/// Where key text goes.
+pub(crate) trait Sink {
+    fn push(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn push(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Builds a key in a fixed buffer on the stack. Text past [`MAX_KEY_LEN`]
+/// streams into a hasher instead, so building never allocates.
+#[doc(hidden)]
+pub struct KeyBuilder {
+    buf: [u8; MAX_KEY_LEN],
+    len: usize,
+    overflow: Option<Xxh3>,
+    error: Option<String>,
+}
+
+impl Sink for KeyBuilder {
+    #[inline]
+    fn push(&mut self, bytes: &[u8]) {
+        if let Some(h) = &mut self.overflow {
+            h.update(bytes);
+        } else if self.len + bytes.len() <= MAX_KEY_LEN {
+            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        } else {
+            let mut h = Xxh3::new();
+            h.update(&self.buf[..self.len]);
+            h.update(bytes);
+            let room = MAX_KEY_LEN - self.len;
+            self.buf[self.len..].copy_from_slice(&bytes[..room]);
+            self.len = MAX_KEY_LEN;
+            self.overflow = Some(h);
+        }
+    }
+}
+
+impl KeyBuilder {
+    /// A key that starts with `head` (`name:vN`).
+    #[inline]
+    pub fn new(head: &str) -> Self {
+        let mut kb = KeyBuilder {
+            buf: [0; MAX_KEY_LEN],
+            len: 0,
+            overflow: None,
+            error: None,
+        };
+        kb.push(head.as_bytes());
+        kb
+    }
+
+    /// Append one argument.
+    #[inline]
+    pub fn part<T: crate::KeyPart + ?Sized>(&mut self, value: &T) {
+        self.push(b":");
+        let mut ser = KeySerializer {
+            out: self as &mut dyn Sink,
+            some_pending: false,
+        };
+        if let Err(e) = value.serialize(&mut ser) {
+            self.error.get_or_insert(e.0);
+        }
+    }
+
+    /// The finished key text and its fingerprint, borrowed from the builder.
+    #[inline]
+    pub(crate) fn finish(&mut self) -> Result<(&str, u128), Error> {
+        if let Some(e) = self.error.take() {
+            return Err(Error::Key(e));
+        }
+        if let Some(h) = self.overflow.take() {
+            let hash = h.digest128();
+            self.len = KEEP;
+            let mut tail = Vec::with_capacity(HASH_TAIL);
+            write_hash_tail(&mut tail, hash);
+            self.buf[KEEP..].copy_from_slice(&tail);
+            self.len = MAX_KEY_LEN;
+        }
+        let text = &self.buf[..self.len];
+        // Only ASCII is ever pushed: names and arguments are escaped.
+        let text = std::str::from_utf8(text).map_err(|e| Error::Key(e.to_string()))?;
+        Ok((text, fingerprint(text.as_bytes())))
+    }
+
+    /// The finished key as an owned [`Key`].
+    pub fn into_key(mut self) -> Result<Key, Error> {
+        let (text, fp) = self.finish()?;
+        Ok(Key::from_parts(text, fp))
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct KeyError(String);
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for KeyError {}
+impl ser::Error for KeyError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        KeyError(msg.to_string())
+    }
+}
+
+struct KeySerializer<'a> {
+    out: &'a mut dyn Sink,
+    /// Set while serializing the inside of a `Some`, so that a nested
+    /// `Option` marks itself with `+` and `Some(None)` differs from `None`.
+    some_pending: bool,
+}
+
+impl KeySerializer<'_> {
+    #[inline]
+    fn take_pending(&mut self) -> bool {
+        std::mem::take(&mut self.some_pending)
+    }
+    #[inline]
+    fn raw(&mut self, bytes: &[u8]) -> Result<(), KeyError> {
+        self.some_pending = false;
+        self.out.push(bytes);
+        Ok(())
+    }
+    fn int(&mut self, v: impl itoa::Integer) -> Result<(), KeyError> {
+        let mut b = itoa::Buffer::new();
+        self.raw(b.format(v).as_bytes())
+    }
+    fn text(&mut self, bytes: &[u8]) -> Result<(), KeyError> {
+        self.some_pending = false;
+        escape_into(bytes, self.out);
+        Ok(())
+    }
+    fn float(&mut self, v: f64, bits: u64) -> Result<(), KeyError> {
+        if v.is_nan() {
+            let mut b = itoa::Buffer::new();
+            self.raw(b"nan")?;
+            return self.raw(b.format(bits).as_bytes());
+        }
+        let mut s = String::new();
+        fmt::Write::write_fmt(&mut s, format_args!("{v}")).map_err(ser::Error::custom)?;
+        self.raw(s.as_bytes())
+    }
+    fn open(&mut self, bytes: &[u8]) -> Result<Compound<'_>, KeyError> {
+        self.raw(bytes)?;
+        Ok(Compound {
+            ser: KeySerializer {
+                out: self.out,
+                some_pending: false,
+            },
+            first: true,
+            close: b")",
+            entries: None,
+        })
+    }
+}
+
+impl<'a> Sink for &'a mut dyn Sink {
+    fn push(&mut self, bytes: &[u8]) {
+        (**self).push(bytes)
+    }
+}
+
+pub(crate) struct Compound<'a> {
+    ser: KeySerializer<'a>,
+    first: bool,
+    close: &'static [u8],
+    /// Map entries, written sorted at the end so that iteration order does
+    /// not change the key.
+    entries: Option<Vec<Vec<u8>>>,
+}
+
+impl Compound<'_> {
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
+        if !std::mem::take(&mut self.first) {
+            self.ser.out.push(b",");
+        }
+        self.ser.some_pending = false;
+        value.serialize(&mut self.ser)
+    }
+    fn end(self) -> Result<(), KeyError> {
+        if let Some(mut entries) = self.entries {
+            entries.sort_unstable();
+            for (i, e) in entries.iter().enumerate() {
+                if i > 0 {
+                    self.ser.out.push(b",");
+                }
+                self.ser.out.push(e);
+            }
+        }
+        self.ser.out.push(self.close);
+        Ok(())
+    }
+}
+
+impl<'a> ser::Serializer for &'a mut KeySerializer<'_> {
+    type Ok = ();
+    type Error = KeyError;
+    type SerializeSeq = Compound<'a>;
+    type SerializeTuple = Compound<'a>;
+    type SerializeTupleStruct = Compound<'a>;
+    type SerializeTupleVariant = Compound<'a>;
+    type SerializeMap = Compound<'a>;
+    type SerializeStruct = Compound<'a>;
+    type SerializeStructVariant = Compound<'a>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), KeyError> {
+        self.raw(if v { b"true" } else { b"false" })
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), KeyError> {
+        self.int(v)
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), KeyError> {
+        self.int(v)
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), KeyError> {
+        self.int(v)
+    }
+    fn serialize_i64(self, v: i64) -> Result<(), KeyError> {
+        self.int(v)
+    }
+    fn serialize_i128(self, v: i128) -> Result<(), KeyError> {
+        self.int(v)
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), KeyError> {
+        self.int(v)
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), KeyError> {
+        self.int(v)
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), KeyError> {
+        self.int(v)
+    }
+    fn serialize_u64(self, v: u64) -> Result<(), KeyError> {
+        self.int(v)
+    }
+    fn serialize_u128(self, v: u128) -> Result<(), KeyError> {
+        self.int(v)
+    }
+    fn serialize_f32(self, v: f32) -> Result<(), KeyError> {
+        self.float(v as f64, v.to_bits() as u64)
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), KeyError> {
+        self.float(v, v.to_bits())
+    }
+    fn serialize_char(self, v: char) -> Result<(), KeyError> {
+        self.text(v.encode_utf8(&mut [0; 4]).as_bytes())
+    }
+    fn serialize_str(self, v: &str) -> Result<(), KeyError> {
+        self.text(v.as_bytes())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), KeyError> {
+        self.text(v)
+    }
+    fn serialize_none(self) -> Result<(), KeyError> {
+        if self.take_pending() {
+            self.out.push(b"+");
+        }
+        self.raw(b"~")
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), KeyError> {
+        if self.take_pending() {
+            self.out.push(b"+");
+        }
+        self.some_pending = true;
+        let r = value.serialize(&mut *self);
+        self.some_pending = false;
+        r
+    }
+    fn serialize_unit(self) -> Result<(), KeyError> {
+        self.raw(b"-")
+    }
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), KeyError> {
+        self.raw(b"-")
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<(), KeyError> {
+        self.text(variant.as_bytes())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), KeyError> {
+        self.some_pending = false;
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), KeyError> {
+        self.text(variant.as_bytes())?;
+        let mut c = self.open(b"(")?;
+        c.element(value)?;
+        c.end()
+    }
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, KeyError> {
+        let mut c = self.open(b"[")?;
+        c.close = b"]";
+        Ok(c)
+    }
+    fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, KeyError> {
+        self.open(b"(")
+    }
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleStruct, KeyError> {
+        self.open(b"(")
+    }
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleVariant, KeyError> {
+        self.text(variant.as_bytes())?;
+        self.open(b"(")
+    }
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, KeyError> {
+        let mut c = self.open(b"{")?;
+        c.close = b"}";
+        c.entries = Some(Vec::new());
+        Ok(c)
+    }
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStruct, KeyError> {
+        self.open(b"(")
+    }
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStructVariant, KeyError> {
+        self.text(variant.as_bytes())?;
+        self.open(b"(")
+    }
+}
+
+macro_rules! compound {
+    ($($tr:ident :: $method:ident),*) => {$(
+        impl ser::$tr for Compound<'_> {
+            type Ok = ();
+            type Error = KeyError;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), KeyError> {
+                Compound::end(self)
+            }
+        }
+    )*};
+}
+compound!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
+
+impl ser::SerializeStruct for Compound<'_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        _key: &'static str,
+        value: &T,
+    ) -> Result<(), KeyError> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), KeyError> {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeStructVariant for Compound<'_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        _key: &'static str,
+        value: &T,
+    ) -> Result<(), KeyError> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), KeyError> {
+        Compound::end(self)
+    }
+}
+
+impl ser::SerializeMap for Compound<'_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), KeyError> {
+        let mut entry = Vec::new();
+        key.serialize(&mut KeySerializer {
+            out: &mut entry,
+            some_pending: false,
+        })?;
+        entry.push(b'=');
+        self.entries.get_or_insert_with(Vec::new).push(entry);
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
+        let entries = self.entries.get_or_insert_with(Vec::new);
+        let Some(entry) = entries.last_mut() else {
+            return Err(ser::Error::custom("map value without a key"));
+        };
+        value.serialize(&mut KeySerializer {
+            out: entry,
+            some_pending: false,
+        })
+    }
+    fn end(self) -> Result<(), KeyError> {
+        Compound::end(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn key_of<T: Serialize + ?Sized>(v: &T) -> String {
+        let mut kb = KeyBuilder::new("f:v1");
+        kb.part(v);
+        kb.into_key().unwrap().as_str().to_owned()
+    }
+
+    #[test]
+    fn readable_when_short() {
+        assert_eq!(key_of(&1001u64), "f:v1:1001");
+        assert_eq!(key_of("alice"), "f:v1:alice");
+        assert_eq!(key_of("a b:c"), "f:v1:a%20b%3Ac");
+        assert_eq!(key_of(""), "f:v1:\"\"");
+        assert_eq!(key_of(&Some(5u8)), "f:v1:5");
+        assert_eq!(key_of(&None::<u8>), "f:v1:~");
+        assert_eq!(key_of(&Some(None::<u8>)), "f:v1:+~");
+        assert_eq!(key_of(&vec![1, 2]), "f:v1:[1,2]");
+        assert_eq!(key_of(&(1, "x")), "f:v1:(1,x)");
+        assert_eq!(key_of(&-1.5f64), "f:v1:-1.5");
+    }
+
+    #[test]
+    fn nested_options_and_empties_differ() {
+        let keys = [
+            key_of(&Vec::<String>::new()),
+            key_of(&vec![String::new()]),
+            key_of(&vec![String::new(), String::new()]),
+        ];
+        assert_ne!(keys[0], keys[1]);
+        assert_ne!(keys[1], keys[2]);
+        assert_ne!(
+            key_of(&Some(vec![None::<u8>])),
+            key_of(&Some(vec![Some(0u8)]))
+        );
+    }
+
+    #[test]
+    fn maps_are_order_independent() {
+        let a: BTreeMap<_, _> = [(2, "b"), (1, "a")].into_iter().collect();
+        let b: std::collections::HashMap<_, _> = [(1, "a"), (2, "b")].into_iter().collect();
+        assert_eq!(key_of(&a), key_of(&b));
+        assert_eq!(key_of(&a), "f:v1:{1=a,2=b}");
+    }
+
+    #[test]
+    fn long_keys_are_hashed_and_bounded() {
+        let long = "x".repeat(500);
+        let k = key_of(long.as_str());
+        assert_eq!(k.len(), MAX_KEY_LEN);
+        assert!(k.starts_with("f:v1:xxxx"));
+        assert_eq!(k.matches('#').count(), 1);
+        let mut other = long.clone();
+        other.push('y');
+        assert_ne!(k, key_of(other.as_str()));
+        // A finished key is already in normal form.
+        assert_eq!(normalize(&k), k);
+    }
+
+    #[test]
+    fn normalize_is_idempotent() {
+        for s in ["plain", "with space", "hash#in", &"z".repeat(300), "naïve"] {
+            let once = normalize(s).into_owned();
+            assert!(once.len() <= MAX_KEY_LEN);
+            assert_eq!(normalize(&once), once, "{s}");
+            assert!(once.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+        }
+    }
+}

@@ -1,0 +1,77 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod cache;
+pub mod codec;
+mod flight;
+mod key;
+mod log;
+mod memo;
+mod registry;
+mod stats;
+
+pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY, DEFAULT_LOCAL_TTL, DEFAULT_PREFIX};
+pub use cachefn_backends::Error;
+pub use key::{Key, MAX_KEY_LEN};
+pub use registry::{cache, default_cache, register, set_default};
+pub use stats::Stats;
+
+/// Memoize a function: see the [crate docs](crate#the-attribute).
+pub use cachefn_macros::quickcache;
+
+/// Storage backends: the [`Memory`](backends::Memory) local tier and the
+/// byte-level [`Backend`](backends::Backend) stores.
+pub mod backends {
+    pub use cachefn_backends::*;
+}
+
+/// Crate-wide defaults for `#[quickcache]`.
+pub mod config {
+    /// Set `#[quickcache]` defaults for every function of this crate.
+    ///
+    /// Write it once, anywhere in the crate (usually the crate root). Each
+    /// option applies to every `#[quickcache]` in the same crate that does
+    /// not set it; without this macro the library defaults apply
+    /// (`timeout = 300`, `local_timeout = 10`, `version = 1`,
+    /// `cache_none = true`, the default cache). Precedence: attribute, then
+    /// crate defaults, then library defaults.
+    ///
+    /// Options: `timeout`, `local_timeout`, `version`, `cache`,
+    /// `cache_none`. Any other word is a compile error.
+    ///
+    /// ```
+    /// cachefn::config::quickcache! {
+    ///     timeout = 600,
+    ///     local_timeout = 5,
+    ///     version = 3,
+    /// }
+    ///
+    /// #[cachefn::quickcache]
+    /// fn square(x: u64) -> u64 { x * x }
+    ///
+    /// # fn main() {
+    /// assert_eq!(square(4), 16);
+    /// assert!(square::key(&4).to_string().ends_with(":v3:4"));
+    /// # }
+    /// ```
+    pub use cachefn_macros::config_quickcache as quickcache;
+}
+
+/// What `#[quickcache]` expands to; not a public API, may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::key::KeyBuilder;
+    pub use crate::memo::*;
+
+    /// A value that can be part of a key.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be part of a cache key",
+        label = "named by `vary_on`",
+        note = "key parts must implement serde::Serialize; derive it, or name a field that does in `vary_on` (e.g. \"user.id\")"
+    )]
+    pub trait KeyPart: serde::Serialize {}
+    impl<T: serde::Serialize + ?Sized> KeyPart for T {}
+}
+
+pub(crate) use __private::KeyPart;

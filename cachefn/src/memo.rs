@@ -1,0 +1,427 @@
+//! What `#[quickcache]` expands to calls. Not a stable API: every item here
+//! may change in any release; use the attribute.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::flight::Joined;
+use crate::key::{escape_name, KeyBuilder};
+use crate::log::RateLimited;
+use crate::registry::{self, Options};
+use crate::{Cache, Error, Key};
+
+pub use crate::registry::CrateDefaults;
+pub use crate::registry::Options as SiteOptions;
+pub use inventory;
+
+/// Library defaults: the last level of attribute > crate > library.
+pub const LIBRARY_DEFAULTS: Options = Options {
+    timeout: Some(300),
+    local_timeout: Some(10),
+    version: Some(1),
+    cache: None,
+    cache_none: Some(true),
+};
+
+/// How a memoized function is named inside its keys.
+pub enum SiteName {
+    /// A free function: the site's `module_path!()` (inside the helper
+    /// module, so it ends with the function's name).
+    Path,
+    /// A method: the method's name, after its `Self` type's name.
+    Method(&'static str),
+    /// `name = "..."` (already checked to be key-safe by the macro).
+    Custom(&'static str),
+}
+
+/// Everything the attribute knows about one memoized function, in a static.
+pub struct Site {
+    module_path: &'static str,
+    name: SiteName,
+    options: Options,
+    settings: OnceLock<Settings>,
+    self_type: OnceLock<fn() -> &'static str>,
+    slot: AtomicUsize,
+    log: RateLimited,
+}
+
+struct Settings {
+    /// `name:vN`, the start of every key.
+    head: Box<str>,
+    /// `name:`, the start of every key of every version, for `clear_all`.
+    all_versions: Box<str>,
+    timeout: Duration,
+    local_timeout: Duration,
+    cache: Option<&'static str>,
+    cache_none: bool,
+}
+
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(1);
+
+struct Resolved {
+    epoch: u64,
+    cache: Result<Cache, Error>,
+}
+
+thread_local! {
+    static RESOLVED: RefCell<Vec<Option<Rc<Resolved>>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Site {
+    /// A site for the static that the attribute emits.
+    pub const fn new(module_path: &'static str, name: SiteName, options: Options) -> Site {
+        Site {
+            module_path,
+            name,
+            options,
+            settings: OnceLock::new(),
+            self_type: OnceLock::new(),
+            slot: AtomicUsize::new(0),
+            log: RateLimited::new(),
+        }
+    }
+
+    #[inline]
+    fn settings(&self) -> &Settings {
+        self.settings.get_or_init(|| self.resolve_settings())
+    }
+
+    fn resolve_settings(&self) -> Settings {
+        let o = self
+            .options
+            .or(registry::crate_defaults(self.module_path))
+            .or(LIBRARY_DEFAULTS);
+        let name = match &self.name {
+            SiteName::Path => escape_name(self.module_path),
+            SiteName::Method(m) => {
+                let ty = self.self_type.get().map_or(self.module_path, |f| f());
+                escape_name(&format!("{ty}::{m}"))
+            }
+            SiteName::Custom(n) => (*n).to_owned(),
+        };
+        let timeout = o.timeout.unwrap_or(300);
+        let local_timeout = o.local_timeout.unwrap_or(10).min(timeout);
+        Settings {
+            head: format!("{name}:v{}", o.version.unwrap_or(1)).into(),
+            all_versions: format!("{name}:v").into(),
+            timeout: Duration::from_secs(timeout),
+            local_timeout: Duration::from_secs(local_timeout),
+            cache: o.cache,
+            cache_none: o.cache_none.unwrap_or(true),
+        }
+    }
+
+    /// The cache this site uses now, memoized per thread until the registry
+    /// changes (no shared atomic is written on the hot path).
+    #[inline]
+    fn resolved(&self) -> Rc<Resolved> {
+        let epoch = registry::epoch();
+        let mut slot = self.slot.load(Ordering::Relaxed);
+        if slot == 0 {
+            slot = self.assign_slot();
+        }
+        let hit = RESOLVED.with(|r| {
+            r.try_borrow().ok().and_then(|v| match v.get(slot) {
+                Some(Some(res)) if res.epoch == epoch => Some(res.clone()),
+                _ => None,
+            })
+        });
+        hit.unwrap_or_else(|| self.resolve_slow(slot, epoch))
+    }
+
+    fn assign_slot(&self) -> usize {
+        let fresh = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
+        match self
+            .slot
+            .compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => fresh,
+            Err(existing) => existing,
+        }
+    }
+
+    #[cold]
+    fn resolve_slow(&self, slot: usize, epoch: u64) -> Rc<Resolved> {
+        let cache = match self.settings().cache {
+            None => Ok(registry::default_cache()),
+            Some(name) => registry::cache(name),
+        };
+        let res = Rc::new(Resolved { epoch, cache });
+        RESOLVED.with(|r| {
+            if let Ok(mut v) = r.try_borrow_mut() {
+                if v.len() <= slot {
+                    v.resize(slot + 1, None);
+                }
+                v[slot] = Some(res.clone());
+            }
+        });
+        res
+    }
+
+    fn cache(&self) -> Result<Cache, Error> {
+        self.resolved().cache.clone()
+    }
+
+    fn warn(&self, what: &str, err: &Error) {
+        if self.log.allow() {
+            tracing::error!(target: "cachefn", function = %self.settings().head, error = %err,
+                "{what}; the function runs uncached");
+        }
+    }
+
+    /// Record the `Self` type of a method's site (its name is part of keys).
+    #[inline]
+    pub fn with_self_type(&'static self, ty: fn() -> &'static str) -> &'static Site {
+        if self.self_type.get().is_none() {
+            let _ = self.self_type.set(ty);
+        }
+        self
+    }
+
+    /// A key builder that has written this site's `name:vN`.
+    #[inline]
+    pub fn key_builder(&self) -> KeyBuilder {
+        KeyBuilder::new(&self.settings().head)
+    }
+}
+
+/// A value a memoized function can cache.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be cached by #[quickcache]",
+    label = "this type is returned by a memoized function",
+    note = "a cached value must be Clone + serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static: derive Clone, Serialize and Deserialize, and return owned data (String, not &str)"
+)]
+pub trait Value: Clone + Serialize + DeserializeOwned + Send + Sync + 'static {}
+impl<T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static> Value for T {}
+
+/// Compile-time check, spanned at the return type by the macro.
+pub const fn assert_value<T: Value>() {}
+
+/// How a return value maps to the value kept in the cache.
+#[diagnostic::on_unimplemented(
+    message = "`#[quickcache]` cannot cache the return type `{Self}`",
+    note = "return a value, a std `Result<T, E>` (only `Ok` is cached) or an `Option<T>`"
+)]
+pub trait Memo {
+    /// The function's return type.
+    type Ret;
+    /// What is stored: `T` for `T`, `Result<T, E>`; `Option<T>` for `Option<T>`.
+    type Cached: Value;
+    /// The part of `ret` to store, if it is cached at all.
+    fn cacheable(ret: &Self::Ret, cache_none: bool) -> Option<&Self::Cached>;
+    /// A return value from a cached value.
+    fn from_cached(value: Self::Cached) -> Self::Ret;
+}
+
+/// Every value is cached.
+pub struct Plain<R>(PhantomData<R>);
+/// Only `Ok` values are cached.
+pub struct ResultOf<R>(PhantomData<R>);
+/// `Some` always, `None` unless `cache_none = false`.
+pub struct OptionOf<R>(PhantomData<R>);
+
+impl<R: Value> Memo for Plain<R> {
+    type Ret = R;
+    type Cached = R;
+    #[inline]
+    fn cacheable(ret: &R, _: bool) -> Option<&R> {
+        Some(ret)
+    }
+    #[inline]
+    fn from_cached(value: R) -> R {
+        value
+    }
+}
+
+impl<T: Value, E> Memo for ResultOf<Result<T, E>> {
+    type Ret = Result<T, E>;
+    type Cached = T;
+    #[inline]
+    fn cacheable(ret: &Result<T, E>, _: bool) -> Option<&T> {
+        ret.as_ref().ok()
+    }
+    #[inline]
+    fn from_cached(value: T) -> Result<T, E> {
+        Ok(value)
+    }
+}
+
+impl<T> Memo for OptionOf<Option<T>>
+where
+    Option<T>: Value,
+{
+    type Ret = Option<T>;
+    type Cached = Option<T>;
+    #[inline]
+    fn cacheable(ret: &Option<T>, cache_none: bool) -> Option<&Option<T>> {
+        (ret.is_some() || cache_none).then_some(ret)
+    }
+    #[inline]
+    fn from_cached(value: Option<T>) -> Option<T> {
+        value
+    }
+}
+
+/// A memoized call: `kb` holds the key, `refresh` is the `skip_arg`.
+#[inline]
+pub fn call<M: Memo>(
+    site: &'static Site,
+    kb: &mut KeyBuilder,
+    refresh: bool,
+    body: impl FnOnce() -> M::Ret,
+) -> M::Ret {
+    let resolved = site.resolved();
+    let cache = match &resolved.cache {
+        Ok(cache) => cache,
+        Err(e) => {
+            site.warn("the function's cache is not registered", e);
+            return body();
+        }
+    };
+    let (text, fp) = match kb.finish() {
+        Ok(k) => k,
+        Err(e) => {
+            site.warn("no key", &e);
+            return body();
+        }
+    };
+    if !refresh {
+        if let Some(v) = cache.local_typed::<M::Cached>(fp) {
+            return M::from_cached(v);
+        }
+    }
+    call_cold::<M>(site, cache, text, fp, refresh, body)
+}
+
+#[inline(never)]
+fn call_cold<M: Memo>(
+    site: &'static Site,
+    cache: &Cache,
+    text: &str,
+    fp: u128,
+    refresh: bool,
+    body: impl FnOnce() -> M::Ret,
+) -> M::Ret {
+    let s = site.settings();
+    let lookup = |quiet: bool| -> Option<M::Cached> {
+        if quiet {
+            // Re-check after winning the flight: another leader may just have stored it.
+            if let Some(v) = cache.local_typed::<M::Cached>(fp) {
+                return Some(v);
+            }
+        }
+        cache.shared_typed::<M::Cached>(text, fp, s.local_timeout)
+    };
+    let store = |ret: &M::Ret| {
+        if let Some(v) = M::cacheable(ret, s.cache_none) {
+            if let Err(e) = cache.store_typed(text, fp, v, s.timeout, s.local_timeout) {
+                site.warn("could not store the result", &e);
+            }
+        }
+    };
+    if refresh {
+        cache.count_miss();
+        let ret = body();
+        store(&ret);
+        return ret;
+    }
+    if let Some(v) = lookup(false) {
+        return M::from_cached(v);
+    }
+    loop {
+        match cache.flights().join(fp) {
+            Joined::Lead(leader) => {
+                if let Some(v) = lookup(true) {
+                    leader.finish(|| None);
+                    return M::from_cached(v);
+                }
+                cache.count_miss();
+                let ret = body();
+                store(&ret);
+                leader.finish(|| {
+                    M::cacheable(&ret, s.cache_none)
+                        .map(|v| Arc::new(v.clone()) as crate::flight::Shared)
+                });
+                return ret;
+            }
+            Joined::Value(v) => {
+                if let Some(v) = v.downcast_ref::<M::Cached>() {
+                    return M::from_cached(v.clone());
+                }
+            }
+            Joined::Reentrant => {
+                cache.count_miss();
+                let ret = body();
+                store(&ret);
+                return ret;
+            }
+        }
+    }
+}
+
+fn finished(site: &Site, kb: &mut KeyBuilder) -> Result<(Cache, Key), Error> {
+    let cache = site.cache()?;
+    let (text, fp) = kb.finish()?;
+    Ok((cache, Key::from_parts(text, fp)))
+}
+
+/// `f::clear(args)`.
+pub fn clear(site: &'static Site, kb: &mut KeyBuilder) -> Result<(), Error> {
+    let (cache, key) = finished(site, kb)?;
+    cache.remove(key.as_str(), key.fingerprint()).map(drop)
+}
+
+/// `f::clear_all()`: every key of every version of the function.
+pub fn clear_all(site: &'static Site) -> Result<(), Error> {
+    site.cache()?.remove_prefix(&site.settings().all_versions)
+}
+
+/// `f::key(args)`.
+pub fn key(site: &'static Site, kb: KeyBuilder) -> Key {
+    match kb.into_key() {
+        Ok(k) => k,
+        Err(e) => {
+            site.warn("no key", &e);
+            // A key that matches no stored entry: '!' never appears in a
+            // key built from arguments, and the hash form is not valid.
+            Key::from_parts(&format!("{}:!invalid#", site.settings().head), 0)
+        }
+    }
+}
+
+/// `f::get_cached(args)`.
+pub fn get_cached<M: Memo>(site: &'static Site, kb: &mut KeyBuilder) -> Option<M::Cached> {
+    let (cache, key) = finished(site, kb).ok()?;
+    let fp = key.fingerprint();
+    cache.local_typed::<M::Cached>(fp).or_else(|| {
+        cache.shared_typed::<M::Cached>(key.as_str(), fp, site.settings().local_timeout)
+    })
+}
+
+/// `f::set_cached(args, value)`.
+pub fn set_cached<M: Memo>(
+    site: &'static Site,
+    kb: &mut KeyBuilder,
+    value: M::Cached,
+) -> Result<(), Error> {
+    let (cache, key) = finished(site, kb)?;
+    let s = site.settings();
+    cache.store_typed(
+        key.as_str(),
+        key.fingerprint(),
+        &value,
+        s.timeout,
+        s.local_timeout,
+    )
+}
+
+/// `Self`'s type name, for methods' keys.
+pub fn type_name_of<T: ?Sized>() -> &'static str {
+    std::any::type_name::<T>()
+}

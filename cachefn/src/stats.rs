@@ -1,0 +1,90 @@
+//! Counters of what a cache did.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const STRIPES: usize = 8;
+
+/// One counter split over cache lines, so that threads counting hits at the
+/// same time do not contend on one line.
+#[derive(Default)]
+pub(crate) struct Counter {
+    stripes: [Padded; STRIPES],
+}
+
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+thread_local! {
+    static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+fn stripe() -> usize {
+    STRIPE.with(|s| {
+        let mut i = s.get();
+        if i == usize::MAX {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            i = NEXT.fetch_add(1, Ordering::Relaxed) as usize % STRIPES;
+            s.set(i);
+        }
+        i
+    })
+}
+
+impl Counter {
+    #[inline]
+    pub(crate) fn add(&self) {
+        self.stripes[stripe()].0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn get(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|p| p.0.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) local_hits: Counter,
+    pub(crate) shared_hits: Counter,
+    pub(crate) misses: Counter,
+    pub(crate) shared_errors: Counter,
+    pub(crate) undecodable: Counter,
+}
+
+/// A snapshot of a cache's counters, from [`Cache::stats`](crate::Cache::stats).
+///
+/// ```
+/// let cache = cachefn::Cache::memory();
+/// let _ = cache.get::<u32>("absent");
+/// assert_eq!(cache.stats().misses, 1);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Reads served by the local tier.
+    pub local_hits: u64,
+    /// Reads served by the shared tier.
+    pub shared_hits: u64,
+    /// Reads that found nothing (a memoized body ran, or `get` returned `None`).
+    pub misses: u64,
+    /// Shared-tier operations that failed (server down, timeout).
+    pub shared_errors: u64,
+    /// Values found but not decodable as the wanted type (another type,
+    /// another version, foreign or corrupt bytes): counted as misses too.
+    pub undecodable: u64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            local_hits: self.local_hits.get(),
+            shared_hits: self.shared_hits.get(),
+            misses: self.misses.get(),
+            shared_errors: self.shared_errors.get(),
+            undecodable: self.undecodable.get(),
+        }
+    }
+}
