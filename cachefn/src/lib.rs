@@ -52,7 +52,7 @@ pub mod config {
     ///
     /// # fn main() {
     /// assert_eq!(square(4), 16);
-    /// assert!(square::key(&4).to_string().ends_with(":v3:4"));
+    /// assert!(square::key(4).to_string().ends_with(":v3:4"));
     /// # }
     /// ```
     pub use cachefn_macros::config_quickcache as quickcache;

@@ -1,1 +1,141 @@
+//! Test support for the cachefn integration tests.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cachefn::backends::Backend;
+use cachefn::Error;
+use parking_lot::Mutex;
+
+/// An in-process byte store that counts calls and can be switched to fail,
+/// standing in for a shared tier in tests of the tier logic.
+#[derive(Clone, Default)]
+pub struct CountingBackend {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    map: Mutex<HashMap<String, (Vec<u8>, Option<Instant>)>>,
+    down: AtomicBool,
+    pub gets: AtomicUsize,
+    pub sets: AtomicUsize,
+    pub deletes: AtomicUsize,
+}
+
+impl CountingBackend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Make every call fail (`true`) or work again (`false`).
+    pub fn set_down(&self, down: bool) {
+        self.inner.down.store(down, Ordering::SeqCst);
+    }
+    pub fn gets(&self) -> usize {
+        self.inner.gets.load(Ordering::SeqCst)
+    }
+    pub fn sets(&self) -> usize {
+        self.inner.sets.load(Ordering::SeqCst)
+    }
+    pub fn keys(&self) -> Vec<String> {
+        let mut k: Vec<String> = self.inner.map.lock().keys().cloned().collect();
+        k.sort();
+        k
+    }
+    /// Write raw bytes under a full (prefixed) key, bypassing the cache.
+    pub fn put_raw(&self, key: &str, bytes: &[u8]) {
+        self.inner.map.lock().insert(key.to_owned(), (bytes.to_vec(), None));
+    }
+    pub fn raw(&self, key: &str) -> Option<Vec<u8>> {
+        self.inner.map.lock().get(key).map(|(v, _)| v.clone())
+    }
+    fn check(&self) -> Result<(), Error> {
+        if self.inner.down.load(Ordering::SeqCst) {
+            Err(Error::backend("counting", "switched off by the test"))
+        } else {
+            Ok(())
+        }
+    }
+    fn live(&self, key: &str) -> Option<Vec<u8>> {
+        let mut map = self.inner.map.lock();
+        match map.get(key) {
+            Some((_, Some(at))) if *at <= Instant::now() => {
+                map.remove(key);
+                None
+            }
+            Some((v, _)) => Some(v.clone()),
+            None => None,
+        }
+    }
+}
+
+fn deadline(ttl: Duration) -> Option<Instant> {
+    (!ttl.is_zero()).then(|| Instant::now() + ttl)
+}
+
+impl Backend for CountingBackend {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.inner.gets.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        Ok(self.live(key))
+    }
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
+        self.inner.sets.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner
+            .map
+            .lock()
+            .insert(key.to_owned(), (value.to_vec(), deadline(ttl)));
+        Ok(())
+    }
+    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, Error> {
+        self.check()?;
+        if self.live(key).is_some() {
+            return Ok(false);
+        }
+        self.set(key, value, ttl).map(|_| true)
+    }
+    fn delete(&self, key: &str) -> Result<bool, Error> {
+        self.inner.deletes.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        Ok(self.inner.map.lock().remove(key).is_some())
+    }
+    fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> {
+        self.check()?;
+        let mut map = self.inner.map.lock();
+        let entry = map.entry(key.to_owned()).or_insert((b"0".to_vec(), None));
+        let n: i64 = std::str::from_utf8(&entry.0)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::NotACounter(key.to_owned()))?;
+        let n = n + delta;
+        entry.0 = n.to_string().into_bytes();
+        Ok(n)
+    }
+    fn clear_prefix(&self, prefix: &str) -> Result<(), Error> {
+        self.check()?;
+        self.inner.map.lock().retain(|k, _| !k.starts_with(prefix));
+        Ok(())
+    }
+}
+
+/// A counter of body runs.
+#[derive(Default)]
+pub struct Runs(AtomicUsize);
+
+impl Runs {
+    pub const fn new() -> Self {
+        Runs(AtomicUsize::new(0))
+    }
+    pub fn hit(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
