@@ -309,15 +309,6 @@ fn call_cold<M: Memo>(
     body: impl FnOnce() -> M::Ret,
 ) -> M::Ret {
     let s = site.settings();
-    let lookup = |quiet: bool| -> Option<M::Cached> {
-        if quiet {
-            // Re-check after winning the flight: another leader may just have stored it.
-            if let Some(v) = cache.local_typed::<M::Cached>(fp) {
-                return Some(v);
-            }
-        }
-        cache.shared_typed::<M::Cached>(text, fp, s.local_timeout)
-    };
     let store = |ret: &M::Ret| {
         if let Some(v) = M::cacheable(ret, s.cache_none) {
             if let Err(e) = cache.store_typed(text, fp, v, s.timeout, s.local_timeout) {
@@ -331,13 +322,16 @@ fn call_cold<M: Memo>(
         store(&ret);
         return ret;
     }
-    if let Some(v) = lookup(false) {
+    if let Some(v) = cache.shared_typed::<M::Cached>(text, fp, s.local_timeout) {
         return M::from_cached(v);
     }
     loop {
         match cache.flights().join(fp) {
             Joined::Lead(leader) => {
-                if let Some(v) = lookup(true) {
+                // Another leader in this process may have stored the value
+                // since our miss; it wrote the local tier too, so checking
+                // that is enough (and costs no round trip).
+                if let Some(v) = cache.local_typed::<M::Cached>(fp) {
                     leader.finish(|| None);
                     return M::from_cached(v);
                 }
