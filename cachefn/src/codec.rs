@@ -18,6 +18,9 @@
 //! proportion to the input's length.
 
 use std::any::{type_name, TypeId};
+use std::collections::BTreeMap;
+
+use parking_lot::RwLock;
 
 use serde::{de::DeserializeOwned, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
@@ -29,12 +32,129 @@ const FORMAT: u8 = 1;
 /// Length of the header in front of every payload.
 pub const HEADER_LEN: usize = 24;
 
-/// The fingerprint of a value type. Type names are what the compiler
-/// prints for the type (`alloc::string::String`, `myapp::Post`); changing a
-/// type's fields without renaming it is what the `version` option is for.
-#[inline]
+/// The fingerprint of a value type: XXH3-64 of its type name, normalised so
+/// that types serde writes the same way share it (`&str`, `Box<str>`,
+/// `Cow<str>` and `String`; `&[T]` and `Vec<T>`; `Arc<T>`, `Rc<T>`, `Box<T>`
+/// and `T`). Changing a type's fields without renaming it is what the
+/// `version` option is for.
 pub fn type_fingerprint<T: ?Sized>() -> u64 {
-    xxh3_64(type_name::<T>().as_bytes())
+    static MEMO: RwLock<BTreeMap<usize, u64>> = RwLock::new(BTreeMap::new());
+    let name = type_name::<T>();
+    let id = name.as_ptr() as usize ^ name.len().rotate_left(48);
+    if let Some(fp) = MEMO.read().get(&id) {
+        return *fp;
+    }
+    let fp = xxh3_64(normalize_type_name(name).as_bytes());
+    MEMO.write().insert(id, fp);
+    fp
+}
+
+/// Rewrite a `type_name` into the shape serde gives it (see [`type_fingerprint`]).
+fn normalize_type_name(name: &str) -> String {
+    fn ty(s: &mut &str, out: &mut String) {
+        *s = s.trim_start();
+        if let Some(rest) = s.strip_prefix('\'') {
+            // A lifetime: not part of the shape.
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            *s = &rest[end..];
+            return;
+        }
+        if let Some(rest) = s.strip_prefix('&') {
+            *s = rest.strip_prefix("mut ").unwrap_or(rest);
+            return ty(s, out);
+        }
+        if let Some(rest) = s.strip_prefix('[') {
+            *s = rest;
+            let mut inner = String::new();
+            ty(s, &mut inner);
+            if let Some(rest) = s.strip_prefix(']') {
+                *s = rest;
+                out.push_str("alloc::vec::Vec<");
+                out.push_str(&inner);
+                out.push('>');
+            } else {
+                // An array `[T; N]`: serde writes it as a tuple, keep it.
+                let end = s.find(']').map_or(s.len(), |i| i + 1);
+                out.push('[');
+                out.push_str(&inner);
+                out.push_str(&s[..end]);
+                *s = &s[end..];
+            }
+            return;
+        }
+        if let Some(rest) = s.strip_prefix('(') {
+            *s = rest;
+            out.push('(');
+            list(s, out, ')');
+            return;
+        }
+        let end = s
+            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(s.len());
+        let path = &s[..end];
+        *s = &s[end..];
+        let transparent = matches!(
+            path,
+            "alloc::boxed::Box" | "alloc::sync::Arc" | "alloc::rc::Rc" | "alloc::borrow::Cow"
+        );
+        if transparent && s.starts_with('<') {
+            *s = &s[1..];
+            // The first argument that is a type (`Cow<'_, str>` starts with a lifetime).
+            let written = out.len();
+            ty(s, out);
+            while out.len() == written && s.starts_with(',') {
+                *s = &s[1..];
+                ty(s, out);
+            }
+            // Skip anything else up to the closing '>' (an allocator, say).
+            let mut skipped = String::new();
+            list(s, &mut skipped, '>');
+            return;
+        }
+        out.push_str(if path == "str" {
+            "alloc::string::String"
+        } else {
+            path
+        });
+        if let Some(rest) = s.strip_prefix('<') {
+            *s = rest;
+            out.push('<');
+            list(s, out, '>');
+        }
+    }
+    /// Types separated by `, ` up to `close`, which is consumed and written.
+    fn list(s: &mut &str, out: &mut String, close: char) {
+        loop {
+            *s = s.trim_start();
+            if let Some(rest) = s.strip_prefix(close) {
+                *s = rest;
+                out.push(close);
+                return;
+            }
+            if s.is_empty() {
+                return;
+            }
+            let (before, written) = (s.len(), out.len());
+            ty(s, out);
+            if let Some(rest) = s.strip_prefix(',') {
+                *s = rest;
+                if out.len() > written {
+                    out.push_str(", ");
+                }
+            } else if s.len() == before {
+                // Something this parser does not know (`dyn`, `fn`): keep it verbatim.
+                out.push_str(s);
+                *s = "";
+            }
+        }
+    }
+    let mut s = name;
+    let mut out = String::with_capacity(name.len() + 16);
+    ty(&mut s, &mut out);
+    out.push_str(s);
+    out
 }
 
 /// Encode `value` with an expiry (Unix ms, 0 = never).
@@ -130,6 +250,73 @@ mod tests {
             Err(DecodeError::Corrupt)
         );
         assert_eq!(expiry(&encode(&1u8, 77).unwrap()), Some(77));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2_000, failure_persistence: None, ..Default::default() })]
+
+        /// Random bytes never panic and never decode.
+        #[test]
+        fn random_bytes_are_a_miss(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            proptest::prop_assert!(decode::<Vec<String>>(&bytes).is_err() || bytes.starts_with(MAGIC));
+            let _ = decode::<(String, u64, Option<Vec<u8>>)>(&bytes);
+        }
+
+        /// Every truncation and every single-byte change of a valid value is a miss.
+        #[test]
+        fn damaged_values_are_a_miss(v in proptest::collection::vec(".{0,20}", 0..5), cut in 0usize..400, flip in 0usize..400) {
+            let bytes = encode(&v, 0).unwrap();
+            let cut = cut % bytes.len();
+            proptest::prop_assert!(decode::<Vec<String>>(&bytes[..cut]).is_err());
+            let mut changed = bytes.clone();
+            let at = flip % bytes.len();
+            changed[at] ^= 0x5a;
+            // Byte 3 (flags) and 12..20 (expiry) are not checked: they change no value.
+            if at != 3 && !(12..20).contains(&at) {
+                proptest::prop_assert!(decode::<Vec<String>>(&changed).is_err());
+            }
+            proptest::prop_assert_eq!(decode::<Vec<String>>(&bytes).unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn serde_equivalent_types_share_a_fingerprint() {
+        use std::borrow::Cow;
+        use std::sync::Arc;
+        assert_eq!(type_fingerprint::<&str>(), type_fingerprint::<String>());
+        assert_eq!(
+            type_fingerprint::<Vec<&str>>(),
+            type_fingerprint::<Vec<String>>()
+        );
+        assert_eq!(type_fingerprint::<&[u32]>(), type_fingerprint::<Vec<u32>>());
+        assert_eq!(type_fingerprint::<Arc<str>>(), type_fingerprint::<String>());
+        assert_eq!(
+            type_fingerprint::<Cow<'static, str>>(),
+            type_fingerprint::<String>()
+        );
+        assert_eq!(
+            type_fingerprint::<Box<(u8, &str)>>(),
+            type_fingerprint::<(u8, String)>()
+        );
+        assert_eq!(
+            type_fingerprint::<std::collections::HashMap<&str, Vec<&[u8]>>>(),
+            type_fingerprint::<std::collections::HashMap<String, Vec<Vec<u8>>>>()
+        );
+        assert_ne!(type_fingerprint::<[u8; 3]>(), type_fingerprint::<Vec<u8>>());
+        assert_ne!(type_fingerprint::<u32>(), type_fingerprint::<u64>());
+        assert_ne!(
+            type_fingerprint::<Option<String>>(),
+            type_fingerprint::<String>()
+        );
+        assert_eq!(
+            normalize_type_name("[&str; 2]"),
+            "[alloc::string::String; 2]"
+        );
+        let v: Vec<&str> = vec!["a"];
+        assert_eq!(
+            decode::<Vec<String>>(&encode(&v, 0).unwrap()).unwrap(),
+            vec!["a".to_string()]
+        );
     }
 
     #[test]

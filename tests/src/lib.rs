@@ -46,7 +46,10 @@ impl CountingBackend {
     }
     /// Write raw bytes under a full (prefixed) key, bypassing the cache.
     pub fn put_raw(&self, key: &str, bytes: &[u8]) {
-        self.inner.map.lock().insert(key.to_owned(), (bytes.to_vec(), None));
+        self.inner
+            .map
+            .lock()
+            .insert(key.to_owned(), (bytes.to_vec(), None));
     }
     pub fn raw(&self, key: &str) -> Option<Vec<u8>> {
         self.inner.map.lock().get(key).map(|(v, _)| v.clone())

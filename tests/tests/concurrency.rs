@@ -57,7 +57,11 @@ fn a_panicking_leader_does_not_strand_its_waiters() {
     let panics = results.iter().filter(|r| r.is_err()).count();
     assert_eq!(panics, 1, "the panic reaches its own caller only");
     assert!(results.iter().flatten().all(|v| *v == 2));
-    assert_eq!(RUNS.get(), 2, "one waiter took over, the rest waited for it");
+    assert_eq!(
+        RUNS.get(),
+        2,
+        "one waiter took over, the rest waited for it"
+    );
 }
 
 #[test]

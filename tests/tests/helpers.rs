@@ -78,14 +78,23 @@ impl Repo {
 
 #[test]
 fn method_helpers() {
-    let a = Repo { tenant: 1, runs: Runs::new() };
-    let b = Repo { tenant: 2, runs: Runs::new() };
+    let a = Repo {
+        tenant: 1,
+        runs: Runs::new(),
+    };
+    let b = Repo {
+        tenant: 2,
+        runs: Runs::new(),
+    };
 
     assert_eq!(a.global_count("users"), 5);
     assert_eq!(b.global_count("users"), 5);
     assert_eq!(a.runs.get() + b.runs.get(), 1, "self is not in the key");
     assert_eq!(Repo::global_count_get_cached("users"), Some(5));
-    assert_eq!(Repo::global_count_key("users").as_str(), "helpers.Repo.global_count:v1:users");
+    assert_eq!(
+        Repo::global_count_key("users").as_str(),
+        "helpers.Repo.global_count:v1:users"
+    );
     Repo::global_count_clear("users").unwrap();
     assert_eq!(Repo::global_count_get_cached("users"), None);
 

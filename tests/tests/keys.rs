@@ -15,7 +15,14 @@ pub enum Kind {
     C { x: u8, y: Option<String> },
 }
 
-type Args = (String, Option<u32>, Vec<String>, i64, Option<Option<bool>>, Kind);
+type Args = (
+    String,
+    Option<u32>,
+    Vec<String>,
+    i64,
+    Option<Option<bool>>,
+    Kind,
+);
 
 #[quickcache]
 fn many(a: String, b: Option<u32>, c: Vec<String>, d: i64, e: Option<Option<bool>>, f: Kind) -> u8 {
@@ -112,7 +119,11 @@ fn keys_are_stable_text() {
     assert_eq!(keys[3], "keys.search:v1:\"\":~:-0");
     assert_eq!(keys[4].len(), cachefn::MAX_KEY_LEN);
     assert!(keys[4].starts_with("keys.search:v1:%C3%A9%C3%A9"));
-    assert!(keys[4].ends_with("#c641af0cdd20526ef3c248e345a49a22"), "{}", keys[4]);
+    assert!(
+        keys[4].ends_with("#c641af0cdd20526ef3c248e345a49a22"),
+        "{}",
+        keys[4]
+    );
 }
 
 /// A child process (this test binary again) computes the same keys.
@@ -125,7 +136,12 @@ fn keys_are_the_same_in_another_process() {
         return;
     }
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "keys_are_the_same_in_another_process", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "keys_are_the_same_in_another_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("CACHEFN_KEYS_CHILD", "1")
         .output()
         .expect("run the test binary as a child");

@@ -28,7 +28,9 @@ fn user(id: u64, name: &str) -> User {
     User {
         id,
         name: name.into(),
-        org: Org { slug: "acme".into() },
+        org: Org {
+            slug: "acme".into(),
+        },
     }
 }
 
@@ -56,7 +58,11 @@ fn vary_on_a_field_ignores_the_rest() {
         format!("hi {}", user.name)
     }
     assert_eq!(greet(&user(1, "ann")), "hi ann");
-    assert_eq!(greet(&user(1, "renamed")), "hi ann", "name is not part of the key");
+    assert_eq!(
+        greet(&user(1, "renamed")),
+        "hi ann",
+        "name is not part of the key"
+    );
     assert_eq!(RUNS.get(), 1);
     greet(&user(2, "bob"));
     assert_eq!(RUNS.get(), 2);
@@ -73,7 +79,11 @@ fn vary_on_a_list_with_nested_fields_and_methods() {
     }
     listing(&user(1, "ann"), 1, "a");
     listing(&user(99, "ann"), 1, "b");
-    assert_eq!(RUNS.get(), 1, "id and the third argument are not in vary_on");
+    assert_eq!(
+        RUNS.get(),
+        1,
+        "id and the third argument are not in vary_on"
+    );
     listing(&user(1, "ann"), 2, "a");
     assert_eq!(RUNS.get(), 2);
     let key = listing::key(&user(1, "ann"), 2);
@@ -189,7 +199,10 @@ fn unknown_cache_name_runs_the_body() {
     assert_eq!(lonely(1), 1);
     assert_eq!(lonely(1), 1);
     assert_eq!(RUNS.get(), 2, "no cache: every call runs, none fails");
-    assert!(matches!(lonely::clear(1), Err(cachefn::Error::UnknownCache(_))));
+    assert!(matches!(
+        lonely::clear(1),
+        Err(cachefn::Error::UnknownCache(_))
+    ));
     assert_eq!(lonely::get_cached(1), None);
 }
 

@@ -11,7 +11,12 @@ pub struct User {
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
 
-#[quickcache(vary_on = "user.id", timeout = 300, local_timeout = 10, skip_arg = "force")]
+#[quickcache(
+    vary_on = "user.id",
+    timeout = 300,
+    local_timeout = 10,
+    skip_arg = "force"
+)]
 fn sidebar(user: &User, force: bool) -> String {
     RUNS.fetch_add(1, Ordering::SeqCst);
     format!("sidebar of {}", user.name)
@@ -30,7 +35,10 @@ impl Svc {
 
 #[test]
 fn smoke() {
-    let u = User { id: 7, name: "ann".into() };
+    let u = User {
+        id: 7,
+        name: "ann".into(),
+    };
     assert_eq!(sidebar(&u, false), "sidebar of ann");
     assert_eq!(sidebar(&u, false), "sidebar of ann");
     assert_eq!(RUNS.load(Ordering::SeqCst), 1);

@@ -74,7 +74,11 @@ fn back_fill_never_outlives_the_shared_entry() {
     a.set("k", &5u8, Duration::from_millis(400)).unwrap();
     assert_eq!(b.get::<u8>("k"), Some(5));
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(b.get::<u8>("k"), None, "the local copy expired with the entry");
+    assert_eq!(
+        b.get::<u8>("k"),
+        None,
+        "the local copy expired with the entry"
+    );
 }
 
 static DOWN_RUNS: Runs = Runs::new();
@@ -94,7 +98,11 @@ fn a_failing_shared_tier_never_fails_a_call() {
     for _ in 0..3 {
         assert_eq!(resilient(4), 40);
     }
-    assert_eq!(DOWN_RUNS.get(), 3, "nothing could be stored, so every call ran");
+    assert_eq!(
+        DOWN_RUNS.get(),
+        3,
+        "nothing could be stored, so every call ran"
+    );
     assert!(cache.stats().shared_errors >= 3);
     // Writes that cannot reach the shared tier return the error.
     assert!(resilient::set_cached(4, 1).is_err());
@@ -132,9 +140,15 @@ fn foreign_bytes_are_a_miss_and_get_overwritten() {
         assert_ne!(store.raw(&key).as_deref(), Some(garbage), "overwritten");
     }
     assert_eq!(GARBAGE_RUNS.get(), 4);
-    assert_eq!(cache.stats().undecodable, 4, "each foreign value was read once");
+    assert_eq!(
+        cache.stats().undecodable,
+        4,
+        "each foreign value was read once"
+    );
     // A value of another type under the key is a miss as well.
-    cache.set(decoded::key(2), &"a string", Duration::from_secs(60)).unwrap();
+    cache
+        .set(decoded::key(2), &"a string", Duration::from_secs(60))
+        .unwrap();
     assert_eq!(decoded(2), vec!["2".to_string()]);
     assert_eq!(GARBAGE_RUNS.get(), 5);
 }
@@ -146,13 +160,28 @@ fn keys_outside_the_prefix_are_never_touched() {
     store.put_raw("blogger:x", b"theirs too");
     let cache = tiered(&store, "blog");
     cache.set("a", &1u32, Duration::from_secs(60)).unwrap();
-    cache.set_many(&[("b", 2u32), ("c", 3u32)], Duration::from_secs(60)).unwrap();
-    assert!(store.keys().iter().filter(|k| !k.contains("theirs")).count() >= 3);
+    cache
+        .set_many(&[("b", 2u32), ("c", 3u32)], Duration::from_secs(60))
+        .unwrap();
+    assert!(
+        store
+            .keys()
+            .iter()
+            .filter(|k| !k.contains("theirs"))
+            .count()
+            >= 3
+    );
     for k in store.keys() {
-        assert!(k.starts_with("blog:") || k == "other:app:key" || k == "blogger:x", "{k}");
+        assert!(
+            k.starts_with("blog:") || k == "other:app:key" || k == "blogger:x",
+            "{k}"
+        );
     }
     cache.clear().unwrap();
-    assert_eq!(store.keys(), vec!["blogger:x".to_string(), "other:app:key".to_string()]);
+    assert_eq!(
+        store.keys(),
+        vec!["blogger:x".to_string(), "other:app:key".to_string()]
+    );
 }
 
 #[test]
