@@ -350,12 +350,6 @@ impl KeySerializer<'_> {
     }
 }
 
-impl<'a> Sink for &'a mut dyn Sink {
-    fn push(&mut self, bytes: &[u8]) {
-        (**self).push(bytes)
-    }
-}
-
 pub(crate) struct Compound<'a> {
     ser: KeySerializer<'a>,
     first: bool,

@@ -16,9 +16,12 @@ pub struct CountingBackend {
     inner: Arc<Inner>,
 }
 
+/// A stored value and its deadline (`None`: no expiry).
+type Entry = (Vec<u8>, Option<Instant>);
+
 #[derive(Default)]
 struct Inner {
-    map: Mutex<HashMap<String, (Vec<u8>, Option<Instant>)>>,
+    map: Mutex<HashMap<String, Entry>>,
     down: AtomicBool,
     pub gets: AtomicUsize,
     pub sets: AtomicUsize,
