@@ -91,34 +91,50 @@ pub fn check(cx: &mut Ctxt, func: &ItemFn, o: &Options) -> Option<Plan> {
             }
         }
     }
-    let param_names = || {
-        let mut names: Vec<String> = params.iter().map(|p| format!("`{}`", p.ident)).collect();
-        if receiver {
+    // "one of `a`, `b`" / "`a`" / None when there is nothing to name.
+    let choices = |with_self: bool, skip: Option<&str>| -> Option<String> {
+        let mut names: Vec<String> = params
+            .iter()
+            .filter(|p| skip != Some(p.ident.to_string().as_str()))
+            .map(|p| format!("`{}`", p.ident))
+            .collect();
+        if with_self && receiver {
             names.insert(0, "`self`".into());
         }
-        if names.is_empty() {
-            "it has none".to_owned()
-        } else {
-            format!("one of {}", names.join(", "))
+        match names.len() {
+            0 => None,
+            1 => Some(names.remove(0)),
+            _ => Some(format!("one of {}", names.join(", "))),
         }
     };
-
     // skip_arg
     let mut skip_arg = None;
     if let Some(lit) = &o.skip_arg {
+        let bools: Vec<&Param> = params.iter().filter(|p| is_bool(&p.ty)).collect();
+        let bool_choice = match bools.len() {
+            0 => format!("`{name}` has no `bool` parameter: add one (e.g. `force: bool`) or remove `skip_arg`"),
+            1 => format!("name `{}`", bools[0].ident),
+            _ => format!(
+                "name one of {}",
+                bools.iter().map(|p| format!("`{}`", p.ident)).collect::<Vec<_>>().join(", ")
+            ),
+        };
         match params.iter().find(|p| p.ident == lit.value()) {
+            None if lit.value() == "self" => cx.error(
+                lit.span(),
+                format!("`self` cannot be the `skip_arg`: it must be a `bool` parameter; {bool_choice}"),
+            ),
             None => cx.error(
                 lit.span(),
                 format!(
-                    "`skip_arg` names `{}`, which is not a parameter of `{name}`: name a `bool` parameter, {}",
+                    "`skip_arg` names `{}`, which is not a parameter of `{name}`; {bool_choice}",
                     lit.value(),
-                    param_names()
                 ),
             ),
             Some(p) if !is_bool(&p.ty) => cx.error(
                 lit.span(),
                 format!(
-                    "`skip_arg` must name a `bool` parameter (true = refresh the cached value), but `{}` is `{}`",
+                    "`skip_arg` must name a `bool` parameter (true = refresh the cached value), but `{}` is `{}`; {bool_choice}",
                     p.ident,
                     p.ty.to_token_stream()
                 ),
@@ -126,6 +142,13 @@ pub fn check(cx: &mut Ctxt, func: &ItemFn, o: &Options) -> Option<Plan> {
             Some(p) => skip_arg = Some(p.ident.clone()),
         }
     }
+    let skip_name = skip_arg.as_ref().map(|s| s.to_string());
+    let start_with = |what: String| -> String {
+        match choices(true, skip_name.as_deref()) {
+            Some(c) => format!("{what}: start it with {c}"),
+            None => format!("{what}: `{name}` has no parameters to vary on, so remove `vary_on` (or write `vary_on = []`)"),
+        }
+    };
 
     // vary_on
     let mut key_exprs = Vec::new();
@@ -148,21 +171,20 @@ pub fn check(cx: &mut Ctxt, func: &ItemFn, o: &Options) -> Option<Plan> {
                 let root_s = root.to_string();
                 if root_s == "self" {
                     if !receiver {
-                        cx.error(lit.span(), format!("`vary_on` path `{}` starts with `self`, but `{name}` has no `self` parameter: start it with {}", lit.value(), param_names()));
+                        let what = format!("`vary_on` path `{}` starts with `self`, but `{name}` has no `self` parameter", lit.value());
+                        cx.error(lit.span(), start_with(what));
                         continue;
                     }
                 } else if skip_arg.as_ref().is_some_and(|s| *s == root_s) {
                     cx.error(lit.span(), format!("`{root_s}` is the `skip_arg`, so it cannot also be in `vary_on`: remove it from `vary_on` (a refresh flag is never part of the key)"));
                     continue;
                 } else if !params.iter().any(|p| p.ident == root_s) {
-                    cx.error(
-                        lit.span(),
-                        format!(
-                            "`vary_on` path `{}` starts with `{root_s}`, which is not a parameter of `{name}`: start it with {}",
-                            lit.value(),
-                            param_names()
-                        ),
-                    );
+                    let what = if lit.value() == root_s {
+                        format!("`{root_s}` is not a parameter of `{name}`")
+                    } else {
+                        format!("`vary_on` path `{}` starts with `{root_s}`, which is not a parameter of `{name}`", lit.value())
+                    };
+                    cx.error(lit.span(), start_with(what));
                     continue;
                 }
                 key_exprs.push(expr);

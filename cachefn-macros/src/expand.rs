@@ -75,13 +75,33 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
     let ret = &plan.ret;
     let ms = Span::mixed_site();
     let kb = Ident::new("__cachefn_key", ms);
+    // Spanned at the return type, so that a type error about the value
+    // points there (once) rather than at the attribute.
+    let rs = ret.span();
     let mode = match plan.mode {
-        Mode::Plain => quote!(::cachefn::__private::Plain<#ret>),
-        Mode::Result => quote!(::cachefn::__private::ResultOf<#ret>),
-        Mode::Option => quote!(::cachefn::__private::OptionOf<#ret>),
+        Mode::Plain => quote_spanned!(rs=> ::cachefn::__private::Plain<#ret>),
+        Mode::Result => quote_spanned!(rs=> ::cachefn::__private::ResultOf<#ret>),
+        Mode::Option => quote_spanned!(rs=> ::cachefn::__private::OptionOf<#ret>),
     };
+    let refresh = match &plan.skip_arg {
+        Some(s) => quote!(#s),
+        None => quote!(false),
+    };
+    let generics = &sig.generics;
+    let where_clause = &sig.generics.where_clause;
+    let value = Ident::new("value", Span::call_site());
+    let call_method = quote_spanned!(rs=> ::cachefn::__private::call::<#mode>(__cachefn_site, &mut #kb, #refresh, move || #block));
+    let call_free = quote_spanned!(rs=> ::cachefn::__private::call::<#mode>(&#fn_name::__SITE, &mut #kb, #refresh, move || #block));
+    let get_method =
+        quote_spanned!(rs=> ::cachefn::__private::get_cached::<#mode>(__cachefn_site, &mut #kb));
+    let set_method = quote_spanned!(rs=> ::cachefn::__private::set_cached::<#mode>(__cachefn_site, &mut #kb, #value));
+    let get_free =
+        quote_spanned!(rs=> ::cachefn::__private::get_cached::<#mode>(&__SITE, &mut #kb));
+    let set_free =
+        quote_spanned!(rs=> ::cachefn::__private::set_cached::<#mode>(&__SITE, &mut #kb, #value));
     let cached = &plan.cached;
-    let assert_value = quote_spanned! {ret.span()=>
+    let cached_span = cached.clone().into_iter().next().map_or(rs, |t| t.span());
+    let assert_value = quote_spanned! {cached_span=>
         const _: () = ::cachefn::__private::assert_value::<<#mode as ::cachefn::__private::Memo>::Cached>();
     };
     let parts: Vec<TokenStream> = plan
@@ -92,10 +112,6 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
             quote_spanned!(span=> #kb.part(&(#e));)
         })
         .collect();
-    let refresh = match &plan.skip_arg {
-        Some(s) => quote!(#s),
-        None => quote!(false),
-    };
     let site_options = site_options(o);
     let site_name = |method: bool| match (&o.name, method) {
         (Some(n), _) => quote!(::cachefn::__private::SiteName::Custom(#n)),
@@ -116,10 +132,6 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
             quote!(#id: #ty)
         })
         .collect();
-    let generics = &sig.generics;
-    let where_clause = &sig.generics.where_clause;
-    let value = Ident::new("value", Span::call_site());
-
     if plan.receiver {
         let site_fn = format_ident!("__cachefn_site_{}", fn_name);
         let site_name = site_name(true);
@@ -143,7 +155,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                 #[allow(unused_mut)]
                 let mut #kb = __cachefn_site.key_builder();
                 #(#parts)*
-                ::cachefn::__private::call::<#mode>(__cachefn_site, &mut #kb, #refresh, move || #block)
+                #call_method
             }
 
             #[doc(hidden)]
@@ -183,7 +195,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                 #[allow(unused_mut)]
                 let mut #kb = __cachefn_site.key_builder();
                 #(#parts)*
-                ::cachefn::__private::get_cached::<#mode>(__cachefn_site, &mut #kb)
+                #get_method
             }
 
             #[doc = #d_set]
@@ -192,7 +204,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                 #[allow(unused_mut)]
                 let mut #kb = __cachefn_site.key_builder();
                 #(#parts)*
-                ::cachefn::__private::set_cached::<#mode>(__cachefn_site, &mut #kb, #value)
+                #set_method
             }
         }
     } else {
@@ -208,7 +220,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                 #[allow(unused_mut)]
                 let mut #kb = #fn_name::__SITE.key_builder();
                 #(#parts)*
-                ::cachefn::__private::call::<#mode>(&#fn_name::__SITE, &mut #kb, #refresh, move || #block)
+                #call_free
             }
 
             #[doc = #mod_doc]
@@ -246,7 +258,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                     #[allow(unused_mut)]
                     let mut #kb = __SITE.key_builder();
                     #(#parts)*
-                    ::cachefn::__private::get_cached::<#mode>(&__SITE, &mut #kb)
+                    #get_free
                 }
 
                 #[doc = #d_set]
@@ -254,7 +266,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                     #[allow(unused_mut)]
                     let mut #kb = __SITE.key_builder();
                     #(#parts)*
-                    ::cachefn::__private::set_cached::<#mode>(&__SITE, &mut #kb, #value)
+                    #set_free
                 }
             }
         }

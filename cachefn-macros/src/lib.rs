@@ -41,7 +41,13 @@ pub fn config_quickcache(input: TokenStream) -> TokenStream {
     let options = attr::parse_options(&mut cx, raw, attr::Place::Config);
     if let (Some(t), Some(l)) = (&options.timeout, &options.local_timeout) {
         if l.value > t.value {
-            cx.error(l.span, format!("`local_timeout` ({}) is longer than `timeout` ({}): use `local_timeout = {}` or less", l.value, t.value, t.value));
+            cx.error(
+                l.span,
+                format!(
+                    "`local_timeout` ({}) is longer than `timeout` ({}): the local tier never keeps an entry longer than the shared one; use `local_timeout = {}` or less",
+                    l.value, t.value, t.value
+                ),
+            );
         }
     }
     if let Some(t) = &options.timeout {
@@ -52,16 +58,24 @@ pub fn config_quickcache(input: TokenStream) -> TokenStream {
             );
         }
     }
+    if let Some(c) = &options.cache {
+        if c.value().is_empty() {
+            cx.error(
+                c.span(),
+                "`cache` names a registered cache and cannot be empty, e.g. `cache = \"sessions\"`",
+            );
+        }
+    }
     if let Err(errors) = cx.check() {
         return errors.into();
     }
     let opts = expand::site_options(&options);
     quote::quote! {
-        /// Marks this crate's `cachefn::config::quickcache!`; a second one in
-        /// the same module is an error.
+        // A second `config::quickcache!` in the same module is an error that
+        // names this constant: write the macro once per crate.
         #[doc(hidden)]
         #[allow(non_upper_case_globals, dead_code)]
-        const __cachefn_crate_defaults: () = ();
+        const cachefn_config_quickcache_must_be_written_once_per_crate: () = ();
         ::cachefn::__private::inventory::submit! {
             ::cachefn::__private::CrateDefaults {
                 module_path: ::core::module_path!(),

@@ -67,8 +67,8 @@ pub mod __private {
     /// A value that can be part of a key.
     #[diagnostic::on_unimplemented(
         message = "`{Self}` cannot be part of a cache key",
-        label = "named by `vary_on`",
-        note = "key parts must implement serde::Serialize; derive it, or name a field that does in `vary_on` (e.g. \"user.id\")"
+        label = "this is part of the cache key",
+        note = "every argument in the key must implement serde::Serialize: derive it, or name a field that does with `vary_on` (e.g. `vary_on = \"user.id\"`)"
     )]
     pub trait KeyPart: serde::Serialize {}
     impl<T: serde::Serialize + ?Sized> KeyPart for T {}
