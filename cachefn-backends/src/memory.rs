@@ -1,7 +1,9 @@
 //! The bounded, typed, in-process tier.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +33,9 @@ pub struct Slot {
     key: Box<str>,
     expires_at: u64,
     weight: u64,
+    /// Set once the tier no longer holds this slot (replaced, removed,
+    /// evicted, cleared): threads' front caches then stop serving it.
+    dead: AtomicBool,
     value: Box<dyn LocalValue>,
 }
 
@@ -52,8 +57,40 @@ impl Slot {
             .then(|| Duration::from_millis(self.expires_at.saturating_sub(now)))
     }
 
+    #[inline]
     fn is_expired(&self, now: u64) -> bool {
         now >= self.expires_at
+    }
+
+    #[inline]
+    fn is_live(&self, now: u64) -> bool {
+        !self.dead.load(Ordering::Acquire) && !self.is_expired(now)
+    }
+
+    fn kill(&self) {
+        self.dead.store(true, Ordering::Release);
+    }
+}
+
+/// Marks evicted slots dead, and drops up to two of them after the shard
+/// lock is released (as quick_cache's default lifecycle does).
+#[derive(Clone, Copy, Default)]
+struct KillOnEvict;
+
+impl quick_cache::Lifecycle<u128, Arc<Slot>> for KillOnEvict {
+    type RequestState = [Option<Arc<Slot>>; 2];
+
+    #[inline]
+    fn begin_request(&self) -> Self::RequestState {
+        [None, None]
+    }
+
+    #[inline]
+    fn on_evict(&self, state: &mut Self::RequestState, _fp: u128, slot: Arc<Slot>) {
+        slot.kill();
+        if let Some(free) = state.iter_mut().find(|s| s.is_none()) {
+            *free = Some(slot);
+        }
     }
 }
 
@@ -102,13 +139,43 @@ impl BuildHasher for BuildFold {
     }
 }
 
-type Store = quick_cache::sync::Cache<
-    u128,
-    Arc<Slot>,
-    SlotWeighter,
-    BuildFold,
-    quick_cache::sync::DefaultLifecycle<u128, Arc<Slot>>,
->;
+type Store = quick_cache::sync::Cache<u128, Arc<Slot>, SlotWeighter, BuildFold, KillOnEvict>;
+
+/// Sets (of [`WAYS`] entries) in each thread's front cache.
+const FRONT_SETS: usize = 512;
+const WAYS: usize = 2;
+/// One front-cache hit in this many goes to the shared store instead, so
+/// that its eviction policy still sees which entries are hot.
+const PASS_THROUGH_EVERY: u32 = 16;
+/// Stripes of the lock that orders writers of one key.
+const WRITE_STRIPES: usize = 64;
+
+struct FrontEntry {
+    tier: u64,
+    fp: u128,
+    slot: Arc<Slot>,
+}
+
+/// A small per-thread cache of recently read slots, in front of the shared
+/// store. A hit there reads the slot's `dead` flag and expiry and writes no
+/// memory shared with other threads (no lock word, no reference count), so
+/// hits on several cores do not contend.
+#[derive(Default)]
+struct Front {
+    entries: Vec<Option<FrontEntry>>,
+    ticks: u32,
+}
+
+thread_local! {
+    static FRONT: RefCell<Front> = const { RefCell::new(Front { entries: Vec::new(), ticks: 0 }) };
+}
+
+static NEXT_TIER_ID: AtomicU64 = AtomicU64::new(1);
+
+#[inline]
+fn front_set(fp: u128) -> usize {
+    ((fp >> 64) as usize % FRONT_SETS) * WAYS
+}
 
 /// Per-entry bookkeeping counted against a byte budget on top of key and value.
 const SLOT_OVERHEAD: u64 = 96;
@@ -126,6 +193,12 @@ const SLOT_OVERHEAD: u64 = 96;
 /// cachefn runtime computes without allocating; the key text is kept beside
 /// the value for prefix clears.
 ///
+/// Each thread keeps a small front cache (1,024 entries) of the slots it read
+/// recently, so that a hit writes no memory shared with other threads and
+/// hits scale across cores. A slot that the tier replaces, removes, evicts or
+/// clears is marked dead and no front cache serves it again; its memory is
+/// released when the threads that read it reuse that front entry.
+///
 /// Give it to a cache as its local tier (`cachefn::Cache::builder().local(..)`):
 ///
 /// ```
@@ -138,6 +211,10 @@ const SLOT_OVERHEAD: u64 = 96;
 pub struct Memory {
     store: Store,
     by_bytes: bool,
+    id: u64,
+    /// Orders writers of one key, so that the slot a write replaces is
+    /// always the one it marks dead.
+    writers: [Mutex<()>; WRITE_STRIPES],
     /// Serialises read-modify-write operations (`incr`) against each other.
     rmw: Mutex<()>,
 }
@@ -152,9 +229,11 @@ impl Memory {
                 entries as u64,
                 SlotWeighter,
                 BuildFold,
-                Default::default(),
+                KillOnEvict,
             ),
             by_bytes: false,
+            id: NEXT_TIER_ID.fetch_add(1, Ordering::Relaxed),
+            writers: std::array::from_fn(|_| Mutex::new(())),
             rmw: Mutex::new(()),
         }
     }
@@ -170,23 +249,99 @@ impl Memory {
                 bytes,
                 SlotWeighter,
                 BuildFold,
-                Default::default(),
+                KillOnEvict,
             ),
             by_bytes: true,
+            id: NEXT_TIER_ID.fetch_add(1, Ordering::Relaxed),
+            writers: std::array::from_fn(|_| Mutex::new(())),
             rmw: Mutex::new(()),
         }
     }
 
-    /// The live entry under `fp`, if any. An expired entry is removed and
-    /// reads as absent.
+    /// Run `f` on the live entry under `fp`, if any, and return its result.
+    ///
+    /// This is the hit path: it usually finds the slot in this thread's
+    /// front cache and writes nothing shared. An expired entry is removed and
+    /// reads as absent. `f` may itself read this tier (it then takes the
+    /// slower path).
     #[inline]
+    pub fn read<R>(&self, fp: u128, f: impl FnOnce(&Slot) -> R) -> Option<R> {
+        let now = clock::now_ms();
+        let mut f = Some(f);
+        let front = FRONT.with(|front| {
+            let mut front = front.try_borrow_mut().ok()?;
+            front.ticks = front.ticks.wrapping_add(1);
+            if front.ticks % PASS_THROUGH_EVERY == 0 || front.entries.is_empty() {
+                return None;
+            }
+            let set = front_set(fp);
+            for way in set..set + WAYS {
+                if let Some(e) = &front.entries[way] {
+                    if e.fp == fp && e.tier == self.id {
+                        if !e.slot.is_live(now) {
+                            front.entries[way] = None;
+                            return None;
+                        }
+                        let f = f.take()?;
+                        return Some(f(&e.slot));
+                    }
+                }
+            }
+            None
+        });
+        if front.is_some() {
+            return front;
+        }
+        let slot = self.get_at(fp, now)?;
+        let out = f.take().map(|f| f(&slot));
+        self.remember(fp, slot);
+        out
+    }
+
+    /// The live entry under `fp`, if any, as a shared handle. Prefer
+    /// [`Memory::read`] on hot paths: this one bypasses the front cache.
     pub fn get(&self, fp: u128) -> Option<Arc<Slot>> {
+        self.get_at(fp, clock::now_ms())
+    }
+
+    fn get_at(&self, fp: u128, now: u64) -> Option<Arc<Slot>> {
         let slot = self.store.get(&fp)?;
-        if slot.is_expired(clock::now_ms()) {
-            self.store.remove_if(&fp, |s| Arc::ptr_eq(s, &slot));
+        if slot.is_expired(now) {
+            if let Some((_, s)) = self.store.remove_if(&fp, |s| Arc::ptr_eq(s, &slot)) {
+                s.kill();
+            }
             return None;
         }
         Some(slot)
+    }
+
+    /// Put `slot` in this thread's front cache (most recent way first).
+    fn remember(&self, fp: u128, slot: Arc<Slot>) {
+        FRONT.with(|front| {
+            let Ok(mut front) = front.try_borrow_mut() else {
+                return;
+            };
+            if front.entries.is_empty() {
+                front.entries.resize_with(FRONT_SETS * WAYS, || None);
+            }
+            let set = front_set(fp);
+            let entry = FrontEntry {
+                tier: self.id,
+                fp,
+                slot,
+            };
+            // Keep the other way if it holds this key already (stale copy).
+            let same = front.entries[set..set + WAYS]
+                .iter()
+                .position(|e| e.as_ref().is_some_and(|e| e.fp == fp && e.tier == self.id));
+            match same {
+                Some(i) => front.entries[set + i] = Some(entry),
+                None => {
+                    front.entries[set..set + WAYS].rotate_right(1);
+                    front.entries[set] = Some(entry);
+                }
+            }
+        });
     }
 
     /// Store `value` under `fp` (the fingerprint of `key`) for `ttl`
@@ -206,25 +361,50 @@ impl Memory {
             key: key.into(),
             expires_at,
             weight,
+            dead: AtomicBool::new(false),
             value,
         };
+        let _writer = self.writer(fp);
+        if let Some(old) = self.store.peek(&fp) {
+            old.kill();
+        }
         self.store.insert(fp, Arc::new(slot));
+    }
+
+    fn writer(&self, fp: u128) -> parking_lot::MutexGuard<'_, ()> {
+        self.writers[(fp as usize) % WRITE_STRIPES].lock()
     }
 
     /// Remove the entry under `fp`; `true` if a live one was there.
     pub fn remove(&self, fp: u128) -> bool {
         let now = clock::now_ms();
-        matches!(self.store.remove(&fp), Some((_, slot)) if !slot.is_expired(now))
+        let _writer = self.writer(fp);
+        match self.store.remove(&fp) {
+            Some((_, slot)) => {
+                slot.kill();
+                !slot.is_expired(now)
+            }
+            None => false,
+        }
     }
 
     /// Remove every entry whose key starts with `prefix`.
     pub fn clear_prefix(&self, prefix: &str) {
-        self.store.retain(|_, slot| !slot.key.starts_with(prefix));
+        self.store.retain(|_, slot| {
+            let keep = !slot.key.starts_with(prefix);
+            if !keep {
+                slot.kill();
+            }
+            keep
+        });
     }
 
     /// Remove every entry.
     pub fn clear(&self) {
-        self.store.clear();
+        self.store.retain(|_, slot| {
+            slot.kill();
+            false
+        });
     }
 
     /// Run `f` while no other [`Memory::read_modify_write`] on this tier runs,
@@ -310,6 +490,66 @@ mod tests {
         assert!(m.get(2).unwrap().remaining(clock::now_ms()).is_none());
         assert!(m.remove(2));
         assert!(!m.remove(2));
+    }
+
+    fn read_u(m: &Memory, fp: u128) -> Option<usize> {
+        m.read(fp, |s| s.value().size_hint())
+    }
+
+    #[test]
+    fn front_cache_never_serves_a_replaced_or_removed_slot() {
+        let m = Memory::with_capacity(100);
+        m.insert(1, "a", val(1), Duration::ZERO);
+        for _ in 0..40 {
+            assert_eq!(read_u(&m, 1), Some(1));
+        }
+        m.insert(1, "a", val(2), Duration::ZERO);
+        for _ in 0..40 {
+            assert_eq!(read_u(&m, 1), Some(2), "replaced");
+        }
+        m.remove(1);
+        assert_eq!(read_u(&m, 1), None, "removed");
+        m.insert(1, "a", val(3), Duration::ZERO);
+        assert_eq!(read_u(&m, 1), Some(3));
+        m.clear();
+        assert_eq!(read_u(&m, 1), None, "cleared");
+        m.insert(1, "a", val(4), Duration::ZERO);
+        assert_eq!(read_u(&m, 1), Some(4));
+        m.clear_prefix("a");
+        assert_eq!(read_u(&m, 1), None, "prefix-cleared");
+        // Another tier with the same fingerprints is a different entry.
+        let other = Memory::with_capacity(10);
+        m.insert(1, "a", val(5), Duration::ZERO);
+        assert_eq!(read_u(&m, 1), Some(5));
+        assert_eq!(read_u(&other, 1), None);
+    }
+
+    #[test]
+    fn front_cache_never_serves_an_evicted_slot() {
+        let m = Memory::with_capacity(10);
+        m.insert(0, "k0", val(1), Duration::ZERO);
+        assert_eq!(read_u(&m, 0), Some(1));
+        for i in 1..5_000u128 {
+            m.insert(i << 64, "k", val(1), Duration::ZERO);
+        }
+        if m.get(0).is_none() {
+            assert_eq!(
+                read_u(&m, 0),
+                None,
+                "evicted from the tier, so gone from the front too"
+            );
+        }
+    }
+
+    #[test]
+    fn front_cache_sees_writes_from_other_threads() {
+        let m = Memory::with_capacity(100);
+        m.insert(9, "k", val(1), Duration::ZERO);
+        assert_eq!(read_u(&m, 9), Some(1));
+        std::thread::scope(|s| {
+            s.spawn(|| m.insert(9, "k", val(7), Duration::ZERO));
+        });
+        assert_eq!(read_u(&m, 9), Some(7));
     }
 
     #[test]

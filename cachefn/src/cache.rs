@@ -295,12 +295,12 @@ impl Cache {
     /// A local hit of a value of type `T`, cloned.
     #[inline]
     pub(crate) fn local_typed<T: Clone + DeserializeOwned + 'static>(&self, fp: u128) -> Option<T> {
-        let slot = self.inner.local.as_ref()?.get(fp)?;
-        if let Some(Typed(value)) = slot.value().as_any().downcast_ref::<Typed<T>>() {
-            self.inner.counters.local_hits.add();
-            return Some(value.clone());
-        }
-        let value = self.decode_slot::<T>(&slot)?;
+        let value = self.inner.local.as_ref()?.read(fp, |slot| {
+            match slot.value().as_any().downcast_ref::<Typed<T>>() {
+                Some(Typed(value)) => Some(value.clone()),
+                None => self.decode_slot::<T>(slot),
+            }
+        })??;
         self.inner.counters.local_hits.add();
         Some(value)
     }

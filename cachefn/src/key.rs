@@ -206,7 +206,9 @@ impl Sink for Vec<u8> {
 pub struct KeyBuilder {
     buf: [u8; MAX_KEY_LEN],
     len: usize,
-    overflow: Option<Xxh3>,
+    /// Boxed: only keys longer than the buffer need it, and the builder
+    /// stays small enough to build on the stack cheaply.
+    overflow: Option<Box<Xxh3>>,
     error: Option<String>,
 }
 
@@ -219,7 +221,7 @@ impl Sink for KeyBuilder {
             self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
             self.len += bytes.len();
         } else {
-            let mut h = Xxh3::new();
+            let mut h = Box::new(Xxh3::new());
             h.update(&self.buf[..self.len]);
             h.update(bytes);
             let room = MAX_KEY_LEN - self.len;
@@ -232,7 +234,7 @@ impl Sink for KeyBuilder {
 
 impl KeyBuilder {
     /// A key that starts with `head` (`name:vN`).
-    #[inline]
+    #[inline(always)]
     pub fn new(head: &str) -> Self {
         let mut kb = KeyBuilder {
             buf: [0; MAX_KEY_LEN],
@@ -249,7 +251,7 @@ impl KeyBuilder {
     pub fn part<T: crate::KeyPart + ?Sized>(&mut self, value: &T) {
         self.push(b":");
         let mut ser = KeySerializer {
-            out: self as &mut dyn Sink,
+            out: self,
             some_pending: false,
         };
         if let Err(e) = value.serialize(&mut ser) {
@@ -257,31 +259,35 @@ impl KeyBuilder {
         }
     }
 
-    /// The finished key text and its fingerprint, borrowed from the builder.
+    /// The finished key text (ASCII) and its fingerprint, borrowed from the
+    /// builder. The hit path needs only the fingerprint; [`key_text`] turns
+    /// the bytes into a `&str` on the paths that need the text.
     #[inline]
-    pub(crate) fn finish(&mut self) -> Result<(&str, u128), Error> {
+    pub(crate) fn finish(&mut self) -> Result<(&[u8], u128), Error> {
         if let Some(e) = self.error.take() {
             return Err(Error::Key(e));
         }
         if let Some(h) = self.overflow.take() {
-            let hash = h.digest128();
-            self.len = KEEP;
             let mut tail = Vec::with_capacity(HASH_TAIL);
-            write_hash_tail(&mut tail, hash);
+            write_hash_tail(&mut tail, h.digest128());
             self.buf[KEEP..].copy_from_slice(&tail);
             self.len = MAX_KEY_LEN;
         }
         let text = &self.buf[..self.len];
-        // Only ASCII is ever pushed: names and arguments are escaped.
-        let text = std::str::from_utf8(text).map_err(|e| Error::Key(e.to_string()))?;
-        Ok((text, fingerprint(text.as_bytes())))
+        Ok((text, fingerprint(text)))
     }
 
     /// The finished key as an owned [`Key`].
     pub fn into_key(mut self) -> Result<Key, Error> {
         let (text, fp) = self.finish()?;
-        Ok(Key::from_parts(text, fp))
+        Ok(Key::from_parts(key_text(text)?, fp))
     }
+}
+
+/// Key bytes as text. Builders only ever write ASCII (names and arguments
+/// are escaped), so this fails only on a bug, as a key error.
+pub(crate) fn key_text(bytes: &[u8]) -> Result<&str, Error> {
+    std::str::from_utf8(bytes).map_err(|e| Error::Key(e.to_string()))
 }
 
 #[derive(Debug)]
@@ -299,14 +305,14 @@ impl ser::Error for KeyError {
     }
 }
 
-struct KeySerializer<'a> {
-    out: &'a mut dyn Sink,
+struct KeySerializer<'a, S: Sink + ?Sized> {
+    out: &'a mut S,
     /// Set while serializing the inside of a `Some`, so that a nested
     /// `Option` marks itself with `+` and `Some(None)` differs from `None`.
     some_pending: bool,
 }
 
-impl KeySerializer<'_> {
+impl<S: Sink + ?Sized> KeySerializer<'_, S> {
     #[inline]
     fn take_pending(&mut self) -> bool {
         std::mem::take(&mut self.some_pending)
@@ -336,7 +342,7 @@ impl KeySerializer<'_> {
         fmt::Write::write_fmt(&mut s, format_args!("{v}")).map_err(ser::Error::custom)?;
         self.raw(s.as_bytes())
     }
-    fn open(&mut self, bytes: &[u8]) -> Result<Compound<'_>, KeyError> {
+    fn open(&mut self, bytes: &[u8]) -> Result<Compound<'_, S>, KeyError> {
         self.raw(bytes)?;
         Ok(Compound {
             ser: KeySerializer {
@@ -350,8 +356,8 @@ impl KeySerializer<'_> {
     }
 }
 
-pub(crate) struct Compound<'a> {
-    ser: KeySerializer<'a>,
+pub(crate) struct Compound<'a, S: Sink + ?Sized> {
+    ser: KeySerializer<'a, S>,
     first: bool,
     close: &'static [u8],
     /// Map entries, written sorted at the end so that iteration order does
@@ -359,7 +365,7 @@ pub(crate) struct Compound<'a> {
     entries: Option<Vec<Vec<u8>>>,
 }
 
-impl Compound<'_> {
+impl<S: Sink + ?Sized> Compound<'_, S> {
     fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
         if !std::mem::take(&mut self.first) {
             self.ser.out.push(b",");
@@ -382,16 +388,16 @@ impl Compound<'_> {
     }
 }
 
-impl<'a> ser::Serializer for &'a mut KeySerializer<'_> {
+impl<'a, S: Sink + ?Sized> ser::Serializer for &'a mut KeySerializer<'_, S> {
     type Ok = ();
     type Error = KeyError;
-    type SerializeSeq = Compound<'a>;
-    type SerializeTuple = Compound<'a>;
-    type SerializeTupleStruct = Compound<'a>;
-    type SerializeTupleVariant = Compound<'a>;
-    type SerializeMap = Compound<'a>;
-    type SerializeStruct = Compound<'a>;
-    type SerializeStructVariant = Compound<'a>;
+    type SerializeSeq = Compound<'a, S>;
+    type SerializeTuple = Compound<'a, S>;
+    type SerializeTupleStruct = Compound<'a, S>;
+    type SerializeTupleVariant = Compound<'a, S>;
+    type SerializeMap = Compound<'a, S>;
+    type SerializeStruct = Compound<'a, S>;
+    type SerializeStructVariant = Compound<'a, S>;
 
     fn serialize_bool(self, v: bool) -> Result<(), KeyError> {
         self.raw(if v { b"true" } else { b"false" })
@@ -542,7 +548,7 @@ impl<'a> ser::Serializer for &'a mut KeySerializer<'_> {
 
 macro_rules! compound {
     ($($tr:ident :: $method:ident),*) => {$(
-        impl ser::$tr for Compound<'_> {
+        impl<S: Sink + ?Sized> ser::$tr for Compound<'_, S> {
             type Ok = ();
             type Error = KeyError;
             fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
@@ -561,7 +567,7 @@ compound!(
     SerializeTupleVariant::serialize_field
 );
 
-impl ser::SerializeStruct for Compound<'_> {
+impl<S: Sink + ?Sized> ser::SerializeStruct for Compound<'_, S> {
     type Ok = ();
     type Error = KeyError;
     fn serialize_field<T: Serialize + ?Sized>(
@@ -576,7 +582,7 @@ impl ser::SerializeStruct for Compound<'_> {
     }
 }
 
-impl ser::SerializeStructVariant for Compound<'_> {
+impl<S: Sink + ?Sized> ser::SerializeStructVariant for Compound<'_, S> {
     type Ok = ();
     type Error = KeyError;
     fn serialize_field<T: Serialize + ?Sized>(
@@ -591,7 +597,7 @@ impl ser::SerializeStructVariant for Compound<'_> {
     }
 }
 
-impl ser::SerializeMap for Compound<'_> {
+impl<S: Sink + ?Sized> ser::SerializeMap for Compound<'_, S> {
     type Ok = ();
     type Error = KeyError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), KeyError> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::flight::Joined;
-use crate::key::{escape_name, KeyBuilder};
+use crate::key::{escape_name, key_text, KeyBuilder};
 use crate::log::RateLimited;
 use crate::registry::{self, Options};
 use crate::{Cache, Error, Key};
@@ -185,7 +185,7 @@ impl Site {
     }
 
     /// A key builder that has written this site's `name:vN`.
-    #[inline]
+    #[inline(always)]
     pub fn key_builder(&self) -> KeyBuilder {
         KeyBuilder::new(&self.settings().head)
     }
@@ -284,7 +284,7 @@ pub fn call<M: Memo>(
             return body();
         }
     };
-    let (text, fp) = match kb.finish() {
+    let (bytes, fp) = match kb.finish() {
         Ok(k) => k,
         Err(e) => {
             site.warn("no key", &e);
@@ -296,19 +296,26 @@ pub fn call<M: Memo>(
             return M::from_cached(v);
         }
     }
-    call_cold::<M>(site, cache, text, fp, refresh, body)
+    call_cold::<M>(site, cache, bytes, fp, refresh, body)
 }
 
 #[inline(never)]
 fn call_cold<M: Memo>(
     site: &'static Site,
     cache: &Cache,
-    text: &str,
+    bytes: &[u8],
     fp: u128,
     refresh: bool,
     body: impl FnOnce() -> M::Ret,
 ) -> M::Ret {
     let s = site.settings();
+    let text = match key_text(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            site.warn("no key", &e);
+            return body();
+        }
+    };
     let store = |ret: &M::Ret| {
         if let Some(v) = M::cacheable(ret, s.cache_none) {
             if let Err(e) = cache.store_typed(text, fp, v, s.timeout, s.local_timeout) {
@@ -361,8 +368,8 @@ fn call_cold<M: Memo>(
 
 fn finished(site: &Site, kb: &mut KeyBuilder) -> Result<(Cache, Key), Error> {
     let cache = site.cache()?;
-    let (text, fp) = kb.finish()?;
-    Ok((cache, Key::from_parts(text, fp)))
+    let (bytes, fp) = kb.finish()?;
+    Ok((cache, Key::from_parts(key_text(bytes)?, fp)))
 }
 
 /// `f::clear(args)`.
