@@ -30,9 +30,17 @@ pub trait LocalValue: Any + Send + Sync {
 /// One entry of a [`Memory`] tier: the key it was stored under, when it
 /// expires, and the value.
 pub struct Slot {
+    /// What a hit reads, on a cache line of its own: the `Arc` reference
+    /// counts in front of it change when a slot is shared or released, and
+    /// must not invalidate the line that other threads' hits read.
+    hot: Hot,
     key: Box<str>,
-    expires_at: u64,
     weight: u64,
+}
+
+#[repr(align(64))]
+struct Hot {
+    expires_at: u64,
     /// Set once the tier no longer holds this slot (replaced, removed,
     /// evicted, cleared): threads' front caches then stop serving it.
     dead: AtomicBool,
@@ -47,28 +55,28 @@ impl Slot {
 
     /// The stored value.
     pub fn value(&self) -> &dyn LocalValue {
-        &*self.value
+        &*self.hot.value
     }
 
     /// How long the entry has left to live at `now` ([`clock::now_ms`]);
     /// `None` when it never expires.
     pub fn remaining(&self, now: u64) -> Option<Duration> {
-        (self.expires_at != u64::MAX)
-            .then(|| Duration::from_millis(self.expires_at.saturating_sub(now)))
+        (self.hot.expires_at != u64::MAX)
+            .then(|| Duration::from_millis(self.hot.expires_at.saturating_sub(now)))
     }
 
     #[inline]
     fn is_expired(&self, now: u64) -> bool {
-        now >= self.expires_at
+        now >= self.hot.expires_at
     }
 
     #[inline]
     fn is_live(&self, now: u64) -> bool {
-        !self.dead.load(Ordering::Acquire) && !self.is_expired(now)
+        !self.hot.dead.load(Ordering::Acquire) && !self.is_expired(now)
     }
 
     fn kill(&self) {
-        self.dead.store(true, Ordering::Release);
+        self.hot.dead.store(true, Ordering::Release);
     }
 }
 
@@ -142,11 +150,11 @@ impl BuildHasher for BuildFold {
 type Store = quick_cache::sync::Cache<u128, Arc<Slot>, SlotWeighter, BuildFold, KillOnEvict>;
 
 /// Sets (of [`WAYS`] entries) in each thread's front cache.
-const FRONT_SETS: usize = 512;
+const FRONT_SETS: usize = 2048;
 const WAYS: usize = 2;
 /// One front-cache hit in this many goes to the shared store instead, so
 /// that its eviction policy still sees which entries are hot.
-const PASS_THROUGH_EVERY: u32 = 16;
+const PASS_THROUGH_EVERY: u32 = 64;
 /// Stripes of the lock that orders writers of one key.
 const WRITE_STRIPES: usize = 64;
 
@@ -178,7 +186,7 @@ fn front_set(fp: u128) -> usize {
 }
 
 /// Per-entry bookkeeping counted against a byte budget on top of key and value.
-const SLOT_OVERHEAD: u64 = 96;
+const SLOT_OVERHEAD: u64 = 160;
 
 /// The bounded in-process tier: typed values, a time to live per entry,
 /// sharded so that concurrent hits take no global lock.
@@ -358,11 +366,13 @@ impl Memory {
             1
         };
         let slot = Slot {
+            hot: Hot {
+                expires_at,
+                dead: AtomicBool::new(false),
+                value,
+            },
             key: key.into(),
-            expires_at,
             weight,
-            dead: AtomicBool::new(false),
-            value,
         };
         let _writer = self.writer(fp);
         if let Some(old) = self.store.peek(&fp) {

@@ -213,22 +213,38 @@ pub struct KeyBuilder {
 }
 
 impl Sink for KeyBuilder {
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, bytes: &[u8]) {
+        let (len, n) = (self.len, bytes.len());
+        if self.overflow.is_none() && len + n <= MAX_KEY_LEN {
+            // Most pushes are a separator or a short number: avoid a memcpy call.
+            if n == 1 {
+                self.buf[len] = bytes[0];
+            } else {
+                self.buf[len..len + n].copy_from_slice(bytes);
+            }
+            self.len = len + n;
+        } else {
+            self.push_long(bytes);
+        }
+    }
+}
+
+impl KeyBuilder {
+    #[cold]
+    #[inline(never)]
+    fn push_long(&mut self, bytes: &[u8]) {
         if let Some(h) = &mut self.overflow {
             h.update(bytes);
-        } else if self.len + bytes.len() <= MAX_KEY_LEN {
-            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-            self.len += bytes.len();
-        } else {
-            let mut h = Box::new(Xxh3::new());
-            h.update(&self.buf[..self.len]);
-            h.update(bytes);
-            let room = MAX_KEY_LEN - self.len;
-            self.buf[self.len..].copy_from_slice(&bytes[..room]);
-            self.len = MAX_KEY_LEN;
-            self.overflow = Some(h);
+            return;
         }
+        let mut h = Box::new(Xxh3::new());
+        h.update(&self.buf[..self.len]);
+        h.update(bytes);
+        let room = MAX_KEY_LEN - self.len;
+        self.buf[self.len..].copy_from_slice(&bytes[..room]);
+        self.len = MAX_KEY_LEN;
+        self.overflow = Some(h);
     }
 }
 
