@@ -30,7 +30,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::ser::{self, Serialize};
-use xxhash_rust::xxh3::{xxh3_128, Xxh3};
+use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed, Xxh3};
 
 use crate::Error;
 
@@ -114,10 +114,58 @@ impl fmt::Debug for Key {
     }
 }
 
-/// The fingerprint that addresses a key in the local tier.
+/// The fingerprint that addresses a key in the local tier: a function of the
+/// key text alone, so that `Key::new(f::key(x))` finds what `f(x)` stored.
+///
+/// A key of the form `name:vN` or `name:vN:rest` (every memoized function's)
+/// hashes its head and its rest separately and combines them, so that a hit
+/// hashes only its arguments: the head's hash is computed once per function.
+/// Any other text is hashed whole. The fingerprint is used only inside one
+/// process; the key text is what other processes see.
 #[inline]
 pub(crate) fn fingerprint(text: &[u8]) -> u128 {
-    xxh3_128(text)
+    match split_head(text) {
+        Some((head, rest)) => combine(head_fingerprint(head), rest),
+        None => xxh3_128(text),
+    }
+}
+
+const HEAD_SEED: u64 = 0x6361_6368_6566_6e31; // "cachefn1"
+const REST_SEED: u64 = 0x7265_7374_6f66_6b31; // "restofk1"
+/// Stands for "no `:rest` at all", which differs from an empty rest.
+const NO_REST: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834;
+
+/// `name:vN` and what follows its `:`, if the text has that form.
+fn split_head(text: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    let colon = text.iter().position(|&b| b == b':')?;
+    let after = &text[colon + 1..];
+    if colon == 0 || after.first() != Some(&b'v') {
+        return None;
+    }
+    let digits = after[1..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let head_len = colon + 2 + digits;
+    match text.get(head_len) {
+        None => Some((text, None)),
+        Some(b':') => Some((&text[..head_len], Some(&text[head_len + 1..]))),
+        Some(_) => None,
+    }
+}
+
+/// The hash of a key's `name:vN` head, computed once per function.
+pub(crate) fn head_fingerprint(head: &[u8]) -> u128 {
+    xxh3_128_with_seed(head, HEAD_SEED)
+}
+
+#[inline]
+fn combine(head: u128, rest: Option<&[u8]>) -> u128 {
+    let rest = match rest {
+        Some(r) => xxh3_128_with_seed(r, REST_SEED),
+        None => NO_REST,
+    };
+    head ^ rest.rotate_left(1)
 }
 
 #[inline]
@@ -200,12 +248,19 @@ impl Sink for Vec<u8> {
     }
 }
 
-/// Builds a key in a fixed buffer on the stack. Text past [`MAX_KEY_LEN`]
-/// streams into a hasher instead, so building never allocates.
+/// Builds a key on the stack: the arguments go into a fixed buffer after a
+/// `name:vN` head that is never copied on the hit path. Text past
+/// [`MAX_KEY_LEN`] streams into a hasher instead, so building never allocates.
 #[doc(hidden)]
 pub struct KeyBuilder {
+    head: &'static str,
+    head_fp: u128,
+    /// The arguments, `:`-separated (the `:` after the head is implied).
     buf: [u8; MAX_KEY_LEN],
     len: usize,
+    /// Room for arguments before the whole text would pass [`MAX_KEY_LEN`].
+    room: usize,
+    parts: u32,
     /// Boxed: only keys longer than the buffer need it, and the builder
     /// stays small enough to build on the stack cheaply.
     overflow: Option<Box<Xxh3>>,
@@ -216,7 +271,7 @@ impl Sink for KeyBuilder {
     #[inline(always)]
     fn push(&mut self, bytes: &[u8]) {
         let (len, n) = (self.len, bytes.len());
-        if self.overflow.is_none() && len + n <= MAX_KEY_LEN {
+        if self.overflow.is_none() && len + n <= self.room {
             // Most pushes are a separator or a short number: avoid a memcpy call.
             if n == 1 {
                 self.buf[len] = bytes[0];
@@ -231,6 +286,26 @@ impl Sink for KeyBuilder {
 }
 
 impl KeyBuilder {
+    /// A key that starts with `head` (`name:vN`).
+    pub fn new(head: &'static str) -> Self {
+        Self::with_head(head, head_fingerprint(head.as_bytes()))
+    }
+
+    /// As [`KeyBuilder::new`], with the head's fingerprint computed already.
+    #[inline(always)]
+    pub(crate) fn with_head(head: &'static str, head_fp: u128) -> Self {
+        KeyBuilder {
+            head,
+            head_fp,
+            buf: [0; MAX_KEY_LEN],
+            len: 0,
+            room: MAX_KEY_LEN.saturating_sub(head.len() + 1),
+            parts: 0,
+            overflow: None,
+            error: None,
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn push_long(&mut self, bytes: &[u8]) {
@@ -239,33 +314,24 @@ impl KeyBuilder {
             return;
         }
         let mut h = Box::new(Xxh3::new());
+        h.update(self.head.as_bytes());
+        h.update(b":");
         h.update(&self.buf[..self.len]);
         h.update(bytes);
-        let room = MAX_KEY_LEN - self.len;
-        self.buf[self.len..].copy_from_slice(&bytes[..room]);
-        self.len = MAX_KEY_LEN;
+        // Keep the readable start of the text in the buffer.
+        let fits = self.room - self.len;
+        self.buf[self.len..self.room].copy_from_slice(&bytes[..fits]);
+        self.len = self.room;
         self.overflow = Some(h);
-    }
-}
-
-impl KeyBuilder {
-    /// A key that starts with `head` (`name:vN`).
-    #[inline(always)]
-    pub fn new(head: &str) -> Self {
-        let mut kb = KeyBuilder {
-            buf: [0; MAX_KEY_LEN],
-            len: 0,
-            overflow: None,
-            error: None,
-        };
-        kb.push(head.as_bytes());
-        kb
     }
 
     /// Append one argument.
     #[inline]
     pub fn part<T: crate::KeyPart + ?Sized>(&mut self, value: &T) {
-        self.push(b":");
+        if self.parts > 0 {
+            self.push(b":");
+        }
+        self.parts += 1;
         let mut ser = KeySerializer {
             out: self,
             some_pending: false,
@@ -275,28 +341,44 @@ impl KeyBuilder {
         }
     }
 
-    /// The finished key text (ASCII) and its fingerprint, borrowed from the
-    /// builder. The hit path needs only the fingerprint; [`key_text`] turns
-    /// the bytes into a `&str` on the paths that need the text.
+    /// Finish the key and return its fingerprint; [`KeyBuilder::text`] then
+    /// gives the text, for the paths that need it.
     #[inline]
-    pub(crate) fn finish(&mut self) -> Result<(&[u8], u128), Error> {
-        if let Some(e) = self.error.take() {
-            return Err(Error::Key(e));
+    pub(crate) fn finish(&mut self) -> Result<u128, Error> {
+        if let Some(e) = &self.error {
+            return Err(Error::Key(e.clone()));
+        }
+        if self.parts == 0 {
+            return Ok(combine(self.head_fp, None));
         }
         if let Some(h) = self.overflow.take() {
+            // Keep the start of the arguments, then `#` and the hash of the whole text.
+            let keep = KEEP.saturating_sub(self.head.len() + 1).min(self.len);
             let mut tail = Vec::with_capacity(HASH_TAIL);
             write_hash_tail(&mut tail, h.digest128());
-            self.buf[KEEP..].copy_from_slice(&tail);
-            self.len = MAX_KEY_LEN;
+            self.buf[keep..keep + HASH_TAIL].copy_from_slice(&tail);
+            self.len = keep + HASH_TAIL;
+            self.room = self.len;
         }
-        let text = &self.buf[..self.len];
-        Ok((text, fingerprint(text)))
+        Ok(combine(self.head_fp, Some(&self.buf[..self.len])))
+    }
+
+    /// The finished key text (after [`KeyBuilder::finish`]).
+    pub(crate) fn text(&self) -> Result<String, Error> {
+        let args = key_text(&self.buf[..self.len])?;
+        let mut text = String::with_capacity(self.head.len() + 1 + args.len());
+        text.push_str(self.head);
+        if self.parts > 0 {
+            text.push(':');
+            text.push_str(args);
+        }
+        Ok(text)
     }
 
     /// The finished key as an owned [`Key`].
     pub fn into_key(mut self) -> Result<Key, Error> {
-        let (text, fp) = self.finish()?;
-        Ok(Key::from_parts(key_text(text)?, fp))
+        let fp = self.finish()?;
+        Ok(Key::from_parts(&self.text()?, fp))
     }
 }
 
@@ -701,6 +783,43 @@ mod tests {
         assert_ne!(k, key_of(other.as_str()));
         // A finished key is already in normal form.
         assert_eq!(normalize(&k), k);
+    }
+
+    #[test]
+    fn builder_fingerprint_is_a_function_of_the_text() {
+        let long = "z".repeat(400);
+        let cases: Vec<Box<dyn Fn(&mut KeyBuilder)>> = vec![
+            Box::new(|_| {}),
+            Box::new(|kb| kb.part(&42u64)),
+            Box::new(|kb| kb.part("")),
+            Box::new(|kb| {
+                kb.part(&1u8);
+                kb.part("a:b");
+            }),
+            Box::new(move |kb| kb.part(long.as_str())),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for build in &cases {
+            let mut kb = KeyBuilder::new("app.f:v3");
+            build(&mut kb);
+            let key = kb.into_key().unwrap();
+            assert_eq!(
+                Key::new(key.as_str()).fingerprint(),
+                key.fingerprint(),
+                "{key}"
+            );
+            assert_eq!(fingerprint(key.as_str().as_bytes()), key.fingerprint());
+            assert!(seen.insert(key.fingerprint()));
+        }
+        // `name:vN` and `name:vN:` are different keys.
+        assert_ne!(
+            Key::new("a:v1").fingerprint(),
+            Key::new("a:v1:").fingerprint()
+        );
+        assert_ne!(
+            Key::new("a:v1").fingerprint(),
+            Key::new("a:v2").fingerprint()
+        );
     }
 
     #[test]

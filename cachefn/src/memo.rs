@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::flight::Joined;
-use crate::key::{escape_name, key_text, KeyBuilder};
+use crate::key::{escape_name, head_fingerprint, KeyBuilder};
 use crate::log::RateLimited;
 use crate::registry::{self, Options};
 use crate::{Cache, Error, Key};
@@ -54,6 +54,8 @@ pub struct Site {
 struct Settings {
     /// `name:vN`, the start of every key.
     head: Box<str>,
+    /// Its fingerprint, computed once (see `key::fingerprint`).
+    head_fp: u128,
     /// `name:`, the start of every key of every version, for `clear_all`.
     all_versions: Box<str>,
     timeout: Duration,
@@ -63,6 +65,10 @@ struct Settings {
 }
 
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(1);
+
+/// Longest function name inside keys (the rest of [`crate::MAX_KEY_LEN`] is
+/// for the version and the arguments).
+const MAX_NAME_LEN: usize = 100;
 
 struct Resolved {
     epoch: u64,
@@ -105,10 +111,20 @@ impl Site {
             }
             SiteName::Custom(n) => (*n).to_owned(),
         };
+        // Leave room for arguments under MAX_KEY_LEN: a very long name
+        // (deep modules, generic types) keeps its start and a hash.
+        let name = if name.len() > MAX_NAME_LEN {
+            let hash = xxhash_rust::xxh3::xxh3_128(name.as_bytes());
+            format!("{}.{hash:032x}", &name[..MAX_NAME_LEN - 33])
+        } else {
+            name
+        };
         let timeout = o.timeout.unwrap_or(300);
+        let head = format!("{name}:v{}", o.version.unwrap_or(1));
         let local_timeout = o.local_timeout.unwrap_or(10).min(timeout);
         Settings {
-            head: format!("{name}:v{}", o.version.unwrap_or(1)).into(),
+            head_fp: head_fingerprint(head.as_bytes()),
+            head: head.into(),
             all_versions: format!("{name}:v").into(),
             timeout: Duration::from_secs(timeout),
             local_timeout: Duration::from_secs(local_timeout),
@@ -186,8 +202,9 @@ impl Site {
 
     /// A key builder that has written this site's `name:vN`.
     #[inline(always)]
-    pub fn key_builder(&self) -> KeyBuilder {
-        KeyBuilder::new(&self.settings().head)
+    pub fn key_builder(&'static self) -> KeyBuilder {
+        let s = self.settings();
+        KeyBuilder::with_head(&s.head, s.head_fp)
     }
 }
 
@@ -284,8 +301,8 @@ pub fn call<M: Memo>(
             return body();
         }
     };
-    let (bytes, fp) = match kb.finish() {
-        Ok(k) => k,
+    let fp = match kb.finish() {
+        Ok(fp) => fp,
         Err(e) => {
             site.warn("no key", &e);
             return body();
@@ -296,26 +313,27 @@ pub fn call<M: Memo>(
             return M::from_cached(v);
         }
     }
-    call_cold::<M>(site, cache, bytes, fp, refresh, body)
+    call_cold::<M>(site, cache, kb, fp, refresh, body)
 }
 
 #[inline(never)]
 fn call_cold<M: Memo>(
     site: &'static Site,
     cache: &Cache,
-    bytes: &[u8],
+    kb: &KeyBuilder,
     fp: u128,
     refresh: bool,
     body: impl FnOnce() -> M::Ret,
 ) -> M::Ret {
     let s = site.settings();
-    let text = match key_text(bytes) {
+    let text = match kb.text() {
         Ok(t) => t,
         Err(e) => {
             site.warn("no key", &e);
             return body();
         }
     };
+    let text = text.as_str();
     let store = |ret: &M::Ret| {
         if let Some(v) = M::cacheable(ret, s.cache_none) {
             if let Err(e) = cache.store_typed(text, fp, v, s.timeout, s.local_timeout) {
@@ -368,8 +386,8 @@ fn call_cold<M: Memo>(
 
 fn finished(site: &Site, kb: &mut KeyBuilder) -> Result<(Cache, Key), Error> {
     let cache = site.cache()?;
-    let (bytes, fp) = kb.finish()?;
-    Ok((cache, Key::from_parts(key_text(bytes)?, fp)))
+    let fp = kb.finish()?;
+    Ok((cache, Key::from_parts(&kb.text()?, fp)))
 }
 
 /// `f::clear(args)`.
