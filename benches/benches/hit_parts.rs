@@ -1,6 +1,5 @@
 //! Where a cachefn hit's time goes: the full hit next to its parts, measured
-//! alone through cachefn's public pieces, and two prototypes of a cheaper
-//! hit path (see `common/proto.rs`).
+//! alone through cachefn's public pieces.
 //!
 //! ```text
 //! cargo bench -j2 -p cachefn-benches --bench hit_parts -- --warm-up-time 1 --measurement-time 2
@@ -14,7 +13,6 @@ use std::time::Duration;
 
 use cachefn::__private::KeyBuilder;
 use cachefn::backends::{clock, LocalValue, Memory};
-use common::proto::Proto;
 use common::{with_cachefn, Caches};
 use criterion::{black_box, criterion_group, criterion_main, Bencher, Criterion};
 use xxhash_rust::xxh3::xxh3_128;
@@ -57,7 +55,6 @@ fn hit_parts(c: &mut Criterion) {
     for &k in &keys {
         square(k);
     }
-    let proto = Proto::warmed(&keys);
     let texts: Vec<String> = keys
         .iter()
         .map(|&k| with_cachefn::render::key(k).as_str().to_owned())
@@ -66,7 +63,8 @@ fn hit_parts(c: &mut Criterion) {
         .rsplit_once(':')
         .map(|(h, _)| h.to_owned())
         .expect("a key");
-    let head = head.as_str();
+    // Keys' heads live in statics; leak this one to get the same lifetime.
+    let head: &'static str = Box::leak(head.into_boxed_str());
     let fps: Vec<u128> = texts.iter().map(|t| xxh3_128(t.as_bytes())).collect();
     let mem = Memory::with_capacity(10_000);
     for (t, &fp) in texts.iter().zip(&fps) {
@@ -152,12 +150,6 @@ fn hit_parts(c: &mut Criterion) {
     });
     g.bench_function("part: Arc clone+drop (2 locked ops)", |b| {
         b.iter(|| drop(black_box(Arc::clone(&arc))))
-    });
-    g.bench_function("proto: stack key + Memory::get", |b| {
-        cycle(b, &keys, |k| proto.get_direct(k))
-    });
-    g.bench_function("proto: stack key + thread-local L0", |b| {
-        cycle(b, &keys, |k| proto.get_l0(k))
     });
     g.finish();
 }

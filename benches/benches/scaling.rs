@@ -101,11 +101,10 @@ fn main() {
 
     let keys = common::key_sequence();
     let Caches { dash, quick, moka } = Caches::warmed(&keys);
-    let proto = common::proto::Proto::warmed(&keys);
 
     // Names in parentheses are not contenders: calibration (no cache, no
     // shared state: what two threads can gain here at all, without and with
-    // the allocator) and prototypes of a cheaper hit path (common/proto.rs).
+    // the allocator).
     let contenders: Vec<(&str, Hit<'_>)> = vec![
         ("(no cache: arithmetic)", hit(spin)),
         ("(no cache: body)", hit(common::body)),
@@ -114,8 +113,6 @@ fn main() {
         ("quick_cache", hit(|k| quick.get(&k))),
         ("moka", hit(|k| moka.get(&k))),
         ("cached", hit(with_cached::render)),
-        ("(proto: Memory::get)", hit(|k| proto.get_direct(k))),
-        ("(proto: thread-local L0)", hit(|k| proto.get_l0(k))),
     ];
 
     // `--only WORD`: just the rows whose name contains WORD.

@@ -29,22 +29,20 @@ pub trait LocalValue: Any + Send + Sync {
 
 /// One entry of a [`Memory`] tier: the key it was stored under, when it
 /// expires, and the value.
-pub struct Slot {
-    /// What a hit reads, on a cache line of its own: the `Arc` reference
-    /// counts in front of it change when a slot is shared or released, and
-    /// must not invalidate the line that other threads' hits read.
-    hot: Hot,
-    key: Box<str>,
-    weight: u64,
-}
-
-#[repr(align(64))]
-struct Hot {
+///
+/// The slot is aligned to a cache line, so that the `Arc` reference counts in
+/// front of it (which change when a slot is shared or released) never share
+/// a line with what hits on other threads read: the expiry, the `dead` flag
+/// and the value, which is stored inline (one allocation per entry).
+#[repr(C, align(64))]
+pub struct Slot<V: ?Sized = dyn LocalValue> {
     expires_at: u64,
     /// Set once the tier no longer holds this slot (replaced, removed,
     /// evicted, cleared): threads' front caches then stop serving it.
     dead: AtomicBool,
-    value: Box<dyn LocalValue>,
+    weight: u64,
+    key: Box<str>,
+    value: V,
 }
 
 impl Slot {
@@ -55,28 +53,28 @@ impl Slot {
 
     /// The stored value.
     pub fn value(&self) -> &dyn LocalValue {
-        &*self.hot.value
+        &self.value
     }
 
     /// How long the entry has left to live at `now` ([`clock::now_ms`]);
     /// `None` when it never expires.
     pub fn remaining(&self, now: u64) -> Option<Duration> {
-        (self.hot.expires_at != u64::MAX)
-            .then(|| Duration::from_millis(self.hot.expires_at.saturating_sub(now)))
+        (self.expires_at != u64::MAX)
+            .then(|| Duration::from_millis(self.expires_at.saturating_sub(now)))
     }
 
     #[inline]
     fn is_expired(&self, now: u64) -> bool {
-        now >= self.hot.expires_at
+        now >= self.expires_at
     }
 
     #[inline]
     fn is_live(&self, now: u64) -> bool {
-        !self.hot.dead.load(Ordering::Acquire) && !self.is_expired(now)
+        !self.dead.load(Ordering::Acquire) && !self.is_expired(now)
     }
 
     fn kill(&self) {
-        self.hot.dead.store(true, Ordering::Release);
+        self.dead.store(true, Ordering::Release);
     }
 }
 
@@ -150,11 +148,11 @@ impl BuildHasher for BuildFold {
 type Store = quick_cache::sync::Cache<u128, Arc<Slot>, SlotWeighter, BuildFold, KillOnEvict>;
 
 /// Sets (of [`WAYS`] entries) in each thread's front cache.
-const FRONT_SETS: usize = 2048;
-const WAYS: usize = 2;
+const FRONT_SETS: usize = 1024;
+const WAYS: usize = 4;
 /// One front-cache hit in this many goes to the shared store instead, so
 /// that its eviction policy still sees which entries are hot.
-const PASS_THROUGH_EVERY: u32 = 64;
+const PASS_THROUGH_EVERY: u32 = 128;
 /// Stripes of the lock that orders writers of one key.
 const WRITE_STRIPES: usize = 64;
 
@@ -354,7 +352,7 @@ impl Memory {
 
     /// Store `value` under `fp` (the fingerprint of `key`) for `ttl`
     /// (`Duration::ZERO`: until evicted), replacing any entry.
-    pub fn insert(&self, fp: u128, key: &str, value: Box<dyn LocalValue>, ttl: Duration) {
+    pub fn insert<V: LocalValue>(&self, fp: u128, key: &str, value: V, ttl: Duration) {
         let expires_at = if ttl.is_zero() {
             u64::MAX
         } else {
@@ -365,20 +363,18 @@ impl Memory {
         } else {
             1
         };
-        let slot = Slot {
-            hot: Hot {
-                expires_at,
-                dead: AtomicBool::new(false),
-                value,
-            },
-            key: key.into(),
+        let slot: Arc<Slot> = Arc::new(Slot {
+            expires_at,
+            dead: AtomicBool::new(false),
             weight,
-        };
+            key: key.into(),
+            value,
+        });
         let _writer = self.writer(fp);
         if let Some(old) = self.store.peek(&fp) {
             old.kill();
         }
-        self.store.insert(fp, Arc::new(slot));
+        self.store.insert(fp, slot);
     }
 
     fn writer(&self, fp: u128) -> parking_lot::MutexGuard<'_, ()> {
@@ -467,8 +463,8 @@ mod tests {
         }
     }
 
-    fn val(n: usize) -> Box<dyn LocalValue> {
-        Box::new(Bytes(vec![7; n]))
+    fn val(n: usize) -> Bytes {
+        Bytes(vec![7; n])
     }
 
     #[test]

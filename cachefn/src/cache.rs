@@ -358,7 +358,7 @@ impl Cache {
                 }
             };
             if !local_ttl.is_zero() {
-                local.insert(fp, text, Box::new(Typed(value.clone())), ttl);
+                local.insert(fp, text, Typed(value.clone()), ttl);
             }
         }
         Some(value)
@@ -391,7 +391,7 @@ impl Cache {
         }
         if let Some(local) = &self.inner.local {
             if result.is_ok() && !(self.has_shared() && local_ttl.is_zero()) {
-                local.insert(fp, text, Box::new(Typed(value.clone())), local_ttl_eff);
+                local.insert(fp, text, Typed(value.clone()), local_ttl_eff);
             } else {
                 local.remove(fp);
             }
@@ -525,7 +525,7 @@ impl Cache {
                     Duration::from_millis(at.saturating_sub(clock::unix_ms()).max(1)),
                 ),
             };
-            local.insert(fp, key.as_str(), Box::new(Encoded(bytes)), ttl);
+            local.insert(fp, key.as_str(), Encoded(bytes), ttl);
         }
         Some(value)
     }
@@ -564,12 +564,7 @@ impl Cache {
             }
         }
         if let Some(local) = &self.inner.local {
-            local.insert(
-                key.fingerprint(),
-                key.as_str(),
-                Box::new(Encoded(bytes)),
-                local_ttl,
-            );
+            local.insert(key.fingerprint(), key.as_str(), Encoded(bytes), local_ttl);
         }
         Ok(())
     }
@@ -594,12 +589,7 @@ impl Cache {
                 .inspect_err(|e| self.shared_failed("add", e))?;
             if let (true, Some(local)) = (added, &self.inner.local) {
                 let ttl = min_ttl(self.inner.local_ttl, ttl);
-                local.insert(
-                    key.fingerprint(),
-                    key.as_str(),
-                    Box::new(Encoded(bytes)),
-                    ttl,
-                );
+                local.insert(key.fingerprint(), key.as_str(), Encoded(bytes), ttl);
             }
             return Ok(added);
         }
@@ -610,12 +600,7 @@ impl Cache {
             if local.get(key.fingerprint()).is_some() {
                 return false;
             }
-            local.insert(
-                key.fingerprint(),
-                key.as_str(),
-                Box::new(Encoded(bytes)),
-                ttl,
-            );
+            local.insert(key.fingerprint(), key.as_str(), Encoded(bytes), ttl);
             true
         }))
     }
@@ -722,12 +707,7 @@ impl Cache {
         }
         if let Some(local) = &self.inner.local {
             for (k, bytes) in encoded {
-                local.insert(
-                    k.fingerprint(),
-                    k.as_str(),
-                    Box::new(Encoded(bytes)),
-                    local_ttl,
-                );
+                local.insert(k.fingerprint(), k.as_str(), Encoded(bytes), local_ttl);
             }
         }
         Ok(())
@@ -790,7 +770,7 @@ impl Cache {
             let next = current
                 .checked_add(delta)
                 .ok_or_else(|| Error::NotACounter(format!("{key} (overflow)")))?;
-            local.insert(fp, key.as_str(), Box::new(Typed(next)), ttl);
+            local.insert(fp, key.as_str(), Typed(next), ttl);
             Ok(next)
         })
     }

@@ -5,8 +5,6 @@
 // Each bench target compiles this module separately and uses a subset of it.
 #![allow(dead_code)]
 
-pub mod proto;
-
 use std::time::Duration;
 
 /// Distinct keys in the working set; every read after warming is a hit.
