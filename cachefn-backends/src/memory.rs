@@ -199,7 +199,7 @@ const SLOT_OVERHEAD: u64 = 160;
 /// cachefn runtime computes without allocating; the key text is kept beside
 /// the value for prefix clears.
 ///
-/// Each thread keeps a small front cache (1,024 entries) of the slots it read
+/// Each thread keeps a small front cache (4,096 entries, four-way) of the slots it read
 /// recently, so that a hit writes no memory shared with other threads and
 /// hits scale across cores. A slot that the tier replaces, removes, evicts or
 /// clears is marked dead and no front cache serves it again; its memory is
