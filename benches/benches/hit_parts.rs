@@ -13,26 +13,13 @@ use std::time::Duration;
 
 use cachefn::__private::KeyBuilder;
 use cachefn::backends::{clock, LocalValue, Memory};
-use common::{with_cachefn, Caches};
-use criterion::{black_box, criterion_group, criterion_main, Bencher, Criterion};
+use common::{cycle, with_cachefn, Caches};
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use xxhash_rust::xxh3::xxh3_128;
 
 #[cachefn::quickcache(timeout = 300)]
 fn square(x: u64) -> u64 {
     x.wrapping_mul(x)
-}
-
-#[inline]
-fn cycle<R>(b: &mut Bencher<'_>, keys: &[u64], mut f: impl FnMut(u64) -> R) {
-    let mut i = 0;
-    b.iter(|| {
-        let k = keys[i];
-        i += 1;
-        if i == keys.len() {
-            i = 0;
-        }
-        f(black_box(k))
-    });
 }
 
 struct Val(String);
@@ -68,7 +55,7 @@ fn hit_parts(c: &mut Criterion) {
     let fps: Vec<u128> = texts.iter().map(|t| xxh3_128(t.as_bytes())).collect();
     let mem = Memory::with_capacity(10_000);
     for (t, &fp) in texts.iter().zip(&fps) {
-        mem.insert(fp, t, Box::new(Val(t.clone())), Duration::from_secs(300));
+        mem.insert(fp, t, Val(t.clone()), Duration::from_secs(300));
     }
     let counter = AtomicU64::new(0);
     let arc = Arc::new(0u64);

@@ -12,22 +12,8 @@
 
 mod common;
 
-use common::{with_cached, with_cachefn, Caches};
-use criterion::{black_box, criterion_group, criterion_main, Bencher, Criterion, Throughput};
-
-/// Cycle through `keys`, one hit per iteration.
-#[inline]
-fn cycle<R>(b: &mut Bencher<'_>, keys: &[u64], mut hit: impl FnMut(u64) -> R) {
-    let mut i = 0;
-    b.iter(|| {
-        let k = keys[i];
-        i += 1;
-        if i == keys.len() {
-            i = 0;
-        }
-        hit(black_box(k))
-    });
-}
+use common::{cycle, with_cached, with_cachefn, Caches};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn local_hit(c: &mut Criterion) {
     let keys = common::key_sequence();

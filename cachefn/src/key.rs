@@ -788,7 +788,8 @@ mod tests {
     #[test]
     fn builder_fingerprint_is_a_function_of_the_text() {
         let long = "z".repeat(400);
-        let cases: Vec<Box<dyn Fn(&mut KeyBuilder)>> = vec![
+        type Build = Box<dyn Fn(&mut KeyBuilder)>;
+        let cases: Vec<Build> = vec![
             Box::new(|_| {}),
             Box::new(|kb| kb.part(&42u64)),
             Box::new(|kb| kb.part("")),

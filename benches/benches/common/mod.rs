@@ -7,6 +7,22 @@
 
 use std::time::Duration;
 
+use criterion::{black_box, Bencher};
+
+/// Cycle through `keys`, one hit per iteration.
+#[inline]
+pub fn cycle<R>(b: &mut Bencher<'_>, keys: &[u64], mut hit: impl FnMut(u64) -> R) {
+    let mut i = 0;
+    b.iter(|| {
+        let k = keys[i];
+        i += 1;
+        if i == keys.len() {
+            i = 0;
+        }
+        hit(black_box(k))
+    });
+}
+
 /// Distinct keys in the working set; every read after warming is a hit.
 pub const KEYS: usize = 1_000;
 /// Time to live of every contender (seconds).
