@@ -274,7 +274,9 @@ impl Memory {
     pub fn read<R>(&self, fp: u128, f: impl FnOnce(&Slot) -> R) -> Option<R> {
         let now = clock::now_ms();
         let mut f = Some(f);
-        let front = FRONT.with(|front| {
+        // `try_with`: during thread teardown the front cache may be gone;
+        // the store still answers.
+        let front = FRONT.try_with(|front| {
             let mut front = front.try_borrow_mut().ok()?;
             front.ticks = front.ticks.wrapping_add(1);
             if front.ticks % PASS_THROUGH_EVERY == 0 || front.entries.is_empty() {
@@ -295,8 +297,8 @@ impl Memory {
             }
             None
         });
-        if front.is_some() {
-            return front;
+        if let Ok(Some(out)) = front {
+            return Some(out);
         }
         let slot = self.get_at(fp, now)?;
         let out = f.take().map(|f| f(&slot));
@@ -323,7 +325,7 @@ impl Memory {
 
     /// Put `slot` in this thread's front cache (most recent way first).
     fn remember(&self, fp: u128, slot: Arc<Slot>) {
-        FRONT.with(|front| {
+        let _ = FRONT.try_with(|front| {
             let Ok(mut front) = front.try_borrow_mut() else {
                 return;
             };

@@ -142,13 +142,16 @@ impl Site {
         if slot == 0 {
             slot = self.assign_slot();
         }
-        let hit = RESOLVED.with(|r| {
+        let hit = RESOLVED.try_with(|r| {
             r.try_borrow().ok().and_then(|v| match v.get(slot) {
                 Some(Some(res)) if res.epoch == epoch => Some(res.clone()),
                 _ => None,
             })
         });
-        hit.unwrap_or_else(|| self.resolve_slow(slot, epoch))
+        match hit {
+            Ok(Some(res)) => res,
+            _ => self.resolve_slow(slot, epoch),
+        }
     }
 
     fn assign_slot(&self) -> usize {
@@ -169,7 +172,7 @@ impl Site {
             Some(name) => registry::cache(name),
         };
         let res = Rc::new(Resolved { epoch, cache });
-        RESOLVED.with(|r| {
+        let _ = RESOLVED.try_with(|r| {
             if let Ok(mut v) = r.try_borrow_mut() {
                 if v.len() <= slot {
                     v.resize(slot + 1, None);

@@ -22,15 +22,17 @@ thread_local! {
 
 #[inline]
 fn stripe() -> usize {
-    STRIPE.with(|s| {
-        let mut i = s.get();
-        if i == usize::MAX {
-            static NEXT: AtomicU64 = AtomicU64::new(0);
-            i = NEXT.fetch_add(1, Ordering::Relaxed) as usize % STRIPES;
-            s.set(i);
-        }
-        i
-    })
+    STRIPE
+        .try_with(|s| {
+            let mut i = s.get();
+            if i == usize::MAX {
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                i = NEXT.fetch_add(1, Ordering::Relaxed) as usize % STRIPES;
+                s.set(i);
+            }
+            i
+        })
+        .unwrap_or(0)
 }
 
 impl Counter {

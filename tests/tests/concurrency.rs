@@ -134,3 +134,31 @@ fn hits_from_many_threads_agree() {
     });
     assert_eq!(RUNS.get(), 500);
 }
+
+#[test]
+fn calls_from_a_thread_local_destructor_work() {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    #[quickcache]
+    fn cube(x: u64) -> u64 {
+        x * x * x
+    }
+    struct CallOnDrop;
+    impl Drop for CallOnDrop {
+        fn drop(&mut self) {
+            // cachefn's own thread-locals are destroyed by now (registered later).
+            assert_eq!(cube(3), 27);
+            DONE.store(true, Ordering::SeqCst);
+        }
+    }
+    thread_local! {
+        static GUARD: CallOnDrop = const { CallOnDrop };
+    }
+    thread::spawn(|| {
+        GUARD.with(|_| {});
+        assert_eq!(cube(3), 27);
+        assert_eq!(cube(3), 27);
+    })
+    .join()
+    .unwrap();
+    assert!(DONE.load(Ordering::SeqCst));
+}
