@@ -102,9 +102,9 @@ impl CacheBuilder {
 
     /// The namespace of every key this cache stores in its shared tier
     /// (`prefix:key`), and the only keys [`Cache::clear`] removes there.
-    /// Characters other than `[A-Za-z0-9_.-:]` are escaped; a prefix longer
-    /// than 48 bytes is shortened with a hash. Empty means the default,
-    /// `"cachefn"`.
+    /// Characters other than `[A-Za-z0-9_.-]` are escaped (`:` too, so that
+    /// no prefix is the start of another); a prefix longer than 48 bytes is
+    /// shortened with a hash. Empty means the default, `"cachefn"`.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -138,11 +138,10 @@ fn clean_prefix(prefix: &str) -> String {
     if prefix.is_empty() {
         return DEFAULT_PREFIX.to_owned();
     }
-    let escaped: String = prefix
-        .split(':')
-        .map(key::escape_name)
-        .collect::<Vec<_>>()
-        .join(":");
+    // No `:` survives, so the first `:` of a stored key always ends the
+    // prefix: caches "app" and "app:sessions" never share or clear each
+    // other's keys.
+    let escaped = key::escape_text(prefix);
     if escaped.len() <= MAX_PREFIX_LEN {
         return escaped;
     }

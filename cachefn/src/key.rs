@@ -207,11 +207,15 @@ pub(crate) fn normalize(key: &str) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8(out).expect("ASCII"))
 }
 
-/// Escape a name or prefix into key-safe characters (`::` becomes `.`).
+/// Escape a function name into key-safe characters (`::` becomes `.`).
 pub(crate) fn escape_name(name: &str) -> String {
-    let mut out = Vec::with_capacity(name.len());
-    let name = name.replace("::", ".");
-    escape_into(name.as_bytes(), &mut out);
+    escape_text(&name.replace("::", "."))
+}
+
+/// Escape text into `[A-Za-z0-9_.-]` and `%XX` (so it holds no `:`).
+pub(crate) fn escape_text(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    escape_into(text.as_bytes(), &mut out);
     String::from_utf8(out).expect("ASCII")
 }
 
@@ -220,8 +224,35 @@ fn is_safe(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-'
 }
 
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
+/// Write a string argument. Besides escaping every byte outside
+/// `[A-Za-z0-9_.-]`, a string whose first byte is not a letter or `_`, and
+/// the words `true`, `false`, `inf`, `nan…`, get their first byte escaped
+/// too: a string then never reads like a number, a bool, a float or a
+/// marker, so values of an untagged enum (`5` and `"5"`) stay apart.
+fn escape_arg<S: Sink + ?Sized>(bytes: &[u8], out: &mut S) {
+    let plain_start = bytes
+        .first()
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+        && !matches!(bytes, b"true" | b"false" | b"inf")
+        && !bytes.starts_with(b"nan");
+    if plain_start || bytes.is_empty() {
+        return escape_into(bytes, out);
+    }
+    let b = bytes[0];
+    out.push(&[
+        b'%',
+        HEX_UPPER[(b >> 4) as usize],
+        HEX_UPPER[(b & 0xf) as usize],
+    ]);
+    if bytes.len() > 1 {
+        escape_into(&bytes[1..], out);
+    }
+}
+
 fn escape_into<S: Sink + ?Sized>(bytes: &[u8], out: &mut S) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    const HEX: &[u8; 16] = HEX_UPPER;
     if bytes.is_empty() {
         out.push(b"\"\"");
         return;
@@ -427,7 +458,7 @@ impl<S: Sink + ?Sized> KeySerializer<'_, S> {
     }
     fn text(&mut self, bytes: &[u8]) -> Result<(), KeyError> {
         self.some_pending = false;
-        escape_into(bytes, self.out);
+        escape_arg(bytes, self.out);
         Ok(())
     }
     fn float(&mut self, v: f64, bits: u64) -> Result<(), KeyError> {
@@ -438,6 +469,10 @@ impl<S: Sink + ?Sized> KeySerializer<'_, S> {
         }
         let mut s = String::new();
         fmt::Write::write_fmt(&mut s, format_args!("{v}")).map_err(ser::Error::custom)?;
+        // Always look like a float (`5.0`, not `5`), so it never reads as an integer.
+        if !s.contains(['.', 'e', 'i']) {
+            s.push_str(".0");
+        }
         self.raw(s.as_bytes())
     }
     fn open(&mut self, bytes: &[u8]) -> Result<Compound<'_, S>, KeyError> {
@@ -471,6 +506,14 @@ impl<S: Sink + ?Sized> Compound<'_, S> {
         self.ser.some_pending = false;
         value.serialize(&mut self.ser)
     }
+    fn skipped(&mut self) -> Result<(), KeyError> {
+        if !std::mem::take(&mut self.first) {
+            self.ser.out.push(b",");
+        }
+        self.ser.out.push(b"!");
+        Ok(())
+    }
+
     fn end(self) -> Result<(), KeyError> {
         if let Some(mut entries) = self.entries {
             entries.sort_unstable();
@@ -675,6 +718,11 @@ impl<S: Sink + ?Sized> ser::SerializeStruct for Compound<'_, S> {
     ) -> Result<(), KeyError> {
         self.element(value)
     }
+    /// A field left out by `skip_serializing_if` still takes its place, as
+    /// `!`, so that fields keep their positions.
+    fn skip_field(&mut self, _key: &'static str) -> Result<(), KeyError> {
+        self.skipped()
+    }
     fn end(self) -> Result<(), KeyError> {
         Compound::end(self)
     }
@@ -689,6 +737,9 @@ impl<S: Sink + ?Sized> ser::SerializeStructVariant for Compound<'_, S> {
         value: &T,
     ) -> Result<(), KeyError> {
         self.element(value)
+    }
+    fn skip_field(&mut self, _key: &'static str) -> Result<(), KeyError> {
+        self.skipped()
     }
     fn end(self) -> Result<(), KeyError> {
         Compound::end(self)
@@ -746,6 +797,49 @@ mod tests {
         assert_eq!(key_of(&vec![1, 2]), "f:v1:[1,2]");
         assert_eq!(key_of(&(1, "x")), "f:v1:(1,x)");
         assert_eq!(key_of(&-1.5f64), "f:v1:-1.5");
+        assert_eq!(key_of(&5.0f64), "f:v1:5.0");
+        assert_eq!(key_of("5"), "f:v1:%35");
+        assert_eq!(key_of("true"), "f:v1:%74rue");
+    }
+
+    #[test]
+    fn skipped_fields_and_untagged_enums_stay_apart() {
+        #[derive(serde::Serialize)]
+        struct Q {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            author: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            tag: Option<String>,
+        }
+        let a = key_of(&Q {
+            author: Some("rust".into()),
+            tag: None,
+        });
+        let b = key_of(&Q {
+            author: None,
+            tag: Some("rust".into()),
+        });
+        assert_ne!(a, b);
+        assert_eq!(a, "f:v1:(rust,!)");
+
+        #[derive(serde::Serialize)]
+        #[serde(untagged)]
+        enum Id {
+            Num(u32),
+            Float(f64),
+            Name(String),
+            Flag(bool),
+        }
+        let keys: std::collections::HashSet<String> = [
+            key_of(&Id::Num(5)),
+            key_of(&Id::Float(5.0)),
+            key_of(&Id::Name("5".into())),
+            key_of(&Id::Name("5.0".into())),
+            key_of(&Id::Flag(true)),
+            key_of(&Id::Name("true".into())),
+        ]
+        .into();
+        assert_eq!(keys.len(), 6, "{keys:?}");
     }
 
     #[test]

@@ -116,7 +116,7 @@ fn keys_are_stable_text() {
     assert_eq!(keys[0], "keys.profile:v1:1001:{}");
     assert_eq!(keys[1], "keys.profile:v1:7:{a=2,b=-1}");
     assert_eq!(keys[2], "keys.search:v1:rust%20cache:2:0.5");
-    assert_eq!(keys[3], "keys.search:v1:\"\":~:-0");
+    assert_eq!(keys[3], "keys.search:v1:\"\":~:-0.0");
     assert_eq!(keys[4].len(), cachefn::MAX_KEY_LEN);
     assert!(keys[4].starts_with("keys.search:v1:%C3%A9%C3%A9"));
     assert!(

@@ -235,3 +235,25 @@ fn a_cache_registered_later_is_used_by_later_calls() {
     late(1);
     assert_eq!(RUNS.get(), 3);
 }
+
+#[test]
+fn caches_whose_prefixes_nest_never_touch_each_other() {
+    let store = CountingBackend::new();
+    let app = Cache::builder().shared(store.clone()).prefix("app").build();
+    let sessions = Cache::builder()
+        .shared(store.clone())
+        .prefix("app:sessions")
+        .build();
+    app.set("sessions:42", &1u32, Duration::from_secs(60))
+        .unwrap();
+    sessions.set("42", &2u32, Duration::from_secs(60)).unwrap();
+    assert_eq!(app.get::<u32>("sessions:42"), Some(1));
+    assert_eq!(sessions.get::<u32>("42"), Some(2));
+    app.clear().unwrap();
+    assert_eq!(
+        sessions.get::<u32>("42"),
+        Some(2),
+        "clearing `app` left `app:sessions` alone"
+    );
+    assert_eq!(sessions.prefix(), "app%3Asessions");
+}
