@@ -179,6 +179,11 @@ thread_local! {
 static NEXT_TIER_ID: AtomicU64 = AtomicU64::new(1);
 
 #[inline]
+fn stripe(fp: u128) -> usize {
+    (fp as usize) % WRITE_STRIPES
+}
+
+#[inline]
 fn front_set(fp: u128) -> usize {
     ((fp >> 64) as usize % FRONT_SETS) * WAYS
 }
@@ -221,6 +226,11 @@ pub struct Memory {
     /// Orders writers of one key, so that the slot a write replaces is
     /// always the one it marks dead.
     writers: [Mutex<()>; WRITE_STRIPES],
+    /// Bumped by every write to a stripe's keys, and (`global`) by every
+    /// clear: a back-fill from a slower tier checks that nothing was written
+    /// since it started reading (see [`Memory::insert_if_unchanged`]).
+    generations: [AtomicU64; WRITE_STRIPES],
+    global_generation: AtomicU64,
     /// Serialises read-modify-write operations (`incr`) against each other.
     rmw: Mutex<()>,
 }
@@ -240,6 +250,8 @@ impl Memory {
             by_bytes: false,
             id: NEXT_TIER_ID.fetch_add(1, Ordering::Relaxed),
             writers: std::array::from_fn(|_| Mutex::new(())),
+            generations: std::array::from_fn(|_| AtomicU64::new(0)),
+            global_generation: AtomicU64::new(0),
             rmw: Mutex::new(()),
         }
     }
@@ -260,6 +272,8 @@ impl Memory {
             by_bytes: true,
             id: NEXT_TIER_ID.fetch_add(1, Ordering::Relaxed),
             writers: std::array::from_fn(|_| Mutex::new(())),
+            generations: std::array::from_fn(|_| AtomicU64::new(0)),
+            global_generation: AtomicU64::new(0),
             rmw: Mutex::new(()),
         }
     }
@@ -355,6 +369,58 @@ impl Memory {
     /// Store `value` under `fp` (the fingerprint of `key`) for `ttl`
     /// (`Duration::ZERO`: until evicted), replacing any entry.
     pub fn insert<V: LocalValue>(&self, fp: u128, key: &str, value: V, ttl: Duration) {
+        let slot = self.slot(key, value, ttl);
+        let _writer = self.writer(fp);
+        self.insert_locked(fp, slot);
+    }
+
+    /// The write generation of `fp`'s entry: it changes whenever the entry
+    /// is written, removed or cleared.
+    pub fn generation(&self, fp: u128) -> u64 {
+        self.generations[stripe(fp)]
+            .load(Ordering::Acquire)
+            .wrapping_add(self.global_generation.load(Ordering::Acquire))
+    }
+
+    /// [`Memory::insert`], unless the entry's [`Memory::generation`] is no
+    /// longer `seen`: a value read from a slower tier must not overwrite a
+    /// write or a removal that happened while it was being read. `true` if
+    /// stored.
+    pub fn insert_if_unchanged<V: LocalValue>(
+        &self,
+        fp: u128,
+        key: &str,
+        value: V,
+        ttl: Duration,
+        seen: u64,
+    ) -> bool {
+        let slot = self.slot(key, value, ttl);
+        let _writer = self.writer(fp);
+        if self.generation(fp) != seen {
+            return false;
+        }
+        self.insert_locked(fp, slot);
+        true
+    }
+
+    /// [`Memory::insert`] only if no live entry is under `fp`; `true` if stored.
+    pub fn insert_if_absent<V: LocalValue>(
+        &self,
+        fp: u128,
+        key: &str,
+        value: V,
+        ttl: Duration,
+    ) -> bool {
+        let slot = self.slot(key, value, ttl);
+        let _writer = self.writer(fp);
+        if self.get(fp).is_some() {
+            return false;
+        }
+        self.insert_locked(fp, slot);
+        true
+    }
+
+    fn slot<V: LocalValue>(&self, key: &str, value: V, ttl: Duration) -> Arc<Slot> {
         let expires_at = if ttl.is_zero() {
             u64::MAX
         } else {
@@ -365,14 +431,18 @@ impl Memory {
         } else {
             1
         };
-        let slot: Arc<Slot> = Arc::new(Slot {
+        Arc::new(Slot {
             expires_at,
             dead: AtomicBool::new(false),
             weight,
             key: key.into(),
             value,
-        });
-        let _writer = self.writer(fp);
+        })
+    }
+
+    /// Replace `fp`'s entry; the caller holds its writer lock.
+    fn insert_locked(&self, fp: u128, slot: Arc<Slot>) {
+        self.generations[stripe(fp)].fetch_add(1, Ordering::AcqRel);
         if let Some(old) = self.store.peek(&fp) {
             old.kill();
         }
@@ -380,13 +450,14 @@ impl Memory {
     }
 
     fn writer(&self, fp: u128) -> parking_lot::MutexGuard<'_, ()> {
-        self.writers[(fp as usize) % WRITE_STRIPES].lock()
+        self.writers[stripe(fp)].lock()
     }
 
     /// Remove the entry under `fp`; `true` if a live one was there.
     pub fn remove(&self, fp: u128) -> bool {
         let now = clock::now_ms();
         let _writer = self.writer(fp);
+        self.generations[stripe(fp)].fetch_add(1, Ordering::AcqRel);
         match self.store.remove(&fp) {
             Some((_, slot)) => {
                 slot.kill();
@@ -398,6 +469,7 @@ impl Memory {
 
     /// Remove every entry whose key starts with `prefix`.
     pub fn clear_prefix(&self, prefix: &str) {
+        self.global_generation.fetch_add(1, Ordering::AcqRel);
         self.store.retain(|_, slot| {
             let keep = !slot.key.starts_with(prefix);
             if !keep {
@@ -409,6 +481,7 @@ impl Memory {
 
     /// Remove every entry.
     pub fn clear(&self) {
+        self.global_generation.fetch_add(1, Ordering::AcqRel);
         self.store.retain(|_, slot| {
             slot.kill();
             false
@@ -558,6 +631,25 @@ mod tests {
             s.spawn(|| m.insert(9, "k", val(7), Duration::ZERO));
         });
         assert_eq!(read_u(&m, 9), Some(7));
+    }
+
+    #[test]
+    fn back_fills_lose_to_writes_that_happened_meanwhile() {
+        let m = Memory::with_capacity(10);
+        let seen = m.generation(5);
+        m.insert(5, "k", val(2), Duration::ZERO); // a write while the slow read ran
+        assert!(!m.insert_if_unchanged(5, "k", val(1), Duration::ZERO, seen));
+        assert_eq!(read_u(&m, 5), Some(2));
+        let seen = m.generation(5);
+        m.remove(5);
+        assert!(!m.insert_if_unchanged(5, "k", val(1), Duration::ZERO, seen));
+        let seen = m.generation(5);
+        m.clear();
+        assert!(!m.insert_if_unchanged(5, "k", val(1), Duration::ZERO, seen));
+        let seen = m.generation(5);
+        assert!(m.insert_if_unchanged(5, "k", val(1), Duration::ZERO, seen));
+        assert!(!m.insert_if_absent(5, "k", val(3), Duration::ZERO));
+        assert!(m.insert_if_absent(6, "k", val(3), Duration::ZERO));
     }
 
     #[test]

@@ -201,6 +201,22 @@ fn min_ttl(a: Duration, b: Duration) -> Duration {
     }
 }
 
+/// How long a value read from the shared tier may live in the local tier:
+/// at most `local_ttl`, never past the entry's own expiry. `None`: do not
+/// back-fill (`local_ttl` is zero, or the entry has just expired).
+fn back_fill_ttl(bytes: &[u8], local_ttl: Duration) -> Option<Duration> {
+    if local_ttl.is_zero() {
+        return None;
+    }
+    match codec::expiry(bytes) {
+        Some(0) | None => Some(local_ttl),
+        Some(at) => match at.saturating_sub(clock::unix_ms()) {
+            0 => None,
+            left => Some(min_ttl(local_ttl, Duration::from_millis(left))),
+        },
+    }
+}
+
 impl Default for Cache {
     fn default() -> Self {
         Cache::memory()
@@ -329,6 +345,9 @@ impl Cache {
         T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let shared = self.inner.shared.as_ref()?;
+        let local = self.inner.local.as_ref();
+        // Taken before the read: a write or removal while it runs wins.
+        let seen = local.map(|l| l.generation(fp));
         let bytes = match shared.get(&self.stored(text)) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return None,
@@ -345,19 +364,9 @@ impl Cache {
             }
         };
         self.inner.counters.shared_hits.add();
-        if let Some(local) = &self.inner.local {
-            let ttl = match codec::expiry(&bytes) {
-                Some(0) | None => local_ttl,
-                Some(at) => {
-                    let left = at.saturating_sub(clock::unix_ms());
-                    if left == 0 {
-                        return Some(value);
-                    }
-                    min_ttl(local_ttl, Duration::from_millis(left))
-                }
-            };
-            if !local_ttl.is_zero() {
-                local.insert(fp, text, Typed(value.clone()), ttl);
+        if let (Some(local), Some(seen)) = (local, seen) {
+            if let Some(ttl) = back_fill_ttl(&bytes, local_ttl) {
+                local.insert_if_unchanged(fp, text, Typed(value.clone()), ttl, seen);
             }
         }
         Some(value)
@@ -402,12 +411,22 @@ impl Cache {
     pub(crate) fn remove(&self, text: &str, fp: u128) -> Result<bool, Error> {
         let local = self.inner.local.as_ref().is_some_and(|l| l.remove(fp));
         let shared = match &self.inner.shared {
-            Some(s) => s
-                .delete(&self.stored(text))
-                .inspect_err(|e| self.shared_failed("delete", e))?,
+            Some(s) => {
+                let removed = s.delete(&self.stored(text));
+                // Again: a read of the shared tier that raced the delete may
+                // have put the old value back.
+                self.forget_local(fp);
+                removed.inspect_err(|e| self.shared_failed("delete", e))?
+            }
             None => false,
         };
         Ok(local || shared)
+    }
+
+    fn forget_local(&self, fp: u128) {
+        if let Some(local) = &self.inner.local {
+            local.remove(fp);
+        }
     }
 
     /// Remove every key that starts with `start` from every tier.
@@ -416,9 +435,12 @@ impl Cache {
             local.clear_prefix(start);
         }
         if let Some(shared) = &self.inner.shared {
-            shared
-                .clear_prefix(&self.stored(start))
-                .inspect_err(|e| self.shared_failed("clear", e))?;
+            let cleared = shared.clear_prefix(&self.stored(start));
+            // Again: reads that raced the shared clear may have back-filled.
+            if let Some(local) = &self.inner.local {
+                local.clear_prefix(start);
+            }
+            cleared.inspect_err(|e| self.shared_failed("clear", e))?;
         }
         Ok(())
     }
@@ -501,6 +523,7 @@ impl Cache {
             }
         }
         let shared = self.inner.shared.as_ref()?;
+        let seen = self.inner.local.as_ref().map(|l| l.generation(fp));
         let bytes = match shared.get(&self.stored(key.as_str())) {
             Ok(Some(b)) => b,
             Ok(None) => return None,
@@ -516,15 +539,10 @@ impl Cache {
         if !quiet {
             self.inner.counters.shared_hits.add();
         }
-        if let Some(local) = &self.inner.local {
-            let ttl = match codec::expiry(&bytes) {
-                Some(0) | None => self.inner.local_ttl,
-                Some(at) => min_ttl(
-                    self.inner.local_ttl,
-                    Duration::from_millis(at.saturating_sub(clock::unix_ms()).max(1)),
-                ),
-            };
-            local.insert(fp, key.as_str(), Encoded(bytes), ttl);
+        if let (Some(local), Some(seen)) = (&self.inner.local, seen) {
+            if let Some(ttl) = back_fill_ttl(&bytes, self.inner.local_ttl) {
+                local.insert_if_unchanged(fp, key.as_str(), Encoded(bytes), ttl, seen);
+            }
         }
         Some(value)
     }
@@ -595,13 +613,7 @@ impl Cache {
         let Some(local) = &self.inner.local else {
             return Ok(false);
         };
-        Ok(local.read_modify_write(|| {
-            if local.get(key.fingerprint()).is_some() {
-                return false;
-            }
-            local.insert(key.fingerprint(), key.as_str(), Encoded(bytes), ttl);
-            true
-        }))
+        Ok(local.insert_if_absent(key.fingerprint(), key.as_str(), Encoded(bytes), ttl))
     }
 
     /// Remove `key` from every tier; `true` if something was removed.
@@ -727,9 +739,11 @@ impl Cache {
         if let Some(shared) = &self.inner.shared {
             let stored: Vec<String> = keys.iter().map(|k| self.stored(k.as_str())).collect();
             let refs: Vec<&str> = stored.iter().map(String::as_str).collect();
-            shared
-                .delete_many(&refs)
-                .inspect_err(|e| self.shared_failed("delete_many", e))?;
+            let deleted = shared.delete_many(&refs);
+            for k in &keys {
+                self.forget_local(k.fingerprint());
+            }
+            deleted.inspect_err(|e| self.shared_failed("delete_many", e))?;
         }
         Ok(())
     }
@@ -746,12 +760,10 @@ impl Cache {
         let key = Key::new(key);
         let fp = key.fingerprint();
         if let Some(shared) = &self.inner.shared {
-            if let Some(local) = &self.inner.local {
-                local.remove(fp);
-            }
-            return shared
-                .incr(&self.stored(key.as_str()), delta)
-                .inspect_err(|e| self.shared_failed("incr", e));
+            self.forget_local(fp);
+            let n = shared.incr(&self.stored(key.as_str()), delta);
+            self.forget_local(fp);
+            return n.inspect_err(|e| self.shared_failed("incr", e));
         }
         let Some(local) = &self.inner.local else {
             return Ok(delta);
@@ -780,7 +792,13 @@ impl Cache {
     ///
     /// As [`Cache::incr`].
     pub fn decr(&self, key: impl AsRef<str>, delta: i64) -> Result<i64, Error> {
-        self.incr(key, delta.checked_neg().unwrap_or(i64::MAX))
+        let Some(negated) = delta.checked_neg() else {
+            return Err(Error::NotACounter(format!(
+                "{} (a decrement of i64::MIN overflows)",
+                key.as_ref()
+            )));
+        };
+        self.incr(key, negated)
     }
 
     /// `true` when `key` holds a live value in some tier.
@@ -811,9 +829,12 @@ impl Cache {
             local.clear();
         }
         if let Some(shared) = &self.inner.shared {
-            shared
-                .clear_prefix(&self.stored(""))
-                .inspect_err(|e| self.shared_failed("clear", e))?;
+            let cleared = shared.clear_prefix(&self.stored(""));
+            // Again: reads that raced the shared clear may have back-filled.
+            if let Some(local) = &self.inner.local {
+                local.clear();
+            }
+            cleared.inspect_err(|e| self.shared_failed("clear", e))?;
         }
         Ok(())
     }
