@@ -479,18 +479,29 @@ impl Cache {
                     }
                     self.inner.counters.misses.add();
                     let value = (f.take().expect("f runs once"))();
-                    let _ = self.set_key(&key, &value, ttl);
-                    leader.finish(|| None);
+                    // Waiters get the encoded value, not a second run of `f`.
+                    let bytes = codec::encode(&value, expiry_for(ttl)).ok().map(Arc::new);
+                    if let Some(bytes) = &bytes {
+                        let _ = self.set_encoded(&key, bytes, ttl);
+                    }
+                    leader.finish(|| bytes.map(|b| b as crate::flight::Shared));
                     return value;
                 }
-                Joined::Reentrant => {
+                Joined::Alone => {
                     self.inner.counters.misses.add();
                     let value = (f.take().expect("f runs once"))();
                     let _ = self.set_key(&key, &value, ttl);
                     return value;
                 }
-                // The leader shares nothing for untyped calls: read the cache again.
-                Joined::Value(_) => {}
+                Joined::Value(shared) => {
+                    if let Some(v) = shared
+                        .downcast_ref::<Vec<u8>>()
+                        .and_then(|b| codec::decode::<T>(b).ok())
+                    {
+                        return v;
+                    }
+                    // Shared by a memoized function of another type: read again.
+                }
             }
         }
     }
@@ -569,10 +580,15 @@ impl Cache {
         ttl: Duration,
     ) -> Result<(), Error> {
         let bytes = codec::encode(value, expiry_for(ttl))?;
+        self.set_encoded(key, &bytes, ttl)
+    }
+
+    /// Store encoded bytes in every tier.
+    fn set_encoded(&self, key: &Key, bytes: &[u8], ttl: Duration) -> Result<(), Error> {
         let mut local_ttl = ttl;
         if let Some(shared) = &self.inner.shared {
             local_ttl = min_ttl(self.inner.local_ttl, ttl);
-            if let Err(e) = shared.set(&self.stored(key.as_str()), &bytes, ttl) {
+            if let Err(e) = shared.set(&self.stored(key.as_str()), bytes, ttl) {
                 self.shared_failed("set", &e);
                 if let Some(local) = &self.inner.local {
                     local.remove(key.fingerprint());
@@ -581,7 +597,12 @@ impl Cache {
             }
         }
         if let Some(local) = &self.inner.local {
-            local.insert(key.fingerprint(), key.as_str(), Encoded(bytes), local_ttl);
+            local.insert(
+                key.fingerprint(),
+                key.as_str(),
+                Encoded(bytes.to_vec()),
+                local_ttl,
+            );
         }
         Ok(())
     }

@@ -26,10 +26,18 @@ struct Flight {
 #[derive(Default)]
 struct State {
     waiters: usize,
-    /// `None` while the leader runs; `Some(None)` when it ended without a
-    /// value to share (it panicked, or its result is not cached): waiters
-    /// then try again, and one of them leads.
-    outcome: Option<Option<Shared>>,
+    /// `None` while the leader runs.
+    outcome: Option<Outcome>,
+}
+
+enum Outcome {
+    /// The value, for every waiter.
+    Value(Shared),
+    /// The leader ended with nothing to share (its result is not cached, an
+    /// `Err` say): waiters compute their own, at the same time.
+    RunYourselves,
+    /// The leader panicked or was dropped: waiters try again, and one leads.
+    Retry,
 }
 
 /// What [`Flights::join`] decided for a caller.
@@ -38,9 +46,10 @@ pub(crate) enum Joined<'a> {
     Lead(Leader<'a>),
     /// Another caller computed it.
     Value(Shared),
-    /// This thread is already computing this key further up its stack
-    /// (a function that re-enters its own key): compute without waiting.
-    Reentrant,
+    /// Compute without waiting: this thread is already computing this key
+    /// further up its stack (a function that re-enters its own key), or the
+    /// leader's result could not be shared.
+    Alone,
 }
 
 /// The caller that computes a key. Dropping it without
@@ -87,28 +96,31 @@ impl Flights {
                 }
             };
             if flight.leader == me {
-                return Joined::Reentrant;
+                return Joined::Alone;
             }
             let mut state = flight.state.lock();
             state.waiters += 1;
             while state.outcome.is_none() {
                 flight.done.wait(&mut state);
             }
-            if let Some(Some(value)) = &state.outcome {
-                return Joined::Value(value.clone());
+            match &state.outcome {
+                Some(Outcome::Value(value)) => return Joined::Value(value.clone()),
+                Some(Outcome::RunYourselves) => return Joined::Alone,
+                // The leader is gone without a result: try to lead.
+                _ => {}
             }
-            // The leader left without a value: try to lead.
         }
     }
 }
 
 impl Leader<'_> {
     /// End the flight. `share` is called only when callers are waiting, to
-    /// hand them the value; `None` makes them compute themselves.
+    /// hand them the value; `None` makes them compute their own, in parallel.
     pub(crate) fn finish(self, share: impl FnOnce() -> Option<Shared>) {
         self.end(Some(share));
     }
 
+    /// `share: None` (a drop without `finish`): the waiters retry.
     fn end(&self, share: Option<impl FnOnce() -> Option<Shared>>) {
         {
             let mut map = self.flights.shard(self.fp).lock();
@@ -123,11 +135,11 @@ impl Leader<'_> {
         if state.outcome.is_some() {
             return;
         }
-        let value = match share {
-            Some(share) if state.waiters > 0 => share(),
-            _ => None,
-        };
-        state.outcome = Some(value);
+        state.outcome = Some(match share {
+            None => Outcome::Retry,
+            Some(_) if state.waiters == 0 => Outcome::RunYourselves,
+            Some(share) => share().map_or(Outcome::RunYourselves, Outcome::Value),
+        });
         self.flight.done.notify_all();
     }
 }
@@ -159,7 +171,7 @@ mod tests {
                             l.finish(|| Some(Arc::new(5u32)));
                         }
                         Joined::Value(v) => assert_eq!(v.downcast_ref::<u32>(), Some(&5)),
-                        Joined::Reentrant => panic!("not re-entrant"),
+                        Joined::Alone => panic!("not re-entrant"),
                     }
                 });
             }
@@ -173,6 +185,6 @@ mod tests {
         let Joined::Lead(_leader) = flights.join(1) else {
             panic!()
         };
-        assert!(matches!(flights.join(1), Joined::Reentrant));
+        assert!(matches!(flights.join(1), Joined::Alone));
     }
 }

@@ -2,12 +2,14 @@
 //! may change in any release; use the attribute.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::flight::Joined;
@@ -46,7 +48,11 @@ pub struct Site {
     name: SiteName,
     options: Options,
     settings: OnceLock<Settings>,
-    self_type: OnceLock<fn() -> &'static str>,
+    self_type: OnceLock<&'static str>,
+    /// Set when caching this site would risk wrong data (its key head is
+    /// another function's, or a generic impl's method sees several `Self`
+    /// types): calls then run uncached.
+    disabled: AtomicBool,
     slot: AtomicUsize,
     log: RateLimited,
 }
@@ -88,17 +94,18 @@ impl Site {
             options,
             settings: OnceLock::new(),
             self_type: OnceLock::new(),
+            disabled: AtomicBool::new(false),
             slot: AtomicUsize::new(0),
             log: RateLimited::new(),
         }
     }
 
     #[inline]
-    fn settings(&self) -> &Settings {
+    fn settings(&'static self) -> &'static Settings {
         self.settings.get_or_init(|| self.resolve_settings())
     }
 
-    fn resolve_settings(&self) -> Settings {
+    fn resolve_settings(&'static self) -> Settings {
         let o = self
             .options
             .or(registry::crate_defaults(self.module_path))
@@ -106,7 +113,7 @@ impl Site {
         let name = match &self.name {
             SiteName::Path => escape_name(self.module_path),
             SiteName::Method(m) => {
-                let ty = self.self_type.get().map_or(self.module_path, |f| f());
+                let ty = self.self_type.get().copied().unwrap_or(self.module_path);
                 escape_name(&format!("{ty}::{m}"))
             }
             SiteName::Custom(n) => (*n).to_owned(),
@@ -122,6 +129,7 @@ impl Site {
         let timeout = o.timeout.unwrap_or(300);
         let head = format!("{name}:v{}", o.version.unwrap_or(1));
         let local_timeout = o.local_timeout.unwrap_or(10).min(timeout);
+        self.claim_head(&head);
         Settings {
             head_fp: head_fingerprint(head.as_bytes()),
             head: head.into(),
@@ -136,7 +144,7 @@ impl Site {
     /// The cache this site uses now, memoized per thread until the registry
     /// changes (no shared atomic is written on the hot path).
     #[inline]
-    fn resolved(&self) -> Rc<Resolved> {
+    fn resolved(&'static self) -> Rc<Resolved> {
         let epoch = registry::epoch();
         let mut slot = self.slot.load(Ordering::Relaxed);
         if slot == 0 {
@@ -166,7 +174,7 @@ impl Site {
     }
 
     #[cold]
-    fn resolve_slow(&self, slot: usize, epoch: u64) -> Rc<Resolved> {
+    fn resolve_slow(&'static self, slot: usize, epoch: u64) -> Rc<Resolved> {
         let cache = match self.settings().cache {
             None => Ok(registry::default_cache()),
             Some(name) => registry::cache(name),
@@ -183,11 +191,17 @@ impl Site {
         res
     }
 
-    fn cache(&self) -> Result<Cache, Error> {
+    fn cache(&'static self) -> Result<Cache, Error> {
+        if self.is_disabled() {
+            return Err(Error::Key(format!(
+                "caching of `{}` is disabled: see the error logged for it",
+                self.settings().head
+            )));
+        }
         self.resolved().cache.clone()
     }
 
-    fn warn(&self, what: &str, err: &Error) {
+    fn warn(&'static self, what: &str, err: &Error) {
         if self.log.allow() {
             tracing::error!(target: "cachefn", function = %self.settings().head, error = %err,
                 "{what}; the function runs uncached");
@@ -195,12 +209,51 @@ impl Site {
     }
 
     /// Record the `Self` type of a method's site (its name is part of keys).
+    /// A method of a generic impl has one site for every `Self` type; when a
+    /// second type shows up, the site stops caching rather than let the
+    /// types share entries.
     #[inline]
     pub fn with_self_type(&'static self, ty: fn() -> &'static str) -> &'static Site {
-        if self.self_type.get().is_none() {
-            let _ = self.self_type.set(ty);
+        let name = ty();
+        match self.self_type.get() {
+            Some(first) if std::ptr::eq(*first, name) || *first == name => {}
+            Some(first) => self.disable(&format!(
+                "a method of a generic impl is memoized for both `{first}` and `{name}`, which would share cache entries; give each type its own function, or memoize a free function that takes the type's data"
+            )),
+            None => {
+                if self.self_type.set(name).is_err() {
+                    return self.with_self_type(ty);
+                }
+            }
         }
         self
+    }
+
+    /// Make sure no other site has this key head; disable this one if so.
+    fn claim_head(&'static self, head: &str) {
+        static HEADS: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+        let me = self as *const Site as usize;
+        let mut heads = HEADS.lock();
+        match heads.get(head) {
+            Some(&other) if other != me => self.disable(&format!(
+                "another memoized function already uses the key head `{head}` (two functions with one name in one module, e.g. inside different function bodies, or the same `name`); give one of them `name = \"...\"` or another `version`"
+            )),
+            Some(_) => {}
+            None => {
+                heads.insert(head.to_owned(), me);
+            }
+        }
+    }
+
+    fn disable(&self, why: &str) {
+        if !self.disabled.swap(true, Ordering::Relaxed) {
+            tracing::error!(target: "cachefn", "{why}; the function runs uncached");
+        }
+    }
+
+    #[inline]
+    fn is_disabled(&self) -> bool {
+        self.disabled.load(Ordering::Relaxed)
     }
 
     /// A key builder that has written this site's `name:vN`.
@@ -296,6 +349,9 @@ pub fn call<M: Memo>(
     refresh: bool,
     body: impl FnOnce() -> M::Ret,
 ) -> M::Ret {
+    if site.is_disabled() {
+        return body();
+    }
     let resolved = site.resolved();
     let cache = match &resolved.cache {
         Ok(cache) => cache,
@@ -360,7 +416,7 @@ fn call_cold<M: Memo>(
                 // since our miss; it wrote the local tier too, so checking
                 // that is enough (and costs no round trip).
                 if let Some(v) = cache.local_typed::<M::Cached>(fp) {
-                    leader.finish(|| None);
+                    leader.finish(|| Some(Arc::new(v.clone()) as crate::flight::Shared));
                     return M::from_cached(v);
                 }
                 cache.count_miss();
@@ -377,7 +433,7 @@ fn call_cold<M: Memo>(
                     return M::from_cached(v.clone());
                 }
             }
-            Joined::Reentrant => {
+            Joined::Alone => {
                 cache.count_miss();
                 let ret = body();
                 store(&ret);
@@ -387,7 +443,7 @@ fn call_cold<M: Memo>(
     }
 }
 
-fn finished(site: &Site, kb: &mut KeyBuilder) -> Result<(Cache, Key), Error> {
+fn finished(site: &'static Site, kb: &mut KeyBuilder) -> Result<(Cache, Key), Error> {
     let cache = site.cache()?;
     let fp = kb.finish()?;
     Ok((cache, Key::from_parts(&kb.text()?, fp)))

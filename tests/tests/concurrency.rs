@@ -98,20 +98,34 @@ fn a_call_that_reenters_its_own_key_does_not_deadlock() {
 }
 
 #[test]
-fn errors_are_not_shared_with_waiters() {
+fn errors_are_not_shared_and_waiters_then_run_side_by_side() {
+    use std::sync::atomic::AtomicUsize;
     static RUNS: Runs = Runs::new();
+    static RUNNING: AtomicUsize = AtomicUsize::new(0);
+    static MOST_AT_ONCE: AtomicUsize = AtomicUsize::new(0);
     #[quickcache]
     fn failing(x: u32) -> Result<u32, String> {
         RUNS.hit();
-        thread::sleep(Duration::from_millis(50));
+        let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+        MOST_AT_ONCE.fetch_max(now, Ordering::SeqCst);
+        thread::sleep(Duration::from_millis(150));
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
         Err(format!("no {x}"))
     }
+    let barrier = Barrier::new(4);
     thread::scope(|s| {
         for _ in 0..4 {
-            s.spawn(|| assert_eq!(failing(1), Err("no 1".to_string())));
+            s.spawn(|| {
+                barrier.wait();
+                assert_eq!(failing(1), Err("no 1".to_string()));
+            });
         }
     });
     assert_eq!(RUNS.get(), 4, "every caller gets its own error");
+    assert!(
+        MOST_AT_ONCE.load(Ordering::SeqCst) >= 2,
+        "after the leader's error the waiters computed side by side, not one after another"
+    );
 }
 
 #[test]

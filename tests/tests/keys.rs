@@ -152,3 +152,46 @@ fn keys_are_the_same_in_another_process() {
         .collect();
     assert_eq!(child, fixed_keys());
 }
+
+/// `module_path!()` does not name the function a nested item sits in, so
+/// these two get the same key head: the second one runs uncached rather
+/// than share the first one's entries.
+#[test]
+fn same_named_functions_in_different_bodies_never_share_entries() {
+    let first = {
+        #[quickcache]
+        fn helper(x: u64) -> u64 {
+            x + 1
+        }
+        (helper(1), helper(1))
+    };
+    let second = {
+        #[quickcache]
+        fn helper(x: u64) -> u64 {
+            x + 2
+        }
+        (helper(1), helper(1))
+    };
+    assert_eq!(first, (2, 2));
+    assert_eq!(second, (3, 3));
+}
+
+pub struct Repo<T>(std::marker::PhantomData<T>);
+
+impl<T: 'static> Repo<T> {
+    #[quickcache]
+    pub fn type_label(&self, n: u32) -> String {
+        format!("{}:{n}", std::any::type_name::<T>())
+    }
+}
+
+#[test]
+fn a_generic_impl_never_shares_entries_between_types() {
+    let a = Repo::<u8>(std::marker::PhantomData);
+    let b = Repo::<u16>(std::marker::PhantomData);
+    assert_eq!(a.type_label(1), "u8:1");
+    assert_eq!(a.type_label(1), "u8:1");
+    assert_eq!(b.type_label(1), "u16:1");
+    assert_eq!(a.type_label(1), "u8:1");
+    assert_eq!(b.type_label(1), "u16:1");
+}

@@ -113,6 +113,27 @@ fn get_or_set_is_single_flight() {
 }
 
 #[test]
+fn get_or_set_shares_the_value_even_when_nothing_can_be_stored() {
+    static RUNS: Runs = Runs::new();
+    let cache = Cache::null();
+    let barrier = Barrier::new(6);
+    thread::scope(|s| {
+        for _ in 0..6 {
+            s.spawn(|| {
+                barrier.wait();
+                let v: Vec<String> = cache.get_or_set("k", MIN, || {
+                    RUNS.hit();
+                    thread::sleep(Duration::from_millis(150));
+                    vec!["v".to_string()]
+                });
+                assert_eq!(v, vec!["v".to_string()]);
+            });
+        }
+    });
+    assert_eq!(RUNS.get(), 1, "waiters decoded the leader's value");
+}
+
+#[test]
 fn clear_empties_this_cache_only() {
     let a = Cache::memory();
     let b = Cache::memory();
