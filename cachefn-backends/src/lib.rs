@@ -14,7 +14,9 @@
 //! # Feature flags
 //!
 //! The default build has no network client. Each networked or on-disk
-//! backend is behind a feature of its own (`redis`, ... in later releases).
+//! backend is behind a feature of its own:
+//!
+//! - `redis`: [`Redis`](crate::Redis), a shared tier on the `redis` crate.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -23,6 +25,11 @@ pub mod clock;
 mod error;
 mod memory;
 
+#[cfg(feature = "redis")]
+mod redis;
+
 pub use backend::{Backend, Null};
 pub use error::Error;
 pub use memory::{LocalValue, Memory, Slot};
+#[cfg(feature = "redis")]
+pub use redis::{Redis, RedisBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT};

@@ -1,5 +1,7 @@
 //! Test support for the cachefn integration tests.
 
+pub mod redis_server;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
