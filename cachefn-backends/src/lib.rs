@@ -21,6 +21,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
+mod breaker;
 pub mod clock;
 mod error;
 mod memory;
@@ -29,6 +30,7 @@ mod memory;
 mod redis;
 
 pub use backend::{Backend, Null};
+pub use breaker::{CircuitBreaker, COOL_DOWN, TRIP_AFTER};
 pub use error::Error;
 pub use memory::{LocalValue, Memory, Slot};
 #[cfg(feature = "redis")]

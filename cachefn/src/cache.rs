@@ -94,9 +94,11 @@ impl CacheBuilder {
         self
     }
 
-    /// The tier shared by every process (Redis, memcached, disk, ...).
+    /// The tier shared by every process (Redis, memcached, disk, ...),
+    /// behind a [`CircuitBreaker`](cachefn_backends::CircuitBreaker): after
+    /// a few failures in a row it is skipped for a second, then probed.
     pub fn shared(mut self, backend: impl Backend) -> Self {
-        self.shared = Some(Box::new(backend));
+        self.shared = Some(Box::new(cachefn_backends::CircuitBreaker::new(backend)));
         self
     }
 

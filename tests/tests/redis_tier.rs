@@ -197,8 +197,10 @@ fn a_killed_frozen_or_restarted_server_never_fails_a_call() {
         "writes report the failure"
     );
 
-    // Restarted on the same port (empty): used again by itself.
+    // Restarted on the same port (empty): used again by itself, once the
+    // circuit breaker's cool-down has passed and a probe succeeded.
     server.restart();
+    std::thread::sleep(cachefn::backends::COOL_DOWN + Duration::from_millis(100));
     let runs = DOWN_RUNS.get();
     assert_eq!(resilient(1), 2);
     assert_eq!(resilient(1), 2);

@@ -112,8 +112,9 @@ fn a_failing_shared_tier_never_fails_a_call() {
     assert!(cache.delete("x").is_err());
     assert!(cache.clear().is_err());
     assert_eq!(cache.get::<u8>("x"), None);
-    // Back up: cached again.
+    // Back up: once the breaker's cool-down has passed, cached again.
     store.set_down(false);
+    std::thread::sleep(cachefn::backends::COOL_DOWN + Duration::from_millis(100));
     resilient(4);
     resilient(4);
     assert_eq!(DOWN_RUNS.get(), 4);

@@ -1,0 +1,202 @@
+//! A circuit breaker around a shared tier.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::{clock, Backend, Error};
+
+/// Consecutive failures that open the circuit.
+pub const TRIP_AFTER: u32 = 3;
+/// How long an open circuit skips the backend before one call probes it.
+pub const COOL_DOWN: Duration = Duration::from_secs(1);
+
+/// Wraps a [`Backend`]: after [`TRIP_AFTER`] consecutive failures it stops
+/// calling it for [`COOL_DOWN`] (calls fail at once, with no timeout to
+/// wait out), then lets one call through to probe; a success closes the
+/// circuit, so a server that comes back is used again by itself.
+///
+/// Only failures to reach or use the store count (`Error::Backend`); a
+/// server that answers "not a counter" is healthy. Every cache built with
+/// `Cache::builder().shared(..)` wraps its shared tier in one.
+///
+/// ```
+/// # #[cfg(feature = "redis")] {
+/// use cachefn_backends::{Backend, CircuitBreaker, Redis};
+///
+/// // Nothing listens on port 1: the first calls fail, then the circuit opens.
+/// let tier = CircuitBreaker::new(Redis::open("redis://127.0.0.1:1/0").unwrap());
+/// for _ in 0..10 {
+///     assert!(tier.get("k").is_err());
+/// }
+/// assert!(tier.is_open());
+/// # }
+/// ```
+pub struct CircuitBreaker<B> {
+    backend: B,
+    failures: AtomicU32,
+    /// `clock::now_ms()` until which calls are skipped; 0 when closed.
+    open_until: AtomicU64,
+}
+
+impl<B: Backend> CircuitBreaker<B> {
+    /// A closed circuit around `backend`.
+    pub fn new(backend: B) -> Self {
+        CircuitBreaker {
+            backend,
+            failures: AtomicU32::new(0),
+            open_until: AtomicU64::new(0),
+        }
+    }
+
+    /// `true` while calls are being skipped.
+    pub fn is_open(&self) -> bool {
+        self.open_until.load(Ordering::Acquire) > clock::now_ms()
+    }
+
+    fn open_error(&self) -> Error {
+        Error::backend(
+            self.backend.name(),
+            format!(
+                "skipped: {TRIP_AFTER} calls in a row failed, so the circuit is open; one call probes the server every {COOL_DOWN:?}"
+            ),
+        )
+    }
+
+    fn guard<R>(&self, f: impl FnOnce(&B) -> Result<R, Error>) -> Result<R, Error> {
+        let until = self.open_until.load(Ordering::Acquire);
+        if until != 0 {
+            let now = clock::now_ms();
+            if now < until {
+                return Err(self.open_error());
+            }
+            // Half-open: the caller that moves the deadline probes; the others wait it out.
+            let next = now + COOL_DOWN.as_millis() as u64;
+            if self
+                .open_until
+                .compare_exchange(until, next, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                return Err(self.open_error());
+            }
+        }
+        match f(&self.backend) {
+            Err(e @ Error::Backend { .. }) => {
+                let n = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
+                if n >= TRIP_AFTER {
+                    let next = clock::now_ms() + COOL_DOWN.as_millis() as u64;
+                    self.open_until.store(next, Ordering::Release);
+                }
+                Err(e)
+            }
+            other => {
+                if until != 0 || self.failures.load(Ordering::Relaxed) != 0 {
+                    self.failures.store(0, Ordering::Release);
+                    self.open_until.store(0, Ordering::Release);
+                }
+                other
+            }
+        }
+    }
+}
+
+impl<B: Backend> Backend for CircuitBreaker<B> {
+    fn name(&self) -> &'static str {
+        self.backend.name()
+    }
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.guard(|b| b.get(key))
+    }
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
+        self.guard(|b| b.set(key, value, ttl))
+    }
+    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, Error> {
+        self.guard(|b| b.add(key, value, ttl))
+    }
+    fn delete(&self, key: &str) -> Result<bool, Error> {
+        self.guard(|b| b.delete(key))
+    }
+    fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> {
+        self.guard(|b| b.incr(key, delta))
+    }
+    fn clear_prefix(&self, prefix: &str) -> Result<(), Error> {
+        self.guard(|b| b.clear_prefix(prefix))
+    }
+    fn has(&self, key: &str) -> Result<bool, Error> {
+        self.guard(|b| b.has(key))
+    }
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        self.guard(|b| b.get_many(keys))
+    }
+    fn set_many(&self, items: &[(&str, &[u8])], ttl: Duration) -> Result<(), Error> {
+        self.guard(|b| b.set_many(items, ttl))
+    }
+    fn delete_many(&self, keys: &[&str]) -> Result<(), Error> {
+        self.guard(|b| b.delete_many(keys))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[derive(Default)]
+    struct Flaky {
+        down: AtomicBool,
+        calls: AtomicU32,
+    }
+
+    impl Backend for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+        fn get(&self, _key: &str) -> Result<Option<Vec<u8>>, Error> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.down.load(Ordering::SeqCst) {
+                Err(Error::backend("flaky", "down"))
+            } else {
+                Ok(None)
+            }
+        }
+        fn set(&self, _: &str, _: &[u8], _: Duration) -> Result<(), Error> {
+            Ok(())
+        }
+        fn add(&self, _: &str, _: &[u8], _: Duration) -> Result<bool, Error> {
+            Ok(true)
+        }
+        fn delete(&self, _: &str) -> Result<bool, Error> {
+            Ok(false)
+        }
+        fn incr(&self, key: &str, _: i64) -> Result<i64, Error> {
+            Err(Error::NotACounter(key.into()))
+        }
+        fn clear_prefix(&self, _: &str) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn opens_after_failures_then_probes_and_closes() {
+        let b = CircuitBreaker::new(Flaky::default());
+        b.backend.down.store(true, Ordering::SeqCst);
+        for _ in 0..20 {
+            assert!(b.get("k").is_err());
+        }
+        assert_eq!(
+            b.backend.calls.load(Ordering::SeqCst),
+            TRIP_AFTER,
+            "then skipped"
+        );
+        assert!(b.is_open());
+        b.backend.down.store(false, Ordering::SeqCst);
+        std::thread::sleep(COOL_DOWN + Duration::from_millis(50));
+        assert_eq!(b.get("k").unwrap(), None, "the probe succeeds");
+        assert!(!b.is_open());
+        assert!(b.get("k").is_ok());
+        // A healthy server's refusal does not count as a failure.
+        for _ in 0..10 {
+            assert!(matches!(b.incr("k", 1), Err(Error::NotACounter(_))));
+        }
+        assert!(!b.is_open());
+    }
+}
