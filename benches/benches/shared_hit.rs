@@ -1,0 +1,119 @@
+//! The Redis shared tier against raw redis-rs calls, in one run, on a
+//! `redis-server` this bench starts on a free loopback port:
+//!
+//! - a memoized call served by Redis (local tier off) vs a raw `GET` of the
+//!   same bytes on the same kind of (sync) connection;
+//! - a miss plus store vs a raw `GET` + `SET`;
+//! - the local hit of a tiered cache vs the local hit of a memory-only cache.
+//!
+//! ```text
+//! cargo bench -j2 -p cachefn-benches --bench shared_hit -- --warm-up-time 1 --measurement-time 3
+//! ```
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cachefn::backends::{Memory, Redis};
+use cachefn::{quickcache, Cache};
+use cachefn_tests::redis_server::RedisServer;
+use common::cycle;
+use criterion::{criterion_group, criterion_main, Criterion};
+
+const KEYS: u64 = 100;
+
+#[quickcache(cache = "bench-shared-only", local_timeout = 0)]
+fn shared_page(id: u64) -> String {
+    format!("<p>{id}</p>")
+}
+
+#[quickcache(cache = "bench-shared-only", local_timeout = 0)]
+fn fresh_page(id: u64) -> String {
+    format!("<p>{id}</p>")
+}
+
+#[quickcache(cache = "bench-tiered")]
+fn tiered_page(id: u64) -> String {
+    format!("<p>{id}</p>")
+}
+
+#[quickcache(cache = "bench-memory")]
+fn memory_page(id: u64) -> String {
+    format!("<p>{id}</p>")
+}
+
+fn shared_tier(c: &mut Criterion) {
+    let Some(server) = RedisServer::start() else {
+        eprintln!("shared_hit: no redis-server, nothing to measure");
+        return;
+    };
+    let url = server.url();
+    let shared_only = Cache::builder()
+        .shared(Redis::open(&url).unwrap())
+        .prefix("bench")
+        .build();
+    cachefn::register("bench-shared-only", shared_only.clone());
+    cachefn::register(
+        "bench-tiered",
+        Cache::builder()
+            .local(Memory::with_capacity(10_000))
+            .shared(Redis::open(&url).unwrap())
+            .prefix("bench")
+            .build(),
+    );
+    cachefn::register("bench-memory", Cache::memory());
+
+    let keys: Vec<u64> = (0..KEYS).collect();
+    let stored: Vec<String> = keys
+        .iter()
+        .map(|&k| shared_only.storage_key(shared_page::key(k)))
+        .collect();
+    for &k in &keys {
+        shared_page(k);
+        tiered_page(k);
+        tiered_page(k);
+        memory_page(k);
+    }
+    let mut raw = server.raw();
+
+    let mut g = c.benchmark_group("shared_tier");
+    g.bench_function("cachefn: memoized call served by Redis", |b| {
+        cycle(b, &keys, shared_page)
+    });
+    g.bench_function("raw redis-rs: GET of the same bytes", |b| {
+        cycle(b, &keys, |k| {
+            redis::cmd("GET")
+                .arg(&stored[k as usize])
+                .query::<Vec<u8>>(&mut raw)
+                .unwrap()
+        })
+    });
+    let next = AtomicU64::new(1_000_000);
+    g.bench_function("cachefn: miss + store", |b| {
+        b.iter(|| fresh_page(next.fetch_add(1, Ordering::Relaxed)))
+    });
+    g.bench_function("raw redis-rs: GET + SET", |b| {
+        b.iter(|| {
+            let k = format!("bench:raw:{}", next.fetch_add(1, Ordering::Relaxed));
+            let _: Option<Vec<u8>> = redis::cmd("GET").arg(&k).query(&mut raw).unwrap();
+            redis::cmd("SET")
+                .arg(&k)
+                .arg(b"<p>x</p>".as_slice())
+                .arg("EX")
+                .arg(300)
+                .query::<()>(&mut raw)
+                .unwrap();
+        })
+    });
+    g.bench_function("cachefn: local hit, tiered cache", |b| {
+        cycle(b, &keys, tiered_page)
+    });
+    g.bench_function("cachefn: local hit, memory-only cache", |b| {
+        cycle(b, &keys, memory_page)
+    });
+    g.finish();
+    drop(server);
+}
+
+criterion_group!(benches, shared_tier);
+criterion_main!(benches);
