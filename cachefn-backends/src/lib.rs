@@ -16,7 +16,7 @@
 //! The default build has no network client. Each networked or on-disk
 //! backend is behind a feature of its own:
 //!
-//! - `redis`: [`Redis`](crate::Redis), a shared tier on the `redis` crate.
+//! - `redis`: `Redis`, a shared tier on the `redis` crate.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -2,8 +2,8 @@
 //! `cachefn`, not on this crate: the generated code calls
 //! `::cachefn::__private`.
 //!
-//! The attribute is written as three steps: [`attr`] parses options,
-//! [`check`] validates them against the signature, [`expand`] generates.
+//! The attribute is written as three steps: `attr` parses options,
+//! `check` validates them against the signature, `expand` generates.
 //! Every mistake is reported at once, at its token; on error the function is
 //! emitted unchanged so that no cascade of errors follows.
 
