@@ -151,6 +151,14 @@ fn clean_prefix(prefix: &str) -> String {
     format!("{}#{hash:032x}", &escaped[..MAX_PREFIX_LEN - 33])
 }
 
+/// A value decoded from the shared tier, with its bytes and the local tier's
+/// write generation from before the read.
+struct SharedRead<T> {
+    value: T,
+    bytes: Vec<u8>,
+    seen: Option<u64>,
+}
+
 /// A typed value in the local tier: a hit clones it, decoding nothing.
 pub(crate) struct Typed<T>(pub(crate) T);
 
@@ -346,10 +354,22 @@ impl Cache {
     where
         T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
     {
+        let read = self.read_shared::<T>(text, fp)?;
+        self.inner.counters.shared_hits.add();
+        Some(self.back_fill(fp, text, read, local_ttl, |v, _| Typed(v.clone())))
+    }
+
+    /// Read `text` from the shared tier and decode it as a `T`, counting
+    /// failures and undecodable bytes. The local tier's write generation is
+    /// taken before the read, so that [`Cache::back_fill`] loses to any
+    /// write, delete or clear that happened while the read ran.
+    fn read_shared<T: DeserializeOwned + 'static>(
+        &self,
+        text: &str,
+        fp: u128,
+    ) -> Option<SharedRead<T>> {
         let shared = self.inner.shared.as_ref()?;
-        let local = self.inner.local.as_ref();
-        // Taken before the read: a write or removal while it runs wins.
-        let seen = local.map(|l| l.generation(fp));
+        let seen = self.inner.local.as_ref().map(|l| l.generation(fp));
         let bytes = match shared.get(&self.stored(text)) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return None,
@@ -358,20 +378,33 @@ impl Cache {
                 return None;
             }
         };
-        let value = match codec::decode::<T>(&bytes) {
-            Ok(v) => v,
+        match codec::decode::<T>(&bytes) {
+            Ok(value) => Some(SharedRead { value, bytes, seen }),
             Err(_) => {
                 self.inner.counters.undecodable.add();
-                return None;
-            }
-        };
-        self.inner.counters.shared_hits.add();
-        if let (Some(local), Some(seen)) = (local, seen) {
-            if let Some(ttl) = back_fill_ttl(&bytes, local_ttl) {
-                local.insert_if_unchanged(fp, text, Typed(value.clone()), ttl, seen);
+                None
             }
         }
-        Some(value)
+    }
+
+    /// Copy a value just read from the shared tier into the local tier, for
+    /// at most `local_ttl` and never past the entry's own expiry, unless the
+    /// entry was written, removed or cleared since the read started. `local`
+    /// makes the local tier's value, only when one is stored. Returns the value.
+    fn back_fill<T, V: LocalValue>(
+        &self,
+        fp: u128,
+        text: &str,
+        read: SharedRead<T>,
+        local_ttl: Duration,
+        local: impl FnOnce(&T, Vec<u8>) -> V,
+    ) -> T {
+        if let (Some(tier), Some(seen)) = (&self.inner.local, read.seen) {
+            if let Some(ttl) = back_fill_ttl(&read.bytes, local_ttl) {
+                tier.insert_if_unchanged(fp, text, local(&read.value, read.bytes), ttl, seen);
+            }
+        }
+        read.value
     }
 
     /// Store a typed value: encoded in the shared tier for `ttl`, typed in
@@ -535,29 +568,15 @@ impl Cache {
                 }
             }
         }
-        let shared = self.inner.shared.as_ref()?;
-        let seen = self.inner.local.as_ref().map(|l| l.generation(fp));
-        let bytes = match shared.get(&self.stored(key.as_str())) {
-            Ok(Some(b)) => b,
-            Ok(None) => return None,
-            Err(e) => {
-                self.shared_failed("get", &e);
-                return None;
-            }
-        };
-        let Ok(value) = codec::decode::<T>(&bytes) else {
-            self.inner.counters.undecodable.add();
-            return None;
-        };
+        let read = self.read_shared::<T>(key.as_str(), fp)?;
         if !quiet {
             self.inner.counters.shared_hits.add();
         }
-        if let (Some(local), Some(seen)) = (&self.inner.local, seen) {
-            if let Some(ttl) = back_fill_ttl(&bytes, self.inner.local_ttl) {
-                local.insert_if_unchanged(fp, key.as_str(), Encoded(bytes), ttl, seen);
-            }
-        }
-        Some(value)
+        Some(
+            self.back_fill(fp, key.as_str(), read, self.inner.local_ttl, |_, bytes| {
+                Encoded(bytes)
+            }),
+        )
     }
 
     /// Store `value` under `key` for `ttl` (`Duration::ZERO`: until evicted).
@@ -592,9 +611,7 @@ impl Cache {
             local_ttl = min_ttl(self.inner.local_ttl, ttl);
             if let Err(e) = shared.set(&self.stored(key.as_str()), bytes, ttl) {
                 self.shared_failed("set", &e);
-                if let Some(local) = &self.inner.local {
-                    local.remove(key.fingerprint());
-                }
+                self.forget_local(key.fingerprint());
                 return Err(e);
             }
         }
@@ -731,10 +748,8 @@ impl Cache {
                 .collect();
             if let Err(e) = shared.set_many(&pairs, ttl) {
                 self.shared_failed("set_many", &e);
-                if let Some(local) = &self.inner.local {
-                    for (k, _) in &encoded {
-                        local.remove(k.fingerprint());
-                    }
+                for (k, _) in &encoded {
+                    self.forget_local(k.fingerprint());
                 }
                 return Err(e);
             }
@@ -754,10 +769,8 @@ impl Cache {
     /// When the shared tier cannot be reached.
     pub fn delete_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<(), Error> {
         let keys: Vec<Key> = keys.iter().map(Key::new).collect();
-        if let Some(local) = &self.inner.local {
-            for k in &keys {
-                local.remove(k.fingerprint());
-            }
+        for k in &keys {
+            self.forget_local(k.fingerprint());
         }
         if let Some(shared) = &self.inner.shared {
             let stored: Vec<String> = keys.iter().map(|k| self.stored(k.as_str())).collect();
