@@ -1,5 +1,7 @@
 //! The byte-level storage trait that shared tiers implement.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +19,11 @@ use crate::Error;
 /// Six methods are required; the batch methods and `has` have default
 /// implementations that loop, which a networked backend overrides to use one
 /// round trip. `ttl == Duration::ZERO` means "no expiry".
+///
+/// Every method has an `_async` twin returning a [`BoxFuture`]. By default a
+/// twin runs the sync method when polled, which is right for a store that
+/// never blocks (memory, null); a backend that waits on a network or a disk
+/// overrides the twins so that no executor thread ever blocks on it.
 ///
 /// Errors mean "could not reach or use the store". A missing key is
 /// `Ok(None)`, never an error.
@@ -86,7 +93,79 @@ pub trait Backend: Send + Sync + 'static {
     fn delete_many(&self, keys: &[&str]) -> Result<(), Error> {
         keys.iter().try_for_each(|k| self.delete(k).map(drop))
     }
+
+    /// [`get`](Self::get) without blocking the executor.
+    fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        Box::pin(async move { self.get(key) })
+    }
+
+    /// [`set`](Self::set) without blocking the executor.
+    fn set_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { self.set(key, value, ttl) })
+    }
+
+    /// [`add`](Self::add) without blocking the executor.
+    fn add_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move { self.add(key, value, ttl) })
+    }
+
+    /// [`delete`](Self::delete) without blocking the executor.
+    fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move { self.delete(key) })
+    }
+
+    /// [`incr`](Self::incr) without blocking the executor.
+    fn incr_async<'a>(&'a self, key: &'a str, delta: i64) -> BoxFuture<'a, Result<i64, Error>> {
+        Box::pin(async move { self.incr(key, delta) })
+    }
+
+    /// [`clear_prefix`](Self::clear_prefix) without blocking the executor.
+    fn clear_prefix_async<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { self.clear_prefix(prefix) })
+    }
+
+    /// [`has`](Self::has) without blocking the executor.
+    fn has_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move { self.has(key) })
+    }
+
+    /// [`get_many`](Self::get_many) without blocking the executor.
+    fn get_many_async<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, Error>> {
+        Box::pin(async move { self.get_many(keys) })
+    }
+
+    /// [`set_many`](Self::set_many) without blocking the executor.
+    fn set_many_async<'a>(
+        &'a self,
+        items: &'a [(&'a str, &'a [u8])],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { self.set_many(items, ttl) })
+    }
+
+    /// [`delete_many`](Self::delete_many) without blocking the executor.
+    fn delete_many_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { self.delete_many(keys) })
+    }
 }
+
+/// The future a backend's `_async` method returns: boxed, so that
+/// [`Backend`] stays usable as `dyn Backend`, and `Send`, so that a memoized
+/// `async fn` stays `Send`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 macro_rules! forward_backend {
     ($($ptr:ident),*) => {$(
@@ -102,6 +181,16 @@ macro_rules! forward_backend {
             fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> { (**self).get_many(keys) }
             fn set_many(&self, items: &[(&str, &[u8])], ttl: Duration) -> Result<(), Error> { (**self).set_many(items, ttl) }
             fn delete_many(&self, keys: &[&str]) -> Result<(), Error> { (**self).delete_many(keys) }
+            fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> { (**self).get_async(key) }
+            fn set_async<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> BoxFuture<'a, Result<(), Error>> { (**self).set_async(key, value, ttl) }
+            fn add_async<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> { (**self).add_async(key, value, ttl) }
+            fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> { (**self).delete_async(key) }
+            fn incr_async<'a>(&'a self, key: &'a str, delta: i64) -> BoxFuture<'a, Result<i64, Error>> { (**self).incr_async(key, delta) }
+            fn clear_prefix_async<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<(), Error>> { (**self).clear_prefix_async(prefix) }
+            fn has_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> { (**self).has_async(key) }
+            fn get_many_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, Error>> { (**self).get_many_async(keys) }
+            fn set_many_async<'a>(&'a self, items: &'a [(&'a str, &'a [u8])], ttl: Duration) -> BoxFuture<'a, Result<(), Error>> { (**self).set_many_async(items, ttl) }
+            fn delete_many_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<(), Error>> { (**self).delete_many_async(keys) }
         }
     )*};
 }

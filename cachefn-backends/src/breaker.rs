@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::{clock, Backend, Error};
+use crate::{clock, Backend, BoxFuture, Error};
 
 /// Consecutive failures that open the circuit.
 pub const TRIP_AFTER: u32 = 3;
@@ -62,7 +62,9 @@ impl<B: Backend> CircuitBreaker<B> {
         )
     }
 
-    fn guard<R>(&self, f: impl FnOnce(&B) -> Result<R, Error>) -> Result<R, Error> {
+    /// Whether a call may go through now; `Err` while the circuit is open.
+    /// Returns the deadline seen, for [`record`](Self::record).
+    fn admit(&self) -> Result<u64, Error> {
         let until = self.open_until.load(Ordering::Acquire);
         if until != 0 {
             let now = clock::now_ms();
@@ -79,7 +81,12 @@ impl<B: Backend> CircuitBreaker<B> {
                 return Err(self.open_error());
             }
         }
-        match f(&self.backend) {
+        Ok(until)
+    }
+
+    /// Counts the outcome of an admitted call.
+    fn record<R>(&self, until: u64, outcome: Result<R, Error>) -> Result<R, Error> {
+        match outcome {
             Err(e @ Error::Backend { .. }) => {
                 let n = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
                 if n >= TRIP_AFTER {
@@ -96,6 +103,22 @@ impl<B: Backend> CircuitBreaker<B> {
                 other
             }
         }
+    }
+
+    fn guard<R>(&self, f: impl FnOnce(&B) -> Result<R, Error>) -> Result<R, Error> {
+        let until = self.admit()?;
+        self.record(until, f(&self.backend))
+    }
+
+    fn guard_async<'a, R: Send + 'a>(
+        &'a self,
+        f: impl FnOnce(&'a B) -> BoxFuture<'a, Result<R, Error>> + Send + 'a,
+    ) -> BoxFuture<'a, Result<R, Error>> {
+        Box::pin(async move {
+            let until = self.admit()?;
+            let outcome = f(&self.backend).await;
+            self.record(until, outcome)
+        })
     }
 }
 
@@ -132,6 +155,53 @@ impl<B: Backend> Backend for CircuitBreaker<B> {
     }
     fn delete_many(&self, keys: &[&str]) -> Result<(), Error> {
         self.guard(|b| b.delete_many(keys))
+    }
+    fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        self.guard_async(move |b| b.get_async(key))
+    }
+    fn set_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.guard_async(move |b| b.set_async(key, value, ttl))
+    }
+    fn add_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        self.guard_async(move |b| b.add_async(key, value, ttl))
+    }
+    fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        self.guard_async(move |b| b.delete_async(key))
+    }
+    fn incr_async<'a>(&'a self, key: &'a str, delta: i64) -> BoxFuture<'a, Result<i64, Error>> {
+        self.guard_async(move |b| b.incr_async(key, delta))
+    }
+    fn clear_prefix_async<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        self.guard_async(move |b| b.clear_prefix_async(prefix))
+    }
+    fn has_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        self.guard_async(move |b| b.has_async(key))
+    }
+    fn get_many_async<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, Error>> {
+        self.guard_async(move |b| b.get_many_async(keys))
+    }
+    fn set_many_async<'a>(
+        &'a self,
+        items: &'a [(&'a str, &'a [u8])],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.guard_async(move |b| b.set_many_async(items, ttl))
+    }
+    fn delete_many_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<(), Error>> {
+        self.guard_async(move |b| b.delete_many_async(keys))
     }
 }
 

@@ -29,7 +29,7 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
-pub use backend::{Backend, Null};
+pub use backend::{Backend, BoxFuture, Null};
 pub use breaker::{CircuitBreaker, COOL_DOWN, TRIP_AFTER};
 pub use error::Error;
 pub use memory::{LocalValue, Memory, Slot};
