@@ -45,12 +45,6 @@ pub struct Plan {
 pub fn check(cx: &mut Ctxt, func: &ItemFn, o: &Options) -> Option<Plan> {
     let sig = &func.sig;
     let name = &sig.ident;
-    if let Some(a) = &sig.asyncness {
-        cx.error(
-            a.span,
-            "#[quickcache] does not support `async fn` yet: memoize a sync function, or use Cache::get_or_set inside the async one",
-        );
-    }
     if let Some(c) = &sig.constness {
         cx.error(
             c.span,

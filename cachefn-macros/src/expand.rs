@@ -90,15 +90,36 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
     let generics = &sig.generics;
     let where_clause = &sig.generics.where_clause;
     let value = Ident::new("value", Span::call_site());
-    let call_method = quote_spanned!(rs=> ::cachefn::__private::call::<#mode>(__cachefn_site, &mut #kb, #refresh, move || #block));
-    let call_free = quote_spanned!(rs=> ::cachefn::__private::call::<#mode>(&#fn_name::__SITE, &mut #kb, #refresh, move || #block));
-    let get_method =
-        quote_spanned!(rs=> ::cachefn::__private::get_cached::<#mode>(__cachefn_site, &mut #kb));
-    let set_method = quote_spanned!(rs=> ::cachefn::__private::set_cached::<#mode>(__cachefn_site, &mut #kb, #value));
-    let get_free =
-        quote_spanned!(rs=> ::cachefn::__private::get_cached::<#mode>(&__SITE, &mut #kb));
-    let set_free =
-        quote_spanned!(rs=> ::cachefn::__private::set_cached::<#mode>(&__SITE, &mut #kb, #value));
+    // An `async fn` keeps its body as a future and gets `async` helpers.
+    let is_async = sig.asyncness.is_some();
+    let (call, clear_fn, clear_all_fn, get_fn, set_fn) = if is_async {
+        (
+            quote!(call_async::<#mode, _>),
+            quote!(clear_async),
+            quote!(clear_all_async),
+            quote!(get_cached_async),
+            quote!(set_cached_async),
+        )
+    } else {
+        (
+            quote!(call::<#mode>),
+            quote!(clear),
+            quote!(clear_all),
+            quote!(get_cached),
+            quote!(set_cached),
+        )
+    };
+    let (kb_arg, dot_await, helper_async, body) = if is_async {
+        (quote!(#kb), quote!(.await), quote!(async), quote!(async move #block))
+    } else {
+        (quote!(&mut #kb), quote!(), quote!(), quote!(move || #block))
+    };
+    let call_method = quote_spanned!(rs=> ::cachefn::__private::#call(__cachefn_site, #kb_arg, #refresh, #body) #dot_await);
+    let call_free = quote_spanned!(rs=> ::cachefn::__private::#call(&#fn_name::__SITE, #kb_arg, #refresh, #body) #dot_await);
+    let get_method = quote_spanned!(rs=> ::cachefn::__private::#get_fn::<#mode>(__cachefn_site, #kb_arg) #dot_await);
+    let set_method = quote_spanned!(rs=> ::cachefn::__private::#set_fn::<#mode>(__cachefn_site, #kb_arg, #value) #dot_await);
+    let get_free = quote_spanned!(rs=> ::cachefn::__private::#get_fn::<#mode>(&__SITE, #kb_arg) #dot_await);
+    let set_free = quote_spanned!(rs=> ::cachefn::__private::#set_fn::<#mode>(&__SITE, #kb_arg, #value) #dot_await);
     let cached = &plan.cached;
     let cached_span = cached.clone().into_iter().next().map_or(rs, |t| t.span());
     let assert_value = quote_spanned! {cached_span=>
@@ -145,7 +166,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
         let [clear, clear_all, key, get_cached, set_cached] =
             ["clear", "clear_all", "key", "get_cached", "set_cached"]
                 .map(|h| format_ident!("{}_{}", fn_name, h));
-        let docs = helper_docs(&fn_name.to_string(), true);
+        let docs = helper_docs(&fn_name.to_string(), true, is_async);
         let [d_clear, d_clear_all, d_key, d_get, d_set] = docs;
         quote! {
             #(#attrs)*
@@ -167,17 +188,17 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
             }
 
             #[doc = #d_clear]
-            #vis fn #clear #generics (#self_param #(#helper_params),*) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
+            #vis #helper_async fn #clear #generics (#self_param #(#helper_params),*) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
                 let __cachefn_site = Self::#site_fn();
                 #[allow(unused_mut)]
                 let mut #kb = __cachefn_site.key_builder();
                 #(#parts)*
-                ::cachefn::__private::clear(__cachefn_site, &mut #kb)
+                ::cachefn::__private::#clear_fn(__cachefn_site, #kb_arg) #dot_await
             }
 
             #[doc = #d_clear_all]
-            #vis fn #clear_all() -> ::core::result::Result<(), ::cachefn::Error> {
-                ::cachefn::__private::clear_all(Self::#site_fn())
+            #vis #helper_async fn #clear_all() -> ::core::result::Result<(), ::cachefn::Error> {
+                ::cachefn::__private::#clear_all_fn(Self::#site_fn()) #dot_await
             }
 
             #[doc = #d_key]
@@ -190,7 +211,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
             }
 
             #[doc = #d_get]
-            #vis fn #get_cached #generics (#self_param #(#helper_params),*) -> ::core::option::Option<#cached> #where_clause {
+            #vis #helper_async fn #get_cached #generics (#self_param #(#helper_params),*) -> ::core::option::Option<#cached> #where_clause {
                 let __cachefn_site = Self::#site_fn();
                 #[allow(unused_mut)]
                 let mut #kb = __cachefn_site.key_builder();
@@ -199,7 +220,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
             }
 
             #[doc = #d_set]
-            #vis fn #set_cached #generics (#self_param #(#helper_params,)* #value: #cached) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
+            #vis #helper_async fn #set_cached #generics (#self_param #(#helper_params,)* #value: #cached) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
                 let __cachefn_site = Self::#site_fn();
                 #[allow(unused_mut)]
                 let mut #kb = __cachefn_site.key_builder();
@@ -210,7 +231,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
     } else {
         let site_name = site_name(false);
         let hvis = nested_vis(vis);
-        let [d_clear, d_clear_all, d_key, d_get, d_set] = helper_docs(&fn_name.to_string(), false);
+        let [d_clear, d_clear_all, d_key, d_get, d_set] = helper_docs(&fn_name.to_string(), false, is_async);
         let mod_doc =
             format!("Cache helpers of [`{fn_name}()`]({fn_name}()), generated by `#[quickcache]`.");
         quote! {
@@ -233,16 +254,16 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                     ::cachefn::__private::Site::new(::core::module_path!(), #site_name, #site_options);
 
                 #[doc = #d_clear]
-                #hvis fn clear #generics (#(#helper_params),*) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
+                #hvis #helper_async fn clear #generics (#(#helper_params),*) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
                     #[allow(unused_mut)]
                     let mut #kb = __SITE.key_builder();
                     #(#parts)*
-                    ::cachefn::__private::clear(&__SITE, &mut #kb)
+                    ::cachefn::__private::#clear_fn(&__SITE, #kb_arg) #dot_await
                 }
 
                 #[doc = #d_clear_all]
-                #hvis fn clear_all() -> ::core::result::Result<(), ::cachefn::Error> {
-                    ::cachefn::__private::clear_all(&__SITE)
+                #hvis #helper_async fn clear_all() -> ::core::result::Result<(), ::cachefn::Error> {
+                    ::cachefn::__private::#clear_all_fn(&__SITE) #dot_await
                 }
 
                 #[doc = #d_key]
@@ -254,7 +275,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                 }
 
                 #[doc = #d_get]
-                #hvis fn get_cached #generics (#(#helper_params),*) -> ::core::option::Option<#cached> #where_clause {
+                #hvis #helper_async fn get_cached #generics (#(#helper_params),*) -> ::core::option::Option<#cached> #where_clause {
                     #[allow(unused_mut)]
                     let mut #kb = __SITE.key_builder();
                     #(#parts)*
@@ -262,7 +283,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                 }
 
                 #[doc = #d_set]
-                #hvis fn set_cached #generics (#(#helper_params,)* #value: #cached) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
+                #hvis #helper_async fn set_cached #generics (#(#helper_params,)* #value: #cached) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
                     #[allow(unused_mut)]
                     let mut #kb = __SITE.key_builder();
                     #(#parts)*
@@ -273,18 +294,23 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
     }
 }
 
-fn helper_docs(f: &str, method: bool) -> [String; 5] {
+fn helper_docs(f: &str, method: bool, is_async: bool) -> [String; 5] {
     let target = if method {
         format!("`{f}`")
     } else {
         format!("[`{f}()`](super::{f}())")
     };
+    let awaited = if is_async {
+        " Await it: it reaches the shared tier without blocking."
+    } else {
+        ""
+    };
     [
-        format!("Remove the cached value of {target} for these arguments from every tier of its cache."),
-        format!("Remove every cached value of {target} (every argument, every version) from every tier, leaving other functions' entries alone."),
+        format!("Remove the cached value of {target} for these arguments from every tier of its cache.{awaited}"),
+        format!("Remove every cached value of {target} (every argument, every version) from every tier, leaving other functions' entries alone.{awaited}"),
         format!("The cache key of {target} for these arguments, e.g. for `Cache::get` or preloading."),
-        format!("The cached value of {target} for these arguments, if any; never runs the function."),
-        format!("Store `value` as the cached value of {target} for these arguments, as if the function had returned it."),
+        format!("The cached value of {target} for these arguments, if any; never runs the function.{awaited}"),
+        format!("Store `value` as the cached value of {target} for these arguments, as if the function had returned it.{awaited}"),
     ]
 }
 

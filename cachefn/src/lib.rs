@@ -5,6 +5,9 @@
 mod cache;
 pub mod codec;
 mod flight;
+#[cfg(feature = "tokio")]
+mod flight_async;
+mod io;
 mod key;
 mod log;
 mod memo;

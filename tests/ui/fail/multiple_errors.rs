@@ -7,7 +7,7 @@
     skip_arg = "id",
     name = "my name",
 )]
-async fn profile(id: u64) -> &'static str {
+const fn profile(id: u64) -> &'static str {
     let _ = id;
     "profile"
 }

@@ -3,9 +3,14 @@
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use redis::{Client, Connection, RedisError};
+use redis::{Client, Cmd, Connection, Pipeline, RedisError};
 
+#[cfg(feature = "tokio")]
+use crate::BoxFuture;
 use crate::{Backend, Error};
+
+#[cfg(feature = "tokio")]
+mod aio;
 
 /// Default time to open a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
@@ -22,6 +27,13 @@ const SCAN_BATCH: usize = 500;
 /// a server that restarts at the same address is used again by itself.
 /// Every call is bounded by the connect and response timeouts: a dead or
 /// frozen server costs a call at most those, never a hang.
+///
+/// With the feature `tokio`, the `_async` methods (which the async API of
+/// `cachefn` uses) go through one multiplexed async connection instead,
+/// shared by every task: nothing blocks the executor, and a connection that
+/// fails or times out is replaced on the next call. They need a tokio
+/// runtime with timers (what `#[tokio::main]` builds); outside one they
+/// return an error.
 ///
 /// URLs: `redis://[:password@]host[:port][/db]`, `redis://user:password@host`,
 /// `redis+unix:///path/to/socket`.
@@ -41,6 +53,8 @@ pub struct Redis {
     connect_timeout: Duration,
     response_timeout: Duration,
     max_idle: usize,
+    #[cfg(feature = "tokio")]
+    multiplexed: aio::Multiplexed,
 }
 
 /// Options of a [`Redis`] tier; from [`Redis::builder`].
@@ -93,6 +107,8 @@ impl RedisBuilder {
             connect_timeout: self.connect_timeout,
             response_timeout: self.response_timeout,
             max_idle: self.max_idle,
+            #[cfg(feature = "tokio")]
+            multiplexed: aio::Multiplexed::default(),
         })
     }
 }
@@ -205,49 +221,112 @@ impl std::fmt::Debug for Redis {
     }
 }
 
+// The commands, built once for the sync and the async connections.
+
+fn get_cmd(key: &str) -> Cmd {
+    let mut cmd = redis::cmd("GET");
+    cmd.arg(key);
+    cmd
+}
+
+fn set_cmd(key: &str, value: &[u8], ttl: Duration, only_if_absent: bool) -> Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(value);
+    if only_if_absent {
+        cmd.arg("NX");
+    }
+    if !ttl.is_zero() {
+        cmd.arg("PX").arg(ms(ttl));
+    }
+    cmd
+}
+
+fn unlink_cmd(keys: &[&str]) -> Cmd {
+    let mut cmd = redis::cmd("UNLINK");
+    cmd.arg(keys);
+    cmd
+}
+
+fn incr_cmd(key: &str, delta: i64) -> Cmd {
+    let mut cmd = redis::cmd("INCRBY");
+    cmd.arg(key).arg(delta);
+    cmd
+}
+
+fn exists_cmd(key: &str) -> Cmd {
+    let mut cmd = redis::cmd("EXISTS");
+    cmd.arg(key);
+    cmd
+}
+
+fn mget_cmd(keys: &[&str]) -> Cmd {
+    let mut cmd = redis::cmd("MGET");
+    cmd.arg(keys);
+    cmd
+}
+
+fn scan_cmd(cursor: u64, pattern: &str) -> Cmd {
+    let mut cmd = redis::cmd("SCAN");
+    cmd.arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(SCAN_BATCH);
+    cmd
+}
+
+fn set_many_pipe(items: &[(&str, &[u8])], ttl: Duration) -> Pipeline {
+    let mut pipe = redis::pipe();
+    for (k, v) in items {
+        pipe.add_command(set_cmd(k, v, ttl, false)).ignore();
+    }
+    pipe
+}
+
+/// `INCRBY` on a value that is not a decimal integer is `NotACounter`.
+fn counter_error(key: &str, e: Error) -> Error {
+    match e {
+        Error::Backend { message, .. } if message.contains("not an integer") => {
+            Error::NotACounter(key.to_owned())
+        }
+        other => other,
+    }
+}
+
+/// The keys of one SCAN batch that really start with `prefix`.
+fn under_prefix<'k>(keys: &'k [String], prefix: &str) -> Vec<&'k str> {
+    keys.iter()
+        .map(String::as_str)
+        .filter(|k| k.starts_with(prefix))
+        .collect()
+}
+
 impl Backend for Redis {
     fn name(&self) -> &'static str {
         "redis"
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.with(|c| redis::cmd("GET").arg(key).query(c))
+        self.with(|c| get_cmd(key).query(c))
     }
 
     fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
-        self.with(|c| {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(key).arg(value);
-            if !ttl.is_zero() {
-                cmd.arg("PX").arg(ms(ttl));
-            }
-            cmd.query::<()>(c)
-        })
+        self.with(|c| set_cmd(key, value, ttl, false).query::<()>(c))
     }
 
     fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, Error> {
-        self.with(|c| {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(key).arg(value).arg("NX");
-            if !ttl.is_zero() {
-                cmd.arg("PX").arg(ms(ttl));
-            }
-            cmd.query::<Option<String>>(c).map(|r| r.is_some())
-        })
+        self.with(|c| set_cmd(key, value, ttl, true).query::<Option<String>>(c))
+            .map(|r| r.is_some())
     }
 
     fn delete(&self, key: &str) -> Result<bool, Error> {
-        self.with(|c| redis::cmd("UNLINK").arg(key).query::<i64>(c).map(|n| n > 0))
+        self.with(|c| unlink_cmd(&[key]).query::<i64>(c))
+            .map(|n| n > 0)
     }
 
     fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> {
-        self.with(|c| redis::cmd("INCRBY").arg(key).arg(delta).query(c))
-            .map_err(|e| match e {
-                Error::Backend { message, .. } if message.contains("not an integer") => {
-                    Error::NotACounter(key.to_owned())
-                }
-                other => other,
-            })
+        self.with(|c| incr_cmd(key, delta).query(c))
+            .map_err(|e| counter_error(key, e))
     }
 
     /// Incremental `SCAN MATCH prefix*` and `UNLINK` in batches: never
@@ -256,18 +335,11 @@ impl Backend for Redis {
         let pattern = glob_prefix(prefix);
         let mut cursor: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = self.with(|c| {
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(SCAN_BATCH)
-                    .query(c)
-            })?;
-            let keys: Vec<&String> = keys.iter().filter(|k| k.starts_with(prefix)).collect();
+            let (next, keys): (u64, Vec<String>) =
+                self.with(|c| scan_cmd(cursor, &pattern).query(c))?;
+            let keys = under_prefix(&keys, prefix);
             if !keys.is_empty() {
-                self.with(|c| redis::cmd("UNLINK").arg(&keys).query::<i64>(c))?;
+                self.with(|c| unlink_cmd(&keys).query::<i64>(c))?;
             }
             if next == 0 {
                 return Ok(());
@@ -277,7 +349,8 @@ impl Backend for Redis {
     }
 
     fn has(&self, key: &str) -> Result<bool, Error> {
-        self.with(|c| redis::cmd("EXISTS").arg(key).query::<i64>(c).map(|n| n > 0))
+        self.with(|c| exists_cmd(key).query::<i64>(c))
+            .map(|n| n > 0)
     }
 
     /// One `MGET`.
@@ -285,7 +358,7 @@ impl Backend for Redis {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.with(|c| redis::cmd("MGET").arg(keys).query(c))
+        self.with(|c| mget_cmd(keys).query(c))
     }
 
     /// One pipelined round trip of `SET .. PX`.
@@ -293,17 +366,7 @@ impl Backend for Redis {
         if items.is_empty() {
             return Ok(());
         }
-        self.with(|c| {
-            let mut pipe = redis::pipe();
-            for (k, v) in items {
-                let cmd = pipe.cmd("SET").arg(*k).arg(*v);
-                if !ttl.is_zero() {
-                    cmd.arg("PX").arg(ms(ttl));
-                }
-                cmd.ignore();
-            }
-            pipe.query::<()>(c)
-        })
+        self.with(|c| set_many_pipe(items, ttl).query::<()>(c))
     }
 
     /// One `UNLINK`.
@@ -311,7 +374,111 @@ impl Backend for Redis {
         if keys.is_empty() {
             return Ok(());
         }
-        self.with(|c| redis::cmd("UNLINK").arg(keys).query::<i64>(c).map(drop))
+        self.with(|c| unlink_cmd(keys).query::<i64>(c).map(drop))
+    }
+
+    #[cfg(feature = "tokio")]
+    fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        Box::pin(self.run(get_cmd(key)))
+    }
+
+    #[cfg(feature = "tokio")]
+    fn set_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(self.run(set_cmd(key, value, ttl, false)))
+    }
+
+    #[cfg(feature = "tokio")]
+    fn add_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let r: Option<String> = self.run(set_cmd(key, value, ttl, true)).await?;
+            Ok(r.is_some())
+        })
+    }
+
+    #[cfg(feature = "tokio")]
+    fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move { Ok(self.run::<i64>(unlink_cmd(&[key])).await? > 0) })
+    }
+
+    #[cfg(feature = "tokio")]
+    fn incr_async<'a>(&'a self, key: &'a str, delta: i64) -> BoxFuture<'a, Result<i64, Error>> {
+        Box::pin(async move {
+            self.run(incr_cmd(key, delta))
+                .await
+                .map_err(|e| counter_error(key, e))
+        })
+    }
+
+    #[cfg(feature = "tokio")]
+    fn clear_prefix_async<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let pattern = glob_prefix(prefix);
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, keys): (u64, Vec<String>) =
+                    self.run(scan_cmd(cursor, &pattern)).await?;
+                let keys = under_prefix(&keys, prefix);
+                if !keys.is_empty() {
+                    self.run::<i64>(unlink_cmd(&keys)).await?;
+                }
+                if next == 0 {
+                    return Ok(());
+                }
+                cursor = next;
+            }
+        })
+    }
+
+    #[cfg(feature = "tokio")]
+    fn has_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move { Ok(self.run::<i64>(exists_cmd(key)).await? > 0) })
+    }
+
+    #[cfg(feature = "tokio")]
+    fn get_many_async<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, Error>> {
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.run(mget_cmd(keys)).await
+        })
+    }
+
+    #[cfg(feature = "tokio")]
+    fn set_many_async<'a>(
+        &'a self,
+        items: &'a [(&'a str, &'a [u8])],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            if items.is_empty() {
+                return Ok(());
+            }
+            self.run_pipe(set_many_pipe(items, ttl)).await
+        })
+    }
+
+    #[cfg(feature = "tokio")]
+    fn delete_many_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(());
+            }
+            self.run::<i64>(unlink_cmd(keys)).await.map(drop)
+        })
     }
 }
 

@@ -13,10 +13,20 @@ use parking_lot::Mutex;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::flight::Joined;
+use crate::io::{block_on, Io};
 use crate::key::{escape_name, head_fingerprint, KeyBuilder};
 use crate::log::RateLimited;
 use crate::registry::{self, Options};
 use crate::{Cache, Error, Key};
+
+#[cfg(feature = "tokio")]
+mod asynchronous;
+#[cfg(feature = "tokio")]
+pub use asynchronous::*;
+#[cfg(not(feature = "tokio"))]
+mod without_tokio;
+#[cfg(not(feature = "tokio"))]
+pub use without_tokio::*;
 
 pub use crate::registry::CrateDefaults;
 pub use crate::registry::Options as SiteOptions;
@@ -76,13 +86,13 @@ static NEXT_SLOT: AtomicUsize = AtomicUsize::new(1);
 /// for the version and the arguments).
 const MAX_NAME_LEN: usize = 100;
 
-struct Resolved {
+struct ResolvedCache {
     epoch: u64,
     cache: Result<Cache, Error>,
 }
 
 thread_local! {
-    static RESOLVED: RefCell<Vec<Option<Rc<Resolved>>>> = const { RefCell::new(Vec::new()) };
+    static RESOLVED: RefCell<Vec<Option<Rc<ResolvedCache>>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Site {
@@ -144,7 +154,7 @@ impl Site {
     /// The cache this site uses now, memoized per thread until the registry
     /// changes (no shared atomic is written on the hot path).
     #[inline]
-    fn resolved(&'static self) -> Rc<Resolved> {
+    fn resolved(&'static self) -> Rc<ResolvedCache> {
         let epoch = registry::epoch();
         let mut slot = self.slot.load(Ordering::Relaxed);
         if slot == 0 {
@@ -174,12 +184,12 @@ impl Site {
     }
 
     #[cold]
-    fn resolve_slow(&'static self, slot: usize, epoch: u64) -> Rc<Resolved> {
+    fn resolve_slow(&'static self, slot: usize, epoch: u64) -> Rc<ResolvedCache> {
         let cache = match self.settings().cache {
             None => Ok(registry::default_cache()),
             Some(name) => registry::cache(name),
         };
-        let res = Rc::new(Resolved { epoch, cache });
+        let res = Rc::new(ResolvedCache { epoch, cache });
         let _ = RESOLVED.try_with(|r| {
             if let Ok(mut v) = r.try_borrow_mut() {
                 if v.len() <= slot {
@@ -341,6 +351,48 @@ where
     }
 }
 
+/// How a memoized call begins, before any I/O: shared by the sync and the
+/// async call.
+enum Start<T> {
+    /// A local hit.
+    Hit(T),
+    /// Caching is off for this call (logged): run the body.
+    Uncached,
+    /// Not in the local tier: the resolved cache (always `Ok`), and the
+    /// key's fingerprint. The thread-local `Rc` keeps the sync path free of
+    /// atomic reference counts; the async path clones the `Cache` out of it,
+    /// as an `Rc` must not live across an `.await`.
+    Cold(Rc<ResolvedCache>, u128),
+}
+
+#[inline(always)]
+fn start<M: Memo>(site: &'static Site, kb: &mut KeyBuilder, refresh: bool) -> Start<M::Cached> {
+    if site.is_disabled() {
+        return Start::Uncached;
+    }
+    let resolved = site.resolved();
+    let cache = match &resolved.cache {
+        Ok(cache) => cache,
+        Err(e) => {
+            site.warn("the function's cache is not registered", e);
+            return Start::Uncached;
+        }
+    };
+    let fp = match kb.finish() {
+        Ok(fp) => fp,
+        Err(e) => {
+            site.warn("no key", &e);
+            return Start::Uncached;
+        }
+    };
+    if !refresh {
+        if let Some(v) = cache.local_typed::<M::Cached>(fp) {
+            return Start::Hit(v);
+        }
+    }
+    Start::Cold(resolved, fp)
+}
+
 /// A memoized call: `kb` holds the key, `refresh` is the `skip_arg`.
 #[inline]
 pub fn call<M: Memo>(
@@ -349,30 +401,14 @@ pub fn call<M: Memo>(
     refresh: bool,
     body: impl FnOnce() -> M::Ret,
 ) -> M::Ret {
-    if site.is_disabled() {
-        return body();
+    match start::<M>(site, kb, refresh) {
+        Start::Hit(v) => M::from_cached(v),
+        Start::Uncached => body(),
+        Start::Cold(resolved, fp) => match &resolved.cache {
+            Ok(cache) => call_cold::<M>(site, cache, kb, fp, refresh, body),
+            Err(_) => body(),
+        },
     }
-    let resolved = site.resolved();
-    let cache = match &resolved.cache {
-        Ok(cache) => cache,
-        Err(e) => {
-            site.warn("the function's cache is not registered", e);
-            return body();
-        }
-    };
-    let fp = match kb.finish() {
-        Ok(fp) => fp,
-        Err(e) => {
-            site.warn("no key", &e);
-            return body();
-        }
-    };
-    if !refresh {
-        if let Some(v) = cache.local_typed::<M::Cached>(fp) {
-            return M::from_cached(v);
-        }
-    }
-    call_cold::<M>(site, cache, kb, fp, refresh, body)
 }
 
 #[inline(never)]
@@ -395,7 +431,7 @@ fn call_cold<M: Memo>(
     let text = text.as_str();
     let store = |ret: &M::Ret| {
         if let Some(v) = M::cacheable(ret, s.cache_none) {
-            if let Err(e) = cache.store_typed(text, fp, v, s.timeout, s.local_timeout) {
+            if let Err(e) = block_on(cache.store_typed(Io::Blocking, text, fp, v, s.timeout, s.local_timeout)) {
                 site.warn("could not store the result", &e);
             }
         }
@@ -406,7 +442,7 @@ fn call_cold<M: Memo>(
         store(&ret);
         return ret;
     }
-    if let Some(v) = cache.shared_typed::<M::Cached>(text, fp, s.local_timeout) {
+    if let Some(v) = block_on(cache.shared_typed::<M::Cached>(Io::Blocking, text, fp, s.local_timeout)) {
         return M::from_cached(v);
     }
     loop {
@@ -449,15 +485,67 @@ fn finished(site: &'static Site, kb: &mut KeyBuilder) -> Result<(Cache, Key), Er
     Ok((cache, Key::from_parts(&kb.text()?, fp)))
 }
 
+// The helpers, written once for the sync and the async API (see `io`).
+
+async fn clear_io(io: Io, site: &'static Site, kb: &mut KeyBuilder) -> Result<(), Error> {
+    let (cache, key) = finished(site, kb)?;
+    cache
+        .remove(io, key.as_str(), key.fingerprint())
+        .await
+        .map(drop)
+}
+
+async fn clear_all_io(io: Io, site: &'static Site) -> Result<(), Error> {
+    let cache = site.cache()?;
+    cache
+        .remove_prefix(io, &site.settings().all_versions)
+        .await
+}
+
+async fn get_cached_io<M: Memo>(
+    io: Io,
+    site: &'static Site,
+    kb: &mut KeyBuilder,
+) -> Option<M::Cached> {
+    let (cache, key) = finished(site, kb).ok()?;
+    let fp = key.fingerprint();
+    if let Some(v) = cache.local_typed::<M::Cached>(fp) {
+        return Some(v);
+    }
+    let local_timeout = site.settings().local_timeout;
+    cache
+        .shared_typed::<M::Cached>(io, key.as_str(), fp, local_timeout)
+        .await
+}
+
+async fn set_cached_io<M: Memo>(
+    io: Io,
+    site: &'static Site,
+    kb: &mut KeyBuilder,
+    value: M::Cached,
+) -> Result<(), Error> {
+    let (cache, key) = finished(site, kb)?;
+    let s = site.settings();
+    cache
+        .store_typed(
+            io,
+            key.as_str(),
+            key.fingerprint(),
+            &value,
+            s.timeout,
+            s.local_timeout,
+        )
+        .await
+}
+
 /// `f::clear(args)`.
 pub fn clear(site: &'static Site, kb: &mut KeyBuilder) -> Result<(), Error> {
-    let (cache, key) = finished(site, kb)?;
-    cache.remove(key.as_str(), key.fingerprint()).map(drop)
+    block_on(clear_io(Io::Blocking, site, kb))
 }
 
 /// `f::clear_all()`: every key of every version of the function.
 pub fn clear_all(site: &'static Site) -> Result<(), Error> {
-    site.cache()?.remove_prefix(&site.settings().all_versions)
+    block_on(clear_all_io(Io::Blocking, site))
 }
 
 /// `f::key(args)`.
@@ -475,11 +563,7 @@ pub fn key(site: &'static Site, kb: KeyBuilder) -> Key {
 
 /// `f::get_cached(args)`.
 pub fn get_cached<M: Memo>(site: &'static Site, kb: &mut KeyBuilder) -> Option<M::Cached> {
-    let (cache, key) = finished(site, kb).ok()?;
-    let fp = key.fingerprint();
-    cache.local_typed::<M::Cached>(fp).or_else(|| {
-        cache.shared_typed::<M::Cached>(key.as_str(), fp, site.settings().local_timeout)
-    })
+    block_on(get_cached_io::<M>(Io::Blocking, site, kb))
 }
 
 /// `f::set_cached(args, value)`.
@@ -488,15 +572,7 @@ pub fn set_cached<M: Memo>(
     kb: &mut KeyBuilder,
     value: M::Cached,
 ) -> Result<(), Error> {
-    let (cache, key) = finished(site, kb)?;
-    let s = site.settings();
-    cache.store_typed(
-        key.as_str(),
-        key.fingerprint(),
-        &value,
-        s.timeout,
-        s.local_timeout,
-    )
+    block_on(set_cached_io::<M>(Io::Blocking, site, kb, value))
 }
 
 /// `Self`'s type name, for methods' keys.

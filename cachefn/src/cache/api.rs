@@ -1,0 +1,467 @@
+//! The low-level typed API of [`Cache`]. Every method that can reach the
+//! shared tier is written once, as an `async fn ..._io`; the sync method runs
+//! it with [`block_on`] and its async twin (`api_async.rs`) awaits it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cachefn_backends::clock;
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::{expiry_for, min_ttl, Cache, Encoded, Typed};
+use crate::codec;
+use crate::flight::Joined;
+use crate::io::{block_on, Io};
+use crate::key::Key;
+use crate::Error;
+
+impl Cache {
+    /// The value under `key`, computing and storing it with `f` when absent
+    /// (weppy's `cache(key, f, ttl)`).
+    ///
+    /// Concurrent callers of one absent key in this process wait for a single
+    /// run of `f` and then read what it stored. If `f` panics, the panic
+    /// reaches its caller and one waiting caller runs `f` instead. If the
+    /// value cannot be stored (a shared tier is down), it is still returned.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = cachefn::Cache::memory();
+    /// let page: String = cache.get_or_set("page:home", Duration::from_secs(30), || "<h1>hi</h1>".into());
+    /// assert_eq!(page, "<h1>hi</h1>");
+    /// ```
+    pub fn get_or_set<T, F>(&self, key: impl AsRef<str>, ttl: Duration, f: F) -> T
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        F: FnOnce() -> T,
+    {
+        let key = Key::new(key);
+        let mut f = Some(f);
+        loop {
+            if let Some(v) = block_on(self.get_key_io::<T>(Io::Blocking, &key, false)) {
+                return v;
+            }
+            match self.inner.flights.join(key.fingerprint()) {
+                Joined::Lead(leader) => {
+                    if let Some(v) = block_on(self.get_key_io::<T>(Io::Blocking, &key, true)) {
+                        return v;
+                    }
+                    self.inner.counters.misses.add();
+                    let value = (f.take().expect("f runs once"))();
+                    // Waiters get the encoded value, not a second run of `f`.
+                    let bytes = codec::encode(&value, expiry_for(ttl)).ok().map(Arc::new);
+                    if let Some(bytes) = &bytes {
+                        let _ = block_on(self.set_encoded_io(Io::Blocking, &key, bytes, ttl));
+                    }
+                    leader.finish(|| bytes.map(|b| b as crate::flight::Shared));
+                    return value;
+                }
+                Joined::Alone => {
+                    self.inner.counters.misses.add();
+                    let value = (f.take().expect("f runs once"))();
+                    let _ = block_on(self.set_io(Io::Blocking, &key, &value, ttl));
+                    return value;
+                }
+                Joined::Value(shared) => {
+                    if let Some(v) = decode_shared(&shared) {
+                        return v;
+                    }
+                    // Shared by a memoized function of another type: read again.
+                }
+            }
+        }
+    }
+
+    /// The value under `key` as a `T`; `None` when absent, expired, of
+    /// another type, or when the shared tier cannot be read.
+    ///
+    /// ```
+    /// let cache = cachefn::Cache::memory();
+    /// assert_eq!(cache.get::<String>("nothing"), None);
+    /// ```
+    pub fn get<T: DeserializeOwned + 'static>(&self, key: impl AsRef<str>) -> Option<T> {
+        block_on(self.get_io(Io::Blocking, &Key::new(key)))
+    }
+
+    /// Store `value` under `key` for `ttl` (`Duration::ZERO`: until evicted).
+    ///
+    /// # Errors
+    ///
+    /// When the value cannot be encoded, or the shared tier cannot be
+    /// written (the local tier then holds no stale value for the key).
+    pub fn set<T: Serialize + ?Sized>(
+        &self,
+        key: impl AsRef<str>,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        block_on(self.set_io(Io::Blocking, &Key::new(key), value, ttl))
+    }
+
+    /// Store `value` only if `key` holds nothing; `true` if it was stored.
+    /// Atomic in the shared tier when there is one, else in the local tier.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::set`].
+    pub fn add<T: Serialize + ?Sized>(
+        &self,
+        key: impl AsRef<str>,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        block_on(self.add_io(Io::Blocking, &Key::new(key), value, ttl))
+    }
+
+    /// Remove `key` from every tier; `true` if something was removed.
+    ///
+    /// # Errors
+    ///
+    /// When the shared tier cannot be reached.
+    pub fn delete(&self, key: impl AsRef<str>) -> Result<bool, Error> {
+        let key = Key::new(key);
+        block_on(self.remove(Io::Blocking, key.as_str(), key.fingerprint()))
+    }
+
+    /// The values under `keys`, in order: one round trip to the shared tier
+    /// for the keys the local tier does not hold.
+    pub fn get_many<T: DeserializeOwned + 'static, K: AsRef<str>>(
+        &self,
+        keys: &[K],
+    ) -> Vec<Option<T>> {
+        block_on(self.get_many_io(Io::Blocking, keys))
+    }
+
+    /// Store every `(key, value)` pair for `ttl`: one round trip to the
+    /// shared tier.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::set`]; on error no pair is left stale in the local tier.
+    pub fn set_many<K: AsRef<str>, T: Serialize>(
+        &self,
+        items: &[(K, T)],
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        block_on(self.set_many_io(Io::Blocking, items, ttl))
+    }
+
+    /// Remove every key: one round trip to the shared tier.
+    ///
+    /// # Errors
+    ///
+    /// When the shared tier cannot be reached.
+    pub fn delete_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<(), Error> {
+        block_on(self.delete_many_io(Io::Blocking, keys))
+    }
+
+    /// Atomically add `delta` to the counter under `key` (a missing key
+    /// starts at 0) and return the new value. Read it back with
+    /// `get::<i64>`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotACounter`] when the key holds something else; a shared
+    /// tier's error when it cannot be reached.
+    pub fn incr(&self, key: impl AsRef<str>, delta: i64) -> Result<i64, Error> {
+        block_on(self.incr_io(Io::Blocking, &Key::new(key), delta))
+    }
+
+    /// [`incr`](Cache::incr) by `-delta`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::incr`].
+    pub fn decr(&self, key: impl AsRef<str>, delta: i64) -> Result<i64, Error> {
+        self.incr(key.as_ref(), negate(key.as_ref(), delta)?)
+    }
+
+    /// `true` when `key` holds a live value in some tier.
+    pub fn has(&self, key: impl AsRef<str>) -> bool {
+        block_on(self.has_io(Io::Blocking, &Key::new(key)))
+    }
+
+    /// Remove every entry of this cache: all of its local tier, and the keys
+    /// under its prefix in the shared tier, never anything else on the server.
+    ///
+    /// # Errors
+    ///
+    /// When the shared tier cannot be reached.
+    pub fn clear(&self) -> Result<(), Error> {
+        block_on(self.remove_prefix(Io::Blocking, ""))
+    }
+}
+
+/// A value handed over by a single-flight leader of `get_or_set`: its bytes.
+pub(super) fn decode_shared<T: DeserializeOwned + 'static>(shared: &crate::flight::Shared) -> Option<T> {
+    shared
+        .downcast_ref::<Vec<u8>>()
+        .and_then(|b| codec::decode::<T>(b).ok())
+}
+
+/// `-delta` for `decr`.
+pub(super) fn negate(key: &str, delta: i64) -> Result<i64, Error> {
+    delta.checked_neg().ok_or_else(|| {
+        Error::NotACounter(format!("{key} (a decrement of i64::MIN overflows)"))
+    })
+}
+
+// ----- the implementations, for both APIs ---------------------------------
+
+impl Cache {
+    pub(super) async fn get_io<T: DeserializeOwned + 'static>(&self, io: Io, key: &Key) -> Option<T> {
+        let v = self.get_key_io(io, key, false).await;
+        if v.is_none() {
+            self.inner.counters.misses.add();
+        }
+        v
+    }
+
+    pub(super) async fn get_key_io<T: DeserializeOwned + 'static>(
+        &self,
+        io: Io,
+        key: &Key,
+        quiet: bool,
+    ) -> Option<T> {
+        let fp = key.fingerprint();
+        if let Some(local) = &self.inner.local {
+            if let Some(slot) = local.get(fp) {
+                if let Some(v) = self.decode_slot::<T>(&slot) {
+                    if !quiet {
+                        self.inner.counters.local_hits.add();
+                    }
+                    return Some(v);
+                }
+            }
+        }
+        let read = self.read_shared::<T>(io, key.as_str(), fp).await?;
+        if !quiet {
+            self.inner.counters.shared_hits.add();
+        }
+        Some(
+            self.back_fill(fp, key.as_str(), read, self.inner.local_ttl, |_, bytes| {
+                Encoded(bytes)
+            }),
+        )
+    }
+
+    pub(super) async fn set_io<T: Serialize + ?Sized>(
+        &self,
+        io: Io,
+        key: &Key,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let bytes = codec::encode(value, expiry_for(ttl))?;
+        self.set_encoded_io(io, key, &bytes, ttl).await
+    }
+
+    /// Store encoded bytes in every tier.
+    pub(super) async fn set_encoded_io(
+        &self,
+        io: Io,
+        key: &Key,
+        bytes: &[u8],
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let mut local_ttl = ttl;
+        if let Some(shared) = self.inner.shared.as_deref() {
+            local_ttl = min_ttl(self.inner.local_ttl, ttl);
+            if let Err(e) = io.set(shared, &self.stored(key.as_str()), bytes, ttl).await {
+                self.shared_failed("set", &e);
+                self.forget_local(key.fingerprint());
+                return Err(e);
+            }
+        }
+        if let Some(local) = &self.inner.local {
+            local.insert(
+                key.fingerprint(),
+                key.as_str(),
+                Encoded(bytes.to_vec()),
+                local_ttl,
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) async fn add_io<T: Serialize + ?Sized>(
+        &self,
+        io: Io,
+        key: &Key,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let bytes = codec::encode(value, expiry_for(ttl))?;
+        if let Some(shared) = self.inner.shared.as_deref() {
+            let added = io
+                .add(shared, &self.stored(key.as_str()), &bytes, ttl)
+                .await
+                .inspect_err(|e| self.shared_failed("add", e))?;
+            if let (true, Some(local)) = (added, &self.inner.local) {
+                let ttl = min_ttl(self.inner.local_ttl, ttl);
+                local.insert(key.fingerprint(), key.as_str(), Encoded(bytes), ttl);
+            }
+            return Ok(added);
+        }
+        let Some(local) = &self.inner.local else {
+            return Ok(false);
+        };
+        Ok(local.insert_if_absent(key.fingerprint(), key.as_str(), Encoded(bytes), ttl))
+    }
+
+    pub(super) async fn get_many_io<T: DeserializeOwned + 'static, K: AsRef<str>>(
+        &self,
+        io: Io,
+        keys: &[K],
+    ) -> Vec<Option<T>> {
+        let keys: Vec<Key> = keys.iter().map(Key::new).collect();
+        let mut out: Vec<Option<T>> = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let hit = self
+                .inner
+                .local
+                .as_ref()
+                .and_then(|l| l.get(key.fingerprint()));
+            let v = hit.and_then(|slot| self.decode_slot::<T>(&slot));
+            if v.is_some() {
+                self.inner.counters.local_hits.add();
+            } else {
+                missing.push(i);
+            }
+            out.push(v);
+        }
+        if let (Some(shared), false) = (self.inner.shared.as_deref(), missing.is_empty()) {
+            let stored: Vec<String> = missing
+                .iter()
+                .map(|&i| self.stored(keys[i].as_str()))
+                .collect();
+            let refs: Vec<&str> = stored.iter().map(String::as_str).collect();
+            match io.get_many(shared, &refs).await {
+                Ok(found) => {
+                    for (&i, bytes) in missing.iter().zip(found) {
+                        match bytes.map(|b| codec::decode::<T>(&b)) {
+                            Some(Ok(v)) => {
+                                self.inner.counters.shared_hits.add();
+                                out[i] = Some(v);
+                            }
+                            Some(Err(_)) => self.inner.counters.undecodable.add(),
+                            None => {}
+                        }
+                    }
+                }
+                Err(e) => self.shared_failed("get_many", &e),
+            }
+        }
+        for v in &out {
+            if v.is_none() {
+                self.inner.counters.misses.add();
+            }
+        }
+        out
+    }
+
+    pub(super) async fn set_many_io<K: AsRef<str>, T: Serialize>(
+        &self,
+        io: Io,
+        items: &[(K, T)],
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let mut encoded = Vec::with_capacity(items.len());
+        for (k, v) in items {
+            encoded.push((Key::new(k), codec::encode(v, expiry_for(ttl))?));
+        }
+        let mut local_ttl = ttl;
+        if let Some(shared) = self.inner.shared.as_deref() {
+            local_ttl = min_ttl(self.inner.local_ttl, ttl);
+            let stored: Vec<String> = encoded
+                .iter()
+                .map(|(k, _)| self.stored(k.as_str()))
+                .collect();
+            let pairs: Vec<(&str, &[u8])> = stored
+                .iter()
+                .zip(&encoded)
+                .map(|(s, (_, b))| (s.as_str(), b.as_slice()))
+                .collect();
+            if let Err(e) = io.set_many(shared, &pairs, ttl).await {
+                self.shared_failed("set_many", &e);
+                for (k, _) in &encoded {
+                    self.forget_local(k.fingerprint());
+                }
+                return Err(e);
+            }
+        }
+        if let Some(local) = &self.inner.local {
+            for (k, bytes) in encoded {
+                local.insert(k.fingerprint(), k.as_str(), Encoded(bytes), local_ttl);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn delete_many_io<K: AsRef<str>>(
+        &self,
+        io: Io,
+        keys: &[K],
+    ) -> Result<(), Error> {
+        let keys: Vec<Key> = keys.iter().map(Key::new).collect();
+        for k in &keys {
+            self.forget_local(k.fingerprint());
+        }
+        if let Some(shared) = self.inner.shared.as_deref() {
+            let stored: Vec<String> = keys.iter().map(|k| self.stored(k.as_str())).collect();
+            let refs: Vec<&str> = stored.iter().map(String::as_str).collect();
+            let deleted = io.delete_many(shared, &refs).await;
+            for k in &keys {
+                self.forget_local(k.fingerprint());
+            }
+            deleted.inspect_err(|e| self.shared_failed("delete_many", e))?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn incr_io(&self, io: Io, key: &Key, delta: i64) -> Result<i64, Error> {
+        let fp = key.fingerprint();
+        if let Some(shared) = self.inner.shared.as_deref() {
+            self.forget_local(fp);
+            let n = io.incr(shared, &self.stored(key.as_str()), delta).await;
+            self.forget_local(fp);
+            return n.inspect_err(|e| self.shared_failed("incr", e));
+        }
+        let Some(local) = &self.inner.local else {
+            return Ok(delta);
+        };
+        local.read_modify_write(|| {
+            let (current, ttl) = match local.get(fp) {
+                None => (0, Duration::ZERO),
+                Some(slot) => {
+                    let Some(n) = self.decode_slot::<i64>(&slot) else {
+                        return Err(Error::NotACounter(key.to_string()));
+                    };
+                    (n, slot.remaining(clock::now_ms()).unwrap_or(Duration::ZERO))
+                }
+            };
+            let next = current
+                .checked_add(delta)
+                .ok_or_else(|| Error::NotACounter(format!("{key} (overflow)")))?;
+            local.insert(fp, key.as_str(), Typed(next), ttl);
+            Ok(next)
+        })
+    }
+
+    pub(super) async fn has_io(&self, io: Io, key: &Key) -> bool {
+        if let Some(local) = &self.inner.local {
+            if local.get(key.fingerprint()).is_some() {
+                return true;
+            }
+        }
+        match self.inner.shared.as_deref() {
+            Some(shared) => io
+                .has(shared, &self.stored(key.as_str()))
+                .await
+                .inspect_err(|e| self.shared_failed("has", e))
+                .unwrap_or(false),
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,513 @@
+//! [`Cache`]: tiers composed behind one typed API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cachefn_backends::{clock, Backend, LocalValue, Memory, Slot};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::codec::{self, DecodeError};
+use crate::flight::Flights;
+use crate::io::Io;
+use crate::key;
+use crate::log::RateLimited;
+use crate::stats::{Counters, Stats};
+use crate::Error;
+
+/// Entries in the local tier of [`Cache::memory()`].
+pub const DEFAULT_CAPACITY: usize = 10_000;
+/// Namespace of a cache built without [`CacheBuilder::prefix`].
+pub const DEFAULT_PREFIX: &str = "cachefn";
+/// Local lifetime of entries read from or written to a shared tier through
+/// the low-level API (memoized functions use their `local_timeout`).
+pub const DEFAULT_LOCAL_TTL: Duration = Duration::from_secs(10);
+const MAX_PREFIX_LEN: usize = 48;
+
+mod api;
+#[cfg(feature = "tokio")]
+mod api_async;
+
+/// A cache: an optional bounded local tier ([`Memory`]) in front of an
+/// optional shared tier (any [`Backend`]), under a key prefix.
+///
+/// Cloning is cheap and shares the cache. Reads try the local tier, then the
+/// shared tier, and back-fill the local tier from a shared hit; writes and
+/// deletes go to every tier.
+///
+/// Values are typed with serde (`T: Serialize + DeserializeOwned`). A value
+/// stored as one type and read as another is a miss, never a wrong value.
+///
+/// ```
+/// use std::time::Duration;
+/// use cachefn::Cache;
+///
+/// let cache = Cache::memory();
+/// let ttl = Duration::from_secs(60);
+///
+/// cache.set("greeting", &"hello".to_string(), ttl)?;
+/// assert_eq!(cache.get::<String>("greeting").as_deref(), Some("hello"));
+/// assert_eq!(cache.get::<u64>("greeting"), None); // another type: a miss
+///
+/// assert!(cache.add("greeting", &"again".to_string(), ttl)? == false);
+/// assert_eq!(cache.incr("visits", 1)?, 1);
+/// assert_eq!(cache.get::<i64>("visits"), Some(1));
+///
+/// let answer: u32 = cache.get_or_set("answer", ttl, || 42);
+/// assert_eq!(answer, 42);
+/// assert!(cache.delete("answer")?);
+/// # Ok::<(), cachefn::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    local: Option<Memory>,
+    shared: Option<Box<dyn Backend>>,
+    prefix: Box<str>,
+    local_ttl: Duration,
+    flights: Flights,
+    #[cfg(feature = "tokio")]
+    async_flights: crate::flight_async::AsyncFlights,
+    counters: Counters,
+    shared_log: RateLimited,
+}
+
+/// Builds a [`Cache`]; from [`Cache::builder`].
+///
+/// ```
+/// use cachefn::{Cache, backends::{Memory, Null}};
+///
+/// let cache = Cache::builder()
+///     .local(Memory::with_capacity(10_000))
+///     .shared(Null)
+///     .prefix("blog")
+///     .build();
+/// assert_eq!(cache.prefix(), "blog");
+/// ```
+#[must_use]
+pub struct CacheBuilder {
+    local: Option<Memory>,
+    shared: Option<Box<dyn Backend>>,
+    prefix: String,
+    local_ttl: Duration,
+}
+
+impl CacheBuilder {
+    /// The in-process tier, bounded, checked first.
+    pub fn local(mut self, tier: Memory) -> Self {
+        self.local = Some(tier);
+        self
+    }
+
+    /// The tier shared by every process (Redis, memcached, disk, ...),
+    /// behind a [`CircuitBreaker`](cachefn_backends::CircuitBreaker): after
+    /// a few failures in a row it is skipped for a second, then probed.
+    pub fn shared(mut self, backend: impl Backend) -> Self {
+        self.shared = Some(Box::new(cachefn_backends::CircuitBreaker::new(backend)));
+        self
+    }
+
+    /// The namespace of every key this cache stores in its shared tier
+    /// (`prefix:key`), and the only keys [`Cache::clear`] removes there.
+    /// Characters other than `[A-Za-z0-9_.-]` are escaped (`:` too, so that
+    /// no prefix is the start of another); a prefix longer than 48 bytes is
+    /// shortened with a hash. Empty means the default, `"cachefn"`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long an entry read from or written to the shared tier through the
+    /// low-level API stays in the local tier (default 10 s). Memoized
+    /// functions use their own `local_timeout`.
+    pub fn local_ttl(mut self, ttl: Duration) -> Self {
+        self.local_ttl = ttl;
+        self
+    }
+
+    /// The cache.
+    pub fn build(self) -> Cache {
+        Cache {
+            inner: Arc::new(Inner {
+                local: self.local,
+                shared: self.shared,
+                prefix: clean_prefix(&self.prefix).into(),
+                local_ttl: self.local_ttl,
+                flights: Flights::new(),
+                #[cfg(feature = "tokio")]
+                async_flights: crate::flight_async::AsyncFlights::new(),
+                counters: Counters::default(),
+                shared_log: RateLimited::new(),
+            }),
+        }
+    }
+}
+
+fn clean_prefix(prefix: &str) -> String {
+    if prefix.is_empty() {
+        return DEFAULT_PREFIX.to_owned();
+    }
+    // No `:` survives, so the first `:` of a stored key always ends the
+    // prefix: caches "app" and "app:sessions" never share or clear each
+    // other's keys.
+    let escaped = key::escape_text(prefix);
+    if escaped.len() <= MAX_PREFIX_LEN {
+        return escaped;
+    }
+    let hash = xxhash_rust::xxh3::xxh3_128(escaped.as_bytes());
+    format!("{}#{hash:032x}", &escaped[..MAX_PREFIX_LEN - 33])
+}
+
+/// A value decoded from the shared tier, with its bytes and the local tier's
+/// write generation from before the read.
+struct SharedRead<T> {
+    value: T,
+    bytes: Vec<u8>,
+    seen: Option<u64>,
+}
+
+/// A typed value in the local tier: a hit clones it, decoding nothing.
+pub(crate) struct Typed<T>(pub(crate) T);
+
+impl<T: Serialize + Send + Sync + 'static> LocalValue for Typed<T> {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn encode(&self) -> Result<Vec<u8>, Error> {
+        codec::encode(&self.0, 0)
+    }
+    fn size_hint(&self) -> usize {
+        postcard::experimental::serialized_size(&self.0).unwrap_or(0)
+    }
+}
+
+/// Encoded bytes in the local tier (values stored through the low-level API).
+pub(crate) struct Encoded(pub(crate) Vec<u8>);
+
+impl LocalValue for Encoded {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn encode(&self) -> Result<Vec<u8>, Error> {
+        Ok(self.0.clone())
+    }
+    fn size_hint(&self) -> usize {
+        self.0.len()
+    }
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    ttl.as_millis().min(u64::MAX as u128) as u64
+}
+
+/// The Unix-ms expiry to record for a value stored now for `ttl`.
+fn expiry_for(ttl: Duration) -> u64 {
+    if ttl.is_zero() {
+        0
+    } else {
+        clock::unix_ms().saturating_add(ttl_ms(ttl))
+    }
+}
+
+/// The smaller of two lifetimes, where zero means "no expiry".
+fn min_ttl(a: Duration, b: Duration) -> Duration {
+    match (a.is_zero(), b.is_zero()) {
+        (true, _) => b,
+        (_, true) => a,
+        _ => a.min(b),
+    }
+}
+
+/// How long a value read from the shared tier may live in the local tier:
+/// at most `local_ttl`, never past the entry's own expiry. `None`: do not
+/// back-fill (`local_ttl` is zero, or the entry has just expired).
+fn back_fill_ttl(bytes: &[u8], local_ttl: Duration) -> Option<Duration> {
+    if local_ttl.is_zero() {
+        return None;
+    }
+    match codec::expiry(bytes) {
+        Some(0) | None => Some(local_ttl),
+        Some(at) => match at.saturating_sub(clock::unix_ms()) {
+            0 => None,
+            left => Some(min_ttl(local_ttl, Duration::from_millis(left))),
+        },
+    }
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache::memory()
+    }
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("prefix", &self.inner.prefix)
+            .field("local", &self.inner.local)
+            .field("shared", &self.inner.shared.as_ref().map(|b| b.name()))
+            .finish()
+    }
+}
+
+impl Cache {
+    /// A builder for a cache with chosen tiers.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder {
+            local: None,
+            shared: None,
+            prefix: String::new(),
+            local_ttl: DEFAULT_LOCAL_TTL,
+        }
+    }
+
+    /// An in-process cache of [`DEFAULT_CAPACITY`] entries: the default
+    /// cache of `#[quickcache]`. No server needed.
+    pub fn memory() -> Cache {
+        Cache::builder()
+            .local(Memory::with_capacity(DEFAULT_CAPACITY))
+            .build()
+    }
+
+    /// A cache that stores nothing: every memoized call runs its body.
+    pub fn null() -> Cache {
+        Cache::builder().shared(cachefn_backends::Null).build()
+    }
+
+    /// The namespace of this cache's keys in its shared tier.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The local tier, if the cache has one.
+    pub fn local(&self) -> Option<&Memory> {
+        self.inner.local.as_ref()
+    }
+
+    /// What the cache counted since it was built.
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot()
+    }
+
+    /// The key as stored in the shared tier: `prefix:key`.
+    pub fn storage_key(&self, key: impl AsRef<str>) -> String {
+        self.stored(&key::normalize(key.as_ref()))
+    }
+
+    fn stored(&self, text: &str) -> String {
+        let mut s = String::with_capacity(self.inner.prefix.len() + 1 + text.len());
+        s.push_str(&self.inner.prefix);
+        s.push(':');
+        s.push_str(text);
+        s
+    }
+
+    pub(crate) fn has_shared(&self) -> bool {
+        self.inner.shared.is_some()
+    }
+
+    pub(crate) fn flights(&self) -> &Flights {
+        &self.inner.flights
+    }
+
+    #[cfg(feature = "tokio")]
+    pub(crate) fn async_flights(&self) -> &crate::flight_async::AsyncFlights {
+        &self.inner.async_flights
+    }
+
+    pub(crate) fn count_miss(&self) {
+        self.inner.counters.misses.add();
+    }
+
+    fn shared_failed(&self, op: &str, err: &Error) {
+        self.inner.counters.shared_errors.add();
+        if self.inner.shared_log.allow() {
+            tracing::warn!(target: "cachefn", op, error = %err, prefix = %self.inner.prefix,
+                "shared cache tier failed; serving without it");
+        }
+    }
+
+    // ----- typed access used by memoized functions ------------------------
+
+    /// A local hit of a value of type `T`, cloned.
+    #[inline]
+    pub(crate) fn local_typed<T: Clone + DeserializeOwned + 'static>(&self, fp: u128) -> Option<T> {
+        let value = self.inner.local.as_ref()?.read(fp, |slot| {
+            match slot.value().as_any().downcast_ref::<Typed<T>>() {
+                Some(Typed(value)) => Some(value.clone()),
+                None => self.decode_slot::<T>(slot),
+            }
+        })??;
+        self.inner.counters.local_hits.add();
+        Some(value)
+    }
+
+    pub(crate) fn decode_slot<T: DeserializeOwned + 'static>(&self, slot: &Slot) -> Option<T> {
+        let bytes = match slot.value().as_any().downcast_ref::<Encoded>() {
+            Some(Encoded(bytes)) => codec::decode::<T>(bytes),
+            None => slot
+                .value()
+                .encode()
+                .map_err(|_| DecodeError::Corrupt)
+                .and_then(|b| codec::decode::<T>(&b)),
+        };
+        match bytes {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.inner.counters.undecodable.add();
+                None
+            }
+        }
+    }
+
+    /// The shared tier's value of type `T` under `text`, back-filling the
+    /// local tier for at most `local_ttl`.
+    pub(crate) async fn shared_typed<T>(
+        &self,
+        io: Io,
+        text: &str,
+        fp: u128,
+        local_ttl: Duration,
+    ) -> Option<T>
+    where
+        T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let read = self.read_shared::<T>(io, text, fp).await?;
+        self.inner.counters.shared_hits.add();
+        Some(self.back_fill(fp, text, read, local_ttl, |v, _| Typed(v.clone())))
+    }
+
+    /// Read `text` from the shared tier and decode it as a `T`, counting
+    /// failures and undecodable bytes. The local tier's write generation is
+    /// taken before the read, so that [`Cache::back_fill`] loses to any
+    /// write, delete or clear that happened while the read ran.
+    async fn read_shared<T: DeserializeOwned + 'static>(
+        &self,
+        io: Io,
+        text: &str,
+        fp: u128,
+    ) -> Option<SharedRead<T>> {
+        let shared = self.inner.shared.as_deref()?;
+        let seen = self.inner.local.as_ref().map(|l| l.generation(fp));
+        let bytes = match io.get(shared, &self.stored(text)).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return None,
+            Err(e) => {
+                self.shared_failed("get", &e);
+                return None;
+            }
+        };
+        match codec::decode::<T>(&bytes) {
+            Ok(value) => Some(SharedRead { value, bytes, seen }),
+            Err(_) => {
+                self.inner.counters.undecodable.add();
+                None
+            }
+        }
+    }
+
+    /// Copy a value just read from the shared tier into the local tier, for
+    /// at most `local_ttl` and never past the entry's own expiry, unless the
+    /// entry was written, removed or cleared since the read started. `local`
+    /// makes the local tier's value, only when one is stored. Returns the value.
+    fn back_fill<T, V: LocalValue>(
+        &self,
+        fp: u128,
+        text: &str,
+        read: SharedRead<T>,
+        local_ttl: Duration,
+        local: impl FnOnce(&T, Vec<u8>) -> V,
+    ) -> T {
+        if let (Some(tier), Some(seen)) = (&self.inner.local, read.seen) {
+            if let Some(ttl) = back_fill_ttl(&read.bytes, local_ttl) {
+                tier.insert_if_unchanged(fp, text, local(&read.value, read.bytes), ttl, seen);
+            }
+        }
+        read.value
+    }
+
+    /// Store a typed value: encoded in the shared tier for `ttl`, typed in
+    /// the local tier for `local_ttl` when there is a shared tier, else `ttl`.
+    pub(crate) async fn store_typed<T>(
+        &self,
+        io: Io,
+        text: &str,
+        fp: u128,
+        value: &T,
+        ttl: Duration,
+        local_ttl: Duration,
+    ) -> Result<(), Error>
+    where
+        T: Clone + Serialize + Send + Sync + 'static,
+    {
+        let mut result = Ok(());
+        let mut local_ttl_eff = ttl;
+        if let Some(shared) = self.inner.shared.as_deref() {
+            local_ttl_eff = min_ttl(local_ttl, ttl);
+            result = match codec::encode(value, expiry_for(ttl)) {
+                Ok(bytes) => io.set(shared, &self.stored(text), &bytes, ttl).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = &result {
+                if !matches!(e, Error::Encode(_)) {
+                    self.shared_failed("set", e);
+                }
+            }
+        }
+        if let Some(local) = &self.inner.local {
+            if result.is_ok() && !(self.has_shared() && local_ttl.is_zero()) {
+                local.insert(fp, text, Typed(value.clone()), local_ttl_eff);
+            } else {
+                local.remove(fp);
+            }
+        }
+        result
+    }
+
+    /// Remove one key from every tier.
+    pub(crate) async fn remove(&self, io: Io, text: &str, fp: u128) -> Result<bool, Error> {
+        let local = self.inner.local.as_ref().is_some_and(|l| l.remove(fp));
+        let shared = match self.inner.shared.as_deref() {
+            Some(s) => {
+                let removed = io.delete(s, &self.stored(text)).await;
+                // Again: a read of the shared tier that raced the delete may
+                // have put the old value back.
+                self.forget_local(fp);
+                removed.inspect_err(|e| self.shared_failed("delete", e))?
+            }
+            None => false,
+        };
+        Ok(local || shared)
+    }
+
+    pub(crate) fn forget_local(&self, fp: u128) {
+        if let Some(local) = &self.inner.local {
+            local.remove(fp);
+        }
+    }
+
+    /// Remove every key that starts with `start` (`""`: every key of the
+    /// cache) from every tier.
+    pub(crate) async fn remove_prefix(&self, io: Io, start: &str) -> Result<(), Error> {
+        let clear_local = || {
+            if let Some(local) = &self.inner.local {
+                if start.is_empty() {
+                    local.clear();
+                } else {
+                    local.clear_prefix(start);
+                }
+            }
+        };
+        clear_local();
+        if let Some(shared) = self.inner.shared.as_deref() {
+            let cleared = io.clear_prefix(shared, &self.stored(start)).await;
+            // Again: reads that raced the shared clear may have back-filled.
+            clear_local();
+            cleared.inspect_err(|e| self.shared_failed("clear", e))?;
+        }
+        Ok(())
+    }
+
+}

@@ -1,0 +1,138 @@
+//! The async side of memoized functions: what `#[quickcache]` on an
+//! `async fn` expands to calls.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use super::{
+    clear_all_io, clear_io, get_cached_io, set_cached_io, start, Memo, Site, Start,
+};
+use crate::flight::Shared;
+use crate::flight_async::AsyncJoined;
+use crate::io::Io;
+use crate::key::KeyBuilder;
+use crate::{Cache, Error};
+
+/// A memoized `async fn` call: `kb` holds the key, `refresh` is the
+/// `skip_arg`, `body` the function's own future (run at most once).
+///
+/// A local hit returns without awaiting anything. The future is `Send`
+/// whenever `body` is.
+pub async fn call_async<M, F>(
+    site: &'static Site,
+    mut kb: KeyBuilder,
+    refresh: bool,
+    body: F,
+) -> M::Ret
+where
+    M: Memo,
+    F: Future<Output = M::Ret>,
+{
+    // The thread-local `Rc` inside `Start` must be gone before any `.await`
+    // (it would make the future `!Send`): this statement drops it.
+    let cold = match start::<M>(site, &mut kb, refresh) {
+        Start::Hit(v) => return M::from_cached(v),
+        Start::Uncached => None,
+        Start::Cold(resolved, fp) => resolved.cache.as_ref().ok().map(|c| (c.clone(), fp)),
+    };
+    let Some((cache, fp)) = cold else {
+        return body.await;
+    };
+    call_cold_async::<M, F>(site, &cache, &kb, fp, refresh, body).await
+}
+
+async fn call_cold_async<M, F>(
+    site: &'static Site,
+    cache: &Cache,
+    kb: &KeyBuilder,
+    fp: u128,
+    refresh: bool,
+    body: F,
+) -> M::Ret
+where
+    M: Memo,
+    F: Future<Output = M::Ret>,
+{
+    let s = site.settings();
+    let text = match kb.text() {
+        Ok(t) => t,
+        Err(e) => {
+            site.warn("no key", &e);
+            return body.await;
+        }
+    };
+    let text = text.as_str();
+    let store = |ret: M::Ret| async move {
+        if let Some(v) = M::cacheable(&ret, s.cache_none) {
+            let stored = cache
+                .store_typed(Io::Async, text, fp, v, s.timeout, s.local_timeout)
+                .await;
+            if let Err(e) = stored {
+                site.warn("could not store the result", &e);
+            }
+        }
+        ret
+    };
+    if refresh {
+        cache.count_miss();
+        return store(body.await).await;
+    }
+    if let Some(v) = cache
+        .shared_typed::<M::Cached>(Io::Async, text, fp, s.local_timeout)
+        .await
+    {
+        return M::from_cached(v);
+    }
+    loop {
+        match cache.async_flights().join(fp).await {
+            AsyncJoined::Lead(leader) => {
+                // Another leader may have stored the value since our miss.
+                if let Some(v) = cache.local_typed::<M::Cached>(fp) {
+                    leader.finish(|| Some(Arc::new(v.clone()) as Shared));
+                    return M::from_cached(v);
+                }
+                cache.count_miss();
+                // If this future is dropped while the body runs, `leader`
+                // drops with it and a waiting task takes over.
+                let ret = store(body.await).await;
+                leader.finish(|| {
+                    M::cacheable(&ret, s.cache_none).map(|v| Arc::new(v.clone()) as Shared)
+                });
+                return ret;
+            }
+            AsyncJoined::Value(v) => {
+                if let Some(v) = v.downcast_ref::<M::Cached>() {
+                    return M::from_cached(v.clone());
+                }
+            }
+            AsyncJoined::Alone => {
+                cache.count_miss();
+                return store(body.await).await;
+            }
+        }
+    }
+}
+
+/// `f::clear(args).await`.
+pub async fn clear_async(site: &'static Site, mut kb: KeyBuilder) -> Result<(), Error> {
+    clear_io(Io::Async, site, &mut kb).await
+}
+
+/// `f::clear_all().await`.
+pub async fn clear_all_async(site: &'static Site) -> Result<(), Error> {
+    clear_all_io(Io::Async, site).await
+}
+
+/// `f::get_cached(args).await`.
+pub async fn get_cached_async<M: Memo>(site: &'static Site, mut kb: KeyBuilder) -> Option<M::Cached> {
+    get_cached_io::<M>(Io::Async, site, &mut kb).await
+}
+
+/// `f::set_cached(args, value).await`.
+pub async fn set_cached_async<M: Memo>(
+    site: &'static Site,
+    mut kb: KeyBuilder,
+    value: M::Cached,
+) -> Result<(), Error> {
+    set_cached_io::<M>(Io::Async, site, &mut kb, value).await
+}

@@ -1,0 +1,60 @@
+//! Without the `tokio` feature, `#[quickcache]` on an `async fn` expands to
+//! calls of these: they exist only to fail type-checking with a message
+//! that says which feature to turn on.
+
+use std::future::Future;
+
+use super::{Memo, Site};
+use crate::key::KeyBuilder;
+use crate::Error;
+
+/// Implemented by nothing: see the message.
+#[diagnostic::on_unimplemented(
+    message = "`#[quickcache]` on an `async fn` needs the `tokio` feature of cachefn",
+    label = "this memoized function is async",
+    note = "turn the feature on in Cargo.toml: cachefn = {{ version = \"0.1\", features = [\"tokio\"] }}"
+)]
+pub trait AsyncNeedsTheTokioFeature {}
+
+/// See [`AsyncNeedsTheTokioFeature`].
+pub async fn call_async<M: Memo, F: Future<Output = M::Ret>>(
+    _site: &'static impl AsyncNeedsTheTokioFeature,
+    _kb: KeyBuilder,
+    _refresh: bool,
+    body: F,
+) -> M::Ret {
+    body.await
+}
+
+/// See [`AsyncNeedsTheTokioFeature`].
+pub async fn clear_async(
+    _site: &'static impl AsyncNeedsTheTokioFeature,
+    _kb: KeyBuilder,
+) -> Result<(), Error> {
+    Ok(())
+}
+
+/// See [`AsyncNeedsTheTokioFeature`].
+pub async fn clear_all_async(_site: &'static impl AsyncNeedsTheTokioFeature) -> Result<(), Error> {
+    Ok(())
+}
+
+/// See [`AsyncNeedsTheTokioFeature`].
+pub async fn get_cached_async<M: Memo>(
+    _site: &'static impl AsyncNeedsTheTokioFeature,
+    _kb: KeyBuilder,
+) -> Option<M::Cached> {
+    None
+}
+
+/// See [`AsyncNeedsTheTokioFeature`].
+pub async fn set_cached_async<M: Memo>(
+    _site: &'static impl AsyncNeedsTheTokioFeature,
+    _kb: KeyBuilder,
+    _value: M::Cached,
+) -> Result<(), Error> {
+    Ok(())
+}
+
+// `Site` must not implement the trait; this keeps the import used.
+const _: Option<&Site> = None;
