@@ -99,11 +99,8 @@ impl Redis {
     /// Send a pipeline on the shared connection: one round trip.
     pub(super) async fn run_pipe(&self, pipe: Pipeline) -> Result<(), Error> {
         let mut conn = self.connection().await?;
-        let reply = tokio::time::timeout(
-            self.response_timeout,
-            pipe.query_async::<()>(&mut conn),
-        )
-        .await;
+        let reply =
+            tokio::time::timeout(self.response_timeout, pipe.query_async::<()>(&mut conn)).await;
         self.finish(reply)
     }
 }

@@ -425,8 +425,7 @@ impl Backend for Redis {
             let pattern = glob_prefix(prefix);
             let mut cursor: u64 = 0;
             loop {
-                let (next, keys): (u64, Vec<String>) =
-                    self.run(scan_cmd(cursor, &pattern)).await?;
+                let (next, keys): (u64, Vec<String>) = self.run(scan_cmd(cursor, &pattern)).await?;
                 let keys = under_prefix(&keys, prefix);
                 if !keys.is_empty() {
                     self.run::<i64>(unlink_cmd(&keys)).await?;

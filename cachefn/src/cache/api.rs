@@ -193,7 +193,9 @@ impl Cache {
 }
 
 /// A value handed over by a single-flight leader of `get_or_set`: its bytes.
-pub(super) fn decode_shared<T: DeserializeOwned + 'static>(shared: &crate::flight::Shared) -> Option<T> {
+pub(super) fn decode_shared<T: DeserializeOwned + 'static>(
+    shared: &crate::flight::Shared,
+) -> Option<T> {
     shared
         .downcast_ref::<Vec<u8>>()
         .and_then(|b| codec::decode::<T>(b).ok())
@@ -201,15 +203,19 @@ pub(super) fn decode_shared<T: DeserializeOwned + 'static>(shared: &crate::fligh
 
 /// `-delta` for `decr`.
 pub(super) fn negate(key: &str, delta: i64) -> Result<i64, Error> {
-    delta.checked_neg().ok_or_else(|| {
-        Error::NotACounter(format!("{key} (a decrement of i64::MIN overflows)"))
-    })
+    delta
+        .checked_neg()
+        .ok_or_else(|| Error::NotACounter(format!("{key} (a decrement of i64::MIN overflows)")))
 }
 
 // ----- the implementations, for both APIs ---------------------------------
 
 impl Cache {
-    pub(super) async fn get_io<T: DeserializeOwned + 'static>(&self, io: Io, key: &Key) -> Option<T> {
+    pub(super) async fn get_io<T: DeserializeOwned + 'static>(
+        &self,
+        io: Io,
+        key: &Key,
+    ) -> Option<T> {
         let v = self.get_key_io(io, key, false).await;
         if v.is_none() {
             self.inner.counters.misses.add();

@@ -84,7 +84,10 @@ impl Cache {
     /// assert_eq!(cache.incr_async("hits", 2).await?, 2);
     /// # Ok::<(), cachefn::Error>(()) }).unwrap();
     /// ```
-    pub async fn get_async<T: DeserializeOwned + 'static>(&self, key: impl AsRef<str>) -> Option<T> {
+    pub async fn get_async<T: DeserializeOwned + 'static>(
+        &self,
+        key: impl AsRef<str>,
+    ) -> Option<T> {
         self.get_io(Io::Async, &Key::new(key)).await
     }
 
@@ -123,7 +126,8 @@ impl Cache {
     /// When the shared tier cannot be reached.
     pub async fn delete_async(&self, key: impl AsRef<str>) -> Result<bool, Error> {
         let key = Key::new(key);
-        self.remove(Io::Async, key.as_str(), key.fingerprint()).await
+        self.remove(Io::Async, key.as_str(), key.fingerprint())
+            .await
     }
 
     /// [`get_many`](Cache::get_many) without blocking the executor: one

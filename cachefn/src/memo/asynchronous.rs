@@ -4,9 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use super::{
-    clear_all_io, clear_io, get_cached_io, set_cached_io, start, Memo, Site, Start,
-};
+use super::{clear_all_io, clear_io, get_cached_io, set_cached_io, start, Memo, Site, Start};
 use crate::flight::Shared;
 use crate::flight_async::AsyncJoined;
 use crate::io::Io;
@@ -124,7 +122,10 @@ pub async fn clear_all_async(site: &'static Site) -> Result<(), Error> {
 }
 
 /// `f::get_cached(args).await`.
-pub async fn get_cached_async<M: Memo>(site: &'static Site, mut kb: KeyBuilder) -> Option<M::Cached> {
+pub async fn get_cached_async<M: Memo>(
+    site: &'static Site,
+    mut kb: KeyBuilder,
+) -> Option<M::Cached> {
     get_cached_io::<M>(Io::Async, site, &mut kb).await
 }
 

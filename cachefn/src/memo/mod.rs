@@ -431,7 +431,9 @@ fn call_cold<M: Memo>(
     let text = text.as_str();
     let store = |ret: &M::Ret| {
         if let Some(v) = M::cacheable(ret, s.cache_none) {
-            if let Err(e) = block_on(cache.store_typed(Io::Blocking, text, fp, v, s.timeout, s.local_timeout)) {
+            if let Err(e) =
+                block_on(cache.store_typed(Io::Blocking, text, fp, v, s.timeout, s.local_timeout))
+            {
                 site.warn("could not store the result", &e);
             }
         }
@@ -442,7 +444,9 @@ fn call_cold<M: Memo>(
         store(&ret);
         return ret;
     }
-    if let Some(v) = block_on(cache.shared_typed::<M::Cached>(Io::Blocking, text, fp, s.local_timeout)) {
+    if let Some(v) =
+        block_on(cache.shared_typed::<M::Cached>(Io::Blocking, text, fp, s.local_timeout))
+    {
         return M::from_cached(v);
     }
     loop {
@@ -497,9 +501,7 @@ async fn clear_io(io: Io, site: &'static Site, kb: &mut KeyBuilder) -> Result<()
 
 async fn clear_all_io(io: Io, site: &'static Site) -> Result<(), Error> {
     let cache = site.cache()?;
-    cache
-        .remove_prefix(io, &site.settings().all_versions)
-        .await
+    cache.remove_prefix(io, &site.settings().all_versions).await
 }
 
 async fn get_cached_io<M: Memo>(
