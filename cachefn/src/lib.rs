@@ -11,6 +11,7 @@ mod io;
 mod key;
 mod log;
 mod memo;
+mod preload;
 mod registry;
 mod stats;
 

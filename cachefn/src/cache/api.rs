@@ -13,6 +13,7 @@ use crate::codec;
 use crate::flight::Joined;
 use crate::io::{block_on, Io};
 use crate::key::Key;
+use crate::preload::Known;
 use crate::Error;
 
 impl Cache {
@@ -273,7 +274,9 @@ impl Cache {
         let mut local_ttl = ttl;
         if let Some(shared) = self.inner.shared.as_deref() {
             local_ttl = min_ttl(self.inner.local_ttl, ttl);
-            if let Err(e) = io.set(shared, &self.stored(key.as_str()), bytes, ttl).await {
+            let set = io.set(shared, &self.stored(key.as_str()), bytes, ttl).await;
+            self.note_preloaded(key.fingerprint(), set.is_ok().then_some(bytes));
+            if let Err(e) = set {
                 self.shared_failed("set", &e);
                 self.forget_local(key.fingerprint());
                 return Err(e);
@@ -303,6 +306,9 @@ impl Cache {
                 .add(shared, &self.stored(key.as_str()), &bytes, ttl)
                 .await
                 .inspect_err(|e| self.shared_failed("add", e))?;
+            if added {
+                self.note_preloaded(key.fingerprint(), Some(&bytes));
+            }
             if let (true, Some(local)) = (added, &self.inner.local) {
                 let ttl = min_ttl(self.inner.local_ttl, ttl);
                 local.insert(key.fingerprint(), key.as_str(), Encoded(bytes), ttl);
@@ -329,11 +335,20 @@ impl Cache {
                 .local
                 .as_ref()
                 .and_then(|l| l.get(key.fingerprint()));
-            let v = hit.and_then(|slot| self.decode_slot::<T>(&slot));
+            let mut v = hit.and_then(|slot| self.decode_slot::<T>(&slot));
             if v.is_some() {
                 self.inner.counters.local_hits.add();
             } else {
-                missing.push(i);
+                match self.preloaded(key.fingerprint()) {
+                    Known::Unknown => missing.push(i),
+                    Known::Miss => {}
+                    Known::Bytes(bytes) => {
+                        v = codec::decode::<T>(&bytes).ok();
+                        if v.is_some() {
+                            self.inner.counters.shared_hits.add();
+                        }
+                    }
+                }
             }
             out.push(v);
         }
@@ -389,7 +404,11 @@ impl Cache {
                 .zip(&encoded)
                 .map(|(s, (_, b))| (s.as_str(), b.as_slice()))
                 .collect();
-            if let Err(e) = io.set_many(shared, &pairs, ttl).await {
+            let set = io.set_many(shared, &pairs, ttl).await;
+            for (k, bytes) in &encoded {
+                self.note_preloaded(k.fingerprint(), set.is_ok().then_some(&bytes[..]));
+            }
+            if let Err(e) = set {
                 self.shared_failed("set_many", &e);
                 for (k, _) in &encoded {
                     self.forget_local(k.fingerprint());
@@ -420,6 +439,7 @@ impl Cache {
             let deleted = io.delete_many(shared, &refs).await;
             for k in &keys {
                 self.forget_local(k.fingerprint());
+                self.note_preloaded(k.fingerprint(), None);
             }
             deleted.inspect_err(|e| self.shared_failed("delete_many", e))?;
         }
@@ -432,6 +452,7 @@ impl Cache {
             self.forget_local(fp);
             let n = io.incr(shared, &self.stored(key.as_str()), delta).await;
             self.forget_local(fp);
+            self.forget_preloaded(Some(fp));
             return n.inspect_err(|e| self.shared_failed("incr", e));
         }
         let Some(local) = &self.inner.local else {
@@ -460,6 +481,11 @@ impl Cache {
             if local.get(key.fingerprint()).is_some() {
                 return true;
             }
+        }
+        match self.preloaded(key.fingerprint()) {
+            Known::Bytes(_) => return true,
+            Known::Miss => return false,
+            Known::Unknown => {}
         }
         match self.inner.shared.as_deref() {
             Some(shared) => io

@@ -11,6 +11,7 @@ use crate::flight::Flights;
 use crate::io::Io;
 use crate::key;
 use crate::log::RateLimited;
+use crate::preload::Known;
 use crate::stats::{Counters, Stats};
 use crate::Error;
 
@@ -59,12 +60,12 @@ mod api_async;
 /// ```
 #[derive(Clone)]
 pub struct Cache {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
-    local: Option<Memory>,
-    shared: Option<Box<dyn Backend>>,
+    pub(crate) local: Option<Memory>,
+    pub(crate) shared: Option<Box<dyn Backend>>,
     prefix: Box<str>,
     local_ttl: Duration,
     flights: Flights,
@@ -296,7 +297,7 @@ impl Cache {
         self.stored(&key::normalize(key.as_ref()))
     }
 
-    fn stored(&self, text: &str) -> String {
+    pub(crate) fn stored(&self, text: &str) -> String {
         let mut s = String::with_capacity(self.inner.prefix.len() + 1 + text.len());
         s.push_str(&self.inner.prefix);
         s.push(':');
@@ -321,7 +322,7 @@ impl Cache {
         self.inner.counters.misses.add();
     }
 
-    fn shared_failed(&self, op: &str, err: &Error) {
+    pub(crate) fn shared_failed(&self, op: &str, err: &Error) {
         self.inner.counters.shared_errors.add();
         if self.inner.shared_log.allow() {
             tracing::warn!(target: "cachefn", op, error = %err, prefix = %self.inner.prefix,
@@ -391,13 +392,17 @@ impl Cache {
     ) -> Option<SharedRead<T>> {
         let shared = self.inner.shared.as_deref()?;
         let seen = self.inner.local.as_ref().map(|l| l.generation(fp));
-        let bytes = match io.get(shared, &self.stored(text)).await {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return None,
-            Err(e) => {
-                self.shared_failed("get", &e);
-                return None;
-            }
+        let bytes = match self.preloaded(fp) {
+            Known::Bytes(bytes) => bytes.to_vec(),
+            Known::Miss => return None,
+            Known::Unknown => match io.get(shared, &self.stored(text)).await {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => return None,
+                Err(e) => {
+                    self.shared_failed("get", &e);
+                    return None;
+                }
+            },
         };
         match codec::decode::<T>(&bytes) {
             Ok(value) => Some(SharedRead { value, bytes, seen }),
@@ -447,7 +452,11 @@ impl Cache {
         if let Some(shared) = self.inner.shared.as_deref() {
             local_ttl_eff = min_ttl(local_ttl, ttl);
             result = match codec::encode(value, expiry_for(ttl)) {
-                Ok(bytes) => io.set(shared, &self.stored(text), &bytes, ttl).await,
+                Ok(bytes) => {
+                    let set = io.set(shared, &self.stored(text), &bytes, ttl).await;
+                    self.note_preloaded(fp, set.is_ok().then_some(&bytes[..]));
+                    set
+                }
                 Err(e) => Err(e),
             };
             if let Err(e) = &result {
@@ -472,6 +481,7 @@ impl Cache {
         let shared = match self.inner.shared.as_deref() {
             Some(s) => {
                 let removed = io.delete(s, &self.stored(text)).await;
+                self.note_preloaded(fp, None);
                 // Again: a read of the shared tier that raced the delete may
                 // have put the old value back.
                 self.forget_local(fp);
@@ -503,6 +513,7 @@ impl Cache {
         clear_local();
         if let Some(shared) = self.inner.shared.as_deref() {
             let cleared = io.clear_prefix(shared, &self.stored(start)).await;
+            self.forget_preloaded(None);
             // Again: reads that raced the shared clear may have back-filled.
             clear_local();
             cleared.inspect_err(|e| self.shared_failed("clear", e))?;
