@@ -1,0 +1,166 @@
+//! Async memoization against sync memoization and raw redis-rs, in one run:
+//!
+//! - the local hit of a memoized `async fn` vs the local hit of the same
+//!   memoized sync `fn` (goal: within 1.3x);
+//! - a shared hit through the async Redis connection under 64 concurrent
+//!   tasks vs raw redis-rs `GET`s on one multiplexed connection under 64
+//!   tasks (goal: at most 1.15x). The bench starts its own `redis-server`.
+//!
+//! ```text
+//! cargo bench -j2 -p cachefn-benches --bench async_hit -- --warm-up-time 1 --measurement-time 3
+//! ```
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use cachefn::backends::Redis;
+use cachefn::{quickcache, Cache};
+use cachefn_tests::redis_server::RedisServer;
+use common::cycle;
+use criterion::{criterion_group, criterion_main, Criterion};
+
+const KEYS: u64 = 1_000;
+const TASKS: u64 = 64;
+
+#[quickcache(cache = "bench-async-local")]
+async fn async_page(id: u64) -> String {
+    format!("<p>{id}</p>")
+}
+
+#[quickcache(cache = "bench-async-local")]
+fn sync_page(id: u64) -> String {
+    format!("<p>{id}</p>")
+}
+
+#[quickcache(cache = "bench-async-shared", local_timeout = 0)]
+async fn shared_page(id: u64) -> String {
+    format!("<p>{id}</p>")
+}
+
+fn local_hit(c: &mut Criterion) {
+    cachefn::register("bench-async-local", Cache::memory());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for k in 0..KEYS {
+            async_page(k).await;
+            sync_page(k);
+        }
+    });
+    let mut g = c.benchmark_group("async_local_hit");
+    g.bench_function("cachefn: sync fn, local hit", |b| {
+        let mut k = 0;
+        b.iter(|| sync_page(cycle(&mut k, KEYS)))
+    });
+    g.bench_function(
+        "cachefn: async fn, local hit (awaited on a current_thread runtime)",
+        |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut k = 0;
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        std::hint::black_box(async_page(cycle(&mut k, KEYS)).await);
+                    }
+                    start.elapsed()
+                })
+            })
+        },
+    );
+    g.finish();
+}
+
+/// Run `op` `iters` times in all, spread over 64 tasks; the wall time.
+fn under_64_tasks<F, Fut>(rt: &tokio::runtime::Runtime, iters: u64, op: F) -> Duration
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    rt.block_on(async {
+        let per_task = iters.div_ceil(TASKS).max(1);
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let op = op.clone();
+                tokio::spawn(async move {
+                    for i in 0..per_task {
+                        op((t * per_task + i) % KEYS).await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // Scale to `iters` operations.
+        start
+            .elapsed()
+            .mul_f64(iters as f64 / (per_task * TASKS) as f64)
+    })
+}
+
+fn shared_hit(c: &mut Criterion) {
+    let Some(server) = RedisServer::start() else {
+        eprintln!("async_hit: no redis-server, the shared-tier half is not measured");
+        return;
+    };
+    let url = server.url();
+    cachefn::register(
+        "bench-async-shared",
+        Cache::builder()
+            .shared(Redis::open(&url).unwrap())
+            .prefix("bench")
+            .build(),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let (conn, stored) = rt.block_on(async {
+        for k in 0..KEYS {
+            shared_page(k).await;
+        }
+        let conn = client.get_multiplexed_async_connection().await.unwrap();
+        let cache = cachefn::cache("bench-async-shared").unwrap();
+        let stored: Vec<String> = (0..KEYS)
+            .map(|k| cache.storage_key(shared_page::key(k)))
+            .collect();
+        (conn, std::sync::Arc::new(stored))
+    });
+
+    let mut g = c.benchmark_group("async_shared_hit_64_tasks");
+    g.bench_function("cachefn: memoized async fn served by Redis", |b| {
+        b.iter_custom(|iters| {
+            under_64_tasks(&rt, iters, |k| async move {
+                std::hint::black_box(shared_page(k).await);
+            })
+        })
+    });
+    g.bench_function("redis-rs: GET on one multiplexed connection", |b| {
+        b.iter_custom(|iters| {
+            let (conn, stored) = (conn.clone(), stored.clone());
+            under_64_tasks(&rt, iters, move |k| {
+                let mut conn = conn.clone();
+                let stored = stored.clone();
+                async move {
+                    let v: Vec<u8> = redis::cmd("GET")
+                        .arg(&stored[k as usize])
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap();
+                    std::hint::black_box(v);
+                }
+            })
+        })
+    });
+    g.finish();
+    drop(server);
+}
+
+criterion_group!(benches, local_hit, shared_hit);
+criterion_main!(benches);
