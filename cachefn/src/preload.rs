@@ -47,18 +47,13 @@ pub(crate) enum Known {
 /// Run `f` on the scopes that apply here: the task's (async), else the thread's.
 fn with_stack<R>(f: impl FnOnce(&Stack) -> R) -> Option<R> {
     #[cfg(feature = "tokio")]
-    {
+    let f = {
         let mut f = Some(f);
         if let Ok(r) = TASK_SCOPES.try_with(|s| (f.take().expect("called once"))(s)) {
             return Some(r);
         }
-        let f = f.take().expect("not called");
-        return THREAD_SCOPES
-            .try_with(|s| s.try_borrow().ok().map(|s| f(&s)))
-            .ok()
-            .flatten();
-    }
-    #[cfg(not(feature = "tokio"))]
+        f.take().expect("not called")
+    };
     THREAD_SCOPES
         .try_with(|s| s.try_borrow().ok().map(|s| f(&s)))
         .ok()
@@ -139,11 +134,8 @@ impl Cache {
             .into_iter()
             .map(Key::new)
             .filter(|k| {
-                !self
-                    .inner
-                    .local
-                    .as_ref()
-                    .is_some_and(|l| l.get(k.fingerprint()).is_some())
+                let local = self.inner.local.as_ref();
+                local.is_none_or(|l| l.get(k.fingerprint()).is_none())
             })
             .collect();
         if keys.is_empty() {
