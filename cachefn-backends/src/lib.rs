@@ -17,6 +17,9 @@
 //! backend is behind a feature of its own:
 //!
 //! - `redis`: `Redis`, a shared tier on the `redis` crate.
+//! - `disk`: `Disk`, a persistent, bounded cache in a local directory that
+//!   the processes of one machine share; crash-safe (one checksummed file
+//!   per entry, written atomically).
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -26,11 +29,15 @@ pub mod clock;
 mod error;
 mod memory;
 
+#[cfg(feature = "disk")]
+mod disk;
 #[cfg(feature = "redis")]
 mod redis;
 
 pub use backend::{Backend, BoxFuture, Null};
 pub use breaker::{CircuitBreaker, COOL_DOWN, TRIP_AFTER};
+#[cfg(feature = "disk")]
+pub use disk::{Disk, DiskBuilder, DiskUsage};
 pub use error::Error;
 pub use memory::{LocalValue, Memory, Slot};
 #[cfg(feature = "redis")]

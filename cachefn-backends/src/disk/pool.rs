@@ -1,0 +1,220 @@
+//! A few threads that run blocking file I/O for the `_async` methods, so
+//! that no executor thread waits on the disk. Runtime-agnostic: the future
+//! it returns is woken by the I/O thread through the task's `Waker`, so it
+//! works under tokio, async-std, smol or a hand-written executor.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::Error;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The I/O threads of one [`Disk`](super::Disk) (and its clones). Threads
+/// start on the first async call and stop when the pool is dropped, once
+/// the queued jobs are done.
+pub(super) struct Pool {
+    queue: Arc<Queue>,
+    threads: usize,
+    started: Mutex<usize>,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Mutex<(VecDeque<Job>, bool)>,
+    ready: Condvar,
+}
+
+impl Queue {
+    fn work(&self) {
+        loop {
+            let job = {
+                let mut jobs = self.jobs.lock();
+                loop {
+                    if let Some(job) = jobs.0.pop_front() {
+                        break job;
+                    }
+                    if jobs.1 {
+                        return;
+                    }
+                    self.ready.wait(&mut jobs);
+                }
+            };
+            job();
+        }
+    }
+}
+
+impl Pool {
+    /// A pool of up to `threads` threads; 0 runs every job inline, on the
+    /// caller's (executor's) thread.
+    pub fn new(threads: usize) -> Pool {
+        Pool {
+            queue: Arc::default(),
+            threads,
+            started: Mutex::new(0),
+        }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// A future of `f`'s result, `f` running on an I/O thread. The job is
+    /// queued at once: dropping the future does not cancel it (a write whose
+    /// future was dropped still happens, as with `spawn_blocking`).
+    pub fn run<T, F>(&self, f: F) -> Pending<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, Error> + Send + 'static,
+    {
+        let slot = Arc::new(Slot::default());
+        let job_slot = slot.clone();
+        let job: Job = Box::new(move || {
+            let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+                Err(Error::backend(
+                    "disk",
+                    "an I/O thread panicked running this call",
+                ))
+            });
+            job_slot.fill(result);
+        });
+        if self.threads == 0 || !self.ensure_started() {
+            job();
+        } else {
+            let mut jobs = self.queue.jobs.lock();
+            jobs.0.push_back(job);
+            drop(jobs);
+            self.queue.ready.notify_one();
+        }
+        Pending(slot)
+    }
+
+    /// Start the threads once; `false` if not one could be started (then
+    /// jobs run inline).
+    fn ensure_started(&self) -> bool {
+        let mut started = self.started.lock();
+        while *started < self.threads {
+            let queue = self.queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name("cachefn-disk-io".into())
+                .spawn(move || queue.work());
+            if spawned.is_err() {
+                break;
+            }
+            *started += 1;
+        }
+        *started > 0
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.queue.jobs.lock().1 = true;
+        self.queue.ready.notify_all();
+    }
+}
+
+type SlotState<T> = (Option<Result<T, Error>>, Option<Waker>);
+
+struct Slot<T>(Mutex<SlotState<T>>);
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Slot(Mutex::new((None, None)))
+    }
+}
+
+impl<T> Slot<T> {
+    fn fill(&self, result: Result<T, Error>) {
+        let waker = {
+            let mut state = self.0.lock();
+            state.0 = Some(result);
+            state.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+/// The result of a job, once an I/O thread has produced it.
+pub(super) struct Pending<T>(Arc<Slot<T>>);
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.0 .0.lock();
+        match state.0.take() {
+            Some(result) => Poll::Ready(result),
+            None => {
+                match &state.1 {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => state.1 = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::Wake;
+    use std::thread::Thread;
+
+    /// A minimal executor: poll, park until woken, repeat.
+    pub fn block_on<F: Future>(fut: F) -> F::Output {
+        struct Unpark(Thread, AtomicBool);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.1.store(true, Ordering::SeqCst);
+                self.0.unpark();
+            }
+        }
+        let unpark = Arc::new(Unpark(std::thread::current(), AtomicBool::new(false)));
+        let waker = Waker::from(unpark.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                return v;
+            }
+            while !unpark.1.swap(false, Ordering::SeqCst) {
+                std::thread::park();
+            }
+        }
+    }
+
+    fn thread_name() -> Result<String, Error> {
+        Ok(std::thread::current().name().unwrap_or("").to_owned())
+    }
+
+    #[test]
+    fn jobs_run_on_io_threads_and_wake_the_task() {
+        let pool = Pool::new(2);
+        assert_eq!(block_on(pool.run(thread_name)).unwrap(), "cachefn-disk-io");
+        let many: Vec<_> = (0..50).map(|i| pool.run(move || Ok(i * 2))).collect();
+        let sum: i32 = many.into_iter().map(|p| block_on(p).unwrap()).sum();
+        assert_eq!(sum, (0..50).map(|i| i * 2).sum());
+        // A panicking job is an error, not a future that never completes.
+        let err = block_on(pool.run(|| -> Result<(), Error> { panic!("boom") })).unwrap_err();
+        assert!(err.to_string().contains("panicked"), "{err}");
+    }
+
+    #[test]
+    fn zero_threads_runs_inline() {
+        let pool = Pool::new(0);
+        let me = std::thread::current().name().unwrap_or("").to_owned();
+        assert_eq!(block_on(pool.run(thread_name)).unwrap(), me);
+    }
+}
