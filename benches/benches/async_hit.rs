@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use cachefn::backends::Redis;
 use cachefn::{quickcache, Cache};
 use cachefn_tests::redis_server::RedisServer;
-use common::cycle;
+use common::{cycle, key_sequence};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 const KEYS: u64 = 1_000;
@@ -50,20 +50,19 @@ fn local_hit(c: &mut Criterion) {
             sync_page(k);
         }
     });
+    let keys = key_sequence();
     let mut g = c.benchmark_group("async_local_hit");
     g.bench_function("cachefn: sync fn, local hit", |b| {
-        let mut k = 0;
-        b.iter(|| sync_page(cycle(&mut k, KEYS)))
+        cycle(b, &keys, sync_page)
     });
     g.bench_function(
         "cachefn: async fn, local hit (awaited on a current_thread runtime)",
         |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
-                    let mut k = 0;
                     let start = Instant::now();
-                    for _ in 0..iters {
-                        std::hint::black_box(async_page(cycle(&mut k, KEYS)).await);
+                    for (_, &k) in (0..iters).zip(keys.iter().cycle()) {
+                        std::hint::black_box(async_page(std::hint::black_box(k)).await);
                     }
                     start.elapsed()
                 })

@@ -119,8 +119,21 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
     } else {
         (quote!(&mut #kb), quote!(), quote!(), quote!(move || #block))
     };
-    let call_method = quote_spanned!(rs=> ::cachefn::__private::#call(__cachefn_site, #kb_arg, #refresh, #body) #dot_await);
-    let call_free = quote_spanned!(rs=> ::cachefn::__private::#call(&#fn_name::__SITE, #kb_arg, #refresh, #body) #dot_await);
+    let call_site = |site: TokenStream| {
+        if is_async {
+            // The local hit is checked before the body's future is built.
+            quote_spanned! {rs=>
+                match ::cachefn::__private::hit_async::<#mode>(#site, &mut #kb, #refresh) {
+                    ::core::option::Option::Some(hit) => hit,
+                    ::core::option::Option::None => ::cachefn::__private::#call(#site, #kb_arg, #refresh, #body) #dot_await,
+                }
+            }
+        } else {
+            quote_spanned!(rs=> ::cachefn::__private::#call(#site, #kb_arg, #refresh, #body))
+        }
+    };
+    let call_method = call_site(quote!(__cachefn_site));
+    let call_free = call_site(quote!(&#fn_name::__SITE));
     let get_method = quote_spanned!(rs=> ::cachefn::__private::#get_fn::<#mode>(__cachefn_site, #kb_arg) #dot_await);
     let set_method = quote_spanned!(rs=> ::cachefn::__private::#set_fn::<#mode>(__cachefn_site, #kb_arg, #value) #dot_await);
     let get_free =

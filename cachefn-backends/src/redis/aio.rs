@@ -6,7 +6,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError};
 
-use super::{err, Redis};
+use super::{connect_err, err, Redis};
 use crate::Error;
 
 /// The shared connection, opened on first use.
@@ -58,7 +58,7 @@ impl Redis {
         )
         .await
         .map_err(|_| timed_out("connection", budget))?
-        .map_err(err)?;
+        .map_err(|e| connect_err(e, self.tls))?;
         *m.current.lock() = Some(conn.clone());
         Ok(conn)
     }
@@ -70,37 +70,29 @@ impl Redis {
         self.multiplexed.current.lock().take();
     }
 
-    fn finish<T>(
-        &self,
-        reply: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
-    ) -> Result<T, Error> {
-        match reply {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                if !connection_is_fine(&e) {
-                    self.drop_connection();
-                }
-                Err(err(e))
-            }
-            Err(_) => {
+    /// A failed or timed-out request drops the connection: the next call
+    /// opens a fresh one.
+    fn finish<T>(&self, reply: redis::RedisResult<T>) -> Result<T, Error> {
+        reply.map_err(|e| {
+            if !connection_is_fine(&e) {
                 self.drop_connection();
-                Err(timed_out("reply", self.response_timeout))
             }
-        }
+            err(e)
+        })
     }
 
-    /// Send one command on the shared connection, bounded by the response timeout.
+    /// Send one command on the shared connection. The connection bounds
+    /// every reply by the response timeout itself (one timer per request).
     pub(super) async fn run<T: FromRedisValue>(&self, cmd: Cmd) -> Result<T, Error> {
         let mut conn = self.connection().await?;
-        let reply = tokio::time::timeout(self.response_timeout, cmd.query_async(&mut conn)).await;
+        let reply = cmd.query_async(&mut conn).await;
         self.finish(reply)
     }
 
     /// Send a pipeline on the shared connection: one round trip.
     pub(super) async fn run_pipe(&self, pipe: Pipeline) -> Result<(), Error> {
         let mut conn = self.connection().await?;
-        let reply =
-            tokio::time::timeout(self.response_timeout, pipe.query_async::<()>(&mut conn)).await;
+        let reply = pipe.query_async::<()>(&mut conn).await;
         self.finish(reply)
     }
 }

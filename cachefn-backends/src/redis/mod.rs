@@ -36,7 +36,10 @@ const SCAN_BATCH: usize = 500;
 /// return an error.
 ///
 /// URLs: `redis://[:password@]host[:port][/db]`, `redis://user:password@host`,
-/// `redis+unix:///path/to/socket`.
+/// `redis+unix:///path/to/socket`, and with the feature `redis-tls`
+/// `rediss://[user:password@]host[:port][/db]` (TLS; see
+/// [`RedisBuilder::tls_root_cert`] for a server whose certificate a private CA
+/// signed).
 ///
 /// ```no_run
 /// use cachefn_backends::{Backend, Redis};
@@ -49,6 +52,8 @@ const SCAN_BATCH: usize = 500;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub struct Redis {
     client: Client,
+    /// A `rediss://` URL (for error hints).
+    tls: bool,
     idle: Mutex<Vec<Connection>>,
     connect_timeout: Duration,
     response_timeout: Duration,
@@ -65,6 +70,10 @@ pub struct RedisBuilder {
     connect_timeout: Duration,
     response_timeout: Duration,
     max_idle: usize,
+    #[cfg(feature = "redis-tls")]
+    tls_root_cert: Option<Vec<u8>>,
+    #[cfg(feature = "redis-tls")]
+    tls_client_cert: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl RedisBuilder {
@@ -86,23 +95,102 @@ impl RedisBuilder {
         self
     }
 
+    /// Trust the CA certificate(s) in `pem` (PEM text, `-----BEGIN
+    /// CERTIFICATE-----`) instead of the system's root store when connecting
+    /// to a `rediss://` URL: for a server whose certificate a private CA
+    /// signed. The server's certificate must name the URL's host (a DNS name,
+    /// or an IP address in its subjectAltName).
+    ///
+    /// Without this, a `rediss://` server is verified against the system's
+    /// root certificates (read from the OS store, or `SSL_CERT_FILE` /
+    /// `SSL_CERT_DIR`). Verification cannot be turned off.
+    ///
+    /// ```no_run
+    /// use cachefn_backends::Redis;
+    ///
+    /// let ca = std::fs::read("/etc/redis/tls/ca.crt")?;
+    /// let redis = Redis::builder("rediss://:password@redis.internal:6380/0")
+    ///     .tls_root_cert(ca)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`build`](Self::build) fails when the PEM holds no certificate, or
+    /// when the URL is not a `rediss://` URL.
+    #[cfg(feature = "redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_cert = Some(pem.into());
+        self
+    }
+
+    /// Present a client certificate (mutual TLS, for a server started with
+    /// `tls-auth-clients yes`): `cert_pem` is the certificate chain, leaf
+    /// first, and `key_pem` its private key (PKCS#8, PKCS#1 or SEC1), both
+    /// in PEM.
+    ///
+    /// ```no_run
+    /// use cachefn_backends::Redis;
+    ///
+    /// let redis = Redis::builder("rediss://redis.internal:6380/0")
+    ///     .tls_root_cert(std::fs::read("ca.crt")?)
+    ///     .tls_client_cert(std::fs::read("client.crt")?, std::fs::read("client.key")?)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`build`](Self::build) fails when the PEM holds no certificate or no
+    /// private key, when the key does not belong to the certificate, or when
+    /// the URL is not a `rediss://` URL.
+    #[cfg(feature = "redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
+    pub fn tls_client_cert(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls_client_cert = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
     /// The tier. Nothing connects yet.
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`] when the URL is not a Redis URL.
+    /// [`Error::Backend`] when the URL is not a Redis URL; when it is a
+    /// `rediss://` URL and the feature `redis-tls` is off; when a TLS
+    /// certificate or key given to the builder is not usable.
     pub fn build(self) -> Result<Redis, Error> {
+        #[cfg(not(feature = "redis-tls"))]
+        if is_tls_url(&self.url) {
+            return Err(Error::backend(
+                "redis",
+                format!(
+                    "`{}` is a TLS URL, and this build has no TLS: enable the cargo feature \
+                     `redis-tls` of cachefn (or of cachefn-backends)",
+                    redact(&self.url)
+                ),
+            ));
+        }
         let client = Client::open(self.url.as_str()).map_err(|e| {
             Error::backend(
                 "redis",
                 format!(
-                    "`{}` is not a Redis URL ({e}): write redis://[:password@]host[:port][/db]",
-                    redact(&self.url)
+                    "`{}` is not a Redis URL ({e}): write {}://[:password@]host[:port][/db]",
+                    redact(&self.url),
+                    if is_tls_url(&self.url) {
+                        "rediss"
+                    } else {
+                        "redis"
+                    },
                 ),
             )
         })?;
+        #[cfg(feature = "redis-tls")]
+        let client = tls::configure(client, &self.url, self.tls_root_cert, self.tls_client_cert)?;
         Ok(Redis {
             client,
+            tls: is_tls_url(&self.url),
             idle: Mutex::new(Vec::new()),
             connect_timeout: self.connect_timeout,
             response_timeout: self.response_timeout,
@@ -123,8 +211,33 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// `rediss://` or `valkeys://`.
+fn is_tls_url(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.eq_ignore_ascii_case("rediss") || scheme.eq_ignore_ascii_case("valkeys")
+    })
+}
+
 fn err(e: RedisError) -> Error {
     Error::backend("redis", e.to_string())
+}
+
+/// A failure of a new connection (opening it, or its first command, which
+/// carries the TLS handshake), with a hint when TLS is the likely cause.
+fn connect_err(e: RedisError, tls: bool) -> Error {
+    let message = e.to_string();
+    let hint = if message.contains("invalid peer certificate") {
+        "; the server's TLS certificate is not trusted: give its CA to \
+         RedisBuilder::tls_root_cert, and check that the certificate names the URL's host"
+    } else if message.contains("corrupt message") || message.contains("InvalidContentType") {
+        "; the server does not speak TLS on this port (use redis:// for a plain port)"
+    } else if tls && e.is_timeout() {
+        "; no answer to the TLS handshake in time: check that this port serves TLS \
+         (a plain Redis port never answers a rediss:// client), or raise the timeouts"
+    } else {
+        ""
+    };
+    Error::backend("redis", format!("{message}{hint}"))
 }
 
 fn ms(ttl: Duration) -> u64 {
@@ -162,6 +275,10 @@ impl Redis {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             max_idle: DEFAULT_MAX_IDLE,
+            #[cfg(feature = "redis-tls")]
+            tls_root_cert: None,
+            #[cfg(feature = "redis-tls")]
+            tls_client_cert: None,
         }
     }
 
@@ -169,7 +286,7 @@ impl Redis {
         let conn = self
             .client
             .get_connection_with_timeout(self.connect_timeout)
-            .map_err(err)?;
+            .map_err(|e| connect_err(e, self.tls))?;
         conn.set_read_timeout(Some(self.response_timeout))
             .map_err(err)?;
         conn.set_write_timeout(Some(self.response_timeout))
@@ -183,9 +300,9 @@ impl Redis {
         f: impl FnOnce(&mut Connection) -> redis::RedisResult<R>,
     ) -> Result<R, Error> {
         let pooled = self.idle.lock().pop();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => self.connect()?,
+        let (mut conn, fresh) = match pooled {
+            Some(c) => (c, false),
+            None => (self.connect()?, true),
         };
         match f(&mut conn) {
             Ok(r) => {
@@ -203,6 +320,8 @@ impl Redis {
                 self.idle.lock().push(conn);
                 Err(err(e))
             }
+            // The TLS handshake runs with the first command.
+            Err(e) if fresh => Err(connect_err(e, self.tls)),
             Err(e) => Err(err(e)),
         }
     }
@@ -481,6 +600,129 @@ impl Backend for Redis {
     }
 }
 
+/// `rediss://` (feature `redis-tls`): the crypto provider, and the
+/// certificates given to the builder, checked when the tier is built.
+#[cfg(feature = "redis-tls")]
+mod tls {
+    use std::sync::Arc;
+
+    use redis::{Client, ClientTlsConfig, ConnectionAddr, TlsCertificates};
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::{ClientConfig, RootCertStore};
+
+    use super::redact;
+    use crate::Error;
+
+    fn tls_err(message: String) -> Error {
+        Error::backend("redis", message)
+    }
+
+    /// `redis` builds its rustls configs with the process-wide provider:
+    /// install `ring` unless the application installed one (a build with a
+    /// second provider compiled in would otherwise panic there).
+    fn install_provider() {
+        if CryptoProvider::get_default().is_none() {
+            // Another thread may win the race: either way one is installed.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+    }
+
+    fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| tls_err(format!("{what} is not valid PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(tls_err(format!(
+                "{what} holds no certificate: expected PEM text with a \
+                 `-----BEGIN CERTIFICATE-----` block"
+            )));
+        }
+        Ok(certs)
+    }
+
+    /// The client for `url`, with the builder's certificates; every
+    /// certificate and key is checked here, so a bad one fails `build`
+    /// rather than every connection.
+    pub(super) fn configure(
+        client: Client,
+        url: &str,
+        root_cert: Option<Vec<u8>>,
+        client_cert: Option<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<Client, Error> {
+        let info = client.get_connection_info();
+        let insecure = match info.addr() {
+            ConnectionAddr::TcpTls { insecure, .. } => *insecure,
+            _ if root_cert.is_none() && client_cert.is_none() => return Ok(client),
+            _ => {
+                return Err(tls_err(format!(
+                    "TLS certificates were given for `{}`, which is not a TLS URL: write \
+                     rediss://host:port/db",
+                    redact(url)
+                )))
+            }
+        };
+        if insecure {
+            return Err(tls_err(format!(
+                "`{}` asks to skip certificate verification (#insecure), which cachefn does \
+                 not do: trust the server's CA with RedisBuilder::tls_root_cert",
+                redact(url)
+            )));
+        }
+        install_provider();
+        if root_cert.is_none() && client_cert.is_none() {
+            return Ok(client);
+        }
+
+        let provider = CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+        let mut roots = RootCertStore::empty();
+        if let Some(pem) = &root_cert {
+            for cert in certificates(pem, "the TLS root certificate (tls_root_cert)")? {
+                roots.add(cert).map_err(|e| {
+                    tls_err(format!(
+                        "the TLS root certificate (tls_root_cert) is not a usable CA certificate: {e}"
+                    ))
+                })?;
+            }
+        }
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls_err(format!("no TLS protocol version available: {e}")))?
+            .with_root_certificates(roots);
+        if let Some((cert_pem, key_pem)) = &client_cert {
+            let chain = certificates(cert_pem, "the TLS client certificate (tls_client_cert)")?;
+            let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| {
+                tls_err(format!(
+                    "the TLS client key (tls_client_cert) holds no usable private key ({e}): \
+                     expected PEM with a PKCS#8, PKCS#1 or SEC1 key"
+                ))
+            })?;
+            config.with_client_auth_cert(chain, key).map_err(|e| {
+                tls_err(format!(
+                    "the TLS client certificate and key (tls_client_cert) are not usable: {e}"
+                ))
+            })?;
+        }
+
+        let certificates = TlsCertificates {
+            client_tls: client_cert.map(|(client_cert, client_key)| ClientTlsConfig {
+                client_cert,
+                client_key,
+            }),
+            root_cert,
+        };
+        Client::build_with_tls(info.clone(), certificates).map_err(|e| {
+            tls_err(format!(
+                "the TLS certificates for `{}` are not usable: {e}",
+                redact(url)
+            ))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,6 +739,58 @@ mod tests {
             "{e}"
         );
         assert_eq!(glob_prefix("a*b?[c]\\:"), "a\\*b\\?\\[c\\]\\\\:*");
+    }
+
+    #[cfg(not(feature = "redis-tls"))]
+    #[test]
+    fn tls_urls_need_the_feature() {
+        for url in [
+            "rediss://:secret@127.0.0.1:6380/0",
+            "valkeys://127.0.0.1/0",
+            "REDISS://127.0.0.1",
+        ] {
+            let e = Redis::open(url).unwrap_err().to_string();
+            assert!(
+                e.contains("enable the cargo feature `redis-tls`") && !e.contains("secret"),
+                "{e}"
+            );
+        }
+    }
+
+    #[cfg(feature = "redis-tls")]
+    #[test]
+    fn tls_urls_build_and_bad_certificates_are_errors() {
+        let r = Redis::open("rediss://:secret@127.0.0.1:6380/0").unwrap();
+        assert!(r.tls);
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+        assert!(!Redis::open("redis://127.0.0.1:6380/0").unwrap().tls);
+        let tls = |url: &str, pem: &[u8]| {
+            Redis::builder(url)
+                .tls_root_cert(pem)
+                .build()
+                .unwrap_err()
+                .to_string()
+        };
+        let e = tls("rediss://127.0.0.1:6380/0", b"junk");
+        assert!(e.contains("holds no certificate"), "{e}");
+        let e = tls(
+            "rediss://127.0.0.1:6380/0",
+            b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+        );
+        assert!(e.contains("not valid PEM"), "{e}");
+        let e = tls(
+            "rediss://127.0.0.1:6380/0",
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        );
+        assert!(e.contains("not a usable CA certificate"), "{e}");
+        let e = tls("redis://127.0.0.1:6380/0", b"junk");
+        assert!(e.contains("not a TLS URL"), "{e}");
+        let e = Redis::open("rediss://:secret@127.0.0.1/0#insecure")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("#insecure") && !e.contains("secret"), "{e}");
+        // Nothing listens on port 1.
+        assert!(r.get("k").is_err());
     }
 
     #[test]

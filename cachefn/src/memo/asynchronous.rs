@@ -11,6 +11,21 @@ use crate::io::Io;
 use crate::key::KeyBuilder;
 use crate::{Cache, Error};
 
+/// The local hit of a memoized `async fn`, checked before its body's future
+/// is even built (a hit then costs what a sync hit costs). `None`: await
+/// [`call_async`].
+#[inline]
+pub fn hit_async<M: Memo>(
+    site: &'static Site,
+    kb: &mut KeyBuilder,
+    refresh: bool,
+) -> Option<M::Ret> {
+    match start::<M>(site, kb, refresh) {
+        Start::Hit(v) => Some(M::from_cached(v)),
+        Start::Uncached | Start::Cold(..) => None,
+    }
+}
+
 /// A memoized `async fn` call: `kb` holds the key, `refresh` is the
 /// `skip_arg`, `body` the function's own future (run at most once).
 ///

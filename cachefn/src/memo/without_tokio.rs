@@ -17,6 +17,15 @@ use crate::Error;
 pub trait AsyncNeedsTheTokioFeature {}
 
 /// See [`AsyncNeedsTheTokioFeature`].
+pub fn hit_async<M: Memo>(
+    _site: &'static impl AsyncNeedsTheTokioFeature,
+    _kb: &mut KeyBuilder,
+    _refresh: bool,
+) -> Option<M::Ret> {
+    None
+}
+
+/// See [`AsyncNeedsTheTokioFeature`].
 pub async fn call_async<M: Memo, F: Future<Output = M::Ret>>(
     _site: &'static impl AsyncNeedsTheTokioFeature,
     _kb: KeyBuilder,
