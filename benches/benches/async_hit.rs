@@ -14,7 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use cachefn::backends::Redis;
+use cachefn::backends::{Backend, Redis};
 use cachefn::{quickcache, Cache};
 use cachefn_tests::redis_server::RedisServer;
 use common::{cycle, key_sequence};
@@ -137,6 +137,38 @@ fn shared_hit(c: &mut Criterion) {
         b.iter_custom(|iters| {
             under_64_tasks(&rt, iters, |k| async move {
                 std::hint::black_box(shared_page(k).await);
+            })
+        })
+    });
+    // Where the difference goes: the backend alone, then the low-level API.
+    let backend = std::sync::Arc::new(Redis::open(&url).unwrap());
+    g.bench_function(
+        "cachefn-backends: Redis::get_async (the backend alone)",
+        |b| {
+            b.iter_custom(|iters| {
+                let (backend, stored) = (backend.clone(), stored.clone());
+                under_64_tasks(&rt, iters, move |k| {
+                    let (backend, stored) = (backend.clone(), stored.clone());
+                    async move {
+                        let v = backend.get_async(&stored[k as usize]).await.unwrap();
+                        std::hint::black_box(v);
+                    }
+                })
+            })
+        },
+    );
+    let keys: std::sync::Arc<Vec<cachefn::Key>> =
+        std::sync::Arc::new((0..KEYS).map(shared_page::key).collect());
+    let cache = cachefn::cache("bench-async-shared").unwrap();
+    g.bench_function("cachefn: Cache::get_async (low-level API)", |b| {
+        b.iter_custom(|iters| {
+            let (cache, keys) = (cache.clone(), keys.clone());
+            under_64_tasks(&rt, iters, move |k| {
+                let (cache, keys) = (cache.clone(), keys.clone());
+                async move {
+                    let v = cache.get_async::<String>(&keys[k as usize]).await;
+                    std::hint::black_box(v.unwrap());
+                }
             })
         })
     });

@@ -39,13 +39,34 @@ pub const HEADER_LEN: usize = 24;
 /// `version` option is for.
 pub fn type_fingerprint<T: ?Sized>() -> u64 {
     static MEMO: RwLock<BTreeMap<usize, u64>> = RwLock::new(BTreeMap::new());
+    // A per-thread, direct-mapped copy of the memo in front of it: the
+    // shared lock's reader count would be a cache line that every decoding
+    // thread writes.
+    const WAYS: usize = 16;
+    thread_local! {
+        static NEAR: std::cell::Cell<[(usize, u64); WAYS]> =
+            const { std::cell::Cell::new([(0, 0); WAYS]) };
+    }
     let name = type_name::<T>();
     let id = name.as_ptr() as usize ^ name.len().rotate_left(48);
-    if let Some(fp) = MEMO.read().get(&id) {
-        return *fp;
+    let way = (id >> 3) % WAYS;
+    if let Ok(Some(fp)) = NEAR.try_with(|n| {
+        let (seen, fp) = n.get()[way];
+        (seen == id).then_some(fp)
+    }) {
+        return fp;
     }
-    let fp = xxh3_64(normalize_type_name(name).as_bytes());
-    MEMO.write().insert(id, fp);
+    let known = MEMO.read().get(&id).copied();
+    let fp = known.unwrap_or_else(|| {
+        let fp = xxh3_64(normalize_type_name(name).as_bytes());
+        MEMO.write().insert(id, fp);
+        fp
+    });
+    let _ = NEAR.try_with(|n| {
+        let mut ways = n.get();
+        ways[way] = (id, fp);
+        n.set(ways);
+    });
     fp
 }
 

@@ -167,7 +167,7 @@ fn byte_bounded_memory() {
     for i in 0..1_000 {
         cache.set(format!("k{i}"), &vec![0u8; 1_000], MIN).unwrap();
     }
-    let len = cache.local().unwrap().len();
+    let len = cache.local_store().unwrap().len();
     assert!(len < 70, "{len} values of 1 KB in 64 KB");
 }
 

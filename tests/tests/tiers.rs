@@ -199,7 +199,7 @@ fn the_local_tier_is_bounded() {
         item(i);
     }
     assert_eq!(RUNS.get(), 5_000);
-    let len = cache.local().unwrap().len();
+    let len = cache.local_store().unwrap().len();
     assert!(len <= 110, "holds {len} entries for a capacity of 100");
 }
 
@@ -257,4 +257,49 @@ fn caches_whose_prefixes_nest_never_touch_each_other() {
         "clearing `app` left `app:sessions` alone"
     );
     assert_eq!(sessions.prefix(), "app%3Asessions");
+}
+
+#[test]
+fn per_tier_handles_reach_one_tier_with_the_same_api() {
+    const MIN: Duration = Duration::from_secs(60);
+    let shared = CountingBackend::new();
+    let cache = Cache::builder()
+        .local(Memory::with_capacity(100))
+        .shared(shared.clone())
+        .prefix("tiers")
+        .build();
+    let (local, remote) = (cache.local().unwrap(), cache.shared().unwrap());
+    assert_eq!(local.prefix(), "tiers");
+    assert!(std::ptr::eq(local, cache.local().unwrap()), "made once");
+
+    // The local tier only: the tiered cache sees it, the shared tier does not.
+    local.set("l", &1u32, MIN).unwrap();
+    assert_eq!(cache.get::<u32>("l"), Some(1));
+    assert_eq!(remote.get::<u32>("l"), None);
+    assert!(shared.keys().is_empty());
+
+    // The shared tier only: the local tier stays as it was until a tiered read.
+    remote.set("s", &2u32, MIN).unwrap();
+    assert_eq!(shared.keys(), ["tiers:s"]);
+    assert_eq!(local.get::<u32>("s"), None);
+    assert_eq!(cache.get::<u32>("s"), Some(2), "a shared hit");
+    assert_eq!(local.get::<u32>("s"), Some(2), "back-filled");
+    assert_eq!(remote.incr("n", 3).unwrap(), 3);
+    assert!(remote.has("n") && !local.has("n"));
+
+    // Clearing one tier leaves the other.
+    remote.clear().unwrap();
+    assert!(shared.keys().is_empty());
+    assert_eq!(local.get::<u32>("l"), Some(1));
+    local.clear().unwrap();
+    assert_eq!(cache.get::<u32>("l"), None);
+
+    // A tier that is not there has no handle.
+    assert!(Cache::memory().shared().is_none());
+    assert!(Cache::builder()
+        .shared(shared.clone())
+        .build()
+        .local()
+        .is_none());
+    assert!(Cache::memory().local().is_some());
 }

@@ -1,6 +1,6 @@
 //! [`Cache`]: tiers composed behind one typed API.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use cachefn_backends::{clock, Backend, LocalValue, Memory, Slot};
@@ -64,10 +64,13 @@ pub struct Cache {
 }
 
 pub(crate) struct Inner {
-    pub(crate) local: Option<Memory>,
-    pub(crate) shared: Option<Box<dyn Backend>>,
+    pub(crate) local: Option<Arc<Memory>>,
+    pub(crate) shared: Option<Arc<dyn Backend>>,
     prefix: Box<str>,
     local_ttl: Duration,
+    /// The per-tier handles, made on first use.
+    local_only: OnceLock<Cache>,
+    shared_only: OnceLock<Cache>,
     flights: Flights,
     #[cfg(feature = "tokio")]
     async_flights: crate::flight_async::AsyncFlights,
@@ -89,8 +92,8 @@ pub(crate) struct Inner {
 /// ```
 #[must_use]
 pub struct CacheBuilder {
-    local: Option<Memory>,
-    shared: Option<Box<dyn Backend>>,
+    local: Option<Arc<Memory>>,
+    shared: Option<Arc<dyn Backend>>,
     prefix: String,
     local_ttl: Duration,
 }
@@ -98,7 +101,7 @@ pub struct CacheBuilder {
 impl CacheBuilder {
     /// The in-process tier, bounded, checked first.
     pub fn local(mut self, tier: Memory) -> Self {
-        self.local = Some(tier);
+        self.local = Some(Arc::new(tier));
         self
     }
 
@@ -106,7 +109,7 @@ impl CacheBuilder {
     /// behind a [`CircuitBreaker`](cachefn_backends::CircuitBreaker): after
     /// a few failures in a row it is skipped for a second, then probed.
     pub fn shared(mut self, backend: impl Backend) -> Self {
-        self.shared = Some(Box::new(cachefn_backends::CircuitBreaker::new(backend)));
+        self.shared = Some(Arc::new(cachefn_backends::CircuitBreaker::new(backend)));
         self
     }
 
@@ -136,6 +139,8 @@ impl CacheBuilder {
                 shared: self.shared,
                 prefix: clean_prefix(&self.prefix).into(),
                 local_ttl: self.local_ttl,
+                local_only: OnceLock::new(),
+                shared_only: OnceLock::new(),
                 flights: Flights::new(),
                 #[cfg(feature = "tokio")]
                 async_flights: crate::flight_async::AsyncFlights::new(),
@@ -282,9 +287,66 @@ impl Cache {
         &self.inner.prefix
     }
 
-    /// The local tier, if the cache has one.
-    pub fn local(&self) -> Option<&Memory> {
-        self.inner.local.as_ref()
+    /// The local tier alone, as a [`Cache`] with the same low-level API and
+    /// prefix (weppy's `cache.ram(...)`): its reads and writes touch only
+    /// this process's memory, never the shared tier. `None` for a cache
+    /// without a local tier. The handle has its own [`stats`](Cache::stats).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachefn::{Cache, backends::{Memory, Null}};
+    ///
+    /// let cache = Cache::builder().local(Memory::with_capacity(100)).shared(Null).build();
+    /// let local = cache.local().unwrap();
+    /// local.set("seen", &true, Duration::from_secs(5))?;
+    /// assert_eq!(cache.get::<bool>("seen"), Some(true));         // the tiered cache sees it
+    /// assert_eq!(cache.shared().unwrap().get::<bool>("seen"), None); // the shared tier does not
+    /// # Ok::<(), cachefn::Error>(())
+    /// ```
+    pub fn local(&self) -> Option<&Cache> {
+        let memory = self.inner.local.as_ref()?;
+        Some(
+            self.inner
+                .local_only
+                .get_or_init(|| self.tier_handle(Some(memory.clone()), None)),
+        )
+    }
+
+    /// The shared tier alone, as a [`Cache`] with the same low-level API and
+    /// prefix (weppy's `cache.redis(...)`): its reads and writes go to the
+    /// shared tier only, and leave this process's local tier as it is.
+    /// `None` for a cache without a shared tier.
+    pub fn shared(&self) -> Option<&Cache> {
+        let backend = self.inner.shared.as_ref()?;
+        Some(
+            self.inner
+                .shared_only
+                .get_or_init(|| self.tier_handle(None, Some(backend.clone()))),
+        )
+    }
+
+    fn tier_handle(&self, local: Option<Arc<Memory>>, shared: Option<Arc<dyn Backend>>) -> Cache {
+        Cache {
+            inner: Arc::new(Inner {
+                local,
+                shared,
+                prefix: self.inner.prefix.clone(),
+                local_ttl: self.inner.local_ttl,
+                local_only: OnceLock::new(),
+                shared_only: OnceLock::new(),
+                flights: Flights::new(),
+                #[cfg(feature = "tokio")]
+                async_flights: crate::flight_async::AsyncFlights::new(),
+                counters: Counters::default(),
+                shared_log: RateLimited::new(),
+            }),
+        }
+    }
+
+    /// The local tier's store, if the cache has one: its size, capacity and
+    /// entry-level operations.
+    pub fn local_store(&self) -> Option<&Memory> {
+        self.inner.local.as_deref()
     }
 
     /// What the cache counted since it was built.
