@@ -1,6 +1,8 @@
 //! The async side of [`Redis`]: one multiplexed connection, shared by every
 //! task, replaced when it fails.
 
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -10,12 +12,81 @@ use super::{connect_err, err, Redis};
 use crate::Error;
 
 /// The shared connection, opened on first use.
-#[derive(Default)]
 pub(super) struct Multiplexed {
-    current: parking_lot::Mutex<Option<MultiplexedConnection>>,
+    /// Names this tier in the threads' copies of its connection.
+    id: u64,
+    /// `(generation, connection)`: the generation grows whenever the
+    /// connection is replaced, so threads know their copy is stale.
+    current: parking_lot::Mutex<(u64, Option<MultiplexedConnection>)>,
+    /// Read without the lock by every call.
+    generation: AtomicU64,
     /// Held while one task opens a connection; the others wait for it (at
     /// most the connect timeout) instead of each opening their own.
     opening: tokio::sync::Mutex<()>,
+}
+
+impl Default for Multiplexed {
+    fn default() -> Self {
+        static IDS: AtomicU64 = AtomicU64::new(1);
+        Multiplexed {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            current: parking_lot::Mutex::new((0, None)),
+            generation: AtomicU64::new(0),
+            opening: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+/// Tiers whose connection each thread keeps a copy of.
+const NEAR_TIERS: usize = 4;
+
+thread_local! {
+    /// Each thread's copy of the connections it used: `(tier id,
+    /// generation, connection)`. A call clones the copy (as a raw redis-rs
+    /// user clones their connection), so the tier's lock is taken only when
+    /// the connection changes, not on every call.
+    static NEAR: RefCell<Vec<(u64, u64, MultiplexedConnection)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Multiplexed {
+    fn near(&self) -> Option<MultiplexedConnection> {
+        let generation = self.generation.load(Ordering::Acquire);
+        NEAR.try_with(|near| {
+            let near = near.try_borrow().ok()?;
+            near.iter()
+                .find(|(id, g, _)| *id == self.id && *g == generation)
+                .map(|(_, _, c)| c.clone())
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// The current connection, remembered by this thread.
+    fn shared(&self) -> Option<MultiplexedConnection> {
+        let (generation, conn) = {
+            let current = self.current.lock();
+            (current.0, current.1.clone()?)
+        };
+        let _ = NEAR.try_with(|near| {
+            if let Ok(mut near) = near.try_borrow_mut() {
+                near.retain(|(id, _, _)| *id != self.id);
+                // Bounded: a copy of a tier this thread no longer uses (or
+                // that was dropped) goes when newer tiers push it out.
+                if near.len() >= NEAR_TIERS {
+                    near.remove(0);
+                }
+                near.push((self.id, generation, conn.clone()));
+            }
+        });
+        Some(conn)
+    }
+
+    fn set(&self, conn: Option<MultiplexedConnection>) {
+        let mut current = self.current.lock();
+        current.0 += 1;
+        current.1 = conn;
+        self.generation.store(current.0, Ordering::Release);
+    }
 }
 
 fn timed_out(what: &str, after: Duration) -> Error {
@@ -30,7 +101,7 @@ fn connection_is_fine(e: &RedisError) -> bool {
 impl Redis {
     async fn connection(&self) -> Result<MultiplexedConnection, Error> {
         let m = &self.multiplexed;
-        if let Some(c) = m.current.lock().clone() {
+        if let Some(c) = m.near().or_else(|| m.shared()) {
             return Ok(c);
         }
         if tokio::runtime::Handle::try_current().is_err() {
@@ -42,7 +113,7 @@ impl Redis {
         let _opening = tokio::time::timeout(self.connect_timeout, m.opening.lock())
             .await
             .map_err(|_| timed_out("connection", self.connect_timeout))?;
-        if let Some(c) = m.current.lock().clone() {
+        if let Some(c) = m.shared() {
             return Ok(c);
         }
         let config = AsyncConnectionConfig::new()
@@ -59,7 +130,7 @@ impl Redis {
         .await
         .map_err(|_| timed_out("connection", budget))?
         .map_err(|e| connect_err(e, self.tls))?;
-        *m.current.lock() = Some(conn.clone());
+        m.set(Some(conn.clone()));
         Ok(conn)
     }
 
@@ -67,7 +138,7 @@ impl Redis {
     /// fresh one (the server may have restarted, or the runtime that drove
     /// the old one may be gone).
     fn drop_connection(&self) {
-        self.multiplexed.current.lock().take();
+        self.multiplexed.set(None);
     }
 
     /// A failed or timed-out request drops the connection: the next call
