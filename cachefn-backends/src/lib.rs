@@ -17,6 +17,9 @@
 //! backend is behind a feature of its own:
 //!
 //! - `redis`: `Redis`, a shared tier on the `redis` crate.
+//! - `memcached`: `Memcached`, a shared tier on memcached 1.6.10+ (meta
+//!   protocol over std TCP, no client crate); clears by prefix with
+//!   generation items instead of a key scan.
 //! - `disk`: `Disk`, a persistent, bounded cache in a local directory that
 //!   the processes of one machine share; crash-safe (one checksummed file
 //!   per entry, written atomically).
@@ -31,6 +34,8 @@ mod memory;
 
 #[cfg(feature = "disk")]
 mod disk;
+#[cfg(feature = "memcached")]
+mod memcached;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -39,6 +44,8 @@ pub use breaker::{CircuitBreaker, COOL_DOWN, TRIP_AFTER};
 #[cfg(feature = "disk")]
 pub use disk::{Disk, DiskBuilder, DiskUsage};
 pub use error::Error;
+#[cfg(feature = "memcached")]
+pub use memcached::{Memcached, MemcachedBuilder};
 pub use memory::{LocalValue, Memory, Slot};
 #[cfg(feature = "redis")]
 pub use redis::{Redis, RedisBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT};

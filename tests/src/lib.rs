@@ -1,5 +1,6 @@
 //! Test support for the cachefn integration tests.
 
+pub mod memcached_server;
 pub mod redis_server;
 
 use std::collections::HashMap;
