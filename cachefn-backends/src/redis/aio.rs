@@ -101,9 +101,16 @@ fn connection_is_fine(e: &RedisError) -> bool {
 impl Redis {
     async fn connection(&self) -> Result<MultiplexedConnection, Error> {
         let m = &self.multiplexed;
-        if let Some(c) = m.near().or_else(|| m.shared()) {
-            return Ok(c);
+        match m.near().or_else(|| m.shared()) {
+            Some(c) => Ok(c),
+            // Boxed: opening a connection is a large future, and every
+            // call's future would otherwise carry (and copy) its space.
+            None => Box::pin(self.open_connection()).await,
         }
+    }
+
+    async fn open_connection(&self) -> Result<MultiplexedConnection, Error> {
+        let m = &self.multiplexed;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::backend(
                 "redis",

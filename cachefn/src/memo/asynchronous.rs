@@ -74,7 +74,33 @@ where
             return body.await;
         }
     };
-    let text = text.as_str();
+    if !refresh {
+        if let Some(v) = cache
+            .shared_typed::<M::Cached>(Io::Async, &text, fp, s.local_timeout)
+            .await
+        {
+            return M::from_cached(v);
+        }
+    }
+    // Boxed: the miss path (single-flight, the body, the store) is a large
+    // future, and a shared hit would otherwise carry and copy its space.
+    Box::pin(compute::<M, F>(site, cache, &text, fp, refresh, body)).await
+}
+
+/// A miss (or a refresh): compute under single-flight, store, share.
+async fn compute<M, F>(
+    site: &'static Site,
+    cache: &Cache,
+    text: &str,
+    fp: u128,
+    refresh: bool,
+    body: F,
+) -> M::Ret
+where
+    M: Memo,
+    F: Future<Output = M::Ret>,
+{
+    let s = site.settings();
     let store = |ret: M::Ret| async move {
         if let Some(v) = M::cacheable(&ret, s.cache_none) {
             let stored = cache
@@ -89,12 +115,6 @@ where
     if refresh {
         cache.count_miss();
         return store(body.await).await;
-    }
-    if let Some(v) = cache
-        .shared_typed::<M::Cached>(Io::Async, text, fp, s.local_timeout)
-        .await
-    {
-        return M::from_cached(v);
     }
     loop {
         match cache.async_flights().join(fp).await {
