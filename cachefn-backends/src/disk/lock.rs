@@ -103,10 +103,22 @@ impl Locks {
             }
         };
         let file = open_lock_file(&self.dir.join("sweep.lock"))?;
-        Ok(lock(&file, wait)?.then_some(SweepGuard {
-            _file: file,
-            _local: local,
-        }))
+        // A process that forks a child (any `Command::spawn`) lends the child
+        // its open lock files until the child execs, so a sweep lock just
+        // released can look held for a moment: try again briefly before
+        // skipping the sweep.
+        for attempt in 0..4 {
+            if lock(&file, wait)? {
+                return Ok(Some(SweepGuard {
+                    _file: file,
+                    _local: local,
+                }));
+            }
+            if attempt < 3 {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        }
+        Ok(None)
     }
 }
 
