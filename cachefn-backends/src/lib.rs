@@ -31,6 +31,8 @@ mod breaker;
 pub mod clock;
 mod error;
 mod memory;
+#[cfg(any(feature = "disk", feature = "memcached"))]
+mod pool;
 
 #[cfg(feature = "disk")]
 mod disk;

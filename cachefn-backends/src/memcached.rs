@@ -11,15 +11,18 @@
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::{clock, Backend, Error};
+use crate::pool::Pool;
+use crate::{clock, Backend, BoxFuture, Error};
 
 const NAME: &str = "memcached";
 const DEFAULT_PORT: u16 = 11211;
 const DEFAULT_MAX_IDLE: usize = 16;
+const DEFAULT_IO_THREADS: usize = 4;
 /// memcached's longest key.
 const MAX_KEY_LEN: usize = 250;
 /// memcached reads a larger expiry time as a Unix time, not a number of seconds.
@@ -103,9 +106,10 @@ const CAS_PATIENCE: Duration = Duration::from_secs(2);
 /// form) with CAS enabled (the default; not `-C`), on one server; tested
 /// with 1.6.18.
 ///
-/// The `_async` methods are the trait's defaults: they run the blocking
-/// call when polled, so an async caller's executor thread waits for the
-/// round trip (bounded by the timeouts above).
+/// The `_async` methods run the blocking round trips on a few I/O threads
+/// of the tier's own (4 by default, started on first use;
+/// [`MemcachedBuilder::io_threads`]), so no executor thread waits on
+/// memcached. They need no particular async runtime.
 ///
 /// URLs: `memcache://host[:port]` or `memcached://host[:port]` (port 11211
 /// by default; IPv6 as `[::1]`). No authentication, path or query.
@@ -124,6 +128,13 @@ const CAS_PATIENCE: Duration = Duration::from_secs(2);
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub struct Memcached {
+    client: Arc<Client>,
+    /// Runs the blocking round trips of the `_async` methods.
+    pool: Arc<Pool>,
+}
+
+/// The blocking client behind [`Memcached`].
+struct Client {
     host: Host,
     port: u16,
     idle: Mutex<Vec<Conn>>,
@@ -152,6 +163,7 @@ pub struct MemcachedBuilder {
     connect_timeout: Duration,
     response_timeout: Duration,
     max_idle: usize,
+    io_threads: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +202,14 @@ impl MemcachedBuilder {
         self
     }
 
+    /// Threads that run the blocking round trips of the `_async` methods
+    /// (default 4, started on first use); 0 runs them on the caller's
+    /// (executor's) thread.
+    pub fn io_threads(mut self, threads: usize) -> Self {
+        self.io_threads = threads;
+        self
+    }
+
     /// The tier. Nothing connects yet.
     ///
     /// # Errors
@@ -207,12 +227,15 @@ impl MemcachedBuilder {
             )
         })?;
         Ok(Memcached {
-            host,
-            port,
-            idle: Mutex::new(Vec::new()),
-            connect_timeout: self.connect_timeout,
-            response_timeout: self.response_timeout,
-            max_idle: self.max_idle,
+            client: Arc::new(Client {
+                host,
+                port,
+                idle: Mutex::new(Vec::new()),
+                connect_timeout: self.connect_timeout,
+                response_timeout: self.response_timeout,
+                max_idle: self.max_idle,
+            }),
+            pool: Arc::new(Pool::new(self.io_threads, NAME)),
         })
     }
 }
@@ -639,9 +662,22 @@ impl Memcached {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             response_timeout: Self::DEFAULT_RESPONSE_TIMEOUT,
             max_idle: DEFAULT_MAX_IDLE,
+            io_threads: DEFAULT_IO_THREADS,
         }
     }
 
+    /// Run `f` on an I/O thread.
+    fn offload<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, Error>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Client) -> Result<T, Error> + Send + 'static,
+    {
+        let client = self.client.clone();
+        Box::pin(self.pool.run(move || f(&client)))
+    }
+}
+
+impl Client {
     fn connect(&self) -> Result<Conn, Error> {
         let addrs: Vec<SocketAddr> = match &self.host {
             Host::Ip(ip) => vec![SocketAddr::new(*ip, self.port)],
@@ -761,10 +797,12 @@ fn is_closed(fail: &Fail) -> bool {
 
 impl std::fmt::Debug for Memcached {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.client;
         f.debug_struct("Memcached")
-            .field("addr", &format!("{}:{}", self.host, self.port))
-            .field("connect_timeout", &self.connect_timeout)
-            .field("response_timeout", &self.response_timeout)
+            .field("addr", &format!("{}:{}", c.host, c.port))
+            .field("connect_timeout", &c.connect_timeout)
+            .field("response_timeout", &c.response_timeout)
+            .field("io_threads", &self.pool.threads())
             .finish()
     }
 }
@@ -800,7 +838,119 @@ fn keep_ttl(ttl: Option<i64>) -> i64 {
     }
 }
 
+/// Every call is the client's; the `_async` twins run it on an I/O thread.
 impl Backend for Memcached {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.client.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
+        self.client.set(key, value, ttl)
+    }
+    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, Error> {
+        self.client.add(key, value, ttl)
+    }
+    fn delete(&self, key: &str) -> Result<bool, Error> {
+        self.client.delete(key)
+    }
+    fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> {
+        self.client.incr(key, delta)
+    }
+    /// Clears by generation: see [`Memcached`].
+    fn clear_prefix(&self, prefix: &str) -> Result<(), Error> {
+        self.client.clear_prefix(prefix)
+    }
+    fn has(&self, key: &str) -> Result<bool, Error> {
+        self.client.has(key)
+    }
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        self.client.get_many(keys)
+    }
+    fn set_many(&self, items: &[(&str, &[u8])], ttl: Duration) -> Result<(), Error> {
+        self.client.set_many(items, ttl)
+    }
+    fn delete_many(&self, keys: &[&str]) -> Result<(), Error> {
+        self.client.delete_many(keys)
+    }
+
+    fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        let key = key.to_owned();
+        self.offload(move |c| c.get(&key))
+    }
+    fn set_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.offload(move |c| c.set(&key, &value, ttl))
+    }
+    fn add_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.offload(move |c| c.add(&key, &value, ttl))
+    }
+    fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        let key = key.to_owned();
+        self.offload(move |c| c.delete(&key))
+    }
+    fn incr_async<'a>(&'a self, key: &'a str, delta: i64) -> BoxFuture<'a, Result<i64, Error>> {
+        let key = key.to_owned();
+        self.offload(move |c| c.incr(&key, delta))
+    }
+    fn clear_prefix_async<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        let prefix = prefix.to_owned();
+        self.offload(move |c| c.clear_prefix(&prefix))
+    }
+    fn has_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        let key = key.to_owned();
+        self.offload(move |c| c.has(&key))
+    }
+    fn get_many_async<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, Error>> {
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        self.offload(move |c| {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            c.get_many(&keys)
+        })
+    }
+    fn set_many_async<'a>(
+        &'a self,
+        items: &'a [(&'a str, &'a [u8])],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let items: Vec<(String, Vec<u8>)> = items
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+            .collect();
+        self.offload(move |c| {
+            let items: Vec<(&str, &[u8])> = items
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
+                .collect();
+            c.set_many(&items, ttl)
+        })
+    }
+    fn delete_many_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<(), Error>> {
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        self.offload(move |c| {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            c.delete_many(&keys)
+        })
+    }
+}
+
+/// The blocking protocol.
+impl Backend for Client {
     fn name(&self) -> &'static str {
         NAME
     }

@@ -657,3 +657,63 @@ async fn the_async_api_works_over_memcached() {
     cache.clear_async().await.unwrap();
     assert_eq!(cache.get_async::<String>("k").await, None);
 }
+
+static MC_FROZEN: Runs = Runs::new();
+
+#[quickcache(cache = "memcached-frozen", timeout = 60, local_timeout = 0)]
+async fn through_frozen_memcached(id: u32) -> u32 {
+    MC_FROZEN.hit();
+    id + 1
+}
+
+#[test]
+fn a_frozen_server_does_not_stop_other_tasks_on_a_current_thread_runtime() {
+    let server = server!();
+    cachefn::register(
+        "memcached-frozen",
+        Cache::builder()
+            .shared(open(&server))
+            .prefix("mcfrozen")
+            .build(),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        assert_eq!(through_frozen_memcached(1).await, 2);
+        assert_eq!(through_frozen_memcached(1).await, 2);
+    });
+    assert_eq!(MC_FROZEN.get(), 1, "served by memcached");
+    server.freeze();
+    let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let during = rt.block_on(async {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ticker = {
+            let (ticks, done) = (ticks.clone(), done.clone());
+            tokio::spawn(async move {
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
+        tokio::task::yield_now().await;
+        let before = ticks.load(std::sync::atomic::Ordering::SeqCst);
+        // The round trip runs on the tier's I/O thread; the response timeout ends it.
+        assert_eq!(through_frozen_memcached(1).await, 2);
+        let during = ticks.load(std::sync::atomic::Ordering::SeqCst) - before;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        ticker.await.unwrap();
+        during
+    });
+    server.thaw();
+    assert_eq!(
+        MC_FROZEN.get(),
+        2,
+        "the body ran when memcached could not answer"
+    );
+    // Had the call blocked the only executor thread, the ticker could not
+    // have run while it waited.
+    assert!(during >= 3, "the ticker ran {during} times during the call");
+}

@@ -3,11 +3,9 @@
 //! - `format`: an entry's file name and bytes (header, checksum);
 //! - `lock`: stripe and sweep locks across threads and processes (`flock`);
 //! - `store`: the operations, bounds and expiry on one directory;
-//! - `pool`: the I/O threads behind the `_async` methods.
 
 mod format;
 mod lock;
-mod pool;
 mod store;
 
 use std::fmt;
@@ -15,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::pool::Pool;
 use crate::{Backend, BoxFuture, Error};
-use pool::Pool;
 use store::Store;
 
 /// Default size limit of a [`Disk`] tier: 1 GiB of entry files.
@@ -220,7 +218,7 @@ impl DiskBuilder {
         let store = Store::open(self.dir, self.max_bytes, self.max_entries, self.sync_writes)?;
         Ok(Disk {
             store: Arc::new(store),
-            pool: Arc::new(Pool::new(self.io_threads)),
+            pool: Arc::new(Pool::new(self.io_threads, "disk")),
         })
     }
 }
@@ -446,8 +444,8 @@ impl Backend for Disk {
 
 #[cfg(test)]
 mod tests {
-    use super::pool::tests::block_on;
     use super::*;
+    use crate::pool::tests::block_on;
 
     fn dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("cachefn-disk-{name}-{}", std::process::id()));

@@ -1,5 +1,5 @@
-//! A few threads that run blocking file I/O for the `_async` methods, so
-//! that no executor thread waits on the disk. Runtime-agnostic: the future
+//! A few threads that run blocking calls (file I/O, memcached round trips)
+//! for the `_async` methods, so that no executor thread waits on them. Runtime-agnostic: the future
 //! it returns is woken by the I/O thread through the task's `Waker`, so it
 //! works under tokio, async-std, smol or a hand-written executor.
 
@@ -16,12 +16,14 @@ use crate::Error;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The I/O threads of one [`Disk`](super::Disk) (and its clones). Threads
+/// The I/O threads of one backend (a `Disk` or a `Memcached`). Threads
 /// start on the first async call and stop when the pool is dropped, once
 /// the queued jobs are done.
-pub(super) struct Pool {
+pub(crate) struct Pool {
     queue: Arc<Queue>,
     threads: usize,
+    /// The backend's name: in errors, and in the threads' names.
+    backend: &'static str,
     started: Mutex<usize>,
 }
 
@@ -54,10 +56,11 @@ impl Queue {
 impl Pool {
     /// A pool of up to `threads` threads; 0 runs every job inline, on the
     /// caller's (executor's) thread.
-    pub fn new(threads: usize) -> Pool {
+    pub fn new(threads: usize, backend: &'static str) -> Pool {
         Pool {
             queue: Arc::default(),
             threads,
+            backend,
             started: Mutex::new(0),
         }
     }
@@ -76,10 +79,11 @@ impl Pool {
     {
         let slot = Arc::new(Slot::default());
         let job_slot = slot.clone();
+        let backend = self.backend;
         let job: Job = Box::new(move || {
             let result = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
                 Err(Error::backend(
-                    "disk",
+                    backend,
                     "an I/O thread panicked running this call",
                 ))
             });
@@ -103,7 +107,7 @@ impl Pool {
         while *started < self.threads {
             let queue = self.queue.clone();
             let spawned = std::thread::Builder::new()
-                .name("cachefn-disk-io".into())
+                .name(format!("cachefn-{}-io", self.backend))
                 .spawn(move || queue.work());
             if spawned.is_err() {
                 break;
@@ -145,7 +149,7 @@ impl<T> Slot<T> {
 }
 
 /// The result of a job, once an I/O thread has produced it.
-pub(super) struct Pending<T>(Arc<Slot<T>>);
+pub(crate) struct Pending<T>(Arc<Slot<T>>);
 
 impl<T> Future for Pending<T> {
     type Output = Result<T, Error>;
@@ -166,7 +170,7 @@ impl<T> Future for Pending<T> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::task::Wake;
@@ -201,7 +205,7 @@ pub(super) mod tests {
 
     #[test]
     fn jobs_run_on_io_threads_and_wake_the_task() {
-        let pool = Pool::new(2);
+        let pool = Pool::new(2, "disk");
         assert_eq!(block_on(pool.run(thread_name)).unwrap(), "cachefn-disk-io");
         let many: Vec<_> = (0..50).map(|i| pool.run(move || Ok(i * 2))).collect();
         let sum: i32 = many.into_iter().map(|p| block_on(p).unwrap()).sum();
@@ -213,7 +217,7 @@ pub(super) mod tests {
 
     #[test]
     fn zero_threads_runs_inline() {
-        let pool = Pool::new(0);
+        let pool = Pool::new(0, "disk");
         let me = std::thread::current().name().unwrap_or("").to_owned();
         assert_eq!(block_on(pool.run(thread_name)).unwrap(), me);
     }
