@@ -875,78 +875,7 @@ impl Backend for Memcached {
         self.client.delete_many(keys)
     }
 
-    fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
-        let key = key.to_owned();
-        self.offload(move |c| c.get(&key))
-    }
-    fn set_async<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a [u8],
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        let (key, value) = (key.to_owned(), value.to_vec());
-        self.offload(move |c| c.set(&key, &value, ttl))
-    }
-    fn add_async<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a [u8],
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        let (key, value) = (key.to_owned(), value.to_vec());
-        self.offload(move |c| c.add(&key, &value, ttl))
-    }
-    fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
-        let key = key.to_owned();
-        self.offload(move |c| c.delete(&key))
-    }
-    fn incr_async<'a>(&'a self, key: &'a str, delta: i64) -> BoxFuture<'a, Result<i64, Error>> {
-        let key = key.to_owned();
-        self.offload(move |c| c.incr(&key, delta))
-    }
-    fn clear_prefix_async<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        let prefix = prefix.to_owned();
-        self.offload(move |c| c.clear_prefix(&prefix))
-    }
-    fn has_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
-        let key = key.to_owned();
-        self.offload(move |c| c.has(&key))
-    }
-    fn get_many_async<'a>(
-        &'a self,
-        keys: &'a [&'a str],
-    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, Error>> {
-        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
-        self.offload(move |c| {
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            c.get_many(&keys)
-        })
-    }
-    fn set_many_async<'a>(
-        &'a self,
-        items: &'a [(&'a str, &'a [u8])],
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        let items: Vec<(String, Vec<u8>)> = items
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
-            .collect();
-        self.offload(move |c| {
-            let items: Vec<(&str, &[u8])> = items
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_slice()))
-                .collect();
-            c.set_many(&items, ttl)
-        })
-    }
-    fn delete_many_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<(), Error>> {
-        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
-        self.offload(move |c| {
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            c.delete_many(&keys)
-        })
-    }
+    crate::pool::offloaded_async_methods!();
 }
 
 /// The blocking protocol.

@@ -169,6 +169,108 @@ impl<T> Future for Pending<T> {
     }
 }
 
+/// The `_async` methods of a backend whose blocking calls run on a [`Pool`]:
+/// expand it inside `impl Backend for X`, where `X` has
+/// `fn offload(&self, f: impl FnOnce(&Inner) -> Result<T, Error>) -> BoxFuture<'static, Result<T, Error>>`
+/// and `Inner: Backend` does the blocking work. Arguments are copied into
+/// the job, which runs even if its future is dropped.
+macro_rules! offloaded_async_methods {
+    () => {
+        fn get_async<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> $crate::BoxFuture<'a, Result<Option<Vec<u8>>, $crate::Error>> {
+            let key = key.to_owned();
+            self.offload(move |b| $crate::Backend::get(b, &key))
+        }
+        fn set_async<'a>(
+            &'a self,
+            key: &'a str,
+            value: &'a [u8],
+            ttl: std::time::Duration,
+        ) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> {
+            let (key, value) = (key.to_owned(), value.to_vec());
+            self.offload(move |b| $crate::Backend::set(b, &key, &value, ttl))
+        }
+        fn add_async<'a>(
+            &'a self,
+            key: &'a str,
+            value: &'a [u8],
+            ttl: std::time::Duration,
+        ) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> {
+            let (key, value) = (key.to_owned(), value.to_vec());
+            self.offload(move |b| $crate::Backend::add(b, &key, &value, ttl))
+        }
+        fn delete_async<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> {
+            let key = key.to_owned();
+            self.offload(move |b| $crate::Backend::delete(b, &key))
+        }
+        fn incr_async<'a>(
+            &'a self,
+            key: &'a str,
+            delta: i64,
+        ) -> $crate::BoxFuture<'a, Result<i64, $crate::Error>> {
+            let key = key.to_owned();
+            self.offload(move |b| $crate::Backend::incr(b, &key, delta))
+        }
+        fn clear_prefix_async<'a>(
+            &'a self,
+            prefix: &'a str,
+        ) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> {
+            let prefix = prefix.to_owned();
+            self.offload(move |b| $crate::Backend::clear_prefix(b, &prefix))
+        }
+        fn has_async<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> {
+            let key = key.to_owned();
+            self.offload(move |b| $crate::Backend::has(b, &key))
+        }
+        fn get_many_async<'a>(
+            &'a self,
+            keys: &'a [&'a str],
+        ) -> $crate::BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, $crate::Error>> {
+            let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+            self.offload(move |b| {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                $crate::Backend::get_many(b, &keys)
+            })
+        }
+        fn set_many_async<'a>(
+            &'a self,
+            items: &'a [(&'a str, &'a [u8])],
+            ttl: std::time::Duration,
+        ) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> {
+            let items: Vec<(String, Vec<u8>)> = items
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                .collect();
+            self.offload(move |b| {
+                let items: Vec<(&str, &[u8])> = items
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_slice()))
+                    .collect();
+                $crate::Backend::set_many(b, &items, ttl)
+            })
+        }
+        fn delete_many_async<'a>(
+            &'a self,
+            keys: &'a [&'a str],
+        ) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> {
+            let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+            self.offload(move |b| {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                $crate::Backend::delete_many(b, &keys)
+            })
+        }
+    };
+}
+pub(crate) use offloaded_async_methods;
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

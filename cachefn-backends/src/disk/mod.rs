@@ -336,8 +336,29 @@ impl fmt::Debug for Disk {
     }
 }
 
-fn owned(keys: &[&str]) -> Vec<String> {
-    keys.iter().map(|k| (*k).to_owned()).collect()
+/// The store's blocking calls, for the I/O threads of the `_async` methods.
+impl Backend for Store {
+    fn name(&self) -> &'static str {
+        "disk"
+    }
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        Store::get(self, key)
+    }
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
+        Store::set(self, key, value, ttl)
+    }
+    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, Error> {
+        Store::add(self, key, value, ttl)
+    }
+    fn delete(&self, key: &str) -> Result<bool, Error> {
+        Store::delete(self, key)
+    }
+    fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> {
+        Store::incr(self, key, delta)
+    }
+    fn clear_prefix(&self, prefix: &str) -> Result<(), Error> {
+        Store::clear_prefix(self, prefix)
+    }
 }
 
 impl Backend for Disk {
@@ -371,75 +392,7 @@ impl Backend for Disk {
         self.store.clear_prefix(prefix)
     }
 
-    fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
-        let key = key.to_owned();
-        self.offload(move |s| s.get(&key))
-    }
-
-    fn set_async<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a [u8],
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        let (key, value) = (key.to_owned(), value.to_vec());
-        self.offload(move |s| s.set(&key, &value, ttl))
-    }
-
-    fn add_async<'a>(
-        &'a self,
-        key: &'a str,
-        value: &'a [u8],
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        let (key, value) = (key.to_owned(), value.to_vec());
-        self.offload(move |s| s.add(&key, &value, ttl))
-    }
-
-    fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
-        let key = key.to_owned();
-        self.offload(move |s| s.delete(&key))
-    }
-
-    fn incr_async<'a>(&'a self, key: &'a str, delta: i64) -> BoxFuture<'a, Result<i64, Error>> {
-        let key = key.to_owned();
-        self.offload(move |s| s.incr(&key, delta))
-    }
-
-    fn clear_prefix_async<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        let prefix = prefix.to_owned();
-        self.offload(move |s| s.clear_prefix(&prefix))
-    }
-
-    fn has_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
-        let key = key.to_owned();
-        self.offload(move |s| Ok(s.get(&key)?.is_some()))
-    }
-
-    fn get_many_async<'a>(
-        &'a self,
-        keys: &'a [&'a str],
-    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, Error>> {
-        let keys = owned(keys);
-        self.offload(move |s| keys.iter().map(|k| s.get(k)).collect())
-    }
-
-    fn set_many_async<'a>(
-        &'a self,
-        items: &'a [(&'a str, &'a [u8])],
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        let items: Vec<(String, Vec<u8>)> = items
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
-            .collect();
-        self.offload(move |s| items.iter().try_for_each(|(k, v)| s.set(k, v, ttl)))
-    }
-
-    fn delete_many_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<(), Error>> {
-        let keys = owned(keys);
-        self.offload(move |s| keys.iter().try_for_each(|k| s.delete(k).map(drop)))
-    }
+    crate::pool::offloaded_async_methods!();
 }
 
 #[cfg(test)]

@@ -133,21 +133,12 @@ impl CacheBuilder {
 
     /// The cache.
     pub fn build(self) -> Cache {
-        Cache {
-            inner: Arc::new(Inner {
-                local: self.local,
-                shared: self.shared,
-                prefix: clean_prefix(&self.prefix).into(),
-                local_ttl: self.local_ttl,
-                local_only: OnceLock::new(),
-                shared_only: OnceLock::new(),
-                flights: Flights::new(),
-                #[cfg(feature = "tokio")]
-                async_flights: crate::flight_async::AsyncFlights::new(),
-                counters: Counters::default(),
-                shared_log: RateLimited::new(),
-            }),
-        }
+        Cache::from_tiers(
+            self.local,
+            self.shared,
+            clean_prefix(&self.prefix).into(),
+            self.local_ttl,
+        )
     }
 }
 
@@ -326,12 +317,27 @@ impl Cache {
     }
 
     fn tier_handle(&self, local: Option<Arc<Memory>>, shared: Option<Arc<dyn Backend>>) -> Cache {
+        Cache::from_tiers(
+            local,
+            shared,
+            self.inner.prefix.clone(),
+            self.inner.local_ttl,
+        )
+    }
+
+    /// A cache over these tiers, with its own single-flight and counters.
+    fn from_tiers(
+        local: Option<Arc<Memory>>,
+        shared: Option<Arc<dyn Backend>>,
+        prefix: Box<str>,
+        local_ttl: Duration,
+    ) -> Cache {
         Cache {
             inner: Arc::new(Inner {
                 local,
                 shared,
-                prefix: self.inner.prefix.clone(),
-                local_ttl: self.inner.local_ttl,
+                prefix,
+                local_ttl,
                 local_only: OnceLock::new(),
                 shared_only: OnceLock::new(),
                 flights: Flights::new(),
