@@ -148,3 +148,52 @@ impl Runs {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// Run this test binary again as a child process that runs only the test
+/// named `test`, with `env` set, and return its stdout. Panics (with the
+/// child's stderr) when the child fails.
+pub fn run_child(test: &str, env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the test binary as a child process");
+    assert!(
+        out.status.success(),
+        "the child process failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The first line a child printed after `CHILD ` (its answer), or "".
+pub fn child_answer(stdout: &str) -> String {
+    stdout
+        .lines()
+        .find_map(|l| l.split_once("CHILD ").map(|(_, r)| r.to_owned()))
+        .unwrap_or_default()
+}
+
+/// Send `sig` (`"-STOP"`, `"-CONT"`) to process `pid`. A stop returns only
+/// once the process really is stopped (state `T` in `/proc`): `kill`
+/// returns before that, and a request sent in between would be answered.
+pub fn signal_process(pid: u32, sig: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status();
+    if sig != "-STOP" {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The state follows the command name, which is in parentheses.
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if matches!(state, Some('T') | Some('t') | None) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

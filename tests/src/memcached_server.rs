@@ -96,9 +96,7 @@ impl MemcachedServer {
 
     fn signal(&self, sig: &str) {
         if let Some(child) = &self.child {
-            let _ = Command::new("kill")
-                .args([sig, &child.id().to_string()])
-                .status();
+            crate::signal_process(child.id(), sig);
         }
     }
 

@@ -74,9 +74,7 @@ impl RedisServer {
 
     fn signal(&self, sig: &str) {
         if let Some(child) = &self.child {
-            let _ = Command::new("kill")
-                .args([sig, &child.id().to_string()])
-                .status();
+            crate::signal_process(child.id(), sig);
         }
     }
 
@@ -90,9 +88,7 @@ impl RedisServer {
     }
 
     fn signal_child(&self, child: &Child, sig: &str) {
-        let _ = Command::new("kill")
-            .args([sig, &child.id().to_string()])
-            .status();
+        crate::signal_process(child.id(), sig);
     }
 
     /// Start it again on the same port.
@@ -376,9 +372,7 @@ impl TlsRedisServer {
     /// TLS handshake).
     pub fn freeze(&self) {
         if let Some(child) = &self.child {
-            let _ = Command::new("kill")
-                .args(["-STOP", &child.id().to_string()])
-                .status();
+            crate::signal_process(child.id(), "-STOP");
         }
     }
 

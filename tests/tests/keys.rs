@@ -1,7 +1,6 @@
 //! Keys: injective, bounded, readable, and the same in every process.
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::Command;
 
 use cachefn::quickcache;
 use parking_lot::Mutex;
@@ -135,18 +134,11 @@ fn keys_are_the_same_in_another_process() {
         }
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "keys_are_the_same_in_another_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("CACHEFN_KEYS_CHILD", "1")
-        .output()
-        .expect("run the test binary as a child");
-    assert!(out.status.success());
-    let child: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    let out = cachefn_tests::run_child(
+        "keys_are_the_same_in_another_process",
+        &[("CACHEFN_KEYS_CHILD", "1")],
+    );
+    let child: Vec<String> = out
         .lines()
         .filter_map(|l| l.split_once("KEY ").map(|(_, k)| k.to_owned()))
         .collect();

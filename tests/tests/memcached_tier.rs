@@ -1,14 +1,13 @@
 //! The memcached shared tier against real `memcached` processes that the
 //! tests start on free loopback ports, stop, freeze and restart.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cachefn::backends::{Backend, Memcached, Memory};
 use cachefn::{quickcache, Cache, Error};
 use cachefn_tests::memcached_server::{MemcachedServer, RoundTripProxy};
-use cachefn_tests::Runs;
+use cachefn_tests::{child_answer, run_child, Runs};
 
 /// Start a server, or skip (outside CI) when memcached is missing.
 macro_rules! server {
@@ -440,26 +439,12 @@ fn shared_only(url: &str) -> Cache {
 
 /// Run this test binary again as a child process in `mode`.
 fn child(mode: &str, url: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_value_computed_in_one_process_is_served_to_others",
-            "--nocapture",
-        ])
-        .env("CACHEFN_CHILD", mode)
-        .env("CACHEFN_MEMCACHED_URL", url)
-        .output()
-        .expect("run a child process");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let test = "a_value_computed_in_one_process_is_served_to_others";
+    let out = run_child(
+        test,
+        &[("CACHEFN_CHILD", mode), ("CACHEFN_MEMCACHED_URL", url)],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    stdout
-        .lines()
-        .find_map(|l| l.split_once("CHILD ").map(|(_, r)| r.to_owned()))
-        .unwrap_or_default()
+    child_answer(&out)
 }
 
 #[test]

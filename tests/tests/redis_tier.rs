@@ -1,13 +1,12 @@
 //! The Redis shared tier against real `redis-server` processes that the
 //! tests start on free loopback ports, stop, freeze and restart.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cachefn::backends::{Backend, Memory, Redis};
 use cachefn::{quickcache, Cache};
 use cachefn_tests::redis_server::RedisServer;
-use cachefn_tests::Runs;
+use cachefn_tests::{child_answer, run_child, Runs};
 
 /// Start a server, or skip (outside CI) when redis-server is missing.
 macro_rules! server {
@@ -98,26 +97,9 @@ fn shared_only(url: &str) -> Cache {
 
 /// Run this test binary again as a child process in `mode`.
 fn child(mode: &str, url: &str) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_value_computed_in_one_process_is_served_to_others",
-            "--nocapture",
-        ])
-        .env("CACHEFN_CHILD", mode)
-        .env("CACHEFN_REDIS_URL", url)
-        .output()
-        .expect("run a child process");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    stdout
-        .lines()
-        .find_map(|l| l.split_once("CHILD ").map(|(_, r)| r.to_owned()))
-        .unwrap_or_default()
+    let test = "a_value_computed_in_one_process_is_served_to_others";
+    let out = run_child(test, &[("CACHEFN_CHILD", mode), ("CACHEFN_REDIS_URL", url)]);
+    child_answer(&out)
 }
 
 #[test]
