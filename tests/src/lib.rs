@@ -2,6 +2,7 @@
 
 pub mod memcached_server;
 pub mod redis_server;
+pub mod server_process;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -174,26 +175,19 @@ pub fn child_answer(stdout: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Send `sig` (`"-STOP"`, `"-CONT"`) to process `pid`. A stop returns only
-/// once the process really is stopped (state `T` in `/proc`): `kill`
-/// returns before that, and a request sent in between would be answered.
-pub fn signal_process(pid: u32, sig: &str) {
-    let _ = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status();
-    if sig != "-STOP" {
-        return;
-    }
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // The state follows the command name, which is in parentheses.
-        let state = stat
-            .rsplit_once(") ")
-            .and_then(|(_, rest)| rest.chars().next());
-        if matches!(state, Some('T') | Some('t') | None) {
-            return;
+/// The server a `start()` returned, or a return from the calling test when
+/// it returned `None` (the server is not installed, outside CI: the test
+/// skips, having printed why).
+///
+/// ```ignore
+/// let server = started!(RedisServer::start());
+/// ```
+#[macro_export]
+macro_rules! started {
+    ($start:expr) => {
+        match $start {
+            Some(server) => server,
+            None => return,
         }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    };
 }

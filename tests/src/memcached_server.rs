@@ -5,24 +5,16 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::redis_server::in_ci;
+use crate::server_process::{missing, skip, ServerProcess};
 
 /// A `memcached` this test started; killed on drop.
 pub struct MemcachedServer {
-    child: Option<Child>,
-    port: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    process: ServerProcess,
 }
 
 /// memcached refuses to run as root unless told which user to be.
@@ -37,105 +29,58 @@ impl MemcachedServer {
     /// Start a server on a free port; `None` (with a printed reason) when
     /// `memcached` is not installed, except in CI, where that fails.
     pub fn start() -> Option<MemcachedServer> {
-        if Command::new("memcached").arg("-V").output().is_err() {
-            let why = "memcached is not installed (apt-get install -y memcached)";
-            if in_ci() {
-                panic!("{why}: CI must run the memcached tests");
+        if let Some(why) = missing("memcached", "-V") {
+            return skip(&format!("{why} (apt-get install -y memcached)"));
+        }
+        let as_root = running_as_root();
+        let process = ServerProcess::start("memcached", move |port| {
+            let mut cmd = Command::new("memcached");
+            cmd.args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"])
+                .args(["-m", "64", "-t", "2"]);
+            if as_root {
+                cmd.args(["-u", "root"]);
             }
-            eprintln!("skipping: {why}");
-            return None;
-        }
-        let mut server = MemcachedServer {
-            child: None,
-            port: free_port(),
-        };
-        server.spawn();
-        Some(server)
-    }
-
-    fn spawn(&mut self) {
-        let mut cmd = Command::new("memcached");
-        cmd.args(["-l", "127.0.0.1", "-p", &self.port.to_string(), "-U", "0"])
-            .args(["-m", "64", "-t", "2"]);
-        if running_as_root() {
-            cmd.args(["-u", "root"]);
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start memcached");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("memcached exited at start ({status}) on port {}", self.port);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "memcached did not start on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            cmd
+        });
+        Some(MemcachedServer {
+            process: process.unwrap_or_else(|why| panic!("{why}")),
+        })
     }
 
     /// `memcache://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
-        format!("memcache://127.0.0.1:{}", self.port)
+        format!("memcache://127.0.0.1:{}", self.port())
     }
 
     /// The port it listens on.
     pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    fn signal(&self, sig: &str) {
-        if let Some(child) = &self.child {
-            crate::signal_process(child.id(), sig);
-        }
+        self.process.port()
     }
 
     /// Kill the server (its data is gone).
     pub fn stop(&mut self) {
-        if self.child.is_some() {
-            self.signal("-CONT");
-        }
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.stop();
     }
 
     /// Start it again, empty, on the same port.
     pub fn restart(&mut self) {
-        self.stop();
-        self.spawn();
+        self.process.restart();
     }
 
     /// SIGSTOP: the port accepts connections, nothing answers.
     pub fn freeze(&self) {
-        self.signal("-STOP");
+        self.process.freeze();
     }
 
     /// SIGCONT.
     pub fn thaw(&self) {
-        self.signal("-CONT");
+        self.process.thaw();
     }
 
     /// A plain connection, for checks behind the cache's back.
     pub fn raw(&self) -> RawMemcached {
-        RawMemcached::connect(self.port)
-    }
-}
-
-impl Drop for MemcachedServer {
-    fn drop(&mut self) {
-        self.stop();
+        RawMemcached::connect(self.port())
     }
 }
 

@@ -1,110 +1,59 @@
 //! Real `redis-server` processes for tests, on free loopback ports.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+
+pub use crate::server_process::in_ci;
+use crate::server_process::{missing, skip, ServerProcess};
 
 /// A `redis-server` this test started; killed on drop.
 pub struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-}
-
-/// `true` when tests must not skip (CI sets `CI=true`).
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    process: ServerProcess,
 }
 
 impl RedisServer {
     /// Start a server on a free port; `None` (with a printed reason) when
     /// `redis-server` is not installed, except in CI, where that fails.
     pub fn start() -> Option<RedisServer> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            let why = "redis-server is not installed (apt-get install -y redis-server)";
-            if in_ci() {
-                panic!("{why}: CI must run the Redis tests");
-            }
-            eprintln!("skipping: {why}");
-            return None;
+        if let Some(why) = missing("redis-server", "--version") {
+            return skip(&format!("{why} (apt-get install -y redis-server)"));
         }
-        let mut server = RedisServer {
-            child: None,
-            port: free_port(),
-        };
-        server.spawn();
-        Some(server)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--protected-mode", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let process = ServerProcess::start("redis-server", |port| {
+            let mut cmd = Command::new("redis-server");
+            cmd.args(["--port", &port.to_string()])
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--protected-mode", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            cmd
+        });
+        Some(RedisServer {
+            process: process.unwrap_or_else(|why| panic!("{why}")),
+        })
     }
 
     /// `redis://127.0.0.1:PORT/0`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn signal(&self, sig: &str) {
-        if let Some(child) = &self.child {
-            crate::signal_process(child.id(), sig);
-        }
+        format!("redis://127.0.0.1:{}/0", self.process.port())
     }
 
     /// Kill the server (its data is gone: it keeps nothing on disk).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            self.signal_child(&child, "-CONT");
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn signal_child(&self, child: &Child, sig: &str) {
-        crate::signal_process(child.id(), sig);
+        self.process.stop();
     }
 
     /// Start it again on the same port.
     pub fn restart(&mut self) {
-        self.stop();
-        self.spawn();
+        self.process.restart();
     }
 
     /// SIGSTOP: the port accepts connections, nothing answers.
     pub fn freeze(&self) {
-        self.signal("-STOP");
+        self.process.freeze();
     }
 
     /// SIGCONT.
     pub fn thaw(&self) {
-        self.signal("-CONT");
+        self.process.thaw();
     }
 
     /// A plain redis-rs connection, for checks behind the cache's back.
@@ -112,12 +61,6 @@ impl RedisServer {
         redis::Client::open(self.url())
             .and_then(|c| c.get_connection())
             .expect("connect to the test server")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
@@ -136,31 +79,9 @@ pub struct TlsOptions {
 /// certificate made with the `openssl` CLI in a temporary directory. The
 /// server is killed and the directory removed on drop.
 pub struct TlsRedisServer {
-    child: Option<Child>,
-    port: u16,
+    process: ServerProcess,
     dir: std::path::PathBuf,
     options: TlsOptions,
-}
-
-/// `Some(reason)` when `program --version` (or `version`) cannot run.
-fn missing(program: &str, arg: &str) -> Option<String> {
-    match Command::new(program).arg(arg).output() {
-        Ok(out) if out.status.success() => None,
-        Ok(out) => Some(format!(
-            "`{program} {arg}` failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Err(e) => Some(format!("{program} cannot run ({e})")),
-    }
-}
-
-/// Skip (print why, `None`) outside CI; fail in CI.
-fn skip<T>(why: &str) -> Option<T> {
-    if in_ci() {
-        panic!("{why}: CI must run the Redis TLS tests");
-    }
-    eprintln!("skipping: {why}");
-    None
 }
 
 fn openssl(dir: &std::path::Path, args: &[&str]) {
@@ -272,76 +193,62 @@ impl TlsRedisServer {
         }
         let dir = temp_dir();
         make_certificates(&dir);
-        let mut server = TlsRedisServer {
-            child: None,
-            port: free_port(),
-            dir,
-            options,
-        };
-        if let Err(why) = server.spawn() {
-            return skip(&why);
-        }
-        Some(server)
-    }
-
-    fn spawn(&mut self) -> Result<(), String> {
-        let path = |f: &str| self.dir.join(f).to_string_lossy().into_owned();
-        let log = std::fs::File::create(self.dir.join("redis.log")).expect("create a log file");
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--protected-mode", "no"])
-            .args(["--tls-cert-file", &path("server.crt")])
-            .args(["--tls-key-file", &path("server.key")])
-            .args(["--tls-ca-cert-file", &path("ca.crt")])
-            .args([
-                "--tls-auth-clients",
-                if self.options.require_client_cert {
-                    "yes"
-                } else {
-                    "no"
-                },
-            ]);
-        if let Some(password) = &self.options.password {
-            cmd.args(["--requirepass", password]);
-        }
-        let child = cmd
-            .stdout(log.try_clone().expect("clone the log file"))
-            .stderr(log)
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            let exited = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            if exited.is_some() || Instant::now() >= deadline {
-                self.stop();
-                let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
-                return Err(format!(
-                    "redis-server did not start with TLS on {} (built without TLS?): {}",
-                    self.port,
-                    log.trim()
-                ));
+        let launch = {
+            let (dir, options) = (dir.clone(), options.clone());
+            move |port: u16| {
+                let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
+                let log = std::fs::File::create(dir.join("redis.log")).expect("create a log file");
+                let mut cmd = Command::new("redis-server");
+                cmd.args(["--port", "0", "--tls-port", &port.to_string()])
+                    .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                    .args(["--protected-mode", "no"])
+                    .args(["--tls-cert-file", &path("server.crt")])
+                    .args(["--tls-key-file", &path("server.key")])
+                    .args(["--tls-ca-cert-file", &path("ca.crt")])
+                    .args([
+                        "--tls-auth-clients",
+                        if options.require_client_cert {
+                            "yes"
+                        } else {
+                            "no"
+                        },
+                    ]);
+                if let Some(password) = &options.password {
+                    cmd.args(["--requirepass", password]);
+                }
+                cmd.stdout(log.try_clone().expect("clone the log file"))
+                    .stderr(log);
+                cmd
             }
-            std::thread::sleep(Duration::from_millis(20));
+        };
+        match ServerProcess::start("redis-server", launch) {
+            Ok(process) => Some(TlsRedisServer {
+                process,
+                dir,
+                options,
+            }),
+            Err(why) => {
+                let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
+                let _ = std::fs::remove_dir_all(&dir);
+                skip(&format!(
+                    "{why}: no TLS redis-server (built without TLS?): {}",
+                    log.trim()
+                ))
+            }
         }
-        Ok(())
     }
 
     /// `rediss://127.0.0.1:PORT/0`, with the password when there is one.
     pub fn url(&self) -> String {
         match &self.options.password {
-            Some(password) => format!("rediss://:{password}@127.0.0.1:{}/0", self.port),
-            None => format!("rediss://127.0.0.1:{}/0", self.port),
+            Some(password) => format!("rediss://:{password}@127.0.0.1:{}/0", self.port()),
+            None => format!("rediss://127.0.0.1:{}/0", self.port()),
         }
     }
 
     /// The TLS port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.process.port()
     }
 
     fn read(&self, file: &str) -> Vec<u8> {
@@ -371,23 +278,18 @@ impl TlsRedisServer {
     /// SIGSTOP: the port accepts connections, nothing answers (not even the
     /// TLS handshake).
     pub fn freeze(&self) {
-        if let Some(child) = &self.child {
-            crate::signal_process(child.id(), "-STOP");
-        }
+        self.process.freeze();
     }
 
     /// Kill the server.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.stop();
     }
 }
 
 impl Drop for TlsRedisServer {
     fn drop(&mut self) {
-        self.stop();
+        self.process.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -7,17 +7,8 @@ use std::time::{Duration, Instant};
 use cachefn::backends::{Backend, Memcached, Memory};
 use cachefn::{quickcache, Cache, Error};
 use cachefn_tests::memcached_server::{MemcachedServer, RoundTripProxy};
+use cachefn_tests::started;
 use cachefn_tests::{child_answer, run_child, Runs};
-
-/// Start a server, or skip (outside CI) when memcached is missing.
-macro_rules! server {
-    () => {
-        match MemcachedServer::start() {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
 
 const MIN: Duration = Duration::from_secs(60);
 const DAY: u64 = 24 * 3600;
@@ -28,7 +19,7 @@ fn open(server: &MemcachedServer) -> Memcached {
 
 #[test]
 fn backend_operations_against_a_real_server() {
-    let server = server!();
+    let server = started!(MemcachedServer::start());
     let m = open(&server);
     for (a, b) in [("a", "b"), ("ns:a", "ns:b"), ("ns:f:a", "ns:f:b")] {
         assert_eq!(m.get(a).unwrap(), None);
@@ -70,7 +61,7 @@ fn backend_operations_against_a_real_server() {
 
 #[test]
 fn short_ttls_expire_and_long_ttls_become_absolute_times() {
-    let server = server!();
+    let server = started!(MemcachedServer::start());
     let m = open(&server);
     let mut raw = server.raw();
     m.set("t:short", b"s", Duration::from_secs(2)).unwrap();
@@ -115,7 +106,7 @@ fn short_ttls_expire_and_long_ttls_become_absolute_times() {
 
 #[test]
 fn batches_and_single_calls_are_one_round_trip() {
-    let server = server!();
+    let server = started!(MemcachedServer::start());
     let proxy = RoundTripProxy::start(server.port());
     let m = Memcached::open(&proxy.url()).unwrap();
     let mut raw = server.raw();
@@ -171,7 +162,7 @@ fn batches_and_single_calls_are_one_round_trip() {
 
 #[test]
 fn large_batches_and_values_do_not_deadlock() {
-    let server = server!();
+    let server = started!(MemcachedServer::start());
     let m = open(&server);
     let value = vec![b'x'; 1024];
     let keys: Vec<String> = (0..3_000).map(|i| format!("big:k:{i}")).collect();
@@ -191,7 +182,7 @@ fn large_batches_and_values_do_not_deadlock() {
 
 #[test]
 fn add_is_atomic_even_over_cleared_entries() {
-    let server = server!();
+    let server = started!(MemcachedServer::start());
     let m = Arc::new(open(&server));
     for round in 0..5 {
         let key = format!("lock:r:{round}");
@@ -228,7 +219,7 @@ fn add_is_atomic_even_over_cleared_entries() {
 
 #[test]
 fn counters_are_i64_and_read_back_through_the_cache() {
-    let server = server!();
+    let server = started!(MemcachedServer::start());
     let m = Arc::new(open(&server));
     let mut raw = server.raw();
     assert_eq!(m.incr("c:n", 5).unwrap(), 5, "a missing key starts at 0");
@@ -298,7 +289,7 @@ fn counters_are_i64_and_read_back_through_the_cache() {
 
 #[test]
 fn clear_touches_only_its_own_prefix() {
-    let server = server!();
+    let server = started!(MemcachedServer::start());
     let mut raw = server.raw();
     for k in ["other:1", "blogger:1", "blog", "blog%2A:1"] {
         raw.set(k, b"theirs", 0);
@@ -364,7 +355,7 @@ fn second(id: u32) -> u32 {
 
 #[test]
 fn clear_all_clears_one_function_in_every_process() {
-    let server = server!();
+    let server = started!(MemcachedServer::start());
     let cache = Cache::builder().shared(open(&server)).prefix("fa").build();
     cachefn::register("mc-clear-all", cache.clone());
     for id in 0..3 {
@@ -399,7 +390,7 @@ fn clear_all_clears_one_function_in_every_process() {
 
 #[test]
 fn lost_generation_items_never_bring_cleared_entries_back() {
-    let server = server!();
+    let server = started!(MemcachedServer::start());
     let m = open(&server);
     let mut raw = server.raw();
     m.set("g:f:1", b"old", MIN).unwrap();
@@ -469,7 +460,7 @@ fn a_value_computed_in_one_process_is_served_to_others() {
         }
         return;
     }
-    let server = server!();
+    let server = started!(MemcachedServer::start());
     cachefn::register(
         "mc-processes",
         Cache::builder()
@@ -503,7 +494,7 @@ fn resilient(id: u32) -> u32 {
 
 #[test]
 fn a_killed_frozen_or_restarted_server_never_fails_a_call() {
-    let mut server = server!();
+    let mut server = started!(MemcachedServer::start());
     let cache = Cache::builder()
         .local(Memory::with_capacity(100))
         .shared(open(&server))
@@ -555,7 +546,7 @@ fn a_killed_frozen_or_restarted_server_never_fails_a_call() {
 
 #[test]
 fn the_backend_fails_within_its_timeouts_and_recovers_by_itself() {
-    let mut server = server!();
+    let mut server = started!(MemcachedServer::start());
     let m = Arc::new(
         Memcached::builder(&server.url())
             .response_timeout(Duration::from_millis(200))
@@ -615,7 +606,7 @@ fn decoded(id: u32) -> Vec<u32> {
 
 #[test]
 fn garbage_under_a_key_is_a_miss_and_is_overwritten() {
-    let server = server!();
+    let server = started!(MemcachedServer::start());
     let cache = Cache::builder().shared(open(&server)).prefix("g").build();
     cachefn::register("mc-garbage", cache.clone());
     assert_eq!(decoded(1), vec![1]); // creates the generation items
@@ -631,7 +622,7 @@ fn garbage_under_a_key_is_a_miss_and_is_overwritten() {
 
 #[tokio::test]
 async fn the_async_api_works_over_memcached() {
-    let server = server!();
+    let server = started!(MemcachedServer::start());
     let cache = Cache::builder()
         .shared(open(&server))
         .prefix("async")
@@ -653,7 +644,7 @@ async fn through_frozen_memcached(id: u32) -> u32 {
 
 #[test]
 fn a_frozen_server_does_not_stop_other_tasks_on_a_current_thread_runtime() {
-    let server = server!();
+    let server = started!(MemcachedServer::start());
     cachefn::register(
         "memcached-frozen",
         Cache::builder()

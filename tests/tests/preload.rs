@@ -7,16 +7,8 @@ use std::time::Duration;
 use cachefn::backends::{Memory, Redis};
 use cachefn::{quickcache, Cache};
 use cachefn_tests::redis_server::RedisServer;
+use cachefn_tests::started;
 use cachefn_tests::Runs;
-
-macro_rules! server {
-    () => {
-        match RedisServer::start() {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
 
 const MIN: Duration = Duration::from_secs(60);
 
@@ -82,7 +74,7 @@ fn page_keys() -> Vec<cachefn::Key> {
 
 #[test]
 fn a_page_of_fifty_fragments_costs_one_read_in_a_scope_and_fifty_without() {
-    let server = server!();
+    let server = started!(RedisServer::start());
     let cache = shared_only(&server.url(), "page");
     cachefn::register("preload-page", cache.clone());
 
@@ -113,7 +105,7 @@ fn a_page_of_fifty_fragments_costs_one_read_in_a_scope_and_fifty_without() {
 
 #[test]
 fn writes_and_deletes_inside_a_scope_are_seen_by_later_reads_in_it() {
-    let server = server!();
+    let server = started!(RedisServer::start());
     let cache = shared_only(&server.url(), "writes");
     cache.set("present", &1u32, MIN).unwrap();
     reset_stats(&server);
@@ -140,7 +132,7 @@ fn writes_and_deletes_inside_a_scope_are_seen_by_later_reads_in_it() {
 
 #[test]
 fn scopes_nest_and_belong_to_their_thread() {
-    let server = server!();
+    let server = started!(RedisServer::start());
     let cache = shared_only(&server.url(), "nest");
     cache
         .set_many(&[("a", 1u32), ("b", 2u32), ("c", 3u32)], MIN)
@@ -170,7 +162,7 @@ fn scopes_nest_and_belong_to_their_thread() {
 
 #[test]
 fn a_scope_over_a_tiered_cache_fetches_only_what_the_local_tier_lacks() {
-    let server = server!();
+    let server = started!(RedisServer::start());
     let cache = Cache::builder()
         .local(Memory::with_capacity(100))
         .shared(Redis::open(&server.url()).unwrap())
@@ -200,7 +192,7 @@ fn a_scope_over_a_tiered_cache_fetches_only_what_the_local_tier_lacks() {
 
 #[test]
 fn get_many_of_a_hundred_keys_is_one_round_trip() {
-    let server = server!();
+    let server = started!(RedisServer::start());
     let cache = shared_only(&server.url(), "batch");
     let items: Vec<(String, u32)> = (0..100).map(|i| (format!("k{i}"), i)).collect();
     reset_stats(&server);
@@ -237,7 +229,7 @@ async fn async_page() -> String {
 
 #[test]
 fn an_async_scope_follows_its_task_across_threads() {
-    let server = server!();
+    let server = started!(RedisServer::start());
     let cache = shared_only(&server.url(), "apage");
     cachefn::register("preload-async", cache.clone());
     let keys: Vec<cachefn::Key> = (0..50).map(async_fragment::key).collect();

@@ -9,16 +9,8 @@ use std::time::Duration;
 use cachefn::backends::{Backend, Memory, Redis};
 use cachefn::{quickcache, Cache};
 use cachefn_tests::redis_server::RedisServer;
+use cachefn_tests::started;
 use cachefn_tests::Runs;
-
-macro_rules! server {
-    () => {
-        match RedisServer::start() {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
 
 const MIN: Duration = Duration::from_secs(60);
 
@@ -31,7 +23,7 @@ fn current_thread() -> tokio::runtime::Runtime {
 
 #[test]
 fn async_backend_operations_against_a_real_server() {
-    let server = server!();
+    let server = started!(RedisServer::start());
     let r = Redis::open(&server.url()).unwrap();
     current_thread().block_on(async {
         assert_eq!(r.get_async("a").await.unwrap(), None);
@@ -96,7 +88,7 @@ async fn rendered(id: u32) -> String {
 
 #[test]
 fn an_async_value_is_served_to_another_cache_from_redis() {
-    let server = server!();
+    let server = started!(RedisServer::start());
     let tiered = |url: &str| {
         Cache::builder()
             .local(Memory::with_capacity(100))
@@ -132,7 +124,7 @@ async fn through_frozen(id: u32) -> u32 {
 
 #[test]
 fn a_frozen_server_does_not_stop_other_tasks_on_a_current_thread_runtime() {
-    let server = server!();
+    let server = started!(RedisServer::start());
     cachefn::register(
         "async-redis-frozen",
         Cache::builder()
@@ -189,7 +181,7 @@ async fn through_killed(id: u32) -> u32 {
 
 #[test]
 fn a_killed_then_restarted_server_never_fails_an_async_call() {
-    let mut server = server!();
+    let mut server = started!(RedisServer::start());
     let cache = Cache::builder()
         .shared(Redis::open(&server.url()).unwrap())
         .prefix("killed")
@@ -224,7 +216,7 @@ fn a_killed_then_restarted_server_never_fails_an_async_call() {
 
 #[test]
 fn many_tasks_share_one_connection() {
-    let server = server!();
+    let server = started!(RedisServer::start());
     let cache = Cache::builder()
         .shared(Redis::open(&server.url()).unwrap())
         .prefix("many")

@@ -6,23 +6,14 @@ use std::time::{Duration, Instant};
 use cachefn::backends::{Backend, Memory, Redis};
 use cachefn::{quickcache, Cache};
 use cachefn_tests::redis_server::RedisServer;
+use cachefn_tests::started;
 use cachefn_tests::{child_answer, run_child, Runs};
-
-/// Start a server, or skip (outside CI) when redis-server is missing.
-macro_rules! server {
-    () => {
-        match RedisServer::start() {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
 
 const MIN: Duration = Duration::from_secs(60);
 
 #[test]
 fn backend_operations_against_a_real_server() {
-    let server = server!();
+    let server = started!(RedisServer::start());
     let r = Redis::open(&server.url()).unwrap();
     assert_eq!(r.get("a").unwrap(), None);
     r.set("a", b"1", MIN).unwrap();
@@ -58,7 +49,7 @@ fn backend_operations_against_a_real_server() {
 
 #[test]
 fn clear_touches_only_its_own_prefix() {
-    let server = server!();
+    let server = started!(RedisServer::start());
     let mut raw = server.raw();
     for k in ["other:1", "blogger:1", "blog*:1", "blog"] {
         redis::cmd("SET")
@@ -120,7 +111,7 @@ fn a_value_computed_in_one_process_is_served_to_others() {
         }
         return;
     }
-    let server = server!();
+    let server = started!(RedisServer::start());
     cachefn::register(
         "redis-processes",
         Cache::builder()
@@ -151,7 +142,7 @@ fn resilient(id: u32) -> u32 {
 
 #[test]
 fn a_killed_frozen_or_restarted_server_never_fails_a_call() {
-    let mut server = server!();
+    let mut server = started!(RedisServer::start());
     let cache = Cache::builder()
         .local(Memory::with_capacity(100))
         .shared(Redis::open(&server.url()).unwrap())
@@ -211,7 +202,7 @@ fn decoded(id: u32) -> Vec<u32> {
 
 #[test]
 fn garbage_under_a_key_is_a_miss_and_is_overwritten() {
-    let server = server!();
+    let server = started!(RedisServer::start());
     let cache = Cache::builder()
         .shared(Redis::open(&server.url()).unwrap())
         .prefix("g")
