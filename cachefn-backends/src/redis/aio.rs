@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, RedisError};
+use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline};
 
-use super::{connect_err, err, Redis};
+use super::{connect_err, connection_is_fine, err, Redis};
 use crate::Error;
 
 /// The shared connection, opened on first use.
@@ -93,10 +93,6 @@ fn timed_out(what: &str, after: Duration) -> Error {
     Error::backend("redis", format!("no {what} within {after:?}"))
 }
 
-/// A server's refusal (wrong type, say) leaves the connection healthy.
-fn connection_is_fine(e: &RedisError) -> bool {
-    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError)
-}
 
 impl Redis {
     async fn connection(&self) -> Result<MultiplexedConnection, Error> {

@@ -218,6 +218,11 @@ fn is_tls_url(url: &str) -> bool {
     })
 }
 
+/// A server's refusal (wrong type, say) leaves the connection healthy.
+fn connection_is_fine(e: &RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError)
+}
+
 fn err(e: RedisError) -> Error {
     Error::backend("redis", e.to_string())
 }
@@ -312,11 +317,9 @@ impl Redis {
                 }
                 Ok(r)
             }
-            // A server error (wrong type, say) leaves the connection usable;
-            // anything else may have left it mid-reply: drop it.
-            Err(e)
-                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
-            {
+            // Anything but a server's refusal may have left the connection
+            // mid-reply: drop it.
+            Err(e) if connection_is_fine(&e) => {
                 self.idle.lock().push(conn);
                 Err(err(e))
             }
