@@ -124,8 +124,8 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
             // The local hit is checked before the body's future is built.
             quote_spanned! {rs=>
                 match ::cachefn::__private::hit_async::<#mode>(#site, &mut #kb, #refresh) {
-                    ::core::option::Option::Some(hit) => hit,
-                    ::core::option::Option::None => ::cachefn::__private::#call(#site, #kb_arg, #refresh, #body) #dot_await,
+                    ::core::result::Result::Ok(hit) => hit,
+                    ::core::result::Result::Err(cold) => ::cachefn::__private::#call(#site, #kb_arg, #refresh, cold, #body) #dot_await,
                 }
             }
         } else {

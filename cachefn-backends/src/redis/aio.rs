@@ -93,7 +93,6 @@ fn timed_out(what: &str, after: Duration) -> Error {
     Error::backend("redis", format!("no {what} within {after:?}"))
 }
 
-
 impl Redis {
     async fn connection(&self) -> Result<MultiplexedConnection, Error> {
         let m = &self.multiplexed;

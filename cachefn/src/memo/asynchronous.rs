@@ -12,43 +12,44 @@ use crate::key::KeyBuilder;
 use crate::{Cache, Error};
 
 /// The local hit of a memoized `async fn`, checked before its body's future
-/// is even built (a hit then costs what a sync hit costs). `None`: await
-/// [`call_async`].
+/// is even built (a hit then costs what a sync hit costs). `Err`: what the
+/// check found out, for [`call_async`] to await the rest with.
 #[inline]
 pub fn hit_async<M: Memo>(
     site: &'static Site,
     kb: &mut KeyBuilder,
     refresh: bool,
-) -> Option<M::Ret> {
+) -> Result<M::Ret, AsyncCold> {
+    // The thread-local `Rc` inside `Start` is dropped here: it must not
+    // live across an `.await` (it would make the future `!Send`).
     match start::<M>(site, kb, refresh) {
-        Start::Hit(v) => Some(M::from_cached(v)),
-        Start::Uncached | Start::Cold(..) => None,
+        Start::Hit(v) => Ok(M::from_cached(v)),
+        Start::Uncached => Err(AsyncCold(None)),
+        Start::Cold(resolved, fp) => Err(AsyncCold(
+            resolved.cache.as_ref().ok().map(|c| (c.clone(), fp)),
+        )),
     }
 }
 
-/// A memoized `async fn` call: `kb` holds the key, `refresh` is the
-/// `skip_arg`, `body` the function's own future (run at most once).
-///
-/// A local hit returns without awaiting anything. The future is `Send`
-/// whenever `body` is.
+/// A memoized `async fn` call that missed the local tier: the cache and the
+/// key's fingerprint, or `None` when the call runs uncached (logged).
+pub struct AsyncCold(Option<(Cache, u128)>);
+
+/// The rest of a memoized `async fn` call after [`hit_async`]: `kb` holds
+/// the key, `refresh` is the `skip_arg`, `body` the function's own future
+/// (run at most once). The future is `Send` whenever `body` is.
 pub async fn call_async<M, F>(
     site: &'static Site,
-    mut kb: KeyBuilder,
+    kb: KeyBuilder,
     refresh: bool,
+    cold: AsyncCold,
     body: F,
 ) -> M::Ret
 where
     M: Memo,
     F: Future<Output = M::Ret>,
 {
-    // The thread-local `Rc` inside `Start` must be gone before any `.await`
-    // (it would make the future `!Send`): this statement drops it.
-    let cold = match start::<M>(site, &mut kb, refresh) {
-        Start::Hit(v) => return M::from_cached(v),
-        Start::Uncached => None,
-        Start::Cold(resolved, fp) => resolved.cache.as_ref().ok().map(|c| (c.clone(), fp)),
-    };
-    let Some((cache, fp)) = cold else {
+    let AsyncCold(Some((cache, fp))) = cold else {
         return body.await;
     };
     call_cold_async::<M, F>(site, &cache, &kb, fp, refresh, body).await

@@ -17,12 +17,15 @@ use crate::Error;
 pub trait AsyncNeedsTheTokioFeature {}
 
 /// See [`AsyncNeedsTheTokioFeature`].
+pub struct AsyncCold;
+
+/// See [`AsyncNeedsTheTokioFeature`].
 pub fn hit_async<M: Memo>(
     _site: &'static impl AsyncNeedsTheTokioFeature,
     _kb: &mut KeyBuilder,
     _refresh: bool,
-) -> Option<M::Ret> {
-    None
+) -> Result<M::Ret, AsyncCold> {
+    Err(AsyncCold)
 }
 
 /// See [`AsyncNeedsTheTokioFeature`].
@@ -30,6 +33,7 @@ pub async fn call_async<M: Memo, F: Future<Output = M::Ret>>(
     _site: &'static impl AsyncNeedsTheTokioFeature,
     _kb: KeyBuilder,
     _refresh: bool,
+    _cold: AsyncCold,
     body: F,
 ) -> M::Ret {
     body.await
