@@ -51,11 +51,20 @@ impl Drop for StripeGuard<'_> {
     }
 }
 
-/// An exclusive hold on the sweep lock; released on drop (closing the file
-/// releases the `flock`).
+/// An exclusive hold on the sweep lock; released on drop.
 pub(super) struct SweepGuard<'a> {
-    _file: File,
+    #[cfg_attr(not(unix), allow(dead_code))]
+    file: File,
     _local: MutexGuard<'a, ()>,
+}
+
+impl Drop for SweepGuard<'_> {
+    fn drop(&mut self) {
+        // Unlocked explicitly, not by closing the file: a child that another
+        // thread is forking shares the open file until it execs, and the
+        // `flock` would live on in it until then.
+        let _ = unlock(&self.file);
+    }
 }
 
 impl Locks {
@@ -103,22 +112,10 @@ impl Locks {
             }
         };
         let file = open_lock_file(&self.dir.join("sweep.lock"))?;
-        // A process that forks a child (any `Command::spawn`) lends the child
-        // its open lock files until the child execs, so a sweep lock just
-        // released can look held for a moment: try again briefly before
-        // skipping the sweep.
-        for attempt in 0..4 {
-            if lock(&file, wait)? {
-                return Ok(Some(SweepGuard {
-                    _file: file,
-                    _local: local,
-                }));
-            }
-            if attempt < 3 {
-                std::thread::sleep(std::time::Duration::from_micros(200));
-            }
-        }
-        Ok(None)
+        Ok(lock(&file, wait)?.then_some(SweepGuard {
+            file,
+            _local: local,
+        }))
     }
 }
 
