@@ -65,8 +65,21 @@ pub fn check(cx: &mut Ctxt, func: &ItemFn, o: &Options) -> Option<Plan> {
     let mut params = Vec::new();
     for arg in &sig.inputs {
         match arg {
-            FnArg::Receiver(_) => receiver = true,
+            FnArg::Receiver(r) => {
+                receiver = true;
+                let mut_ref = match (&r.reference, &r.mutability, &r.colon_token) {
+                    (Some(_), Some(m), _) => Some(m.span),
+                    (_, _, Some(_)) => mut_ref_in(&r.ty),
+                    _ => None,
+                };
+                if let Some(span) = mut_ref {
+                    cx.error(span, format!("#[quickcache] cannot memoize a method that takes `&mut self`: a cached call skips the body, so `{name}` would change `self` only on a miss; take `&self`, and make the change outside the memoized method"));
+                }
+            }
             FnArg::Typed(pt) => {
+                if let Some(span) = mut_ref_in(&pt.ty) {
+                    cx.error(span, format!("#[quickcache] cannot memoize a function that takes `&mut`: a cached call skips the body, so `{name}` would change this argument only on a miss; take `&T` or a value, and make the change outside the memoized function"));
+                }
                 let mut impls = ImplTraitFinder(None);
                 impls.visit_type(&pt.ty);
                 if let Some(span) = impls.0 {
@@ -271,6 +284,32 @@ impl<'ast> Visit<'ast> for ImplTraitFinder {
     fn visit_type_impl_trait(&mut self, i: &'ast syn::TypeImplTrait) {
         self.0.get_or_insert(i.impl_token.span);
     }
+}
+
+/// The `mut` of the first `&mut` inside a type (`&mut T`, `Option<&mut T>`, ...).
+fn mut_ref_in(ty: &Type) -> Option<Span> {
+    struct Finder(Option<Span>);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
+            match &r.mutability {
+                Some(m) => {
+                    self.0.get_or_insert(m.span);
+                }
+                None => syn::visit::visit_type_reference(self, r),
+            }
+        }
+        fn visit_type_ptr(&mut self, p: &'ast syn::TypePtr) {
+            match &p.mutability {
+                Some(m) => {
+                    self.0.get_or_insert(m.span);
+                }
+                None => syn::visit::visit_type_ptr(self, p),
+            }
+        }
+    }
+    let mut finder = Finder(None);
+    finder.visit_type(ty);
+    finder.0
 }
 
 fn is_bool(ty: &Type) -> bool {

@@ -1,14 +1,30 @@
-//! Single-flight: concurrent callers of one cold key wait for one computation.
+//! Single-flight: concurrent callers of one cold key wait for one
+//! computation, whether they block (sync calls) or await (async calls).
+//!
+//! There is one table per cache for every entry point (memoized sync and
+//! async calls, `get_or_set` and `get_or_set_async`), and one payload type
+//! for waiters: the value as the local tier keeps it (a [`Payload`]), which
+//! each waiter reads back as its own type through the codec's checks. A
+//! waiter of another type than the leader's therefore gets a miss, never
+//! the leader's bytes or a value of the wrong type.
+//!
+//! The leader is a guard: when it is dropped unfinished (its body panicked,
+//! or its future was cancelled), the waiters wake and one of them leads.
 
-use std::any::Any;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::thread::{self, ThreadId};
 
+use cachefn_backends::LocalValue;
 use parking_lot::{Condvar, Mutex};
 
-/// A computed value handed from the leader to its waiters.
-pub(crate) type Shared = Arc<dyn Any + Send + Sync>;
+use crate::io::Io;
+
+/// What a leader hands its waiters: the value as the local tier keeps it.
+pub(crate) type Payload = Arc<dyn LocalValue>;
 
 const SHARDS: usize = 16;
 
@@ -17,22 +33,47 @@ pub(crate) struct Flights {
     shards: [Mutex<HashMap<u128, Arc<Flight>>>; SHARDS],
 }
 
+/// Who leads a flight: a thread (a sync call, or an async call outside any
+/// tokio task) or a tokio task (an async call, which may be suspended and
+/// move between threads).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Owner {
+    Thread(ThreadId),
+    #[cfg(feature = "tokio")]
+    Task(tokio::task::Id),
+}
+
+impl Owner {
+    fn current() -> Owner {
+        #[cfg(feature = "tokio")]
+        if let Some(id) = tokio::task::try_id() {
+            return Owner::Task(id);
+        }
+        Owner::Thread(thread::current().id())
+    }
+}
+
 struct Flight {
-    leader: ThreadId,
+    owner: Owner,
     state: Mutex<State>,
     done: Condvar,
 }
 
 #[derive(Default)]
 struct State {
+    /// Callers waiting (blocked or awaiting).
     waiters: usize,
+    /// The wakers of awaiting callers, by the id they were given.
+    wakers: Vec<(u64, Waker)>,
+    next_waker: u64,
     /// `None` while the leader runs.
     outcome: Option<Outcome>,
 }
 
+#[derive(Clone)]
 enum Outcome {
     /// The value, for every waiter.
-    Value(Shared),
+    Value(Payload),
     /// The leader ended with nothing to share (its result is not cached, an
     /// `Err` say): waiters compute their own, at the same time.
     RunYourselves,
@@ -44,17 +85,18 @@ enum Outcome {
 pub(crate) enum Joined<'a> {
     /// Compute the value, then [`Leader::finish`].
     Lead(Leader<'a>),
-    /// Another caller computed it.
-    Value(Shared),
-    /// Compute without waiting: this thread is already computing this key
-    /// further up its stack (a function that re-enters its own key), or the
+    /// Another caller computed (or read) it.
+    Value(Payload),
+    /// Compute without waiting: this caller is already computing this key
+    /// further up its stack (a function that re-enters its own key), waiting
+    /// would block an executor thread on one of its own tasks, or the
     /// leader's result could not be shared.
     Alone,
 }
 
 /// The caller that computes a key. Dropping it without
-/// [`finish`](Leader::finish) (a panic in the body) releases the waiters,
-/// and one of them computes instead.
+/// [`finish`](Leader::finish) (a panic in the body, a cancelled future)
+/// releases the waiters, and one of them computes instead.
 pub(crate) struct Leader<'a> {
     flights: &'a Flights,
     fp: u128,
@@ -72,9 +114,18 @@ impl Flights {
         &self.shards[(fp as usize) % SHARDS]
     }
 
-    /// Lead the computation of `fp`, or wait for the caller that leads it.
-    pub(crate) fn join(&self, fp: u128) -> Joined<'_> {
-        let me = thread::current().id();
+    /// Lead the computation of `fp`, or wait for the caller that leads it:
+    /// blocking this thread ([`Io::Blocking`]; the future is then ready at
+    /// its first poll) or awaiting ([`Io::Async`]; cancel-safe: a waiter
+    /// dropped while waiting leaves nothing behind).
+    pub(crate) async fn join(&self, io: Io, fp: u128) -> Joined<'_> {
+        let thread = Owner::Thread(thread::current().id());
+        // A sync leader runs on its thread to the end; an async leader is a
+        // task, which may be suspended and resumed elsewhere.
+        let me = match io {
+            Io::Blocking => thread,
+            Io::Async => Owner::current(),
+        };
         loop {
             let flight = {
                 let mut map = self.shard(fp).lock();
@@ -82,7 +133,7 @@ impl Flights {
                     Some(f) => f.clone(),
                     None => {
                         let flight = Arc::new(Flight {
-                            leader: me,
+                            owner: me,
                             state: Mutex::new(State::default()),
                             done: Condvar::new(),
                         });
@@ -95,20 +146,111 @@ impl Flights {
                     }
                 }
             };
-            if flight.leader == me {
+            // Re-entered: the leader is this task, or this thread further up
+            // its stack (an async call driven by a sync body, say).
+            if flight.owner == me || flight.owner == thread {
                 return Joined::Alone;
             }
-            let mut state = flight.state.lock();
-            state.waiters += 1;
-            while state.outcome.is_none() {
-                flight.done.wait(&mut state);
-            }
-            match &state.outcome {
-                Some(Outcome::Value(value)) => return Joined::Value(value.clone()),
-                Some(Outcome::RunYourselves) => return Joined::Alone,
+            let outcome = match io {
+                Io::Blocking => {
+                    if blocking_would_stall(flight.owner) {
+                        return Joined::Alone;
+                    }
+                    flight.wait_blocking()
+                }
+                Io::Async => {
+                    Wait {
+                        flight: &flight,
+                        id: None,
+                    }
+                    .await
+                }
+            };
+            match outcome {
+                Outcome::Value(value) => return Joined::Value(value),
+                Outcome::RunYourselves => return Joined::Alone,
                 // The leader is gone without a result: try to lead.
-                _ => {}
+                Outcome::Retry => {}
             }
+        }
+    }
+
+    /// How many keys are being computed now (for tests).
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+}
+
+/// A blocking wait for a flight led by a tokio task, from a thread that
+/// runs a tokio runtime, could stall the very executor the leader needs (a
+/// sync memoized function called from async code on a `current_thread`
+/// runtime): such a caller computes on its own instead.
+fn blocking_would_stall(owner: Owner) -> bool {
+    #[cfg(feature = "tokio")]
+    if matches!(owner, Owner::Task(_)) {
+        return tokio::runtime::Handle::try_current().is_ok();
+    }
+    let _ = owner;
+    false
+}
+
+impl Flight {
+    fn wait_blocking(&self) -> Outcome {
+        let mut state = self.state.lock();
+        state.waiters += 1;
+        while state.outcome.is_none() {
+            self.done.wait(&mut state);
+        }
+        state.waiters -= 1;
+        state.outcome.clone().unwrap_or(Outcome::Retry)
+    }
+}
+
+/// An awaiting waiter: registered while pending, unregistered when dropped.
+struct Wait<'f> {
+    flight: &'f Flight,
+    id: Option<u64>,
+}
+
+impl Future for Wait<'_> {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let mut state = self.flight.state.lock();
+        if let Some(outcome) = &state.outcome {
+            let outcome = outcome.clone();
+            if let Some(id) = self.id.take() {
+                state.waiters -= 1;
+                state.wakers.retain(|(i, _)| *i != id);
+            }
+            return Poll::Ready(outcome);
+        }
+        match self.id {
+            Some(id) => {
+                if let Some((_, w)) = state.wakers.iter_mut().find(|(i, _)| *i == id) {
+                    w.clone_from(cx.waker());
+                }
+            }
+            None => {
+                let id = state.next_waker;
+                state.next_waker += 1;
+                state.waiters += 1;
+                state.wakers.push((id, cx.waker().clone()));
+                drop(state);
+                self.id = Some(id);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            let mut state = self.flight.state.lock();
+            state.waiters -= 1;
+            state.wakers.retain(|(i, _)| *i != id);
         }
     }
 }
@@ -116,12 +258,12 @@ impl Flights {
 impl Leader<'_> {
     /// End the flight. `share` is called only when callers are waiting, to
     /// hand them the value; `None` makes them compute their own, in parallel.
-    pub(crate) fn finish(self, share: impl FnOnce() -> Option<Shared>) {
+    pub(crate) fn finish(self, share: impl FnOnce() -> Option<Payload>) {
         self.end(Some(share));
     }
 
     /// `share: None` (a drop without `finish`): the waiters retry.
-    fn end(&self, share: Option<impl FnOnce() -> Option<Shared>>) {
+    fn end(&self, share: Option<impl FnOnce() -> Option<Payload>>) {
         {
             let mut map = self.flights.shard(self.fp).lock();
             if map
@@ -140,20 +282,43 @@ impl Leader<'_> {
             Some(_) if state.waiters == 0 => Outcome::RunYourselves,
             Some(share) => share().map_or(Outcome::RunYourselves, Outcome::Value),
         });
+        let wakers = std::mem::take(&mut state.wakers);
+        drop(state);
         self.flight.done.notify_all();
+        for (_, w) in wakers {
+            w.wake();
+        }
     }
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        self.end(None::<fn() -> Option<Shared>>);
+        self.end(None::<fn() -> Option<Payload>>);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::block_on;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Num(u32);
+    impl LocalValue for Num {
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+        fn encode(&self) -> Result<Vec<u8>, cachefn_backends::Error> {
+            Ok(Vec::new())
+        }
+        fn size_hint(&self) -> usize {
+            4
+        }
+    }
+
+    fn num(p: &Payload) -> Option<u32> {
+        p.as_any().downcast_ref::<Num>().map(|n| n.0)
+    }
 
     #[test]
     fn many_waiters_one_computation() {
@@ -164,27 +329,104 @@ mod tests {
             for _ in 0..8 {
                 s.spawn(|| {
                     barrier.wait();
-                    match flights.join(7) {
+                    match block_on(flights.join(Io::Blocking, 7)) {
                         Joined::Lead(l) => {
                             runs.fetch_add(1, Ordering::SeqCst);
                             thread::sleep(std::time::Duration::from_millis(100));
-                            l.finish(|| Some(Arc::new(5u32)));
+                            l.finish(|| Some(Arc::new(Num(5))));
                         }
-                        Joined::Value(v) => assert_eq!(v.downcast_ref::<u32>(), Some(&5)),
+                        Joined::Value(v) => assert_eq!(num(&v), Some(5)),
                         Joined::Alone => panic!("not re-entrant"),
                     }
                 });
             }
         });
         assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(flights.in_flight(), 0);
     }
 
     #[test]
     fn reentrant_join_does_not_wait() {
         let flights = Flights::new();
-        let Joined::Lead(_leader) = flights.join(1) else {
+        let Joined::Lead(_leader) = block_on(flights.join(Io::Blocking, 1)) else {
             panic!()
         };
-        assert!(matches!(flights.join(1), Joined::Alone));
+        assert!(matches!(
+            block_on(flights.join(Io::Blocking, 1)),
+            Joined::Alone
+        ));
+        assert!(matches!(block_on(flights.join(Io::Async, 1)), Joined::Alone));
+    }
+
+    #[test]
+    fn a_dropped_leader_hands_over_to_a_blocked_waiter() {
+        let flights = Flights::new();
+        let Joined::Lead(leader) = block_on(flights.join(Io::Blocking, 3)) else {
+            panic!()
+        };
+        thread::scope(|s| {
+            let waiter = s.spawn(|| match block_on(flights.join(Io::Blocking, 3)) {
+                Joined::Lead(l) => l.finish(|| None),
+                _ => panic!("the waiter leads after the leader is dropped"),
+            });
+            thread::sleep(std::time::Duration::from_millis(50));
+            drop(leader);
+            waiter.join().unwrap();
+        });
+        assert_eq!(flights.in_flight(), 0);
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn an_awaiting_waiter_gets_a_blocking_leaders_value() {
+        let flights = Arc::new(Flights::new());
+        let Joined::Lead(leader) = block_on(flights.join(Io::Blocking, 9)) else {
+            panic!()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let f2 = flights.clone();
+        let waiter = thread::spawn(move || {
+            rt.block_on(async move {
+                match f2.join(Io::Async, 9).await {
+                    Joined::Value(v) => num(&v),
+                    _ => None,
+                }
+            })
+        });
+        thread::sleep(std::time::Duration::from_millis(50));
+        leader.finish(|| Some(Arc::new(Num(11))));
+        assert_eq!(waiter.join().unwrap(), Some(11));
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn a_cancelled_waiter_leaves_nothing_behind() {
+        let flights = Flights::new();
+        // The leader is another thread (a leader on this thread would make
+        // the waiter compute alone, as a re-entered key).
+        let Joined::Lead(leader) = thread::scope(|s| {
+            s.spawn(|| block_on(flights.join(Io::Blocking, 4)))
+                .join()
+                .unwrap()
+        }) else {
+            panic!()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let timed_out = tokio::time::timeout(
+                std::time::Duration::from_millis(20),
+                flights.join(Io::Async, 4),
+            )
+            .await;
+            assert!(timed_out.is_err());
+        });
+        assert_eq!(leader.flight.state.lock().waiters, 0);
+        assert!(leader.flight.state.lock().wakers.is_empty());
+        leader.finish(|| panic!("no waiter: nothing to share"));
     }
 }

@@ -10,8 +10,6 @@
 mod cache;
 pub mod codec;
 mod flight;
-#[cfg(feature = "tokio")]
-mod flight_async;
 mod io;
 mod key;
 mod log;

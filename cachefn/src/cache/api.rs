@@ -2,15 +2,13 @@
 //! shared tier is written once, as an `async fn ..._io`; the sync method runs
 //! it with [`block_on`] and its async twin (`api_async.rs`) awaits it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use cachefn_backends::clock;
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::{expiry_for, min_ttl, Cache, Encoded, Typed};
+use super::{expiry_for, min_ttl, Cache, Encoded, Owned, Plan, Typed};
 use crate::codec;
-use crate::flight::Joined;
 use crate::io::{block_on, Io};
 use crate::key::Key;
 use crate::preload::Known;
@@ -37,40 +35,7 @@ impl Cache {
         F: FnOnce() -> T,
     {
         let key = Key::new(key);
-        let mut f = Some(f);
-        loop {
-            if let Some(v) = block_on(self.get_key_io::<T>(Io::Blocking, &key, false)) {
-                return v;
-            }
-            match self.inner.flights.join(key.fingerprint()) {
-                Joined::Lead(leader) => {
-                    if let Some(v) = block_on(self.get_key_io::<T>(Io::Blocking, &key, true)) {
-                        return v;
-                    }
-                    self.inner.counters.misses.add();
-                    let value = (f.take().expect("f runs once"))();
-                    // Waiters get the encoded value, not a second run of `f`.
-                    let bytes = codec::encode(&value, expiry_for(ttl)).ok().map(Arc::new);
-                    if let Some(bytes) = &bytes {
-                        let _ = block_on(self.set_encoded_io(Io::Blocking, &key, bytes, ttl));
-                    }
-                    leader.finish(|| bytes.map(|b| b as crate::flight::Shared));
-                    return value;
-                }
-                Joined::Alone => {
-                    self.inner.counters.misses.add();
-                    let value = (f.take().expect("f runs once"))();
-                    let _ = block_on(self.set_io(Io::Blocking, &key, &value, ttl));
-                    return value;
-                }
-                Joined::Value(shared) => {
-                    if let Some(v) = decode_shared(&shared) {
-                        return v;
-                    }
-                    // Shared by a memoized function of another type: read again.
-                }
-            }
-        }
+        block_on(self.get_or_set_io::<T, _>(Io::Blocking, &key, ttl, async { f() }))
     }
 
     /// The value under `key` as a `T`; `None` when absent, expired, of
@@ -193,15 +158,6 @@ impl Cache {
     }
 }
 
-/// A value handed over by a single-flight leader of `get_or_set`: its bytes.
-pub(super) fn decode_shared<T: DeserializeOwned + 'static>(
-    shared: &crate::flight::Shared,
-) -> Option<T> {
-    shared
-        .downcast_ref::<Vec<u8>>()
-        .and_then(|b| codec::decode::<T>(b).ok())
-}
-
 /// `-delta` for `decr`.
 pub(super) fn negate(key: &str, delta: i64) -> Result<i64, Error> {
     delta
@@ -212,6 +168,28 @@ pub(super) fn negate(key: &str, delta: i64) -> Result<i64, Error> {
 // ----- the implementations, for both APIs ---------------------------------
 
 impl Cache {
+    /// `get_or_set` for both APIs: the read-through path, typed as [`Owned`].
+    pub(super) async fn get_or_set_io<T, Fut>(
+        &self,
+        io: Io,
+        key: &Key,
+        ttl: Duration,
+        f: Fut,
+    ) -> T
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+        Fut: std::future::Future<Output = T>,
+    {
+        let plan = Plan {
+            text: key.as_str(),
+            fp: key.fingerprint(),
+            ttl,
+            local_ttl: self.inner.local_ttl,
+            cache_none: true,
+        };
+        self.read_through::<Owned<T>, _>(io, &plan, false, f).await
+    }
+
     pub(super) async fn get_io<T: DeserializeOwned + 'static>(
         &self,
         io: Io,

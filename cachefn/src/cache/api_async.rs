@@ -3,15 +3,12 @@
 //! through the backend's non-blocking `_async` methods.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::api::{decode_shared, negate};
-use super::{expiry_for, Cache};
-use crate::codec;
-use crate::flight_async::AsyncJoined;
+use super::api::negate;
+use super::Cache;
 use crate::io::Io;
 use crate::key::Key;
 use crate::Error;
@@ -38,38 +35,8 @@ impl Cache {
         Fut: Future<Output = T>,
     {
         let key = Key::new(key);
-        let mut f = Some(f);
-        loop {
-            if let Some(v) = self.get_key_io::<T>(Io::Async, &key, false).await {
-                return v;
-            }
-            match self.async_flights().join(key.fingerprint()).await {
-                AsyncJoined::Lead(leader) => {
-                    if let Some(v) = self.get_key_io::<T>(Io::Async, &key, true).await {
-                        return v;
-                    }
-                    self.count_miss();
-                    let value = (f.take().expect("f runs once"))().await;
-                    let bytes = codec::encode(&value, expiry_for(ttl)).ok().map(Arc::new);
-                    if let Some(bytes) = &bytes {
-                        let _ = self.set_encoded_io(Io::Async, &key, bytes, ttl).await;
-                    }
-                    leader.finish(|| bytes.map(|b| b as crate::flight::Shared));
-                    return value;
-                }
-                AsyncJoined::Alone => {
-                    self.count_miss();
-                    let value = (f.take().expect("f runs once"))().await;
-                    let _ = self.set_io(Io::Async, &key, &value, ttl).await;
-                    return value;
-                }
-                AsyncJoined::Value(shared) => {
-                    if let Some(v) = decode_shared(&shared) {
-                        return v;
-                    }
-                }
-            }
-        }
+        self.get_or_set_io::<T, _>(Io::Async, &key, ttl, async { f().await })
+            .await
     }
 
     /// [`get`](Cache::get) without blocking the executor.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use cachefn_backends::{clock, Backend, LocalValue, Memory, Slot};
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::codec::{self, DecodeError};
+use crate::codec;
 use crate::flight::Flights;
 use crate::io::Io;
 use crate::key;
@@ -27,6 +27,9 @@ const MAX_PREFIX_LEN: usize = 48;
 mod api;
 #[cfg(feature = "tokio")]
 mod api_async;
+mod read_through;
+
+pub(crate) use read_through::{Flavor, Owned, Plan};
 
 /// A cache: an optional bounded local tier ([`Memory`]) in front of an
 /// optional shared tier (any [`Backend`]), under a key prefix.
@@ -72,8 +75,6 @@ pub(crate) struct Inner {
     local_only: OnceLock<Cache>,
     shared_only: OnceLock<Cache>,
     flights: Flights,
-    #[cfg(feature = "tokio")]
-    async_flights: crate::flight_async::AsyncFlights,
     counters: Counters,
     shared_log: RateLimited,
 }
@@ -165,7 +166,8 @@ struct SharedRead<T> {
     seen: Option<u64>,
 }
 
-/// A typed value in the local tier: a hit clones it, decoding nothing.
+/// A typed value in the local tier (and in a flight's payload): a hit of
+/// the same type clones it, decoding nothing.
 pub(crate) struct Typed<T>(pub(crate) T);
 
 impl<T: Serialize + Send + Sync + 'static> LocalValue for Typed<T> {
@@ -341,8 +343,6 @@ impl Cache {
                 local_only: OnceLock::new(),
                 shared_only: OnceLock::new(),
                 flights: Flights::new(),
-                #[cfg(feature = "tokio")]
-                async_flights: crate::flight_async::AsyncFlights::new(),
                 counters: Counters::default(),
                 shared_log: RateLimited::new(),
             }),
@@ -373,19 +373,6 @@ impl Cache {
         s
     }
 
-    pub(crate) fn has_shared(&self) -> bool {
-        self.inner.shared.is_some()
-    }
-
-    pub(crate) fn flights(&self) -> &Flights {
-        &self.inner.flights
-    }
-
-    #[cfg(feature = "tokio")]
-    pub(crate) fn async_flights(&self) -> &crate::flight_async::AsyncFlights {
-        &self.inner.async_flights
-    }
-
     pub(crate) fn count_miss(&self) {
         self.inner.counters.misses.add();
     }
@@ -398,54 +385,15 @@ impl Cache {
         }
     }
 
-    // ----- typed access used by memoized functions ------------------------
-
-    /// A local hit of a value of type `T`, cloned.
-    #[inline]
-    pub(crate) fn local_typed<T: Clone + DeserializeOwned + 'static>(&self, fp: u128) -> Option<T> {
-        let value = self.inner.local.as_ref()?.read(fp, |slot| {
-            match slot.value().as_any().downcast_ref::<Typed<T>>() {
-                Some(Typed(value)) => Some(value.clone()),
-                None => self.decode_slot::<T>(slot),
-            }
-        })??;
-        self.inner.counters.local_hits.add();
-        Some(value)
-    }
-
-    pub(crate) fn decode_slot<T: DeserializeOwned + 'static>(&self, slot: &Slot) -> Option<T> {
-        let bytes = match slot.value().as_any().downcast_ref::<Encoded>() {
-            Some(Encoded(bytes)) => codec::decode::<T>(bytes),
-            None => slot
-                .value()
-                .encode()
-                .map_err(|_| DecodeError::Corrupt)
-                .and_then(|b| codec::decode::<T>(&b)),
-        };
-        match bytes {
-            Ok(v) => Some(v),
-            Err(_) => {
-                self.inner.counters.undecodable.add();
-                None
-            }
+    pub(crate) fn encode_failed(&self, text: &str, err: &Error) {
+        if self.inner.shared_log.allow() {
+            tracing::warn!(target: "cachefn", key = %text, error = %err, prefix = %self.inner.prefix,
+                "a computed value could not be encoded; it was returned but not cached");
         }
     }
 
-    /// The shared tier's value of type `T` under `text`, back-filling the
-    /// local tier for at most `local_ttl`.
-    pub(crate) async fn shared_typed<T>(
-        &self,
-        io: Io,
-        text: &str,
-        fp: u128,
-        local_ttl: Duration,
-    ) -> Option<T>
-    where
-        T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
-    {
-        let read = self.read_shared::<T>(io, text, fp).await?;
-        self.inner.counters.shared_hits.add();
-        Some(self.back_fill(fp, text, read, local_ttl, |v, _| Typed(v.clone())))
+    pub(crate) fn decode_slot<T: DeserializeOwned + 'static>(&self, slot: &Slot) -> Option<T> {
+        self.decode_value::<T>(slot.value())
     }
 
     /// Read `text` from the shared tier and decode it as a `T`, counting
@@ -499,48 +447,6 @@ impl Cache {
             }
         }
         read.value
-    }
-
-    /// Store a typed value: encoded in the shared tier for `ttl`, typed in
-    /// the local tier for `local_ttl` when there is a shared tier, else `ttl`.
-    pub(crate) async fn store_typed<T>(
-        &self,
-        io: Io,
-        text: &str,
-        fp: u128,
-        value: &T,
-        ttl: Duration,
-        local_ttl: Duration,
-    ) -> Result<(), Error>
-    where
-        T: Clone + Serialize + Send + Sync + 'static,
-    {
-        let mut result = Ok(());
-        let mut local_ttl_eff = ttl;
-        if let Some(shared) = self.inner.shared.as_deref() {
-            local_ttl_eff = min_ttl(local_ttl, ttl);
-            result = match codec::encode(value, expiry_for(ttl)) {
-                Ok(bytes) => {
-                    let set = io.set(shared, &self.stored(text), &bytes, ttl).await;
-                    self.note_preloaded(fp, set.is_ok().then_some(&bytes[..]));
-                    set
-                }
-                Err(e) => Err(e),
-            };
-            if let Err(e) = &result {
-                if !matches!(e, Error::Encode(_)) {
-                    self.shared_failed("set", e);
-                }
-            }
-        }
-        if let Some(local) = &self.inner.local {
-            if result.is_ok() && !(self.has_shared() && local_ttl.is_zero()) {
-                local.insert(fp, text, Typed(value.clone()), local_ttl_eff);
-            } else {
-                local.remove(fp);
-            }
-        }
-        result
     }
 
     /// Remove one key from every tier.

@@ -2,11 +2,8 @@
 //! `async fn` expands to calls.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use super::{clear_all_io, clear_io, get_cached_io, set_cached_io, start, Memo, Site, Start};
-use crate::flight::Shared;
-use crate::flight_async::AsyncJoined;
 use crate::io::Io;
 use crate::key::KeyBuilder;
 use crate::{Cache, Error};
@@ -67,7 +64,6 @@ where
     M: Memo,
     F: Future<Output = M::Ret>,
 {
-    let s = site.settings();
     let text = match kb.text() {
         Ok(t) => t,
         Err(e) => {
@@ -75,76 +71,10 @@ where
             return body.await;
         }
     };
-    if !refresh {
-        if let Some(v) = cache
-            .shared_typed::<M::Cached>(Io::Async, &text, fp, s.local_timeout)
-            .await
-        {
-            return M::from_cached(v);
-        }
-    }
-    // Boxed: the miss path (single-flight, the body, the store) is a large
-    // future, and a shared hit would otherwise carry and copy its space.
-    Box::pin(compute::<M, F>(site, cache, &text, fp, refresh, body)).await
-}
-
-/// A miss (or a refresh): compute under single-flight, store, share.
-async fn compute<M, F>(
-    site: &'static Site,
-    cache: &Cache,
-    text: &str,
-    fp: u128,
-    refresh: bool,
-    body: F,
-) -> M::Ret
-where
-    M: Memo,
-    F: Future<Output = M::Ret>,
-{
-    let s = site.settings();
-    let store = |ret: M::Ret| async move {
-        if let Some(v) = M::cacheable(&ret, s.cache_none) {
-            let stored = cache
-                .store_typed(Io::Async, text, fp, v, s.timeout, s.local_timeout)
-                .await;
-            if let Err(e) = stored {
-                site.warn("could not store the result", &e);
-            }
-        }
-        ret
-    };
-    if refresh {
-        cache.count_miss();
-        return store(body.await).await;
-    }
-    loop {
-        match cache.async_flights().join(fp).await {
-            AsyncJoined::Lead(leader) => {
-                // Another leader may have stored the value since our miss.
-                if let Some(v) = cache.local_typed::<M::Cached>(fp) {
-                    leader.finish(|| Some(Arc::new(v.clone()) as Shared));
-                    return M::from_cached(v);
-                }
-                cache.count_miss();
-                // If this future is dropped while the body runs, `leader`
-                // drops with it and a waiting task takes over.
-                let ret = store(body.await).await;
-                leader.finish(|| {
-                    M::cacheable(&ret, s.cache_none).map(|v| Arc::new(v.clone()) as Shared)
-                });
-                return ret;
-            }
-            AsyncJoined::Value(v) => {
-                if let Some(v) = v.downcast_ref::<M::Cached>() {
-                    return M::from_cached(v.clone());
-                }
-            }
-            AsyncJoined::Alone => {
-                cache.count_miss();
-                return store(body.await).await;
-            }
-        }
-    }
+    let plan = site.plan(&text, fp);
+    cache
+        .read_through::<M, F>(Io::Async, &plan, refresh, body)
+        .await
 }
 
 /// `f::clear(args).await`.

@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use cachefn_backends::LocalValue;
 use parking_lot::Mutex;
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::flight::Joined;
+use crate::cache::{Flavor, Plan, Typed};
 use crate::io::{block_on, Io};
 use crate::key::{escape_name, head_fingerprint, KeyBuilder};
 use crate::log::RateLimited;
@@ -266,6 +267,19 @@ impl Site {
         self.disabled.load(Ordering::Relaxed)
     }
 
+    /// Where and for how long this site caches the value of one key.
+    #[inline]
+    fn plan<'a>(&'static self, text: &'a str, fp: u128) -> Plan<'a> {
+        let s = self.settings();
+        Plan {
+            text,
+            fp,
+            ttl: s.timeout,
+            local_ttl: s.local_timeout,
+            cache_none: s.cache_none,
+        }
+    }
+
     /// A key builder that has written this site's `name:vN`.
     #[inline(always)]
     pub fn key_builder(&'static self) -> KeyBuilder {
@@ -351,6 +365,33 @@ where
     }
 }
 
+/// A memoized function's value is kept typed in the local tier: a hit (and
+/// a waiter of the same function) clones it, decoding nothing.
+impl<M: Memo> Flavor for M {
+    type Ret = M::Ret;
+    type Value = M::Cached;
+    type Kept = Typed<M::Cached>;
+    const KEEPS_BYTES: bool = false;
+    #[inline]
+    fn cacheable(ret: &M::Ret, cache_none: bool) -> Option<&M::Cached> {
+        M::cacheable(ret, cache_none)
+    }
+    #[inline]
+    fn from_value(value: M::Cached) -> M::Ret {
+        M::from_cached(value)
+    }
+    #[inline]
+    fn keep(value: &M::Cached, _: Option<&[u8]>) -> Option<Typed<M::Cached>> {
+        Some(Typed(value.clone()))
+    }
+    #[inline]
+    fn typed(kept: &dyn LocalValue) -> Option<M::Cached> {
+        kept.as_any()
+            .downcast_ref::<Typed<M::Cached>>()
+            .map(|Typed(v)| v.clone())
+    }
+}
+
 /// How a memoized call begins, before any I/O: shared by the sync and the
 /// async call.
 enum Start<T> {
@@ -386,7 +427,7 @@ fn start<M: Memo>(site: &'static Site, kb: &mut KeyBuilder, refresh: bool) -> St
         }
     };
     if !refresh {
-        if let Some(v) = cache.local_typed::<M::Cached>(fp) {
+        if let Some(v) = cache.local_value::<M>(fp) {
             return Start::Hit(v);
         }
     }
@@ -420,7 +461,6 @@ fn call_cold<M: Memo>(
     refresh: bool,
     body: impl FnOnce() -> M::Ret,
 ) -> M::Ret {
-    let s = site.settings();
     let text = match kb.text() {
         Ok(t) => t,
         Err(e) => {
@@ -428,59 +468,8 @@ fn call_cold<M: Memo>(
             return body();
         }
     };
-    let text = text.as_str();
-    let store = |ret: &M::Ret| {
-        if let Some(v) = M::cacheable(ret, s.cache_none) {
-            if let Err(e) =
-                block_on(cache.store_typed(Io::Blocking, text, fp, v, s.timeout, s.local_timeout))
-            {
-                site.warn("could not store the result", &e);
-            }
-        }
-    };
-    if refresh {
-        cache.count_miss();
-        let ret = body();
-        store(&ret);
-        return ret;
-    }
-    if let Some(v) =
-        block_on(cache.shared_typed::<M::Cached>(Io::Blocking, text, fp, s.local_timeout))
-    {
-        return M::from_cached(v);
-    }
-    loop {
-        match cache.flights().join(fp) {
-            Joined::Lead(leader) => {
-                // Another leader in this process may have stored the value
-                // since our miss; it wrote the local tier too, so checking
-                // that is enough (and costs no round trip).
-                if let Some(v) = cache.local_typed::<M::Cached>(fp) {
-                    leader.finish(|| Some(Arc::new(v.clone()) as crate::flight::Shared));
-                    return M::from_cached(v);
-                }
-                cache.count_miss();
-                let ret = body();
-                store(&ret);
-                leader.finish(|| {
-                    M::cacheable(&ret, s.cache_none)
-                        .map(|v| Arc::new(v.clone()) as crate::flight::Shared)
-                });
-                return ret;
-            }
-            Joined::Value(v) => {
-                if let Some(v) = v.downcast_ref::<M::Cached>() {
-                    return M::from_cached(v.clone());
-                }
-            }
-            Joined::Alone => {
-                cache.count_miss();
-                let ret = body();
-                store(&ret);
-                return ret;
-            }
-        }
-    }
+    let plan = site.plan(&text, fp);
+    block_on(cache.read_through::<M, _>(Io::Blocking, &plan, refresh, async { body() }))
 }
 
 fn finished(site: &'static Site, kb: &mut KeyBuilder) -> Result<(Cache, Key), Error> {
@@ -510,14 +499,11 @@ async fn get_cached_io<M: Memo>(
     kb: &mut KeyBuilder,
 ) -> Option<M::Cached> {
     let (cache, key) = finished(site, kb).ok()?;
-    let fp = key.fingerprint();
-    if let Some(v) = cache.local_typed::<M::Cached>(fp) {
+    if let Some(v) = cache.local_value::<M>(key.fingerprint()) {
         return Some(v);
     }
-    let local_timeout = site.settings().local_timeout;
-    cache
-        .shared_typed::<M::Cached>(io, key.as_str(), fp, local_timeout)
-        .await
+    let plan = site.plan(key.as_str(), key.fingerprint());
+    cache.shared_value::<M>(io, &plan).await.map(|(v, _)| v)
 }
 
 async fn set_cached_io<M: Memo>(
@@ -527,17 +513,8 @@ async fn set_cached_io<M: Memo>(
     value: M::Cached,
 ) -> Result<(), Error> {
     let (cache, key) = finished(site, kb)?;
-    let s = site.settings();
-    cache
-        .store_typed(
-            io,
-            key.as_str(),
-            key.fingerprint(),
-            &value,
-            s.timeout,
-            s.local_timeout,
-        )
-        .await
+    let plan = site.plan(key.as_str(), key.fingerprint());
+    cache.store_value::<M>(io, &plan, &value).await.0
 }
 
 /// `f::clear(args)`.
