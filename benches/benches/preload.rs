@@ -63,7 +63,7 @@ fn preload(c: &mut Criterion) {
     });
     g.bench_function("cachefn: get_many of 100 (1 MGET)", |b| {
         b.iter(|| {
-            let got = cache.get_many::<u64, _>(&names);
+            let got = cache.get_many::<u64>(&names);
             assert_eq!(got.len(), 100);
         })
     });

@@ -32,6 +32,11 @@ pub enum Error {
     UnknownCache(String),
     /// The value stored under a key is not a counter (for `incr` / `decr`).
     NotACounter(String),
+    /// A memoized function whose caching was turned off when it was first
+    /// used, because caching it could serve wrong values (its key head is
+    /// another function's, say); the message says why and what to change.
+    /// Its calls run the body; its helpers return this.
+    Disabled(String),
 }
 
 impl Error {
@@ -62,6 +67,7 @@ impl fmt::Display for Error {
                 f,
                 "no cache is registered under the name `{name}`: call cachefn::register(\"{name}\", cache) at start-up"
             ),
+            Error::Disabled(why) => write!(f, "caching of this function is disabled: {why}"),
             Error::NotACounter(key) => write!(
                 f,
                 "the value under `{key}` is not a counter: incr/decr need a key that is absent or holds an i64"

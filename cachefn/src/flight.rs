@@ -355,7 +355,10 @@ mod tests {
             block_on(flights.join(Io::Blocking, 1)),
             Joined::Alone
         ));
-        assert!(matches!(block_on(flights.join(Io::Async, 1)), Joined::Alone));
+        assert!(matches!(
+            block_on(flights.join(Io::Async, 1)),
+            Joined::Alone
+        ));
     }
 
     #[test]

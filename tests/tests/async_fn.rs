@@ -259,7 +259,7 @@ fn async_twins_through_a_shared_tier() {
         let before = shared.gets();
         let other = Cache::builder().shared(shared.clone()).build();
         assert_eq!(
-            other.get_many_async::<u32, _>(&["x", "nope", "y"]).await,
+            other.get_many_async::<u32>(&["x", "nope", "y"]).await,
             vec![Some(10), None, Some(11)]
         );
         assert_eq!(

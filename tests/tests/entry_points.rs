@@ -126,9 +126,7 @@ impl Entry {
                 blob_async::get_cached(7).await.expect("just set")
             }),
             (Entry::Preload, false) => cache.preload(&[&key], || blob(7)),
-            (Entry::Preload, true) => {
-                rt().block_on(cache.preload_async(&[&key], blob_async(7)))
-            }
+            (Entry::Preload, true) => rt().block_on(cache.preload_async(&[&key], blob_async(7))),
         }
     }
 }
@@ -235,9 +233,7 @@ fn waiters_of_another_type_compute_their_own() {
             while !STARTED.load(Ordering::SeqCst) {
                 thread::sleep(Duration::from_millis(1));
             }
-            let b = s.spawn(|| {
-                cache().get_or_set(blob::key(7), TTL, || "a string".to_string())
-            });
+            let b = s.spawn(|| cache().get_or_set(blob::key(7), TTL, || "a string".to_string()));
             (a.join().unwrap(), b.join().unwrap())
         });
         assert_eq!(a, VALUE);
@@ -326,7 +322,11 @@ fn a_cold_key_costs_one_shared_read_per_process() {
             }
         });
         assert_eq!(RUNS.load(Ordering::SeqCst), 1, "{label}");
-        assert_eq!(shared.0.gets() - before, 1, "{label}: shared reads of a cold key");
+        assert_eq!(
+            shared.0.gets() - before,
+            1,
+            "{label}: shared reads of a cold key"
+        );
         // Only in the shared tier (another process wrote it): one read.
         if tiered {
             cache.local_store().unwrap().clear();
@@ -339,8 +339,16 @@ fn a_cold_key_costs_one_shared_read_per_process() {
                     });
                 }
             });
-            assert_eq!(RUNS.load(Ordering::SeqCst), 1, "{label}: served by the shared tier");
-            assert_eq!(shared.0.gets() - before, 1, "{label}: shared reads of a shared hit");
+            assert_eq!(
+                RUNS.load(Ordering::SeqCst),
+                1,
+                "{label}: served by the shared tier"
+            );
+            assert_eq!(
+                shared.0.gets() - before,
+                1,
+                "{label}: shared reads of a shared hit"
+            );
         }
         // The async path and get_or_set_async: one read as well.
         cache.clear().unwrap();

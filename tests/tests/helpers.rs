@@ -112,3 +112,44 @@ fn method_helpers() {
     Repo::item_clear_all().unwrap();
     assert_eq!(b.item_get_cached(7), None);
 }
+
+/// A function whose caching is turned off (here: its key head is another
+/// function's) says so from its helpers, instead of blaming its key.
+#[test]
+fn a_disabled_function_says_why_from_its_helpers() {
+    let first = {
+        #[quickcache]
+        fn twin(x: u64) -> u64 {
+            x + 1
+        }
+        (twin(1), twin::clear(1))
+    };
+    let second = {
+        #[quickcache]
+        fn twin(x: u64) -> u64 {
+            x + 2
+        }
+        (
+            twin(1),
+            twin::clear(1),
+            twin::set_cached(1, 9),
+            twin::get_cached(1),
+        )
+    };
+    assert_eq!(first.0, 2);
+    assert!(first.1.is_ok());
+    assert_eq!(second.0, 3, "the disabled function runs its body");
+    let err = second
+        .1
+        .expect_err("clearing a disabled function is an error");
+    assert!(matches!(err, cachefn::Error::Disabled(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("disabled"), "{msg}");
+    assert!(
+        msg.contains("key head"),
+        "the reason is in the error: {msg}"
+    );
+    assert!(!msg.contains("could not build a cache key"), "{msg}");
+    assert!(matches!(second.2, Err(cachefn::Error::Disabled(_))));
+    assert_eq!(second.3, None);
+}

@@ -56,12 +56,12 @@ fn many_at_once() {
         .set_many(&[("a", 1i32), ("b", 2), ("c", 3)], MIN)
         .unwrap();
     assert_eq!(
-        cache.get_many::<i32, _>(&["a", "x", "c"]),
+        cache.get_many::<i32>(&["a", "x", "c"]),
         vec![Some(1), None, Some(3)]
     );
     cache.delete_many(&["a", "c"]).unwrap();
     assert_eq!(
-        cache.get_many::<i32, _>(&["a", "b", "c"]),
+        cache.get_many::<i32>(&["a", "b", "c"]),
         vec![None, Some(2), None]
     );
 }

@@ -118,7 +118,7 @@ fn writes_and_deletes_inside_a_scope_are_seen_by_later_reads_in_it() {
         assert!(cache.delete("present").unwrap());
         assert_eq!(cache.get::<u32>("present"), None);
         assert_eq!(
-            cache.get_many::<u32, _>(&["present", "absent"]),
+            cache.get_many::<u32>(&["present", "absent"]),
             vec![None, Some(2)]
         );
         assert_eq!(trips(&server).0, 0, "no GET inside the scope");
@@ -198,7 +198,7 @@ fn get_many_of_a_hundred_keys_is_one_round_trip() {
     reset_stats(&server);
     cache.set_many(&items, MIN).unwrap();
     let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
-    let got = cache.get_many::<u32, _>(&keys);
+    let got = cache.get_many::<u32>(&keys);
     assert_eq!(got, (0..100).map(Some).collect::<Vec<_>>());
     cache.delete_many(&keys).unwrap();
     let c = command_calls(&server);
@@ -207,7 +207,7 @@ fn get_many_of_a_hundred_keys_is_one_round_trip() {
     assert_eq!(c.get("unlink"), Some(&1));
     // The 100 SETs went in one pipeline: one round trip, 100 commands.
     assert_eq!(c.get("set"), Some(&100));
-    assert!(cache.get_many::<u32, _>(&keys).iter().all(Option::is_none));
+    assert!(cache.get_many::<u32>(&keys).iter().all(Option::is_none));
 }
 
 static ASYNC_FRAGMENTS: Runs = Runs::new();

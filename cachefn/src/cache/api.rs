@@ -90,10 +90,19 @@ impl Cache {
     }
 
     /// The values under `keys`, in order: one round trip to the shared tier
-    /// for the keys the local tier does not hold.
-    pub fn get_many<T: DeserializeOwned + 'static, K: AsRef<str>>(
+    /// for the keys the local tier does not hold. The value type is the one
+    /// type argument (`keys` is `impl AsRef<str>`):
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cache = cachefn::Cache::memory();
+    /// cache.set("a", &1u32, Duration::from_secs(60))?;
+    /// assert_eq!(cache.get_many::<u32>(&["a", "b"]), vec![Some(1), None]);
+    /// # Ok::<(), cachefn::Error>(())
+    /// ```
+    pub fn get_many<T: DeserializeOwned + 'static>(
         &self,
-        keys: &[K],
+        keys: &[impl AsRef<str>],
     ) -> Vec<Option<T>> {
         block_on(self.get_many_io(Io::Blocking, keys))
     }
@@ -169,13 +178,7 @@ pub(super) fn negate(key: &str, delta: i64) -> Result<i64, Error> {
 
 impl Cache {
     /// `get_or_set` for both APIs: the read-through path, typed as [`Owned`].
-    pub(super) async fn get_or_set_io<T, Fut>(
-        &self,
-        io: Io,
-        key: &Key,
-        ttl: Duration,
-        f: Fut,
-    ) -> T
+    pub(super) async fn get_or_set_io<T, Fut>(&self, io: Io, key: &Key, ttl: Duration, f: Fut) -> T
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
         Fut: std::future::Future<Output = T>,

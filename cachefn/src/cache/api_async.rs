@@ -99,9 +99,9 @@ impl Cache {
 
     /// [`get_many`](Cache::get_many) without blocking the executor: one
     /// round trip.
-    pub async fn get_many_async<T: DeserializeOwned + 'static, K: AsRef<str>>(
+    pub async fn get_many_async<T: DeserializeOwned + 'static>(
         &self,
-        keys: &[K],
+        keys: &[impl AsRef<str>],
     ) -> Vec<Option<T>> {
         self.get_many_io(Io::Async, keys).await
     }

@@ -225,9 +225,7 @@ impl Cache {
         io: Io,
         plan: &Plan<'_>,
     ) -> Option<(F::Value, Vec<u8>)> {
-        let read = self
-            .read_shared::<F::Value>(io, plan.text, plan.fp)
-            .await?;
+        let read = self.read_shared::<F::Value>(io, plan.text, plan.fp).await?;
         self.inner.counters.shared_hits.add();
         let SharedRead { value, bytes, seen } = read;
         if let (Some(tier), Some(seen)) = (&self.inner.local, seen) {

@@ -64,6 +64,8 @@ pub struct Site {
     /// another function's, or a generic impl's method sees several `Self`
     /// types): calls then run uncached.
     disabled: AtomicBool,
+    /// Why, for the error the helpers return.
+    disabled_why: OnceLock<String>,
     slot: AtomicUsize,
     log: RateLimited,
 }
@@ -106,6 +108,7 @@ impl Site {
             settings: OnceLock::new(),
             self_type: OnceLock::new(),
             disabled: AtomicBool::new(false),
+            disabled_why: OnceLock::new(),
             slot: AtomicUsize::new(0),
             log: RateLimited::new(),
         }
@@ -204,8 +207,12 @@ impl Site {
 
     fn cache(&'static self) -> Result<Cache, Error> {
         if self.is_disabled() {
-            return Err(Error::Key(format!(
-                "caching of `{}` is disabled: see the error logged for it",
+            let why = self
+                .disabled_why
+                .get()
+                .map_or("see the error logged for it", |w| w);
+            return Err(Error::Disabled(format!(
+                "`{}`: {why}",
                 self.settings().head
             )));
         }
@@ -257,6 +264,7 @@ impl Site {
     }
 
     fn disable(&self, why: &str) {
+        let _ = self.disabled_why.set(why.to_owned());
         if !self.disabled.swap(true, Ordering::Relaxed) {
             tracing::error!(target: "cachefn", "{why}; the function runs uncached");
         }
