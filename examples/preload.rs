@@ -1,5 +1,5 @@
 //! A page of 50 cached fragments, rendered with and without a preload scope:
-//! `REDIS_URL=redis://127.0.0.1:6379/0 cargo run --example preload`.
+//! `REDIS_URL=redis://127.0.0.1:6379/0 cargo run --example preload --features redis`.
 //!
 //! Start a server first if none runs: `redis-server --port 6379 --save ""`.
 //! The shared tier is wrapped in a backend that counts the round trips.

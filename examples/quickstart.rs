@@ -1,4 +1,4 @@
-//! A slow function becomes instant: `cargo run --example quickstart`.
+//! A slow function becomes instant: `cargo run -p cachefn-examples --example quickstart`.
 //!
 //! Runs on the in-memory default cache; no server needed.
 

@@ -1,4 +1,4 @@
-//! A local tier in front of Redis: `REDIS_URL=redis://127.0.0.1:6379/0 cargo run --example tiered`.
+//! A local tier in front of Redis: `REDIS_URL=redis://127.0.0.1:6379/0 cargo run --example tiered --features redis`.
 //!
 //! Start a server first if none runs: `redis-server --port 6379 --save ""`.
 //! Run it twice: the second process is served by the first one's work.

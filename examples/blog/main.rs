@@ -1,8 +1,8 @@
 //! A small blog on axum whose handlers call memoized async functions.
 //!
 //! ```text
-//! cargo run --example blog                                   # in-memory cache
-//! REDIS_URL=redis://127.0.0.1:6379/0 cargo run --example blog   # tiered, shared by every process
+//! cargo run --example blog --features server                                      # in-memory cache
+//! REDIS_URL=redis://127.0.0.1:6379/0 cargo run --example blog --features server   # tiered, shared by every process
 //! ```
 //!
 //! Then: `curl localhost:3000/`, `curl 'localhost:3000/posts/1?user=7'`,
