@@ -21,9 +21,13 @@ pub trait Sample: Serialize + DeserializeOwned + Debug + 'static {
 pub fn cache(tier: &str) -> Cache {
     let builder = Cache::builder().prefix("shapes");
     if let Some(dir) = tier.strip_prefix("disk:") {
-        builder.shared(Disk::open(dir).expect("open the disk tier")).build()
+        builder
+            .shared(Disk::open(dir).expect("open the disk tier"))
+            .build()
     } else if let Some(url) = tier.strip_prefix("redis:") {
-        builder.shared(Redis::open(url).expect("open redis")).build()
+        builder
+            .shared(Redis::open(url).expect("open redis"))
+            .build()
     } else {
         panic!("tier {tier:?}: expected disk:<dir> or redis:<url>")
     }
@@ -46,7 +50,10 @@ pub fn act<T: Sample>(action: &str, case: &str, cache: &Cache) {
 pub fn main(dispatch: fn(&str, &str, &Cache)) {
     let args: Vec<String> = std::env::args().collect();
     let [_, action, case, tier] = &args[..] else {
-        panic!("usage: {} write|read <case> disk:<dir>|redis:<url>", args[0]);
+        panic!(
+            "usage: {} write|read <case> disk:<dir>|redis:<url>",
+            args[0]
+        );
     };
     dispatch(action, case, &cache(tier));
 }

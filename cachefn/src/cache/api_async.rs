@@ -96,7 +96,7 @@ impl Cache {
     /// # Errors
     ///
     /// As [`Cache::set`].
-    pub async fn set_async<T: Serialize + ?Sized>(
+    pub async fn set_async<T: Serialize + DeserializeOwned + 'static>(
         &self,
         key: impl AsRef<str>,
         value: &T,
@@ -110,7 +110,7 @@ impl Cache {
     /// # Errors
     ///
     /// As [`Cache::set`].
-    pub async fn add_async<T: Serialize + ?Sized>(
+    pub async fn add_async<T: Serialize + DeserializeOwned + 'static>(
         &self,
         key: impl AsRef<str>,
         value: &T,
@@ -145,7 +145,7 @@ impl Cache {
     /// # Errors
     ///
     /// As [`Cache::set_many`].
-    pub async fn set_many_async<K: AsRef<str>, T: Serialize>(
+    pub async fn set_many_async<K: AsRef<str>, T: Serialize + DeserializeOwned + 'static>(
         &self,
         items: &[(K, T)],
         ttl: Duration,

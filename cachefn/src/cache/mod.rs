@@ -168,7 +168,7 @@ struct SharedRead<T> {
 /// A typed value in the local tier: a hit clones it, decoding nothing.
 pub(crate) struct Typed<T>(pub(crate) T);
 
-impl<T: Serialize + Send + Sync + 'static> LocalValue for Typed<T> {
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> LocalValue for Typed<T> {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
@@ -513,7 +513,7 @@ impl Cache {
         local_ttl: Duration,
     ) -> Result<(), Error>
     where
-        T: Clone + Serialize + Send + Sync + 'static,
+        T: Clone + Serialize + DeserializeOwned + Send + Sync + 'static,
     {
         let mut result = Ok(());
         let mut local_ttl_eff = ttl;

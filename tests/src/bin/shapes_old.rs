@@ -87,9 +87,7 @@ fn dispatch(action: &str, case: &str, cache: &cachefn::Cache) {
         "unchanged" => act::<Point>(action, case, cache),
         "unchanged_everything" => act::<Everything>(action, case, cache),
         // `shapes_new` changes the type as the case's name says.
-        "reordered" | "renamed" | "added" | "type_changed" => {
-            act::<Point>(action, case, cache)
-        }
+        "reordered" | "renamed" | "added" | "type_changed" => act::<Point>(action, case, cache),
         "removed" => act::<Shrinks>(action, case, cache),
         "variants_reordered" | "variant_added" | "variant_renamed" => {
             act::<Color>(action, case, cache)
