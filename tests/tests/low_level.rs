@@ -73,7 +73,7 @@ fn counters() {
     assert_eq!(cache.incr("hits", 5).unwrap(), 6);
     assert_eq!(cache.decr("hits", 2).unwrap(), 4);
     assert_eq!(cache.get::<i64>("hits"), Some(4));
-    cache.set("text", &"x", MIN).unwrap();
+    cache.set("text", &"x".to_string(), MIN).unwrap();
     assert!(matches!(
         cache.incr("text", 1),
         Err(cachefn::Error::NotACounter(_))

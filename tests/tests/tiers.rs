@@ -148,7 +148,11 @@ fn foreign_bytes_are_a_miss_and_get_overwritten() {
     );
     // A value of another type under the key is a miss as well.
     cache
-        .set(decoded::key(2), &"a string", Duration::from_secs(60))
+        .set(
+            decoded::key(2),
+            &"a string".to_string(),
+            Duration::from_secs(60),
+        )
         .unwrap();
     assert_eq!(decoded(2), vec!["2".to_string()]);
     assert_eq!(GARBAGE_RUNS.get(), 5);

@@ -55,7 +55,7 @@ impl Cache {
     ///
     /// When the value cannot be encoded, or the shared tier cannot be
     /// written (the local tier then holds no stale value for the key).
-    pub fn set<T: Serialize + ?Sized>(
+    pub fn set<T: Serialize + DeserializeOwned + 'static>(
         &self,
         key: impl AsRef<str>,
         value: &T,
@@ -70,7 +70,7 @@ impl Cache {
     /// # Errors
     ///
     /// As [`Cache::set`].
-    pub fn add<T: Serialize + ?Sized>(
+    pub fn add<T: Serialize + DeserializeOwned + 'static>(
         &self,
         key: impl AsRef<str>,
         value: &T,
@@ -113,7 +113,7 @@ impl Cache {
     /// # Errors
     ///
     /// As [`Cache::set`]; on error no pair is left stale in the local tier.
-    pub fn set_many<K: AsRef<str>, T: Serialize>(
+    pub fn set_many<K: AsRef<str>, T: Serialize + DeserializeOwned + 'static>(
         &self,
         items: &[(K, T)],
         ttl: Duration,
@@ -233,7 +233,7 @@ impl Cache {
         )
     }
 
-    pub(super) async fn set_io<T: Serialize + ?Sized>(
+    pub(super) async fn set_io<T: Serialize + DeserializeOwned + 'static>(
         &self,
         io: Io,
         key: &Key,
@@ -274,7 +274,7 @@ impl Cache {
         Ok(())
     }
 
-    pub(super) async fn add_io<T: Serialize + ?Sized>(
+    pub(super) async fn add_io<T: Serialize + DeserializeOwned + 'static>(
         &self,
         io: Io,
         key: &Key,
@@ -363,7 +363,7 @@ impl Cache {
         out
     }
 
-    pub(super) async fn set_many_io<K: AsRef<str>, T: Serialize>(
+    pub(super) async fn set_many_io<K: AsRef<str>, T: Serialize + DeserializeOwned + 'static>(
         &self,
         io: Io,
         items: &[(K, T)],

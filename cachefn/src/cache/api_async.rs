@@ -63,7 +63,7 @@ impl Cache {
     /// # Errors
     ///
     /// As [`Cache::set`].
-    pub async fn set_async<T: Serialize + ?Sized>(
+    pub async fn set_async<T: Serialize + DeserializeOwned + 'static>(
         &self,
         key: impl AsRef<str>,
         value: &T,
@@ -77,7 +77,7 @@ impl Cache {
     /// # Errors
     ///
     /// As [`Cache::set`].
-    pub async fn add_async<T: Serialize + ?Sized>(
+    pub async fn add_async<T: Serialize + DeserializeOwned + 'static>(
         &self,
         key: impl AsRef<str>,
         value: &T,
@@ -112,7 +112,7 @@ impl Cache {
     /// # Errors
     ///
     /// As [`Cache::set_many`].
-    pub async fn set_many_async<K: AsRef<str>, T: Serialize>(
+    pub async fn set_many_async<K: AsRef<str>, T: Serialize + DeserializeOwned + 'static>(
         &self,
         items: &[(K, T)],
         ttl: Duration,

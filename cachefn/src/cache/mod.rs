@@ -170,7 +170,7 @@ struct SharedRead<T> {
 /// the same type clones it, decoding nothing.
 pub(crate) struct Typed<T>(pub(crate) T);
 
-impl<T: Serialize + Send + Sync + 'static> LocalValue for Typed<T> {
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> LocalValue for Typed<T> {
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }

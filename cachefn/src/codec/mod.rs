@@ -1,10 +1,14 @@
-//! Values as bytes: a small header, then the value in `postcard`.
+//! How cachefn stores values as bytes (in shared tiers, and in the local
+//! tier for values stored through the low-level API): a small header, then
+//! the value in `postcard`. Public so that tools can read and write entries
+//! the way cachefn does; memoized functions and [`Cache`](crate::Cache)
+//! use it for you.
 //!
 //! ```text
 //! 0..2   magic  b"cf"
-//! 2      format version (1)
+//! 2      format version (2)
 //! 3      flags (0; reserved)
-//! 4..12  type fingerprint: XXH3-64 of the value's type name, little endian
+//! 4..12  type fingerprint: XXH3-64 of the value type's serde shape, little endian
 //! 12..20 expiry: Unix milliseconds, 0 = never (lets a reader back-fill a
 //!        local tier for the entry's remaining lifetime without asking again)
 //! 20..24 checksum: low 32 bits of XXH3-64 of the payload
@@ -16,6 +20,42 @@
 //! a payload postcard rejects or does not consume exactly) decodes as a miss,
 //! never as a wrong value and never as a panic. Postcard allocates at most in
 //! proportion to the input's length.
+//!
+//! # The type fingerprint
+//!
+//! Postcard writes no names, only values in order, so the header names the
+//! shape the value was written in: every struct and enum name, field and
+//! variant name and order, and primitive kind in the type, all the way down,
+//! as the type's `Deserialize` impl asks for them. It is traced once per
+//! type and process (a few passes of the `Deserialize` impl over a tracing
+//! deserializer, one per enum variant; recursive types and types that
+//! validate their input included) and then looked up by `TypeId`, so
+//! encoding and decoding cost one lookup more than postcard. A value written
+//! by a build whose type has another serde shape (fields reordered, renamed,
+//! added or removed, a field's type changed, variants added, removed,
+//! reordered or renamed, a nested type changed) reads as a miss; a value
+//! written by another build of the same type (another binary, another
+//! compiler) is a hit, as the fingerprint depends neither on `type_name`
+//! nor on module paths.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, PartialEq, Serialize, Deserialize)]
+//! struct Point { x: i32, y: i32 }
+//!
+//! let bytes = cachefn::codec::encode(&Point { x: 1, y: 2 }, 0).unwrap();
+//! assert_eq!(cachefn::codec::decode::<Point>(&bytes), Ok(Point { x: 1, y: 2 }));
+//!
+//! mod next_deploy {
+//!     #[derive(Debug, serde::Serialize, serde::Deserialize)]
+//!     pub struct Point { pub y: i32, pub x: i32 }
+//! }
+//! // The same fields in another order: a miss, not swapped values.
+//! assert!(cachefn::codec::decode::<next_deploy::Point>(&bytes).is_err());
+//! ```
+
+mod shape;
 
 use std::any::{type_name, TypeId};
 use std::collections::BTreeMap;
@@ -28,158 +68,83 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::Error;
 
 const MAGIC: &[u8; 2] = b"cf";
-const FORMAT: u8 = 1;
+/// 2: the type fingerprint is the type's serde shape (1: its name, which
+/// read a value written by a build that reordered its fields with the
+/// values swapped; those bytes now read as a miss).
+const FORMAT: u8 = 2;
 /// Length of the header in front of every payload.
 pub const HEADER_LEN: usize = 24;
 
-/// The fingerprint of a value type: XXH3-64 of its type name, normalised so
-/// that types serde writes the same way share it (`&str`, `Box<str>`,
-/// `Cow<str>` and `String`; `&[T]` and `Vec<T>`; `Arc<T>`, `Rc<T>`, `Box<T>`
-/// and `T`). Changing a type's fields without renaming it is what the
-/// `version` option is for.
-pub fn type_fingerprint<T: ?Sized>() -> u64 {
-    static MEMO: RwLock<BTreeMap<usize, u64>> = RwLock::new(BTreeMap::new());
+/// The fingerprint of a value type: XXH3-64 of its serde shape, traced once
+/// per type and process through its `Deserialize` impl (see
+/// [`shape`](self#the-type-fingerprint)), then looked up by `TypeId`.
+///
+/// Types that serde reads the same way share it (`String`, `Box<str>` and
+/// `Cow<str>`; `Vec<T>` and `VecDeque<T>`; `Box<T>` and `T`), so
+/// a value written as one reads as the other; a change in the shape (a
+/// field, a variant, a field's type, a nested type) changes it. Nothing in
+/// it depends on the compiler, the crate name or module paths.
+pub fn type_fingerprint<T: DeserializeOwned + 'static>() -> u64 {
+    static MEMO: RwLock<BTreeMap<TypeId, u64>> = RwLock::new(BTreeMap::new());
     // A per-thread, direct-mapped copy of the memo in front of it: the
     // shared lock's reader count would be a cache line that every decoding
     // thread writes.
     const WAYS: usize = 16;
     thread_local! {
-        static NEAR: std::cell::Cell<[(usize, u64); WAYS]> =
-            const { std::cell::Cell::new([(0, 0); WAYS]) };
+        static NEAR: std::cell::Cell<[(Option<TypeId>, u64); WAYS]> =
+            const { std::cell::Cell::new([(None, 0); WAYS]) };
     }
-    let name = type_name::<T>();
-    let id = name.as_ptr() as usize ^ name.len().rotate_left(48);
-    let way = (id >> 3) % WAYS;
+    let id = TypeId::of::<T>();
+    let way = {
+        /// Keeps what `TypeId`'s `Hash` writes: it is already a hash.
+        #[derive(Default)]
+        struct Keep(u64);
+        impl std::hash::Hasher for Keep {
+            fn finish(&self) -> u64 {
+                self.0
+            }
+            fn write(&mut self, bytes: &[u8]) {
+                for b in bytes {
+                    self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+                }
+            }
+            fn write_u64(&mut self, n: u64) {
+                self.0 ^= n;
+            }
+        }
+        let mut h = Keep::default();
+        std::hash::Hash::hash(&id, &mut h);
+        (h.0 ^ h.0 >> 29) as usize % WAYS
+    };
     if let Ok(Some(fp)) = NEAR.try_with(|n| {
         let (seen, fp) = n.get()[way];
-        (seen == id).then_some(fp)
+        (seen == Some(id)).then_some(fp)
     }) {
         return fp;
     }
     let known = MEMO.read().get(&id).copied();
     let fp = known.unwrap_or_else(|| {
-        let fp = xxh3_64(normalize_type_name(name).as_bytes());
-        MEMO.write().insert(id, fp);
-        fp
+        // Traced outside the lock: another thread tracing the same type at
+        // the same time finds the same fingerprint.
+        let fp = shape::trace::<T>().fingerprint;
+        *MEMO.write().entry(id).or_insert(fp)
     });
     let _ = NEAR.try_with(|n| {
         let mut ways = n.get();
-        ways[way] = (id, fp);
+        ways[way] = (Some(id), fp);
         n.set(ways);
     });
     fp
 }
 
-/// Rewrite a `type_name` into the shape serde gives it (see [`type_fingerprint`]).
-fn normalize_type_name(name: &str) -> String {
-    fn ty(s: &mut &str, out: &mut String) {
-        *s = s.trim_start();
-        if let Some(rest) = s.strip_prefix('\'') {
-            // A lifetime: not part of the shape.
-            let end = rest
-                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            *s = &rest[end..];
-            return;
-        }
-        if let Some(rest) = s.strip_prefix('&') {
-            *s = rest.strip_prefix("mut ").unwrap_or(rest);
-            return ty(s, out);
-        }
-        if let Some(rest) = s.strip_prefix('[') {
-            *s = rest;
-            let mut inner = String::new();
-            ty(s, &mut inner);
-            if let Some(rest) = s.strip_prefix(']') {
-                *s = rest;
-                out.push_str("alloc::vec::Vec<");
-                out.push_str(&inner);
-                out.push('>');
-            } else {
-                // An array `[T; N]`: serde writes it as a tuple, keep it.
-                let end = s.find(']').map_or(s.len(), |i| i + 1);
-                out.push('[');
-                out.push_str(&inner);
-                out.push_str(&s[..end]);
-                *s = &s[end..];
-            }
-            return;
-        }
-        if let Some(rest) = s.strip_prefix('(') {
-            *s = rest;
-            out.push('(');
-            list(s, out, ')');
-            return;
-        }
-        let end = s
-            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
-            .unwrap_or(s.len());
-        let path = &s[..end];
-        *s = &s[end..];
-        let transparent = matches!(
-            path,
-            "alloc::boxed::Box" | "alloc::sync::Arc" | "alloc::rc::Rc" | "alloc::borrow::Cow"
-        );
-        if transparent && s.starts_with('<') {
-            *s = &s[1..];
-            // The first argument that is a type (`Cow<'_, str>` starts with a lifetime).
-            let written = out.len();
-            ty(s, out);
-            while out.len() == written && s.starts_with(',') {
-                *s = &s[1..];
-                ty(s, out);
-            }
-            // Skip anything else up to the closing '>' (an allocator, say).
-            let mut skipped = String::new();
-            list(s, &mut skipped, '>');
-            return;
-        }
-        out.push_str(if path == "str" {
-            "alloc::string::String"
-        } else {
-            path
-        });
-        if let Some(rest) = s.strip_prefix('<') {
-            *s = rest;
-            out.push('<');
-            list(s, out, '>');
-        }
-    }
-    /// Types separated by `, ` up to `close`, which is consumed and written.
-    fn list(s: &mut &str, out: &mut String, close: char) {
-        loop {
-            *s = s.trim_start();
-            if let Some(rest) = s.strip_prefix(close) {
-                *s = rest;
-                out.push(close);
-                return;
-            }
-            if s.is_empty() {
-                return;
-            }
-            let (before, written) = (s.len(), out.len());
-            ty(s, out);
-            if let Some(rest) = s.strip_prefix(',') {
-                *s = rest;
-                if out.len() > written {
-                    out.push_str(", ");
-                }
-            } else if s.len() == before {
-                // Something this parser does not know (`dyn`, `fn`): keep it verbatim.
-                out.push_str(s);
-                *s = "";
-            }
-        }
-    }
-    let mut s = name;
-    let mut out = String::with_capacity(name.len() + 16);
-    ty(&mut s, &mut out);
-    out.push_str(s);
-    out
-}
-
 /// Encode `value` with an expiry (Unix ms, 0 = never).
-pub fn encode<T: Serialize + ?Sized>(value: &T, expires_unix_ms: u64) -> Result<Vec<u8>, Error> {
+///
+/// `T: DeserializeOwned` because the header names the shape `T` is read
+/// back with (see [`type_fingerprint`]).
+pub fn encode<T: Serialize + DeserializeOwned + 'static>(
+    value: &T,
+    expires_unix_ms: u64,
+) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(HEADER_LEN + 32);
     out.extend_from_slice(MAGIC);
     out.push(FORMAT);
@@ -303,37 +268,34 @@ mod tests {
     #[test]
     fn serde_equivalent_types_share_a_fingerprint() {
         use std::borrow::Cow;
-        use std::sync::Arc;
-        assert_eq!(type_fingerprint::<&str>(), type_fingerprint::<String>());
-        assert_eq!(
-            type_fingerprint::<Vec<&str>>(),
-            type_fingerprint::<Vec<String>>()
-        );
-        assert_eq!(type_fingerprint::<&[u32]>(), type_fingerprint::<Vec<u32>>());
-        assert_eq!(type_fingerprint::<Arc<str>>(), type_fingerprint::<String>());
+        use std::collections::{BTreeMap, HashMap, VecDeque};
+        assert_eq!(type_fingerprint::<Box<str>>(), type_fingerprint::<String>());
         assert_eq!(
             type_fingerprint::<Cow<'static, str>>(),
             type_fingerprint::<String>()
         );
         assert_eq!(
-            type_fingerprint::<Box<(u8, &str)>>(),
+            type_fingerprint::<VecDeque<u32>>(),
+            type_fingerprint::<Vec<u32>>()
+        );
+        assert_eq!(
+            type_fingerprint::<Box<(u8, Box<str>)>>(),
             type_fingerprint::<(u8, String)>()
         );
         assert_eq!(
-            type_fingerprint::<std::collections::HashMap<&str, Vec<&[u8]>>>(),
-            type_fingerprint::<std::collections::HashMap<String, Vec<Vec<u8>>>>()
+            type_fingerprint::<HashMap<Box<str>, Vec<Vec<u8>>>>(),
+            type_fingerprint::<BTreeMap<String, Vec<Vec<u8>>>>()
         );
         assert_ne!(type_fingerprint::<[u8; 3]>(), type_fingerprint::<Vec<u8>>());
+        assert_ne!(type_fingerprint::<[u8; 3]>(), type_fingerprint::<[u8; 4]>());
         assert_ne!(type_fingerprint::<u32>(), type_fingerprint::<u64>());
+        assert_ne!(type_fingerprint::<u32>(), type_fingerprint::<i32>());
+        assert_ne!(type_fingerprint::<Vec<u8>>(), type_fingerprint::<String>());
         assert_ne!(
             type_fingerprint::<Option<String>>(),
             type_fingerprint::<String>()
         );
-        assert_eq!(
-            normalize_type_name("[&str; 2]"),
-            "[alloc::string::String; 2]"
-        );
-        let v: Vec<&str> = vec!["a"];
+        let v: Vec<Box<str>> = vec!["a".into()];
         assert_eq!(
             decode::<Vec<String>>(&encode(&v, 0).unwrap()).unwrap(),
             vec!["a".to_string()]
