@@ -45,7 +45,7 @@ pub use backend::{Backend, BoxFuture, Null};
 pub use breaker::{CircuitBreaker, COOL_DOWN, TRIP_AFTER};
 #[cfg(feature = "disk")]
 pub use disk::{Disk, DiskBuilder, DiskUsage};
-pub use error::Error;
+pub use error::{Error, Failure, Source};
 #[cfg(feature = "memcached")]
 pub use memcached::{Memcached, MemcachedBuilder};
 pub use memory::{LocalValue, Memory, Slot};
