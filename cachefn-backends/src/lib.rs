@@ -36,6 +36,8 @@ mod pool;
 
 #[cfg(feature = "disk")]
 mod disk;
+#[cfg(any(feature = "redis", feature = "memcached"))]
+mod net;
 #[cfg(feature = "memcached")]
 mod memcached;
 #[cfg(feature = "redis")]
