@@ -36,10 +36,10 @@ mod pool;
 
 #[cfg(feature = "disk")]
 mod disk;
-#[cfg(any(feature = "redis", feature = "memcached"))]
-mod net;
 #[cfg(feature = "memcached")]
 mod memcached;
+#[cfg(any(feature = "redis", feature = "memcached"))]
+mod net;
 #[cfg(feature = "redis")]
 mod redis;
 

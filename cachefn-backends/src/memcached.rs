@@ -831,9 +831,7 @@ impl Client {
                 Error::backend(NAME, format!("{at}: {why}")).with_source(e)
             }
             Fail::Reply(why) => Error::backend(NAME, format!("{at}: {why}")),
-            Fail::Server(why) | Fail::TooLarge(why) => {
-                Error::refused(NAME, format!("{at}: {why}"))
-            }
+            Fail::Server(why) | Fail::TooLarge(why) => Error::refused(NAME, format!("{at}: {why}")),
         }
     }
 

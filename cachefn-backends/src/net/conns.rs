@@ -71,6 +71,7 @@ impl<C> Conns<C> {
     }
 
     /// Drop every idle connection (the server restarted: they are all dead).
+    #[cfg_attr(not(feature = "memcached"), allow(dead_code))]
     pub fn clear_idle(&self) {
         let dropped = {
             let mut state = self.state.lock();

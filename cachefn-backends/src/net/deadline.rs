@@ -80,10 +80,6 @@ impl<S: Socket> Timed<S> {
         self.deadline = deadline;
     }
 
-    pub fn get_ref(&self) -> &S {
-        &self.sock
-    }
-
     /// Time left, or the error of a call out of time.
     fn left(&self) -> io::Result<Duration> {
         match self.deadline.checked_duration_since(Instant::now()) {
@@ -186,7 +182,11 @@ mod tests {
         let e = timed.read_to_end(&mut buf).unwrap_err();
         assert!(is_timeout(&e), "{e}");
         // Per-read timeouts would have read every byte (800 ms).
-        assert!(start.elapsed() < Duration::from_millis(300), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            start.elapsed()
+        );
         assert!(buf.len() < 20, "{}", buf.len());
         drop(timed);
         peer.join().unwrap();
