@@ -335,3 +335,82 @@ fn the_reply_cap_is_configurable() {
     let large = Redis::builder(&url).max_reply_size(4096).build().unwrap();
     assert_eq!(large.get("k").unwrap(), Some(vec![b'v'; 2048]));
 }
+
+static MC_OPEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static MC_MOST: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A memcached that misses every `mg` (slowly), counting its connections.
+fn slow_missing_memcached(conn: TcpStream, stop: &AtomicBool) {
+    use std::io::BufRead;
+    let now = MC_OPEN.fetch_add(1, Ordering::SeqCst) + 1;
+    MC_MOST.fetch_max(now, Ordering::SeqCst);
+    let mut writer = conn.try_clone().unwrap();
+    let mut lines = std::io::BufReader::new(conn);
+    let mut line = String::new();
+    while !stop.load(Ordering::SeqCst) {
+        line.clear();
+        match lines.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) if line.starts_with("mg ") => {
+                std::thread::sleep(Duration::from_millis(1));
+                if writer.write_all(b"EN\r\n").is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    MC_OPEN.fetch_sub(1, Ordering::SeqCst);
+}
+
+#[test]
+fn many_threads_stay_within_memcached_max_connections() {
+    let fake = Fake::start(slow_missing_memcached);
+    let mc = Memcached::builder(&format!("memcache://127.0.0.1:{}", fake.port))
+        .max_connections(4)
+        .response_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..100 {
+            let mc = &mc;
+            s.spawn(move || {
+                for i in 0..5 {
+                    assert_eq!(mc.get(&format!("a:{t}:{i}")).unwrap(), None);
+                }
+            });
+        }
+    });
+    let most = MC_MOST.load(Ordering::SeqCst);
+    assert!(
+        (1..=4).contains(&most),
+        "{most} connections for max_connections(4)"
+    );
+
+    // All busy past the deadline: a clear error, not a hang.
+    let one = Memcached::builder(&format!("memcache://127.0.0.1:{}", fake.port))
+        .max_connections(1)
+        .response_timeout(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let errors = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (one, errors) = (&one, &errors);
+            s.spawn(move || {
+                for i in 0..20 {
+                    if let Err(e) = one.get_many(&[&format!("a:{t}:{i}"), "a:x", "a:y"]) {
+                        errors.lock().unwrap().push(e.to_string());
+                    }
+                }
+            });
+        }
+    });
+    let errors = errors.into_inner().unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("stayed busy") && e.contains("max_connections")),
+        "{errors:?}"
+    );
+}
