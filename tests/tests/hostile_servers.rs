@@ -258,12 +258,12 @@ fn assert_small_growth<T: std::fmt::Debug>(
     );
 }
 
-const MIB: [u8; 1 << 16] = [b'z'; 1 << 16];
+static CHUNK: [u8; 1 << 16] = [b'z'; 1 << 16];
 
 #[test]
 fn huge_redis_replies_fail_the_call_without_being_allocated() {
     // A 1 GB value, streamed.
-    let fake = Fake::start(|c, s| stream(c, s, b"$1073741824\r\n", &MIB));
+    let fake = Fake::start(|c, s| stream(c, s, b"$1073741824\r\n", &CHUNK));
     let r = fake.redis();
     assert_small_growth("redis get of a 1 GB value", || r.get("k"));
     drop(fake);
@@ -278,12 +278,12 @@ fn huge_redis_replies_fail_the_call_without_being_allocated() {
     let fake = Fake::start(|mut c, s| {
         read_request(&mut c);
         let _ = c.write_all(b"*2\r\n$20000000\r\n");
-        for _ in 0..(20_000_000 / MIB.len()) {
-            let _ = c.write_all(&MIB);
+        for _ in 0..(20_000_000 / CHUNK.len()) {
+            let _ = c.write_all(&CHUNK);
         }
-        let _ = c.write_all(&MIB[..20_000_000 % MIB.len()]);
+        let _ = c.write_all(&CHUNK[..20_000_000 % CHUNK.len()]);
         let _ = c.write_all(b"\r\n$20000000\r\n");
-        stream(c, s, b"", &MIB);
+        stream(c, s, b"", &CHUNK);
     });
     let r = fake.redis();
     assert_small_growth("redis mget of two 20 MB values", || r.get_many(&["a", "b"]));
@@ -291,7 +291,7 @@ fn huge_redis_replies_fail_the_call_without_being_allocated() {
 
 #[test]
 fn huge_memcached_replies_fail_the_call_without_being_allocated() {
-    let fake = Fake::start(|c, s| stream(c, s, b"VA 1073741824 c5\r\n", &MIB));
+    let fake = Fake::start(|c, s| stream(c, s, b"VA 1073741824 c5\r\n", &CHUNK));
     let mc = fake.memcached();
     assert_small_growth("memcached mg of a 1 GB value", || mc.get("a:k"));
     assert_small_growth("memcached batch of 1 GB values", || {
@@ -303,10 +303,10 @@ fn huge_memcached_replies_fail_the_call_without_being_allocated() {
         read_request(&mut c);
         for _ in 0..3 {
             let _ = c.write_all(b"VA 20000000 c5\r\n");
-            for _ in 0..(20_000_000 / MIB.len()) {
-                let _ = c.write_all(&MIB);
+            for _ in 0..(20_000_000 / CHUNK.len()) {
+                let _ = c.write_all(&CHUNK);
             }
-            let _ = c.write_all(&MIB[..20_000_000 % MIB.len()]);
+            let _ = c.write_all(&CHUNK[..20_000_000 % CHUNK.len()]);
             let _ = c.write_all(b"\r\n");
         }
         stall(s);

@@ -1,7 +1,9 @@
 //! A bounded pool of connections for the blocking clients (Redis,
 //! memcached): at most `max_open` connections exist at once, at most
 //! `max_idle` of them wait for reuse, and a caller beyond `max_open` waits
-//! for one to come back, until its call's deadline.
+//! for one to come back, until its call's deadline. Waiters are served in
+//! the order they came (tickets), so a thread that just gave a connection
+//! back cannot take it again ahead of threads already waiting.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,22 @@ struct State<C> {
     idle: Vec<C>,
     /// Connections that exist: idle, in use, or being opened.
     open: usize,
+    /// The next ticket to hand a waiter, and the ticket whose turn it is;
+    /// equal when nobody waits.
+    next: u64,
+    turn: u64,
+    /// Tickets whose holders gave up (their deadline passed) before their turn.
+    abandoned: std::collections::BTreeSet<u64>,
+}
+
+impl<C> State<C> {
+    /// The next waiter's turn, skipping those who gave up.
+    fn advance(&mut self) {
+        self.turn += 1;
+        while self.abandoned.remove(&self.turn) {
+            self.turn += 1;
+        }
+    }
 }
 
 /// All `max_open` connections stayed busy until the caller's deadline.
@@ -35,6 +53,9 @@ impl<C> Conns<C> {
             state: Mutex::new(State {
                 idle: Vec::new(),
                 open: 0,
+                next: 0,
+                turn: 0,
+                abandoned: std::collections::BTreeSet::new(),
             }),
             freed: Condvar::new(),
             max_open,
@@ -47,21 +68,36 @@ impl<C> Conns<C> {
     pub fn lease(&self, deadline: Instant) -> Result<Lease<'_, C>, Busy> {
         let start = Instant::now();
         let mut state = self.state.lock();
+        // Nobody waits: take one at once if there is one.
+        let mut ticket = None;
         loop {
-            if let Some(conn) = state.idle.pop() {
-                return Ok(Lease {
-                    conns: self,
-                    conn: Some(conn),
-                });
+            let my_turn = match ticket {
+                None => state.next == state.turn,
+                Some(t) => state.turn == t,
+            };
+            if my_turn && (!state.idle.is_empty() || state.open < self.max_open) {
+                if ticket.is_some() {
+                    state.advance();
+                    // The next waiter may be served too (more than one came back).
+                    self.freed.notify_all();
+                }
+                let conn = state.idle.pop();
+                if conn.is_none() {
+                    state.open += 1;
+                }
+                return Ok(Lease { conns: self, conn });
             }
-            if state.open < self.max_open {
-                state.open += 1;
-                return Ok(Lease {
-                    conns: self,
-                    conn: None,
-                });
-            }
+            let t = *ticket.get_or_insert_with(|| {
+                state.next += 1;
+                state.next - 1
+            });
             if self.freed.wait_until(&mut state, deadline).timed_out() {
+                if state.turn == t {
+                    state.advance();
+                } else if state.turn < t {
+                    state.abandoned.insert(t);
+                }
+                self.freed.notify_all();
                 return Err(Busy {
                     max_open: self.max_open,
                     waited: start.elapsed(),
@@ -117,7 +153,7 @@ impl<C> Lease<'_, C> {
                 Some(conn)
             }
         };
-        self.conns.freed.notify_one();
+        self.conns.freed.notify_all();
         drop(surplus);
         // Accounted for: Drop has nothing left to do.
         std::mem::forget(self);
@@ -127,7 +163,7 @@ impl<C> Lease<'_, C> {
 impl<C> Drop for Lease<'_, C> {
     fn drop(&mut self) {
         self.conns.state.lock().open -= 1;
-        self.conns.freed.notify_one();
+        self.conns.freed.notify_all();
         drop(self.conn.take());
     }
 }
