@@ -15,9 +15,12 @@ pub const COOL_DOWN: Duration = Duration::from_secs(1);
 /// wait out), then lets one call through to probe; a success closes the
 /// circuit, so a server that comes back is used again by itself.
 ///
-/// Only failures to reach or use the store count (`Error::Backend`); a
-/// server that answers "not a counter" is healthy. Every cache built with
-/// `Cache::builder().shared(..)` wraps its shared tier in one.
+/// Only outages count ([`Error::is_outage`]: connection refused, reset or
+/// closed, timeouts). A server that answers with an error is alive: a
+/// refused write (Redis `OOM` or `READONLY`, a full disk), "not a counter"
+/// or any other [`Failure::Refused`](crate::Failure::Refused) counts as an
+/// answer, so reads keep going to a store that refuses writes. Every cache
+/// built with `Cache::builder().shared(..)` wraps its shared tier in one.
 ///
 /// ```
 /// # #[cfg(feature = "redis")] {
@@ -84,10 +87,12 @@ impl<B: Backend> CircuitBreaker<B> {
         Ok(until)
     }
 
-    /// Counts the outcome of an admitted call.
+    /// Counts the outcome of an admitted call: an outage counts towards
+    /// opening the circuit; anything the store answered (a value, or a
+    /// refusal) closes it.
     fn record<R>(&self, until: u64, outcome: Result<R, Error>) -> Result<R, Error> {
         match outcome {
-            Err(e @ Error::Backend { .. }) => {
+            Err(e) if e.is_outage() => {
                 let n = self.failures.fetch_add(1, Ordering::AcqRel) + 1;
                 if n >= TRIP_AFTER {
                     let next = clock::now_ms() + COOL_DOWN.as_millis() as u64;
@@ -229,7 +234,8 @@ mod tests {
             }
         }
         fn set(&self, _: &str, _: &[u8], _: Duration) -> Result<(), Error> {
-            Ok(())
+            // A store that is alive but refuses writes (full, read-only).
+            Err(Error::refused("flaky", "OOM command not allowed"))
         }
         fn add(&self, _: &str, _: &[u8], _: Duration) -> Result<bool, Error> {
             Ok(true)
@@ -266,6 +272,27 @@ mod tests {
         // A healthy server's refusal does not count as a failure.
         for _ in 0..10 {
             assert!(matches!(b.incr("k", 1), Err(Error::NotACounter(_))));
+        }
+        assert!(!b.is_open());
+    }
+
+    #[test]
+    fn refused_writes_never_open_the_circuit() {
+        let b = CircuitBreaker::new(Flaky::default());
+        for _ in 0..20 {
+            let e = b.set("k", b"v", COOL_DOWN).unwrap_err();
+            assert!(!e.is_outage(), "{e}");
+        }
+        assert!(!b.is_open(), "a store that answers is alive");
+        for _ in 0..5 {
+            assert_eq!(b.get("k").unwrap(), None, "reads still reach the store");
+        }
+        assert_eq!(b.backend.calls.load(Ordering::SeqCst), 5);
+        // Refusals between outages reset the count: only consecutive outages trip.
+        b.backend.down.store(true, Ordering::SeqCst);
+        for _ in 0..TRIP_AFTER - 1 {
+            assert!(b.get("k").is_err());
+            assert!(b.set("k", b"v", COOL_DOWN).is_err());
         }
         assert!(!b.is_open());
     }

@@ -38,6 +38,8 @@ mod pool;
 mod disk;
 #[cfg(feature = "memcached")]
 mod memcached;
+#[cfg(any(feature = "redis", feature = "memcached"))]
+mod net;
 #[cfg(feature = "redis")]
 mod redis;
 
@@ -45,7 +47,7 @@ pub use backend::{Backend, BoxFuture, Null};
 pub use breaker::{CircuitBreaker, COOL_DOWN, TRIP_AFTER};
 #[cfg(feature = "disk")]
 pub use disk::{Disk, DiskBuilder, DiskUsage};
-pub use error::Error;
+pub use error::{Error, Failure, Source};
 #[cfg(feature = "memcached")]
 pub use memcached::{Memcached, MemcachedBuilder};
 pub use memory::{LocalValue, Memory, Slot};

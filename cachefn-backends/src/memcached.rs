@@ -14,14 +14,16 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
+use crate::net::conns::{Conns, Lease};
+use crate::net::deadline::{self, is_timeout, Timed};
 use crate::pool::Pool;
 use crate::{clock, Backend, BoxFuture, Error};
 
 const NAME: &str = "memcached";
 const DEFAULT_PORT: u16 = 11211;
 const DEFAULT_MAX_IDLE: usize = 16;
+const DEFAULT_MAX_CONNECTIONS: usize = 32;
+const DEFAULT_MAX_REPLY_SIZE: usize = 32 << 20;
 const DEFAULT_IO_THREADS: usize = 4;
 /// memcached's longest key.
 const MAX_KEY_LEN: usize = 250;
@@ -32,8 +34,6 @@ const MAX_RELATIVE_TTL: u64 = 30 * 24 * 3600;
 const GEN_START: &str = "#gen:";
 /// Longest reply line accepted (memcached's are far shorter).
 const MAX_LINE: u64 = 4096;
-/// Largest value accepted from the server (memcached's own maximum item size).
-const MAX_VALUE: usize = 1 << 30;
 /// Requests longer than this are written by a helper thread while the
 /// replies are read, so that a large batch cannot deadlock on full socket
 /// buffers.
@@ -48,10 +48,21 @@ const CAS_PATIENCE: Duration = Duration::from_secs(2);
 /// not queue on one socket. A connection that fails is dropped; one that
 /// turns out closed by the server (a restart) is replaced at once and the
 /// call retried on a fresh connection, so a restarted server is used again
-/// by itself. Every call is bounded by the connect timeout and, for each
-/// reply, the response timeout (both 250 ms by default): a dead or frozen
-/// server costs a call at most those, never a hang. (As with any server, a
-/// write that timed out may still be applied if a frozen server resumes.)
+/// by itself.
+///
+/// Every call ends within its deadline, whatever the server sends: the
+/// response timeout (250 ms by default) for the whole round trip (waiting
+/// for a pooled connection, writing the request, reading every byte of the
+/// reply), plus the connect timeout (250 ms) when it opens a connection. A
+/// dead, frozen or trickling server costs a call at most that, never a
+/// hang. (`add` and `incr` retry a lost compare-and-swap with a fresh
+/// deadline per round trip, for up to 2 s.) As with any server, a write
+/// that timed out may still be applied if a frozen server resumes.
+///
+/// Memory is bounded too: at most [`max_connections`](MemcachedBuilder::max_connections)
+/// connections (32 by default) exist at once, and a reply larger than
+/// [`max_reply_size`](MemcachedBuilder::max_reply_size) (32 MiB by default)
+/// fails its call without being read into memory.
 ///
 /// What it guarantees:
 ///
@@ -137,10 +148,10 @@ pub struct Memcached {
 struct Client {
     host: Host,
     port: u16,
-    idle: Mutex<Vec<Conn>>,
+    conns: Conns<Conn>,
     connect_timeout: Duration,
     response_timeout: Duration,
-    max_idle: usize,
+    max_reply_size: usize,
 }
 
 /// Options of a [`Memcached`] tier; from [`Memcached::builder`].
@@ -153,6 +164,8 @@ struct Client {
 ///     .connect_timeout(Duration::from_millis(100))
 ///     .response_timeout(Duration::from_millis(50))
 ///     .max_idle(4)
+///     .max_connections(16)
+///     .max_reply_size(4 << 20)
 ///     .build()?;
 /// # Ok::<(), cachefn_backends::Error>(())
 /// ```
@@ -163,6 +176,8 @@ pub struct MemcachedBuilder {
     connect_timeout: Duration,
     response_timeout: Duration,
     max_idle: usize,
+    max_connections: usize,
+    max_reply_size: usize,
     io_threads: usize,
 }
 
@@ -189,16 +204,40 @@ impl MemcachedBuilder {
         self
     }
 
-    /// How long the server may take to answer (default 250 ms): the limit
-    /// on each read of a reply and each write of a request.
+    /// How long one round trip may take (default 250 ms): waiting for a
+    /// pooled connection, writing the request and reading the whole reply,
+    /// however the server sends it.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 
-    /// Idle connections kept for reuse (default 16).
+    /// Idle connections kept for reuse (default 16; at most
+    /// [`max_connections`](Self::max_connections)).
     pub fn max_idle(mut self, connections: usize) -> Self {
         self.max_idle = connections.max(1);
+        self
+    }
+
+    /// The most connections open at once (default 32; at least 1). A call
+    /// that finds them all busy waits for one, within its response timeout,
+    /// then fails with an error that names this setting. Bounds the
+    /// connections one process opens to the server, however many threads
+    /// call it.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+
+    /// The most bytes one reply may carry (default 32 MiB; at least 1 KiB):
+    /// one value, or every value of a `get_many` together. A larger reply
+    /// fails its call (an error, the connection closed) before it is read
+    /// into memory, so a misbehaving server cannot grow the process beyond
+    /// `max_connections × max_reply_size`. memcached's own item limit is
+    /// 1 MiB by default (`-I`); 32 MiB leaves room for batches of large
+    /// values while keeping that worst case near 1 GiB.
+    pub fn max_reply_size(mut self, bytes: usize) -> Self {
+        self.max_reply_size = bytes.max(1024);
         self
     }
 
@@ -230,10 +269,10 @@ impl MemcachedBuilder {
             client: Arc::new(Client {
                 host,
                 port,
-                idle: Mutex::new(Vec::new()),
+                conns: Conns::new(self.max_connections, self.max_idle),
                 connect_timeout: self.connect_timeout,
                 response_timeout: self.response_timeout,
-                max_idle: self.max_idle,
+                max_reply_size: self.max_reply_size,
             }),
             pool: Arc::new(Pool::new(self.io_threads, NAME)),
         })
@@ -478,7 +517,13 @@ impl Reply {
 #[derive(Debug)]
 enum Fail {
     Io(io::Error),
+    /// A reply that makes no sense: the connection cannot be trusted.
     Reply(String),
+    /// The server answered with an error (`SERVER_ERROR`, `CLIENT_ERROR`):
+    /// it is alive.
+    Server(String),
+    /// A reply larger than `max_reply_size`.
+    TooLarge(String),
 }
 
 type Res<T> = Result<T, Fail>;
@@ -493,10 +538,12 @@ fn live(cas: u64, gens: &[Reply]) -> bool {
 }
 
 struct Reader {
-    inner: BufReader<TcpStream>,
+    inner: BufReader<Timed<TcpStream>>,
     line: Vec<u8>,
     /// Replies read during the current call.
     replies: usize,
+    /// Bytes the rest of the current round trip's replies may carry.
+    budget: usize,
 }
 
 impl Reader {
@@ -509,6 +556,7 @@ impl Reader {
         if n == 0 {
             return Err(Fail::Io(io::ErrorKind::UnexpectedEof.into()));
         }
+        self.budget = self.budget.saturating_sub(n);
         let Some(line) = self.line.strip_suffix(b"\r\n") else {
             return Err(Fail::Reply(
                 "a reply line was cut short or is too long".into(),
@@ -530,22 +578,29 @@ impl Reader {
             }
             _ => {
                 let text = String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
-                return Err(Fail::Reply(if text.starts_with("SERVER_ERROR") || text.starts_with("CLIENT_ERROR") {
-                    text
+                return Err(if text.starts_with("SERVER_ERROR") || text.starts_with("CLIENT_ERROR") {
+                    Fail::Server(text)
                 } else {
-                    format!(
+                    Fail::Reply(format!(
                         "unexpected reply `{}` (the Memcached tier needs memcached 1.6.10 or newer)",
                         text.escape_debug()
-                    )
-                }));
+                    ))
+                });
             }
         };
         let size = if code == Code::Value {
             let size = tokens
                 .next()
                 .and_then(|t| std::str::from_utf8(t).ok()?.parse::<usize>().ok())
-                .filter(|&s| s <= MAX_VALUE)
                 .ok_or_else(|| Fail::Reply("a VA reply without a valid size".into()))?;
+            if size > self.budget {
+                return Err(Fail::TooLarge(format!(
+                    "the reply holds a value of {size} bytes, more than the {} bytes left of \
+                     max_reply_size: raise MemcachedBuilder::max_reply_size if values this large are expected",
+                    self.budget
+                )));
+            }
+            self.budget -= size;
             Some(size)
         } else {
             None
@@ -591,20 +646,34 @@ impl Reader {
 }
 
 struct Conn {
-    writer: TcpStream,
+    writer: Timed<TcpStream>,
     reader: Reader,
+    response_timeout: Duration,
+    max_reply_size: usize,
 }
 
 impl Conn {
+    /// Every read and write from now on ends by `deadline`.
+    fn set_deadline(&mut self, deadline: Instant) {
+        self.writer.set_deadline(deadline);
+        self.reader.inner.get_mut().set_deadline(deadline);
+    }
+
+    /// A fresh deadline, one response timeout from now, for a retried round trip.
+    fn renew(&mut self) {
+        self.set_deadline(Instant::now() + self.response_timeout);
+    }
+
     /// Send `request` (any number of commands) and read `replies` replies:
     /// one round trip.
     fn exchange(&mut self, request: &[u8], replies: usize) -> Res<Vec<Reply>> {
-        let (writer, reader) = (&self.writer, &mut self.reader);
+        self.reader.budget = self.max_reply_size;
+        let (writer, reader) = (&mut self.writer, &mut self.reader);
         let read_all = |reader: &mut Reader| -> Res<Vec<Reply>> {
             (0..replies).map(|_| reader.reply()).collect()
         };
         if request.len() <= INLINE_WRITE {
-            (&*writer).write_all(request).map_err(Fail::Io)?;
+            writer.write_all(request).map_err(Fail::Io)?;
             return read_all(reader);
         }
         // A large request: write it while reading, or the server could
@@ -612,11 +681,13 @@ impl Conn {
         std::thread::scope(|s| {
             let writing = std::thread::Builder::new()
                 .name("cachefn-memcached-write".into())
-                .spawn_scoped(s, move || (&*writer).write_all(request));
+                .spawn_scoped(s, || writer.write_all(request));
             let Ok(writing) = writing else {
-                // No thread to be had: write first, bounded by the write timeout.
-                (&*writer).write_all(request).map_err(Fail::Io)?;
-                return read_all(reader);
+                // No thread to be had: write first, bounded by the deadline.
+                // (The closure that held `writer` is gone with the failed spawn.)
+                return Err(Fail::Io(io::Error::other(
+                    "cannot start a thread to write a large request",
+                )));
             };
             let got = read_all(reader);
             let sent = writing
@@ -662,6 +733,8 @@ impl Memcached {
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             response_timeout: Self::DEFAULT_RESPONSE_TIMEOUT,
             max_idle: DEFAULT_MAX_IDLE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_reply_size: DEFAULT_MAX_REPLY_SIZE,
             io_threads: DEFAULT_IO_THREADS,
         }
     }
@@ -678,111 +751,157 @@ impl Memcached {
 }
 
 impl Client {
-    fn connect(&self) -> Result<Conn, Error> {
+    /// A new connection, opened within the connect timeout and by `deadline`.
+    fn connect(&self, deadline: Instant) -> Result<Conn, Error> {
         let addrs: Vec<SocketAddr> = match &self.host {
             Host::Ip(ip) => vec![SocketAddr::new(*ip, self.port)],
             Host::Name(name) => (name.as_str(), self.port)
                 .to_socket_addrs()
-                .map_err(|e| Error::backend(NAME, format!("cannot resolve `{name}`: {e}")))?
+                .map_err(|e| {
+                    Error::backend(NAME, format!("cannot resolve `{name}`: {e}")).with_source(e)
+                })?
                 .collect(),
         };
         let mut last = None;
         for addr in addrs {
-            match TcpStream::connect_timeout(&addr, self.connect_timeout) {
-                Ok(stream) => return self.ready(stream),
+            match deadline::connect_tcp(&addr, self.connect_timeout, deadline) {
+                Ok(stream) => return self.ready(stream, deadline),
                 Err(e) => last = Some(e),
             }
         }
-        let why = match last {
-            Some(e) if is_timeout(&e) => format!("no connection within {:?}", self.connect_timeout),
-            Some(e) => e.to_string(),
-            None => "the name has no address".into(),
+        let Some(e) = last else {
+            return Err(Error::backend(
+                NAME,
+                format!(
+                    "cannot connect to {}:{}: the name has no address",
+                    self.host, self.port
+                ),
+            ));
+        };
+        let why = if is_timeout(&e) {
+            format!("no connection within {:?}", self.connect_timeout)
+        } else {
+            e.to_string()
         };
         Err(Error::backend(
             NAME,
             format!("cannot connect to {}:{}: {why}", self.host, self.port),
-        ))
+        )
+        .with_source(e))
     }
 
-    fn ready(&self, stream: TcpStream) -> Result<Conn, Error> {
+    fn ready(&self, stream: TcpStream, deadline: Instant) -> Result<Conn, Error> {
         let setup = || -> io::Result<Conn> {
             stream.set_nodelay(true)?;
-            stream.set_read_timeout(Some(self.response_timeout))?;
-            stream.set_write_timeout(Some(self.response_timeout))?;
-            Ok(Conn {
-                writer: stream.try_clone()?,
+            let writer = Timed::new(stream.try_clone()?, self.response_timeout)?;
+            let reader = Timed::new(stream, self.response_timeout)?;
+            let mut conn = Conn {
+                writer,
                 reader: Reader {
-                    inner: BufReader::with_capacity(16 * 1024, stream),
+                    inner: BufReader::with_capacity(16 * 1024, reader),
                     line: Vec::with_capacity(128),
                     replies: 0,
+                    budget: self.max_reply_size,
                 },
-            })
+                response_timeout: self.response_timeout,
+                max_reply_size: self.max_reply_size,
+            };
+            conn.set_deadline(deadline);
+            Ok(conn)
         };
-        setup().map_err(|e| Error::backend(NAME, format!("cannot set up a connection: {e}")))
+        setup().map_err(|e| {
+            Error::backend(NAME, format!("cannot set up a connection: {e}")).with_source(e)
+        })
     }
 
     fn error(&self, op: &str, fail: Fail) -> Error {
-        let why = match fail {
-            Fail::Io(e) if is_timeout(&e) => format!(
-                "no reply within {:?} (is the server stopped or overloaded?)",
-                self.response_timeout
-            ),
-            Fail::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                "the server closed the connection".into()
+        let at = format!("{op} on {}:{}", self.host, self.port);
+        match fail {
+            Fail::Io(e) => {
+                let why = if is_timeout(&e) {
+                    format!(
+                        "no reply within {:?} (is the server stopped, overloaded or trickling?)",
+                        self.response_timeout
+                    )
+                } else if e.kind() == io::ErrorKind::UnexpectedEof {
+                    "the server closed the connection".into()
+                } else {
+                    e.to_string()
+                };
+                Error::backend(NAME, format!("{at}: {why}")).with_source(e)
             }
-            Fail::Io(e) => e.to_string(),
-            Fail::Reply(why) => why,
-        };
-        Error::backend(NAME, format!("{op} on {}:{}: {why}", self.host, self.port))
+            Fail::Reply(why) => Error::backend(NAME, format!("{at}: {why}")),
+            Fail::Server(why) | Fail::TooLarge(why) => Error::refused(NAME, format!("{at}: {why}")),
+        }
     }
 
-    /// Run `f` on a pooled connection. A connection that fails is dropped;
-    /// a pooled one that the server had closed before answering anything
-    /// (it restarted) is replaced, with the rest of the pool, and `f` runs
-    /// once more on a fresh connection.
+    /// A pooled connection, or a slot to open one in, by `deadline`.
+    fn lease(&self, deadline: Instant) -> Result<Lease<'_, Conn>, Error> {
+        self.conns.lease(deadline).map_err(|busy| {
+            Error::backend(
+                NAME,
+                format!(
+                    "all {} connections to {}:{} stayed busy for {:?}: raise \
+                     MemcachedBuilder::max_connections, or the response timeout",
+                    busy.max_open, self.host, self.port, busy.waited
+                ),
+            )
+        })
+    }
+
+    /// Run `f` on a pooled connection, within the call's deadline (the
+    /// response timeout, plus the connect timeout when a connection is
+    /// opened). A connection that fails is dropped; a pooled one that the
+    /// server had closed before answering anything (it restarted) is
+    /// replaced, with the rest of the pool, and `f` runs once more on a
+    /// fresh connection. A server's error answer (`SERVER_ERROR`) leaves
+    /// the connection in the pool.
     fn with<R>(&self, op: &str, mut f: impl FnMut(&mut Conn) -> Res<R>) -> Result<R, Error> {
-        let pooled = self.idle.lock().pop();
-        let reused = pooled.is_some();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => self.connect()?,
+        let mut deadline = Instant::now() + self.response_timeout;
+        let mut lease = self.lease(deadline)?;
+        let reused = lease.conn.is_some();
+        let conn = match &mut lease.conn {
+            Some(conn) => {
+                conn.set_deadline(deadline);
+                conn
+            }
+            None => {
+                deadline += self.connect_timeout;
+                lease.conn.insert(self.connect(deadline)?)
+            }
         };
         conn.reader.replies = 0;
-        let fail = match f(&mut conn) {
+        let fail = match f(conn) {
             Ok(r) => {
-                self.put_back(conn);
+                lease.keep();
                 return Ok(r);
             }
             Err(fail) => fail,
         };
+        if matches!(fail, Fail::Server(_)) {
+            lease.keep();
+            return Err(self.error(op, fail));
+        }
         if !(reused && conn.reader.replies == 0 && is_closed(&fail)) {
             return Err(self.error(op, fail));
         }
-        drop(conn);
-        self.idle.lock().clear();
-        let mut conn = self.connect()?;
-        match f(&mut conn) {
+        // The lease's slot is reused for the fresh connection.
+        lease.conn = None;
+        self.conns.clear_idle();
+        deadline = Instant::now() + self.response_timeout + self.connect_timeout;
+        let conn = lease.conn.insert(self.connect(deadline)?);
+        match f(conn) {
             Ok(r) => {
-                self.put_back(conn);
+                lease.keep();
                 Ok(r)
+            }
+            Err(fail @ Fail::Server(_)) => {
+                lease.keep();
+                Err(self.error(op, fail))
             }
             Err(fail) => Err(self.error(op, fail)),
         }
     }
-
-    fn put_back(&self, conn: Conn) {
-        let mut idle = self.idle.lock();
-        if idle.len() < self.max_idle {
-            idle.push(conn);
-        }
-    }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 fn is_closed(fail: &Fail) -> bool {
@@ -941,6 +1060,7 @@ impl Backend for Client {
                     }
                 }
                 patience.again("add", key)?;
+                c.renew();
             }
         })
     }
@@ -1015,6 +1135,7 @@ impl Backend for Client {
                     }
                 }
                 patience.again("incr", key)?;
+                c.renew();
             }
         });
         outcome?

@@ -42,7 +42,9 @@ fn trusted(server: &TlsRedisServer) -> Redis {
 
 fn message(e: Error) -> String {
     match e {
-        Error::Backend { backend, message } => {
+        Error::Backend {
+            backend, message, ..
+        } => {
             assert_eq!(backend, "redis");
             message
         }

@@ -42,8 +42,25 @@ pub(super) struct Store {
     exchange: AtomicBool,
 }
 
+/// An I/O failure, kept as the source. A full, read-only or forbidden
+/// directory is a refusal (reads of what is stored still work, so the
+/// circuit breaker must not skip them); anything else is an outage.
 pub(super) fn io_error(what: &str, path: &Path, e: io::Error) -> Error {
-    Error::backend("disk", format!("{what} `{}`: {e}", path.display()))
+    let message = format!("{what} `{}`: {e}", path.display());
+    let refused = matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull
+            | io::ErrorKind::QuotaExceeded
+            | io::ErrorKind::ReadOnlyFilesystem
+            | io::ErrorKind::PermissionDenied
+            | io::ErrorKind::FileTooLarge
+    );
+    let error = if refused {
+        Error::refused("disk", message)
+    } else {
+        Error::backend("disk", message)
+    };
+    error.with_source(e)
 }
 
 fn check_key(key: &str) -> Result<(), Error> {
@@ -659,4 +676,27 @@ fn process_alive(pid: u32) -> bool {
 #[cfg(not(unix))]
 fn process_alive(_pid: u32) -> bool {
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_or_read_only_disk_is_a_refusal_with_its_source() {
+        use std::error::Error as _;
+        let path = Path::new("/var/cache/app");
+        for kind in [
+            io::ErrorKind::StorageFull,
+            io::ErrorKind::ReadOnlyFilesystem,
+            io::ErrorKind::PermissionDenied,
+        ] {
+            let e = io_error("cannot create", path, io::Error::from(kind));
+            assert!(!e.is_outage(), "{e}");
+            let source = e.source().and_then(|s| s.downcast_ref::<io::Error>());
+            assert_eq!(source.map(io::Error::kind), Some(kind));
+        }
+        let e = io_error("cannot read", path, io::Error::other("EIO"));
+        assert!(e.is_outage(), "{e}");
+    }
 }

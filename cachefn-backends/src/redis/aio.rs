@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline};
 
-use super::{connect_err, connection_is_fine, err, Redis};
+use super::{answered, connect_err, err, Redis};
 use crate::Error;
 
 /// The shared connection, opened on first use.
@@ -147,7 +147,7 @@ impl Redis {
     /// opens a fresh one.
     fn finish<T>(&self, reply: redis::RedisResult<T>) -> Result<T, Error> {
         reply.map_err(|e| {
-            if !connection_is_fine(&e) {
+            if !answered(&e) {
                 self.drop_connection();
             }
             err(e)

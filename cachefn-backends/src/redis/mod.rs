@@ -1,32 +1,52 @@
 //! The Redis shared tier (feature `redis`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use redis::{Client, Cmd, Connection, Pipeline, RedisError};
+use redis::{Client, RedisError};
+#[cfg(feature = "tokio")]
+use redis::{Cmd, Pipeline};
 
+use crate::net::conns::Conns;
 #[cfg(feature = "tokio")]
 use crate::BoxFuture;
 use crate::{Backend, Error};
+use conn::{CallFail, Conn, Target};
+use resp::{Fail, Value};
 
 #[cfg(feature = "tokio")]
 mod aio;
+mod conn;
+mod resp;
 
 /// Default time to open a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
 /// Default time to wait for one reply (a frozen server fails a call after this).
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
 const DEFAULT_MAX_IDLE: usize = 16;
+const DEFAULT_MAX_CONNECTIONS: usize = 32;
+const DEFAULT_MAX_REPLY_SIZE: usize = 32 << 20;
 const SCAN_BATCH: usize = 500;
 
 /// A Redis (or Valkey) server as a shared tier.
 ///
-/// Connections are opened on first use and reused (a small pool of idle
-/// connections, so concurrent calls do not queue on one socket); a
-/// connection that fails is dropped and the next call opens a fresh one, so
-/// a server that restarts at the same address is used again by itself.
-/// Every call is bounded by the connect and response timeouts: a dead or
-/// frozen server costs a call at most those, never a hang.
+/// Connections are opened on first use and reused from a bounded pool (at
+/// most [`max_connections`](RedisBuilder::max_connections), 32 by default,
+/// so concurrent calls do not queue on one socket and a burst of threads
+/// cannot open hundreds); a connection that fails is dropped and the next
+/// call opens a fresh one, so a server that restarts at the same address is
+/// used again by itself.
+///
+/// Every blocking call ends within its deadline, whatever the server sends:
+/// the response timeout (250 ms by default) for the whole call (waiting for
+/// a pooled connection, writing the command, reading every byte of the
+/// reply), plus the connect timeout (250 ms) when it opens a connection
+/// (including the TLS handshake and `AUTH`). A dead, frozen or trickling
+/// server costs a call at most that, never a hang. (`clear_prefix` makes one
+/// such call per batch of keys.) A reply larger than
+/// [`max_reply_size`](RedisBuilder::max_reply_size) (32 MiB by default)
+/// fails its call before it is read into memory. The blocking calls speak
+/// RESP2 on the tier's own small client; the `redis` crate parses the URL
+/// and runs the async side.
 ///
 /// With the feature `tokio`, the `_async` methods (which the async API of
 /// `cachefn` uses) go through one multiplexed async connection instead,
@@ -54,10 +74,11 @@ pub struct Redis {
     client: Client,
     /// A `rediss://` URL (for error hints).
     tls: bool,
-    idle: Mutex<Vec<Connection>>,
+    /// Where and how the blocking connections connect.
+    target: Target,
+    conns: Conns<Conn>,
     connect_timeout: Duration,
     response_timeout: Duration,
-    max_idle: usize,
     #[cfg(feature = "tokio")]
     multiplexed: aio::Multiplexed,
 }
@@ -70,6 +91,8 @@ pub struct RedisBuilder {
     connect_timeout: Duration,
     response_timeout: Duration,
     max_idle: usize,
+    max_connections: usize,
+    max_reply_size: usize,
     #[cfg(feature = "redis-tls")]
     tls_root_cert: Option<Vec<u8>>,
     #[cfg(feature = "redis-tls")]
@@ -83,15 +106,62 @@ impl RedisBuilder {
         self
     }
 
-    /// How long one reply may take (default 250 ms).
+    /// How long one call may take (default 250 ms): for a blocking call,
+    /// waiting for a pooled connection, writing the command and reading the
+    /// whole reply, however the server sends it; for an async call, the
+    /// reply.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.response_timeout = timeout;
         self
     }
 
-    /// Idle connections kept for reuse (default 16).
+    /// Idle connections kept for reuse (default 16; at most
+    /// [`max_connections`](Self::max_connections)).
     pub fn max_idle(mut self, connections: usize) -> Self {
         self.max_idle = connections.max(1);
+        self
+    }
+
+    /// The most blocking connections open at once (default 32; at least
+    /// 1). A call that finds them all busy waits for one, within its
+    /// response timeout, then fails with an error that names this setting.
+    /// Bounds the connections one process opens to Redis however many
+    /// threads call it. (The async methods share one multiplexed
+    /// connection.)
+    ///
+    /// ```
+    /// use cachefn_backends::Redis;
+    ///
+    /// let redis = Redis::builder("redis://127.0.0.1:6379/0")
+    ///     .max_connections(8)
+    ///     .max_idle(4)
+    ///     .build()?;
+    /// # Ok::<(), cachefn_backends::Error>(())
+    /// ```
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+
+    /// The most bytes one reply of a blocking call may carry (default 32
+    /// MiB; at least 1 KiB): one value, or every value of a `get_many`
+    /// together. A larger reply fails its call (an error, the connection
+    /// closed) before it is read into memory, so a misbehaving server, or a
+    /// huge value someone else stored, cannot grow the process beyond
+    /// `max_connections × max_reply_size`. 32 MiB is far above what is
+    /// worth caching over the network, and keeps that worst case near
+    /// 1 GiB.
+    ///
+    /// ```
+    /// use cachefn_backends::Redis;
+    ///
+    /// let redis = Redis::builder("redis://127.0.0.1:6379/0")
+    ///     .max_reply_size(1 << 20)
+    ///     .build()?;
+    /// # Ok::<(), cachefn_backends::Error>(())
+    /// ```
+    pub fn max_reply_size(mut self, bytes: usize) -> Self {
+        self.max_reply_size = bytes.max(1024);
         self
     }
 
@@ -187,14 +257,28 @@ impl RedisBuilder {
             )
         })?;
         #[cfg(feature = "redis-tls")]
-        let client = tls::configure(client, &self.url, self.tls_root_cert, self.tls_client_cert)?;
+        let (client, tls_config) =
+            tls::configure(client, &self.url, self.tls_root_cert, self.tls_client_cert)?;
+        let info = client.get_connection_info();
+        let settings = info.redis_settings();
+        let target = Target {
+            addr: info.addr().clone(),
+            db: settings.db(),
+            username: settings.username().map(str::to_owned),
+            password: settings.password().map(str::to_owned),
+            #[cfg(feature = "redis-tls")]
+            tls: tls_config,
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.response_timeout,
+            max_reply_size: self.max_reply_size,
+        };
         Ok(Redis {
             client,
             tls: is_tls_url(&self.url),
-            idle: Mutex::new(Vec::new()),
+            target,
+            conns: Conns::new(self.max_connections, self.max_idle),
             connect_timeout: self.connect_timeout,
             response_timeout: self.response_timeout,
-            max_idle: self.max_idle,
             #[cfg(feature = "tokio")]
             multiplexed: aio::Multiplexed::default(),
         })
@@ -218,17 +302,34 @@ fn is_tls_url(url: &str) -> bool {
     })
 }
 
-/// A server's refusal (wrong type, say) leaves the connection healthy.
-fn connection_is_fine(e: &RedisError) -> bool {
-    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError)
+/// The server answered with an error reply (wrong type, `OOM`, `READONLY`,
+/// a wrong password): it is alive, and the connection is healthy.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+fn answered(e: &RedisError) -> bool {
+    matches!(
+        e.kind(),
+        redis::ErrorKind::Server(_)
+            | redis::ErrorKind::Extension
+            | redis::ErrorKind::AuthenticationFailed
+    )
 }
 
+/// A `redis` crate error (the async side), classified for the circuit
+/// breaker and kept as the source.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 fn err(e: RedisError) -> Error {
-    Error::backend("redis", e.to_string())
+    let message = e.to_string();
+    let error = if answered(&e) {
+        Error::refused("redis", message)
+    } else {
+        Error::backend("redis", message)
+    };
+    error.with_source(e)
 }
 
-/// A failure of a new connection (opening it, or its first command, which
-/// carries the TLS handshake), with a hint when TLS is the likely cause.
+/// A failure of a new async connection (opening it, or its first command,
+/// which carries the TLS handshake), with a hint when TLS is the likely cause.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
 fn connect_err(e: RedisError, tls: bool) -> Error {
     let message = e.to_string();
     let hint = if message.contains("invalid peer certificate") {
@@ -242,7 +343,12 @@ fn connect_err(e: RedisError, tls: bool) -> Error {
     } else {
         ""
     };
-    Error::backend("redis", format!("{message}{hint}"))
+    let error = if answered(&e) {
+        Error::refused("redis", format!("{message}{hint}"))
+    } else {
+        Error::backend("redis", format!("{message}{hint}"))
+    };
+    error.with_source(e)
 }
 
 fn ms(ttl: Duration) -> u64 {
@@ -280,6 +386,8 @@ impl Redis {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             max_idle: DEFAULT_MAX_IDLE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_reply_size: DEFAULT_MAX_REPLY_SIZE,
             #[cfg(feature = "redis-tls")]
             tls_root_cert: None,
             #[cfg(feature = "redis-tls")]
@@ -287,46 +395,56 @@ impl Redis {
         }
     }
 
-    fn connect(&self) -> Result<Connection, Error> {
-        let conn = self
-            .client
-            .get_connection_with_timeout(self.connect_timeout)
-            .map_err(|e| connect_err(e, self.tls))?;
-        conn.set_read_timeout(Some(self.response_timeout))
-            .map_err(err)?;
-        conn.set_write_timeout(Some(self.response_timeout))
-            .map_err(err)?;
-        Ok(conn)
-    }
-
-    /// Run `f` on a pooled connection; a connection that failed is dropped.
-    fn with<R>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> redis::RedisResult<R>,
-    ) -> Result<R, Error> {
-        let pooled = self.idle.lock().pop();
-        let (mut conn, fresh) = match pooled {
-            Some(c) => (c, false),
-            None => (self.connect()?, true),
-        };
-        match f(&mut conn) {
-            Ok(r) => {
-                let mut idle = self.idle.lock();
-                if idle.len() < self.max_idle {
-                    idle.push(conn);
+    /// Run `f` on a pooled connection, within the call's deadline: the
+    /// response timeout from now, plus the connect timeout when a connection
+    /// is opened. A connection that failed (or timed out, or sent an
+    /// oversized reply) is closed; one whose command the server refused
+    /// goes back to the pool.
+    fn with<R>(&self, f: impl FnOnce(&mut Conn) -> Result<R, CallFail>) -> Result<R, Error> {
+        let mut deadline = Instant::now() + self.response_timeout;
+        let mut lease = self.conns.lease(deadline).map_err(|busy| {
+            Error::backend(
+                "redis",
+                format!(
+                    "all {} connections stayed busy for {:?}: raise RedisBuilder::max_connections, \
+                     or the response timeout",
+                    busy.max_open, busy.waited
+                ),
+            )
+        })?;
+        let fresh = lease.conn.is_none();
+        let conn = match &mut lease.conn {
+            Some(conn) => {
+                conn.set_deadline(deadline);
+                conn
+            }
+            None => {
+                deadline += self.connect_timeout;
+                match Conn::open(&self.target, deadline) {
+                    Ok(conn) => lease.conn.insert(conn),
+                    Err(fail) => return Err(self.connect_error(fail)),
                 }
+            }
+        };
+        match f(conn) {
+            Ok(r) => {
+                lease.keep();
                 Ok(r)
             }
-            // Anything but a server's refusal may have left the connection
-            // mid-reply: drop it.
-            Err(e) if connection_is_fine(&e) => {
-                self.idle.lock().push(conn);
-                Err(err(e))
+            Err(fail @ CallFail::Server(_)) => {
+                lease.keep();
+                Err(conn::error(fail, &self.target, fresh, self.tls))
             }
-            // The TLS handshake runs with the first command.
-            Err(e) if fresh => Err(connect_err(e, self.tls)),
-            Err(e) => Err(err(e)),
+            Err(fail) => Err(conn::error(fail, &self.target, fresh, self.tls)),
         }
+    }
+
+    fn connect_error(&self, fail: CallFail) -> Error {
+        let mut e = conn::error(fail, &self.target, true, self.tls);
+        if let Error::Backend { message, .. } = &mut e {
+            *message = format!("cannot connect to {}: {message}", self.target.addr);
+        }
+        e
     }
 }
 
@@ -343,14 +461,16 @@ impl std::fmt::Debug for Redis {
     }
 }
 
-// The commands, built once for the sync and the async connections.
+// The commands of the async connection.
 
+#[cfg(feature = "tokio")]
 fn get_cmd(key: &str) -> Cmd {
     let mut cmd = redis::cmd("GET");
     cmd.arg(key);
     cmd
 }
 
+#[cfg(feature = "tokio")]
 fn set_cmd(key: &str, value: &[u8], ttl: Duration, only_if_absent: bool) -> Cmd {
     let mut cmd = redis::cmd("SET");
     cmd.arg(key).arg(value);
@@ -363,30 +483,35 @@ fn set_cmd(key: &str, value: &[u8], ttl: Duration, only_if_absent: bool) -> Cmd 
     cmd
 }
 
+#[cfg(feature = "tokio")]
 fn unlink_cmd(keys: &[&str]) -> Cmd {
     let mut cmd = redis::cmd("UNLINK");
     cmd.arg(keys);
     cmd
 }
 
+#[cfg(feature = "tokio")]
 fn incr_cmd(key: &str, delta: i64) -> Cmd {
     let mut cmd = redis::cmd("INCRBY");
     cmd.arg(key).arg(delta);
     cmd
 }
 
+#[cfg(feature = "tokio")]
 fn exists_cmd(key: &str) -> Cmd {
     let mut cmd = redis::cmd("EXISTS");
     cmd.arg(key);
     cmd
 }
 
+#[cfg(feature = "tokio")]
 fn mget_cmd(keys: &[&str]) -> Cmd {
     let mut cmd = redis::cmd("MGET");
     cmd.arg(keys);
     cmd
 }
 
+#[cfg(feature = "tokio")]
 fn scan_cmd(cursor: u64, pattern: &str) -> Cmd {
     let mut cmd = redis::cmd("SCAN");
     cmd.arg(cursor)
@@ -397,12 +522,84 @@ fn scan_cmd(cursor: u64, pattern: &str) -> Cmd {
     cmd
 }
 
+#[cfg(feature = "tokio")]
 fn set_many_pipe(items: &[(&str, &[u8])], ttl: Duration) -> Pipeline {
     let mut pipe = redis::pipe();
     for (k, v) in items {
         pipe.add_command(set_cmd(k, v, ttl, false)).ignore();
     }
     pipe
+}
+
+// The replies of the blocking connections.
+
+/// `SET key value [NX] [PX ms]`.
+fn set_args<'a>(
+    key: &'a str,
+    value: &'a [u8],
+    ttl: Duration,
+    only_if_absent: bool,
+    px: &'a resp::Digits,
+) -> Vec<&'a [u8]> {
+    let mut args: Vec<&[u8]> = vec![b"SET", key.as_bytes(), value];
+    if only_if_absent {
+        args.push(b"NX");
+    }
+    if !ttl.is_zero() {
+        args.push(b"PX");
+        args.push(px.as_bytes());
+    }
+    args
+}
+
+fn unexpected(v: &Value) -> CallFail {
+    let what = match v {
+        Value::Nil => "nil",
+        Value::Int(_) => "an integer",
+        Value::Bulk(_) => "a string",
+        Value::Status(_) => "a status",
+        Value::Error(_) => "an error",
+        Value::Array(_) => "an array",
+    };
+    CallFail::Broken(Fail::Protocol(format!("unexpected reply: {what}")))
+}
+
+fn bytes(v: Value) -> Result<Option<Vec<u8>>, CallFail> {
+    match v {
+        Value::Bulk(b) => Ok(Some(b)),
+        Value::Nil => Ok(None),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn int(v: Value) -> Result<i64, CallFail> {
+    match v {
+        Value::Int(n) => Ok(n),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// `SCAN`'s `[cursor, [keys..]]`.
+fn scan_reply(v: Value) -> Result<(String, Vec<String>), CallFail> {
+    let Value::Array(mut parts) = v else {
+        return Err(unexpected(&v));
+    };
+    match (parts.pop(), parts.pop()) {
+        (Some(Value::Array(keys)), Some(Value::Bulk(cursor))) if parts.is_empty() => {
+            let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+            let keys = keys
+                .into_iter()
+                .map(|k| match k {
+                    Value::Bulk(b) => Ok(text(b)),
+                    other => Err(unexpected(&other)),
+                })
+                .collect::<Result<_, _>>()?;
+            Ok((text(cursor), keys))
+        }
+        _ => Err(CallFail::Broken(Fail::Protocol(
+            "unexpected reply to SCAN".into(),
+        ))),
+    }
 }
 
 /// `INCRBY` on a value that is not a decimal integer is `NotACounter`.
@@ -429,41 +626,63 @@ impl Backend for Redis {
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.with(|c| get_cmd(key).query(c))
+        self.with(|c| bytes(c.call(&[b"GET", key.as_bytes()])?))
     }
 
     fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
-        self.with(|c| set_cmd(key, value, ttl, false).query::<()>(c))
+        self.with(|c| {
+            let px = resp::itoa_buf(ms(ttl));
+            c.call(&set_args(key, value, ttl, false, &px)).map(drop)
+        })
     }
 
     fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, Error> {
-        self.with(|c| set_cmd(key, value, ttl, true).query::<Option<String>>(c))
-            .map(|r| r.is_some())
+        self.with(|c| {
+            let px = resp::itoa_buf(ms(ttl));
+            match c.call(&set_args(key, value, ttl, true, &px))? {
+                Value::Nil => Ok(false),
+                Value::Status(_) => Ok(true),
+                other => Err(unexpected(&other)),
+            }
+        })
     }
 
     fn delete(&self, key: &str) -> Result<bool, Error> {
-        self.with(|c| unlink_cmd(&[key]).query::<i64>(c))
+        self.with(|c| int(c.call(&[b"UNLINK", key.as_bytes()])?))
             .map(|n| n > 0)
     }
 
     fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> {
-        self.with(|c| incr_cmd(key, delta).query(c))
+        let delta = delta.to_string();
+        self.with(|c| int(c.call(&[b"INCRBY", key.as_bytes(), delta.as_bytes()])?))
             .map_err(|e| counter_error(key, e))
     }
 
     /// Incremental `SCAN MATCH prefix*` and `UNLINK` in batches: never
-    /// `KEYS`, never `FLUSHDB`, and never a key outside the prefix.
+    /// `KEYS`, never `FLUSHDB`, and never a key outside the prefix. Each
+    /// batch is one call, with its own deadline.
     fn clear_prefix(&self, prefix: &str) -> Result<(), Error> {
         let pattern = glob_prefix(prefix);
-        let mut cursor: u64 = 0;
+        let batch = SCAN_BATCH.to_string();
+        let mut cursor = String::from("0");
         loop {
-            let (next, keys): (u64, Vec<String>) =
-                self.with(|c| scan_cmd(cursor, &pattern).query(c))?;
+            let (next, keys) = self.with(|c| {
+                scan_reply(c.call(&[
+                    b"SCAN",
+                    cursor.as_bytes(),
+                    b"MATCH",
+                    pattern.as_bytes(),
+                    b"COUNT",
+                    batch.as_bytes(),
+                ])?)
+            })?;
             let keys = under_prefix(&keys, prefix);
             if !keys.is_empty() {
-                self.with(|c| unlink_cmd(&keys).query::<i64>(c))?;
+                let mut args: Vec<&[u8]> = vec![b"UNLINK"];
+                args.extend(keys.iter().map(|k| k.as_bytes()));
+                self.with(|c| int(c.call(&args)?))?;
             }
-            if next == 0 {
+            if next == "0" {
                 return Ok(());
             }
             cursor = next;
@@ -471,7 +690,7 @@ impl Backend for Redis {
     }
 
     fn has(&self, key: &str) -> Result<bool, Error> {
-        self.with(|c| exists_cmd(key).query::<i64>(c))
+        self.with(|c| int(c.call(&[b"EXISTS", key.as_bytes()])?))
             .map(|n| n > 0)
     }
 
@@ -480,7 +699,15 @@ impl Backend for Redis {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.with(|c| mget_cmd(keys).query(c))
+        let mut args: Vec<&[u8]> = Vec::with_capacity(keys.len() + 1);
+        args.push(b"MGET");
+        args.extend(keys.iter().map(|k| k.as_bytes()));
+        self.with(|c| match c.call(&args)? {
+            Value::Array(items) if items.len() == keys.len() => {
+                items.into_iter().map(bytes).collect()
+            }
+            other => Err(unexpected(&other)),
+        })
     }
 
     /// One pipelined round trip of `SET .. PX`.
@@ -488,7 +715,12 @@ impl Backend for Redis {
         if items.is_empty() {
             return Ok(());
         }
-        self.with(|c| set_many_pipe(items, ttl).query::<()>(c))
+        let px = resp::itoa_buf(ms(ttl));
+        let cmds: Vec<Vec<&[u8]>> = items
+            .iter()
+            .map(|(k, v)| set_args(k, v, ttl, false, &px))
+            .collect();
+        self.with(|c| c.pipeline(&cmds).map(drop))
     }
 
     /// One `UNLINK`.
@@ -496,7 +728,10 @@ impl Backend for Redis {
         if keys.is_empty() {
             return Ok(());
         }
-        self.with(|c| unlink_cmd(keys).query::<i64>(c).map(drop))
+        let mut args: Vec<&[u8]> = Vec::with_capacity(keys.len() + 1);
+        args.push(b"UNLINK");
+        args.extend(keys.iter().map(|k| k.as_bytes()));
+        self.with(|c| int(c.call(&args)?).map(drop))
     }
 
     #[cfg(feature = "tokio")]
@@ -645,19 +880,20 @@ mod tls {
         Ok(certs)
     }
 
-    /// The client for `url`, with the builder's certificates; every
-    /// certificate and key is checked here, so a bad one fails `build`
-    /// rather than every connection.
+    /// The client for `url`, with the builder's certificates, and the TLS
+    /// configuration of the blocking connections (`None` for a plain URL);
+    /// every certificate and key is checked here, so a bad one fails
+    /// `build` rather than every connection.
     pub(super) fn configure(
         client: Client,
         url: &str,
         root_cert: Option<Vec<u8>>,
         client_cert: Option<(Vec<u8>, Vec<u8>)>,
-    ) -> Result<Client, Error> {
+    ) -> Result<(Client, Option<Arc<ClientConfig>>), Error> {
         let info = client.get_connection_info();
         let insecure = match info.addr() {
             ConnectionAddr::TcpTls { insecure, .. } => *insecure,
-            _ if root_cert.is_none() && client_cert.is_none() => return Ok(client),
+            _ if root_cert.is_none() && client_cert.is_none() => return Ok((client, None)),
             _ => {
                 return Err(tls_err(format!(
                     "TLS certificates were given for `{}`, which is not a TLS URL: write \
@@ -674,9 +910,6 @@ mod tls {
             )));
         }
         install_provider();
-        if root_cert.is_none() && client_cert.is_none() {
-            return Ok(client);
-        }
 
         let provider = CryptoProvider::get_default()
             .cloned()
@@ -690,12 +923,17 @@ mod tls {
                     ))
                 })?;
             }
+        } else {
+            // The system's roots (the OS store, or SSL_CERT_FILE / SSL_CERT_DIR);
+            // an unreadable one is skipped, and a server no root signed fails
+            // its connections with a hint.
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
         }
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| tls_err(format!("no TLS protocol version available: {e}")))?
             .with_root_certificates(roots);
-        if let Some((cert_pem, key_pem)) = &client_cert {
+        let config = if let Some((cert_pem, key_pem)) = &client_cert {
             let chain = certificates(cert_pem, "the TLS client certificate (tls_client_cert)")?;
             let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| {
                 tls_err(format!(
@@ -707,7 +945,13 @@ mod tls {
                 tls_err(format!(
                     "the TLS client certificate and key (tls_client_cert) are not usable: {e}"
                 ))
-            })?;
+            })?
+        } else {
+            config.with_no_client_auth()
+        };
+        let sync_config = Some(Arc::new(config));
+        if root_cert.is_none() && client_cert.is_none() {
+            return Ok((client, sync_config));
         }
 
         let certificates = TlsCertificates {
@@ -717,12 +961,13 @@ mod tls {
             }),
             root_cert,
         };
-        Client::build_with_tls(info.clone(), certificates).map_err(|e| {
+        let client = Client::build_with_tls(info.clone(), certificates).map_err(|e| {
             tls_err(format!(
                 "the TLS certificates for `{}` are not usable: {e}",
                 redact(url)
             ))
-        })
+        })?;
+        Ok((client, sync_config))
     }
 }
 
