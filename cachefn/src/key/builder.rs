@@ -3,8 +3,7 @@
 use xxhash_rust::xxh3::Xxh3;
 
 use super::scheme::{
-    combine, head_fingerprint, key_text, write_hash_tail, Key, Sink, HASH_TAIL, KEEP,
-    MAX_KEY_LEN,
+    combine, head_fingerprint, key_text, write_hash_tail, Key, Sink, HASH_TAIL, KEEP, MAX_KEY_LEN,
 };
 use super::writer;
 use crate::Error;

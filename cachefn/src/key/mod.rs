@@ -17,12 +17,14 @@
 //!
 //! | value | text |
 //! |---|---|
-//! | integers, floats, `bool` | decimal, `true` / `false` |
-//! | strings, chars, bytes | `[A-Za-z0-9_.-]` as is, every other byte `%XX`; the empty string is `""` |
-//! | `None` / `Some(x)` | `~` / the text of `x` (`+` marks a `Some` of an `Option`) |
+//! | integers, floats, `bool` | decimal (floats always with a `.`, `inf`, `-inf`, or `nan` and the bits), `true` / `false` |
+//! | strings | `[A-Za-z0-9_.-]` as is, every other byte `%XX`, and the first byte too unless it is a letter or `_` (`5` is `%35`, `true` is `%74rue`); the empty string is `""` |
+//! | chars, bytes | `'` and the char (`'a`), `*` and the bytes (`*ab`), escaped as strings are |
+//! | `None` / `Some(x)` | `~` / the text of `x` (`+` marks a `Some` of an `Option`: `Some(None)` is `+~`) |
+//! | `()`, unit structs | `-` |
 //! | sequences, maps | `[a,b]`, `{k=v,k=v}` (map entries sorted, so `HashMap` order does not matter) |
-//! | tuples, structs | `(a,b)` (newtype structs are transparent) |
-//! | enum variants | `Name`, `Name(a,b)` |
+//! | tuples, structs | `(a,b)` (newtype structs are transparent; a skipped field is `!`) |
+//! | enum variants | `.Name`, `.Name(a,b)` |
 //!
 //! Every structural character is escaped inside strings and names, so the
 //! text can be parsed back: two different argument tuples never share a

@@ -1,11 +1,55 @@
-//! The key writer (before the fix: moved only).
+//! The key writer: a serde `Serializer` that writes one argument as readable
+//! key text (see the table in the [module docs](super)).
+//!
+//! # Which values share a key
+//!
+//! The text is a function of the calls a value's `Serialize` makes on the
+//! writer, and the writer is injective over the whole serde data model
+//! except for what it leaves out on purpose, so that common keys stay
+//! short and readable:
+//!
+//! 1. **Integer widths.** An integer is its decimal value: `5u8`, `5i64` and
+//!    `5u128` are all `5`.
+//! 2. **Float widths.** A float is its value, an `f32` widened exactly to
+//!    `f64`: `0.5f32` and `0.5f64` are both `0.5`. `-0.0` (`-0.0`) and
+//!    `0.0` (`0.0`) differ, and so does every NaN: `nan` and its bits, whose
+//!    ranges for `f32` and `f64` do not overlap.
+//! 3. **Names.** Type names, field names and variant indices are not
+//!    written: a newtype struct is its content (`UserId(5)` is `5`), a unit
+//!    struct is `-` like `()`, tuples, tuple structs and structs are all
+//!    `(a,b)` (a field that `skip_serializing_if` leaves out is `!`, so
+//!    fields keep their places), and newtype, tuple and struct variants are
+//!    all `.Name(a,b)`. Variant names are written: they tell the values of
+//!    an enum apart.
+//! 4. **`Some`.** `Some(x)` is the text of `x`, unless `x` is an option
+//!    itself (newtype structs in between count as nothing): `Some(5)` is `5`,
+//!    `None` is `~`, `Some(None)` and `Some(W(None))` are `+~`,
+//!    `Some(Some(5))` is `+5`.
+//! 5. **Map order.** A map is the multiset of its entries: they are written
+//!    sorted, so a `HashMap`'s iteration order does not change the key.
+//!
+//! Everything else is kept apart by the text itself: integers, floats,
+//! strings and bools (`5`, `5.0`, `%35`, `true`, `%74rue`), a char and a
+//! string (`'a` and `a`), bytes, a string and a sequence (`*ab`, `ab` and
+//! `[97,98]`), a unit variant and a string (`.Admin` and `Admin`), `None`,
+//! `()` and `""` (`~`, `-`, `""`), a sequence and a tuple (`[a]`, `(a)`).
+//! The text can be parsed back into the data model modulo the five points
+//! above (the `key_model` test does, for arbitrary trees).
+//!
+//! So two different values of one Rust type share a key only if its
+//! `Serialize` makes calls that differ in nothing but those five points for
+//! them. A derived impl does that only for a `#[serde(untagged)]` enum whose
+//! variants look alike (`A(u32)` and `B(u64)`, or two struct variants with
+//! the same field types in the same order): use the default, tagged
+//! representation for enums in keys, or give the variants different shapes.
 
 use std::fmt;
 
 use serde::ser::{self, Serialize};
 
-use super::scheme::{escape_arg, Sink};
+use super::scheme::{escape_arg, escape_into, Sink};
 
+/// Write `value` as one argument's key text.
 #[inline]
 pub(crate) fn write<T: Serialize + ?Sized, S: Sink + ?Sized>(
     value: &T,
@@ -17,6 +61,8 @@ pub(crate) fn write<T: Serialize + ?Sized, S: Sink + ?Sized>(
     })
 }
 
+/// Why a value could not be written: its `Serialize` failed, or called the
+/// writer out of order.
 #[derive(Debug)]
 pub(crate) struct KeyError(String);
 
@@ -34,8 +80,9 @@ impl ser::Error for KeyError {
 
 struct KeySerializer<'a, S: Sink + ?Sized> {
     out: &'a mut S,
-    /// Set while serializing the inside of a `Some`, so that a nested
-    /// `Option` marks itself with `+` and `Some(None)` differs from `None`.
+    /// Set while serializing the inside of a `Some` and nothing has been
+    /// written yet, so that an option inside it (through any newtype
+    /// structs) marks itself with `+`: `Some(None)` differs from `None`.
     some_pending: bool,
 }
 
@@ -50,6 +97,7 @@ impl<S: Sink + ?Sized> KeySerializer<'_, S> {
         self.out.push(bytes);
         Ok(())
     }
+    #[inline]
     fn int(&mut self, v: impl itoa::Integer) -> Result<(), KeyError> {
         let mut b = itoa::Buffer::new();
         self.raw(b.format(v).as_bytes())
@@ -59,12 +107,20 @@ impl<S: Sink + ?Sized> KeySerializer<'_, S> {
         escape_arg(bytes, self.out);
         Ok(())
     }
+    /// A marker, then escaped bytes (`""` if there are none).
+    fn marked(&mut self, marker: &[u8], bytes: &[u8]) -> Result<(), KeyError> {
+        self.raw(marker)?;
+        escape_into(bytes, self.out);
+        Ok(())
+    }
     fn float(&mut self, v: f64, bits: u64) -> Result<(), KeyError> {
         if v.is_nan() {
             let mut b = itoa::Buffer::new();
             self.raw(b"nan")?;
             return self.raw(b.format(bits).as_bytes());
         }
+        // Display is the shortest text that reads back as the same `f64`,
+        // never in exponent form.
         let mut s = String::new();
         fmt::Write::write_fmt(&mut s, format_args!("{v}")).map_err(ser::Error::custom)?;
         // Always look like a float (`5.0`, not `5`), so it never reads as an integer.
@@ -73,17 +129,26 @@ impl<S: Sink + ?Sized> KeySerializer<'_, S> {
         }
         self.raw(s.as_bytes())
     }
-    fn open(&mut self, bytes: &[u8]) -> Result<Compound<'_, S>, KeyError> {
-        self.raw(bytes)?;
-        Ok(Compound {
+    fn open(&mut self, bytes: &[u8], close: &'static [u8]) -> Compound<'_, S> {
+        self.some_pending = false;
+        self.out.push(bytes);
+        Compound {
             ser: KeySerializer {
                 out: self.out,
                 some_pending: false,
             },
             first: true,
-            close: b")",
+            close,
             entries: None,
-        })
+            awaiting_value: false,
+        }
+    }
+    /// `.Name(`: a variant with fields.
+    fn open_variant(&mut self, variant: &str) -> Compound<'_, S> {
+        self.some_pending = false;
+        self.out.push(b".");
+        escape_into(variant.as_bytes(), self.out);
+        self.open(b"(", b")")
     }
 }
 
@@ -94,25 +159,33 @@ pub(crate) struct Compound<'a, S: Sink + ?Sized> {
     /// Map entries, written sorted at the end so that iteration order does
     /// not change the key.
     entries: Option<Vec<Vec<u8>>>,
+    /// A map key was written and its value not yet.
+    awaiting_value: bool,
 }
 
 impl<S: Sink + ?Sized> Compound<'_, S> {
-    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
+    fn comma(&mut self) {
         if !std::mem::take(&mut self.first) {
             self.ser.out.push(b",");
         }
+    }
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
+        self.comma();
         self.ser.some_pending = false;
         value.serialize(&mut self.ser)
     }
     fn skipped(&mut self) -> Result<(), KeyError> {
-        if !std::mem::take(&mut self.first) {
-            self.ser.out.push(b",");
-        }
+        self.comma();
         self.ser.out.push(b"!");
         Ok(())
     }
 
     fn end(self) -> Result<(), KeyError> {
+        if self.awaiting_value {
+            return Err(ser::Error::custom(
+                "a map key without a value: its Serialize impl must call serialize_value after serialize_key",
+            ));
+        }
         if let Some(mut entries) = self.entries {
             entries.sort_unstable();
             for (i, e) in entries.iter().enumerate() {
@@ -177,14 +250,16 @@ impl<'a, S: Sink + ?Sized> ser::Serializer for &'a mut KeySerializer<'_, S> {
     fn serialize_f64(self, v: f64) -> Result<(), KeyError> {
         self.float(v, v.to_bits())
     }
+    /// `'c`: a char never reads as a one-letter string.
     fn serialize_char(self, v: char) -> Result<(), KeyError> {
-        self.text(v.encode_utf8(&mut [0; 4]).as_bytes())
+        self.marked(b"'", v.encode_utf8(&mut [0; 4]).as_bytes())
     }
     fn serialize_str(self, v: &str) -> Result<(), KeyError> {
         self.text(v.as_bytes())
     }
+    /// `*bytes`: never reads as a string or a sequence.
     fn serialize_bytes(self, v: &[u8]) -> Result<(), KeyError> {
-        self.text(v)
+        self.marked(b"*", v)
     }
     fn serialize_none(self) -> Result<(), KeyError> {
         if self.take_pending() {
@@ -207,20 +282,22 @@ impl<'a, S: Sink + ?Sized> ser::Serializer for &'a mut KeySerializer<'_, S> {
     fn serialize_unit_struct(self, _name: &'static str) -> Result<(), KeyError> {
         self.raw(b"-")
     }
+    /// `.Name`: a unit variant never reads as a string.
     fn serialize_unit_variant(
         self,
         _name: &'static str,
         _index: u32,
         variant: &'static str,
     ) -> Result<(), KeyError> {
-        self.text(variant.as_bytes())
+        self.marked(b".", variant.as_bytes())
     }
+    /// Transparent, and so is it to an enclosing `Some`: `Some(W(None))`
+    /// is `+~`, as `Some(None)` is.
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
         value: &T,
     ) -> Result<(), KeyError> {
-        self.some_pending = false;
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -230,25 +307,22 @@ impl<'a, S: Sink + ?Sized> ser::Serializer for &'a mut KeySerializer<'_, S> {
         variant: &'static str,
         value: &T,
     ) -> Result<(), KeyError> {
-        self.text(variant.as_bytes())?;
-        let mut c = self.open(b"(")?;
+        let mut c = self.open_variant(variant);
         c.element(value)?;
         c.end()
     }
     fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, KeyError> {
-        let mut c = self.open(b"[")?;
-        c.close = b"]";
-        Ok(c)
+        Ok(self.open(b"[", b"]"))
     }
     fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, KeyError> {
-        self.open(b"(")
+        Ok(self.open(b"(", b")"))
     }
     fn serialize_tuple_struct(
         self,
         _name: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeTupleStruct, KeyError> {
-        self.open(b"(")
+        Ok(self.open(b"(", b")"))
     }
     fn serialize_tuple_variant(
         self,
@@ -257,12 +331,10 @@ impl<'a, S: Sink + ?Sized> ser::Serializer for &'a mut KeySerializer<'_, S> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeTupleVariant, KeyError> {
-        self.text(variant.as_bytes())?;
-        self.open(b"(")
+        Ok(self.open_variant(variant))
     }
     fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, KeyError> {
-        let mut c = self.open(b"{")?;
-        c.close = b"}";
+        let mut c = self.open(b"{", b"}");
         c.entries = Some(Vec::new());
         Ok(c)
     }
@@ -271,7 +343,7 @@ impl<'a, S: Sink + ?Sized> ser::Serializer for &'a mut KeySerializer<'_, S> {
         _name: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeStruct, KeyError> {
-        self.open(b"(")
+        Ok(self.open(b"(", b")"))
     }
     fn serialize_struct_variant(
         self,
@@ -280,8 +352,7 @@ impl<'a, S: Sink + ?Sized> ser::Serializer for &'a mut KeySerializer<'_, S> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeStructVariant, KeyError> {
-        self.text(variant.as_bytes())?;
-        self.open(b"(")
+        Ok(self.open_variant(variant))
     }
 }
 
@@ -306,66 +377,57 @@ compound!(
     SerializeTupleVariant::serialize_field
 );
 
-impl<S: Sink + ?Sized> ser::SerializeStruct for Compound<'_, S> {
-    type Ok = ();
-    type Error = KeyError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _key: &'static str,
-        value: &T,
-    ) -> Result<(), KeyError> {
-        self.element(value)
-    }
-    /// A field left out by `skip_serializing_if` still takes its place, as
-    /// `!`, so that fields keep their positions.
-    fn skip_field(&mut self, _key: &'static str) -> Result<(), KeyError> {
-        self.skipped()
-    }
-    fn end(self) -> Result<(), KeyError> {
-        Compound::end(self)
-    }
+macro_rules! fields {
+    ($($tr:ident),*) => {$(
+        impl<S: Sink + ?Sized> ser::$tr for Compound<'_, S> {
+            type Ok = ();
+            type Error = KeyError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                _key: &'static str,
+                value: &T,
+            ) -> Result<(), KeyError> {
+                self.element(value)
+            }
+            /// A field left out by `skip_serializing_if` still takes its
+            /// place, as `!`, so that fields keep their positions.
+            fn skip_field(&mut self, _key: &'static str) -> Result<(), KeyError> {
+                self.skipped()
+            }
+            fn end(self) -> Result<(), KeyError> {
+                Compound::end(self)
+            }
+        }
+    )*};
 }
-
-impl<S: Sink + ?Sized> ser::SerializeStructVariant for Compound<'_, S> {
-    type Ok = ();
-    type Error = KeyError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _key: &'static str,
-        value: &T,
-    ) -> Result<(), KeyError> {
-        self.element(value)
-    }
-    fn skip_field(&mut self, _key: &'static str) -> Result<(), KeyError> {
-        self.skipped()
-    }
-    fn end(self) -> Result<(), KeyError> {
-        Compound::end(self)
-    }
-}
+fields!(SerializeStruct, SerializeStructVariant);
 
 impl<S: Sink + ?Sized> ser::SerializeMap for Compound<'_, S> {
     type Ok = ();
     type Error = KeyError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), KeyError> {
+        if self.awaiting_value {
+            return Err(ser::Error::custom(
+                "two map keys in a row: its Serialize impl must call serialize_value after each serialize_key",
+            ));
+        }
         let mut entry = Vec::new();
-        key.serialize(&mut KeySerializer {
-            out: &mut entry,
-            some_pending: false,
-        })?;
+        write(key, &mut entry)?;
         entry.push(b'=');
         self.entries.get_or_insert_with(Vec::new).push(entry);
+        self.awaiting_value = true;
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
-        let entries = self.entries.get_or_insert_with(Vec::new);
-        let Some(entry) = entries.last_mut() else {
-            return Err(ser::Error::custom("map value without a key"));
-        };
-        value.serialize(&mut KeySerializer {
-            out: entry,
-            some_pending: false,
-        })
+        let entry =
+            match self.entries.as_mut().and_then(|e| e.last_mut()) {
+                Some(entry) if self.awaiting_value => entry,
+                _ => return Err(ser::Error::custom(
+                    "a map value without a key: its Serialize impl must call serialize_key first",
+                )),
+            };
+        self.awaiting_value = false;
+        write(value, entry)
     }
     fn end(self) -> Result<(), KeyError> {
         Compound::end(self)
@@ -374,7 +436,7 @@ impl<S: Sink + ?Sized> ser::SerializeMap for Compound<'_, S> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashMap, HashSet};
 
     use serde::Serialize;
 
@@ -384,6 +446,10 @@ mod tests {
         let mut kb = KeyBuilder::new("f:v1");
         kb.part(v);
         kb.into_key().unwrap().as_str().to_owned()
+    }
+
+    fn arg<T: Serialize + ?Sized>(v: &T) -> String {
+        KeyBuilder::arg_text(v).unwrap()
     }
 
     #[test]
@@ -403,9 +469,82 @@ mod tests {
         assert_eq!(key_of("true"), "f:v1:%74rue");
     }
 
+    #[derive(Serialize)]
+    struct W(Option<u8>);
+
+    #[derive(Serialize)]
+    enum Kind {
+        Admin,
+        Named(String),
+        Pair(u8, u8),
+        Rec { x: u8 },
+    }
+
+    #[test]
+    fn every_shape_has_its_text() {
+        assert_eq!(arg(&'a'), "'a");
+        assert_eq!(arg(&' '), "'%20");
+        assert_eq!(arg(&Kind::Admin), ".Admin");
+        assert_eq!(arg(&Kind::Named("x".into())), ".Named(x)");
+        assert_eq!(arg(&Kind::Pair(1, 2)), ".Pair(1,2)");
+        assert_eq!(arg(&Kind::Rec { x: 3 }), ".Rec(3)");
+        assert_eq!(arg(&()), "-");
+        assert_eq!(arg(&Some(Some(5u8))), "+5");
+        assert_eq!(arg(&Some(W(None))), "+~");
+        assert_eq!(arg(&Some(W(Some(1)))), "+1");
+        assert_eq!(arg(&W(Some(1))), "1");
+        assert_eq!(arg(&-0.0f64), "-0.0");
+        assert_eq!(arg(&0.5f32), "0.5");
+        assert_eq!(arg(&f64::INFINITY), "inf");
+        assert_eq!(arg(&f64::NEG_INFINITY), "-inf");
+        assert_eq!(arg(&u128::MAX), u128::MAX.to_string());
+        assert_eq!(arg(&i128::MIN), i128::MIN.to_string());
+    }
+
+    /// The two collisions of issue 10: `Some(W(None))` was `None`'s `~`,
+    /// and a unit variant was the string of its name.
+    #[test]
+    fn nested_options_and_unit_variants_stay_apart() {
+        assert_ne!(arg(&Some(W(None))), arg(&None::<W>));
+
+        #[derive(Serialize)]
+        #[serde(untagged)]
+        enum Who {
+            Role(Kind),
+            Name(String),
+        }
+        assert_ne!(
+            arg(&Who::Role(Kind::Admin)),
+            arg(&Who::Name("Admin".into()))
+        );
+        assert_ne!(arg(&'a'), arg("a"));
+    }
+
+    #[test]
+    fn bytes_strings_and_sequences_stay_apart() {
+        struct Bytes<'a>(&'a [u8]);
+        impl Serialize for Bytes<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        let keys: HashSet<String> = [
+            arg(&Bytes(b"ab")),
+            arg("ab"),
+            arg(&b"ab".to_vec()),
+            arg(&Bytes(b"")),
+            arg(""),
+            arg(&Vec::<u8>::new()),
+        ]
+        .into();
+        assert_eq!(keys.len(), 6, "{keys:?}");
+        assert_eq!(arg(&Bytes(b"ab")), "*ab");
+        assert_eq!(arg(&Bytes(b"")), "*\"\"");
+    }
+
     #[test]
     fn skipped_fields_and_untagged_enums_stay_apart() {
-        #[derive(serde::Serialize)]
+        #[derive(Serialize)]
         struct Q {
             #[serde(skip_serializing_if = "Option::is_none")]
             author: Option<String>,
@@ -423,7 +562,7 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a, "f:v1:(rust,!)");
 
-        #[derive(serde::Serialize)]
+        #[derive(Serialize)]
         #[serde(untagged)]
         enum Id {
             Num(u32),
@@ -431,7 +570,7 @@ mod tests {
             Name(String),
             Flag(bool),
         }
-        let keys: std::collections::HashSet<String> = [
+        let keys: HashSet<String> = [
             key_of(&Id::Num(5)),
             key_of(&Id::Float(5.0)),
             key_of(&Id::Name("5".into())),
@@ -461,8 +600,32 @@ mod tests {
     #[test]
     fn maps_are_order_independent() {
         let a: BTreeMap<_, _> = [(2, "b"), (1, "a")].into_iter().collect();
-        let b: std::collections::HashMap<_, _> = [(1, "a"), (2, "b")].into_iter().collect();
+        let b: HashMap<_, _> = [(1, "a"), (2, "b")].into_iter().collect();
         assert_eq!(key_of(&a), key_of(&b));
         assert_eq!(key_of(&a), "f:v1:{1=a,2=b}");
+    }
+
+    #[test]
+    fn a_map_out_of_order_is_an_error_not_a_key() {
+        use serde::ser::SerializeMap;
+        struct Bad(u8);
+        impl Serialize for Bad {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(None)?;
+                match self.0 {
+                    0 => m.serialize_value(&1)?,
+                    1 => {
+                        m.serialize_key(&1)?;
+                        m.serialize_key(&2)?;
+                    }
+                    _ => m.serialize_key(&1)?,
+                }
+                m.end()
+            }
+        }
+        for i in 0..3 {
+            let e = KeyBuilder::arg_text(&Bad(i)).unwrap_err().to_string();
+            assert!(e.contains("serialize_"), "{e}");
+        }
     }
 }
