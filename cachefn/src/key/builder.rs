@@ -1,0 +1,228 @@
+//! [`KeyBuilder`]: a memoized call's key, built on the stack.
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::scheme::{
+    combine, head_fingerprint, key_text, write_hash_tail, Key, Sink, HASH_TAIL, KEEP, MAX_KEY_LEN,
+};
+use super::writer;
+use crate::Error;
+
+/// Builds a key on the stack: the arguments go into a fixed buffer after a
+/// `name:vN` head that is never copied on the hit path. Text past
+/// [`MAX_KEY_LEN`] streams into a hasher instead, so building never allocates.
+///
+/// The finished text is `head:ARG:ARG...`, each argument written by the key
+/// writer (see the [module docs](super)); a text longer than [`MAX_KEY_LEN`]
+/// is exactly what [`Key::new`] makes of the whole, unbounded text: its first
+/// bytes, `#` and the 128-bit hash of all of it.
+#[doc(hidden)]
+pub struct KeyBuilder {
+    head: &'static str,
+    head_fp: u128,
+    /// The arguments, `:`-separated (the `:` after the head is implied).
+    buf: [u8; MAX_KEY_LEN],
+    len: usize,
+    /// Room for arguments before the whole text would pass [`MAX_KEY_LEN`].
+    room: usize,
+    parts: u32,
+    /// Boxed: only keys longer than the buffer need it, and the builder
+    /// stays small enough to build on the stack cheaply.
+    overflow: Option<Box<Xxh3>>,
+    error: Option<String>,
+}
+
+impl Sink for KeyBuilder {
+    #[inline(always)]
+    fn push(&mut self, bytes: &[u8]) {
+        let (len, n) = (self.len, bytes.len());
+        if self.overflow.is_none() && len + n <= self.room {
+            // Most pushes are a separator or a short number: avoid a memcpy call.
+            if n == 1 {
+                self.buf[len] = bytes[0];
+            } else {
+                self.buf[len..len + n].copy_from_slice(bytes);
+            }
+            self.len = len + n;
+        } else {
+            self.push_long(bytes);
+        }
+    }
+}
+
+impl KeyBuilder {
+    /// A key that starts with `head` (`name:vN`).
+    pub fn new(head: &'static str) -> Self {
+        Self::with_head(head, head_fingerprint(head.as_bytes()))
+    }
+
+    /// As [`KeyBuilder::new`], with the head's fingerprint computed already.
+    #[inline(always)]
+    pub(crate) fn with_head(head: &'static str, head_fp: u128) -> Self {
+        KeyBuilder {
+            head,
+            head_fp,
+            buf: [0; MAX_KEY_LEN],
+            len: 0,
+            room: MAX_KEY_LEN.saturating_sub(head.len() + 1),
+            parts: 0,
+            overflow: None,
+            error: None,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_long(&mut self, bytes: &[u8]) {
+        if let Some(h) = &mut self.overflow {
+            h.update(bytes);
+            return;
+        }
+        let mut h = Box::new(Xxh3::new());
+        h.update(self.head.as_bytes());
+        h.update(b":");
+        h.update(&self.buf[..self.len]);
+        h.update(bytes);
+        // Keep the readable start of the text in the buffer.
+        let fits = self.room - self.len;
+        self.buf[self.len..self.room].copy_from_slice(&bytes[..fits]);
+        self.len = self.room;
+        self.overflow = Some(h);
+    }
+
+    /// Append one argument.
+    #[inline]
+    pub fn part<T: crate::KeyPart + ?Sized>(&mut self, value: &T) {
+        if self.parts > 0 {
+            self.push(b":");
+        }
+        self.parts += 1;
+        if let Err(e) = writer::write(value, self) {
+            self.error.get_or_insert(e.to_string());
+        }
+    }
+
+    /// The text `value` writes as one argument, however long (never
+    /// hashed). Not an API: the key scheme's tests read it back.
+    pub fn arg_text<T: crate::KeyPart + ?Sized>(value: &T) -> Result<String, Error> {
+        let mut out = Vec::new();
+        writer::write(value, &mut out).map_err(|e| Error::Key(e.to_string()))?;
+        Ok(key_text(&out)?.to_owned())
+    }
+
+    /// Finish the key and return its fingerprint; [`KeyBuilder::text`] then
+    /// gives the text, for the paths that need it.
+    #[inline]
+    pub(crate) fn finish(&mut self) -> Result<u128, Error> {
+        if let Some(e) = &self.error {
+            return Err(Error::Key(e.clone()));
+        }
+        if self.parts == 0 {
+            return Ok(combine(self.head_fp, None));
+        }
+        if let Some(h) = self.overflow.take() {
+            // Keep the start of the arguments, then `#` and the hash of the whole text.
+            let keep = KEEP.saturating_sub(self.head.len() + 1).min(self.len);
+            let mut tail = Vec::with_capacity(HASH_TAIL);
+            write_hash_tail(&mut tail, h.digest128());
+            self.buf[keep..keep + HASH_TAIL].copy_from_slice(&tail);
+            self.len = keep + HASH_TAIL;
+            self.room = self.len;
+        }
+        Ok(combine(self.head_fp, Some(&self.buf[..self.len])))
+    }
+
+    /// The finished key text (after [`KeyBuilder::finish`]).
+    pub(crate) fn text(&self) -> Result<String, Error> {
+        let args = key_text(&self.buf[..self.len])?;
+        let mut text = String::with_capacity(self.head.len() + 1 + args.len());
+        text.push_str(self.head);
+        if self.parts > 0 {
+            text.push(':');
+            text.push_str(args);
+        }
+        Ok(text)
+    }
+
+    /// The finished key as an owned [`Key`].
+    pub fn into_key(mut self) -> Result<Key, Error> {
+        let fp = self.finish()?;
+        Ok(Key::from_parts(&self.text()?, fp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::scheme::{fingerprint, normalize};
+    use super::*;
+
+    fn key_of<T: serde::Serialize + ?Sized>(v: &T) -> String {
+        let mut kb = KeyBuilder::new("f:v1");
+        kb.part(v);
+        kb.into_key().unwrap().as_str().to_owned()
+    }
+
+    #[test]
+    fn long_keys_are_hashed_and_bounded() {
+        let long = "x".repeat(500);
+        let k = key_of(long.as_str());
+        assert_eq!(k.len(), MAX_KEY_LEN);
+        assert!(k.starts_with("f:v1:xxxx"));
+        assert_eq!(k.matches('#').count(), 1);
+        let mut other = long.clone();
+        other.push('y');
+        assert_ne!(k, key_of(other.as_str()));
+        // A finished key is already in normal form, and it is the normal
+        // form of the whole text: the hash covers every byte of it.
+        assert_eq!(normalize(&k), k);
+        assert_eq!(normalize(&format!("f:v1:{long}")), k);
+    }
+
+    #[test]
+    fn builder_fingerprint_is_a_function_of_the_text() {
+        let long = "z".repeat(400);
+        type Build = Box<dyn Fn(&mut KeyBuilder)>;
+        let cases: Vec<Build> = vec![
+            Box::new(|_| {}),
+            Box::new(|kb| kb.part(&42u64)),
+            Box::new(|kb| kb.part("")),
+            Box::new(|kb| {
+                kb.part(&1u8);
+                kb.part("a:b");
+            }),
+            Box::new(move |kb| kb.part(long.as_str())),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for build in &cases {
+            let mut kb = KeyBuilder::new("app.f:v3");
+            build(&mut kb);
+            let key = kb.into_key().unwrap();
+            assert_eq!(
+                Key::new(key.as_str()).fingerprint(),
+                key.fingerprint(),
+                "{key}"
+            );
+            assert_eq!(fingerprint(key.as_str().as_bytes()), key.fingerprint());
+            assert!(seen.insert(key.fingerprint()));
+        }
+    }
+
+    #[test]
+    fn a_failing_argument_is_a_key_error() {
+        struct Fails;
+        impl serde::Serialize for Fails {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no key for this"))
+            }
+        }
+        let mut kb = KeyBuilder::new("f:v1");
+        kb.part(&1u8);
+        kb.part(&Fails);
+        match kb.into_key() {
+            Err(Error::Key(msg)) => assert!(msg.contains("no key for this"), "{msg}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(KeyBuilder::arg_text(&Fails).is_err());
+        assert_eq!(KeyBuilder::arg_text("a b").unwrap(), "a%20b");
+    }
+}
