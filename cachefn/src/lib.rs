@@ -82,3 +82,27 @@ pub mod __private {
 }
 
 pub(crate) use __private::KeyPart;
+
+/// A value the low-level API ([`Cache::set`], [`Cache::add`],
+/// [`Cache::set_many`] and their async twins) can store: owned serde data.
+///
+/// The value's header records the serde shape of the type it will be read
+/// back as (traced through its `Deserialize` impl), so that a reader whose
+/// type has another shape (a later deploy that reordered a struct's fields,
+/// say) gets a miss instead of a wrong value. That needs an owned type:
+/// store a `String`, not a `&str`; a `Vec<String>`, not a `Vec<&str>`.
+///
+/// ```
+/// # use std::time::Duration;
+/// let cache = cachefn::Cache::memory();
+/// cache.set("title", &"Hello".to_string(), Duration::from_secs(60))?;
+/// assert_eq!(cache.get::<String>("title").as_deref(), Some("Hello"));
+/// # Ok::<(), cachefn::Error>(())
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored in a cache",
+    label = "this value is stored",
+    note = "a stored value must be owned serde data (Serialize + DeserializeOwned + 'static), so that it can be read back as the same type: store a String, not a &str (`&text.to_string()`), derive Serialize and Deserialize on your own types"
+)]
+pub trait Storable: serde::Serialize + serde::de::DeserializeOwned + 'static {}
+impl<T: serde::Serialize + serde::de::DeserializeOwned + 'static> Storable for T {}

@@ -12,7 +12,7 @@ use crate::codec;
 use crate::io::{block_on, Io};
 use crate::key::Key;
 use crate::preload::Known;
-use crate::Error;
+use crate::{Error, Storable};
 
 impl Cache {
     /// The value under `key`, computing and storing it with `f` when absent
@@ -55,7 +55,7 @@ impl Cache {
     ///
     /// When the value cannot be encoded, or the shared tier cannot be
     /// written (the local tier then holds no stale value for the key).
-    pub fn set<T: Serialize + DeserializeOwned + 'static>(
+    pub fn set<T: Storable>(
         &self,
         key: impl AsRef<str>,
         value: &T,
@@ -70,7 +70,7 @@ impl Cache {
     /// # Errors
     ///
     /// As [`Cache::set`].
-    pub fn add<T: Serialize + DeserializeOwned + 'static>(
+    pub fn add<T: Storable>(
         &self,
         key: impl AsRef<str>,
         value: &T,
@@ -113,7 +113,7 @@ impl Cache {
     /// # Errors
     ///
     /// As [`Cache::set`]; on error no pair is left stale in the local tier.
-    pub fn set_many<K: AsRef<str>, T: Serialize + DeserializeOwned + 'static>(
+    pub fn set_many<K: AsRef<str>, T: Storable>(
         &self,
         items: &[(K, T)],
         ttl: Duration,
@@ -233,7 +233,7 @@ impl Cache {
         )
     }
 
-    pub(super) async fn set_io<T: Serialize + DeserializeOwned + 'static>(
+    pub(super) async fn set_io<T: Storable>(
         &self,
         io: Io,
         key: &Key,
@@ -274,7 +274,7 @@ impl Cache {
         Ok(())
     }
 
-    pub(super) async fn add_io<T: Serialize + DeserializeOwned + 'static>(
+    pub(super) async fn add_io<T: Storable>(
         &self,
         io: Io,
         key: &Key,
@@ -363,7 +363,7 @@ impl Cache {
         out
     }
 
-    pub(super) async fn set_many_io<K: AsRef<str>, T: Serialize + DeserializeOwned + 'static>(
+    pub(super) async fn set_many_io<K: AsRef<str>, T: Storable>(
         &self,
         io: Io,
         items: &[(K, T)],

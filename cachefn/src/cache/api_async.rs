@@ -11,7 +11,7 @@ use super::api::negate;
 use super::Cache;
 use crate::io::Io;
 use crate::key::Key;
-use crate::Error;
+use crate::{Error, Storable};
 
 impl Cache {
     /// [`get_or_set`](Cache::get_or_set) with an async computation.
@@ -63,7 +63,7 @@ impl Cache {
     /// # Errors
     ///
     /// As [`Cache::set`].
-    pub async fn set_async<T: Serialize + DeserializeOwned + 'static>(
+    pub async fn set_async<T: Storable>(
         &self,
         key: impl AsRef<str>,
         value: &T,
@@ -77,7 +77,7 @@ impl Cache {
     /// # Errors
     ///
     /// As [`Cache::set`].
-    pub async fn add_async<T: Serialize + DeserializeOwned + 'static>(
+    pub async fn add_async<T: Storable>(
         &self,
         key: impl AsRef<str>,
         value: &T,
@@ -112,7 +112,7 @@ impl Cache {
     /// # Errors
     ///
     /// As [`Cache::set_many`].
-    pub async fn set_many_async<K: AsRef<str>, T: Serialize + DeserializeOwned + 'static>(
+    pub async fn set_many_async<K: AsRef<str>, T: Storable>(
         &self,
         items: &[(K, T)],
         ttl: Duration,
