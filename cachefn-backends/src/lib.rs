@@ -46,10 +46,13 @@ mod redis;
 pub use backend::{Backend, BoxFuture, Null};
 pub use breaker::{CircuitBreaker, COOL_DOWN, TRIP_AFTER};
 #[cfg(feature = "disk")]
+#[cfg_attr(docsrs, doc(cfg(feature = "disk")))]
 pub use disk::{Disk, DiskBuilder, DiskUsage};
 pub use error::{Error, Failure, Source};
 #[cfg(feature = "memcached")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub use memcached::{Memcached, MemcachedBuilder};
 pub use memory::{LocalValue, Memory, Slot};
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{Redis, RedisBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT};

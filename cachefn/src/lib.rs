@@ -1,9 +1,6 @@
-// The guide is the README; its async examples need the `tokio` feature.
-#![cfg_attr(feature = "tokio", doc = include_str!("../../README.md"))]
-#![cfg_attr(
-    not(feature = "tokio"),
-    doc = "Memoize functions with one attribute. The guide (the project README) is part of these docs when they are built with the `tokio` feature, as on docs.rs."
-)]
+// The guide is the README, with every feature set: examples that need a
+// feature say so and compile only with it.
+#![doc = include_str!("../../README.md")]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -223,6 +223,7 @@ impl Cache {
     /// # });
     /// ```
     #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
     pub async fn preload_async<K: AsRef<str>, F: std::future::Future>(
         &self,
         keys: impl IntoIterator<Item = K>,

@@ -13,6 +13,7 @@ use crate::io::Io;
 use crate::key::Key;
 use crate::{Error, Storable};
 
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl Cache {
     /// [`get_or_set`](Cache::get_or_set) with an async computation.
     ///
