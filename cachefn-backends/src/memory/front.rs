@@ -14,10 +14,14 @@
 //!   threads is charged once). So the slots held by front caches, live or
 //!   dead, weigh at most the budget: one [`FRONT_SHARE`]th of the tier's bound.
 //! - **Sweeps.** When the budget refuses a slot, a process-wide sweep epoch
-//!   moves on (at most every [`SWEEP_EVERY_MS`]), and every thread that
-//!   reads a tier again drops its entries for dead or expired slots, giving
-//!   their charges back. Threads that never call again keep theirs, within
-//!   the budget.
+//!   moves on (at most every [`SWEEP_EVERY_MS`]), and every thread drops its
+//!   entries for dead or expired slots, giving their charges back, the next
+//!   time it fills its front cache (a thread that reads at all does so at
+//!   least once every [`PASS_THROUGH_EVERY`] reads). Threads that never
+//!   call again keep theirs, within the budget.
+//!
+//! The hit path is what it was without the budget: it reads the front entry
+//! and the slot, and writes nothing shared.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,13 +83,16 @@ impl PinBudget {
         self.limit
     }
 
+    /// Charge `weight` if that keeps the total within the limit (so the
+    /// total never exceeds it, even for a moment).
     fn try_charge(&self, weight: u64) -> bool {
-        let before = self.pinned.fetch_add(weight, Ordering::AcqRel);
-        if before.saturating_add(weight) <= self.limit {
-            return true;
-        }
-        self.pinned.fetch_sub(weight, Ordering::AcqRel);
-        false
+        self.pinned
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |pinned| {
+                pinned
+                    .checked_add(weight)
+                    .filter(|&total| total <= self.limit)
+            })
+            .is_ok()
     }
 
     fn release(&self, weight: u64) {
@@ -262,17 +269,20 @@ pub(super) fn remember(budget: &Arc<PinBudget>, fp: u128, slot: Arc<Slot>, now: 
         }
         let set = front_set(fp);
         let ways = &mut front.entries[set..set + WAYS];
+        // Already held (a pass-through read of a front-cache hit): done.
+        if ways
+            .iter()
+            .flatten()
+            .any(|held| held.is(budget, fp) && Arc::ptr_eq(&held.slot, &slot))
+        {
+            return;
+        }
         // Drop this set's dead entries, and an older copy of this key.
         for e in ways.iter_mut() {
-            if let Some(held) = e {
-                if held.is(budget, fp) {
-                    if Arc::ptr_eq(&held.slot, &slot) {
-                        return;
-                    }
-                    *e = None;
-                } else if !held.slot.is_live(now) {
-                    *e = None;
-                }
+            if e.as_ref()
+                .is_some_and(|held| held.is(budget, fp) || !held.slot.is_live(now))
+            {
+                *e = None;
             }
         }
         if slot.weight > budget.largest {
