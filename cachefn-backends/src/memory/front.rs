@@ -214,7 +214,7 @@ fn front_set(fp: u128) -> usize {
 }
 
 /// This thread's front entry of `budget`'s tier under `fp`: `f` run on its
-/// slot if it is live. `None` (and `f` left in place) when there is none,
+/// slot if it is live. `Ok(None)` or `Err` (and `f` left in place) when there is none,
 /// when it is dead or expired (the entry is dropped), or on the one hit in
 /// [`PASS_THROUGH_EVERY`] that must go to the store.
 #[inline]
@@ -223,33 +223,30 @@ pub(super) fn read<R, F: FnOnce(&Slot) -> R>(
     fp: u128,
     now: u64,
     f: &mut Option<F>,
-) -> Option<R> {
-    // `try_with`: during thread teardown the front cache may be gone; the
-    // store still answers.
-    FRONT
-        .try_with(|front| {
-            let mut front = front.try_borrow_mut().ok()?;
-            front.ticks = front.ticks.wrapping_add(1);
-            if front.ticks % PASS_THROUGH_EVERY == 0 || front.entries.is_empty() {
-                return None;
-            }
-            let set = front_set(fp);
-            for way in set..set + WAYS {
-                if let Some(e) = &front.entries[way] {
-                    if e.is(budget, fp) {
-                        if !e.slot.is_live(now) {
-                            front.entries[way] = None;
-                            return None;
-                        }
-                        let f = f.take()?;
-                        return Some(f(&e.slot));
+) -> Result<Option<R>, std::thread::AccessError> {
+    // `try_with`: during thread teardown the front cache may be gone
+    // (`Err`); the store still answers.
+    FRONT.try_with(|front| {
+        let mut front = front.try_borrow_mut().ok()?;
+        front.ticks = front.ticks.wrapping_add(1);
+        if front.ticks % PASS_THROUGH_EVERY == 0 || front.entries.is_empty() {
+            return None;
+        }
+        let set = front_set(fp);
+        for way in set..set + WAYS {
+            if let Some(e) = &front.entries[way] {
+                if e.is(budget, fp) {
+                    if !e.slot.is_live(now) {
+                        front.entries[way] = None;
+                        return None;
                     }
+                    let f = f.take()?;
+                    return Some(f(&e.slot));
                 }
             }
-            None
-        })
-        .ok()
-        .flatten()
+        }
+        None
+    })
 }
 
 /// Put `slot` (just read from `budget`'s tier under `fp`) in this thread's

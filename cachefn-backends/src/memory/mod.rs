@@ -217,7 +217,7 @@ impl Memory {
     pub fn read<R>(&self, fp: u128, f: impl FnOnce(&Slot) -> R) -> Option<R> {
         let now = clock::now_ms();
         let mut f = Some(f);
-        if let Some(out) = front::read(&self.front, fp, now, &mut f) {
+        if let Ok(Some(out)) = front::read(&self.front, fp, now, &mut f) {
             return Some(out);
         }
         let slot = self.get_at(fp, now)?;
