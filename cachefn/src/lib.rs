@@ -14,6 +14,7 @@ mod memo;
 mod preload;
 mod registry;
 mod stats;
+mod weigh;
 
 pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY, DEFAULT_LOCAL_TTL, DEFAULT_PREFIX};
 pub use cachefn_backends::Error;

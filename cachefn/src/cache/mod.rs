@@ -178,7 +178,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> LocalValue for Typ
         codec::encode(&self.0, 0)
     }
     fn size_hint(&self) -> usize {
-        postcard::experimental::serialized_size(&self.0).unwrap_or(0)
+        crate::weigh::heap_size(&self.0)
     }
 }
 
@@ -193,7 +193,7 @@ impl LocalValue for Encoded {
         Ok(self.0.clone())
     }
     fn size_hint(&self) -> usize {
-        self.0.len()
+        self.0.capacity()
     }
 }
 

@@ -1,9 +1,10 @@
 //! The bounded, typed, in-process tier.
 
+mod front;
+mod store;
+
 use std::any::Any;
-use std::cell::RefCell;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,9 @@ use parking_lot::Mutex;
 
 use crate::clock;
 use crate::Error;
+
+use front::PinBudget;
+use store::Store;
 
 /// A value held by [`Memory`]: typed, so that a hit clones a value instead of
 /// decoding bytes.
@@ -23,7 +27,11 @@ pub trait LocalValue: Any + Send + Sync {
     /// The value as the cache's codec stores it in a byte-level tier
     /// (header and payload), for a read that wants bytes or another type.
     fn encode(&self) -> Result<Vec<u8>, Error>;
-    /// About how many bytes the value occupies, for a byte-bounded [`Memory`].
+    /// About how many bytes of heap memory the value owns, beyond its own
+    /// inline size (which the tier counts itself): the buffers of its
+    /// strings, vectors and maps, their allocator overhead included. A
+    /// byte-bounded [`Memory`] weighs entries with it, so an estimate that
+    /// errs high keeps the bound; one that errs low breaks it.
     fn size_hint(&self) -> usize;
 }
 
@@ -40,6 +48,8 @@ pub struct Slot<V: ?Sized = dyn LocalValue> {
     /// Set once the tier no longer holds this slot (replaced, removed,
     /// evicted, cleared): threads' front caches then stop serving it.
     dead: AtomicBool,
+    /// How many threads' front caches hold this slot (see `front`).
+    fronts: AtomicU32,
     weight: u64,
     key: Box<str>,
     value: V,
@@ -78,118 +88,20 @@ impl Slot {
     }
 }
 
-/// Marks evicted slots dead, and drops up to two of them after the shard
-/// lock is released (as quick_cache's default lifecycle does).
-#[derive(Clone, Copy, Default)]
-struct KillOnEvict;
-
-impl quick_cache::Lifecycle<u128, Arc<Slot>> for KillOnEvict {
-    type RequestState = [Option<Arc<Slot>>; 2];
-
-    #[inline]
-    fn begin_request(&self) -> Self::RequestState {
-        [None, None]
-    }
-
-    #[inline]
-    fn on_evict(&self, state: &mut Self::RequestState, _fp: u128, slot: Arc<Slot>) {
-        slot.kill();
-        if let Some(free) = state.iter_mut().find(|s| s.is_none()) {
-            *free = Some(slot);
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-struct SlotWeighter;
-
-impl quick_cache::Weighter<u128, Arc<Slot>> for SlotWeighter {
-    #[inline]
-    fn weight(&self, _key: &u128, slot: &Arc<Slot>) -> u64 {
-        slot.weight
-    }
-}
-
-/// Keys of the store are 128-bit fingerprints from a good hash already, so the
-/// map hashes them by folding rather than hashing them again.
-#[derive(Clone, Copy, Default)]
-struct FoldHasher(u64);
-
-impl Hasher for FoldHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0 ^ u64::from_le_bytes(word)).rotate_left(23);
-        }
-    }
-    #[inline]
-    fn write_u128(&mut self, fp: u128) {
-        self.0 = (fp as u64) ^ ((fp >> 64) as u64);
-    }
-}
-
-#[derive(Clone, Copy, Default)]
-struct BuildFold;
-
-impl BuildHasher for BuildFold {
-    type Hasher = FoldHasher;
-    #[inline]
-    fn build_hasher(&self) -> FoldHasher {
-        FoldHasher(0)
-    }
-}
-
-type Store = quick_cache::sync::Cache<u128, Arc<Slot>, SlotWeighter, BuildFold, KillOnEvict>;
-
-/// Sets (of [`WAYS`] entries) in each thread's front cache.
-const FRONT_SETS: usize = 1024;
-const WAYS: usize = 4;
-/// One front-cache hit in this many goes to the shared store instead, so
-/// that its eviction policy still sees which entries are hot.
-const PASS_THROUGH_EVERY: u32 = 128;
 /// Stripes of the lock that orders writers of one key.
 const WRITE_STRIPES: usize = 64;
-
-struct FrontEntry {
-    tier: u64,
-    fp: u128,
-    slot: Arc<Slot>,
-}
-
-/// A small per-thread cache of recently read slots, in front of the shared
-/// store. A hit there reads the slot's `dead` flag and expiry and writes no
-/// memory shared with other threads (no lock word, no reference count), so
-/// hits on several cores do not contend.
-#[derive(Default)]
-struct Front {
-    entries: Vec<Option<FrontEntry>>,
-    ticks: u32,
-}
-
-thread_local! {
-    static FRONT: RefCell<Front> = const { RefCell::new(Front { entries: Vec::new(), ticks: 0 }) };
-}
-
-static NEXT_TIER_ID: AtomicU64 = AtomicU64::new(1);
 
 #[inline]
 fn stripe(fp: u128) -> usize {
     (fp as usize) % WRITE_STRIPES
 }
 
-#[inline]
-fn front_set(fp: u128) -> usize {
-    ((fp >> 64) as usize % FRONT_SETS) * WAYS
-}
-
-/// Per-entry bookkeeping counted against a byte budget on top of key and value.
-const SLOT_OVERHEAD: u64 = 160;
+/// What an entry of a byte-bounded tier costs beyond its [`Slot`] (whose
+/// inline size, value included, is counted from its type), its key's bytes
+/// and its value's heap ([`LocalValue::size_hint`]): the slot's reference
+/// counts (padded to a cache line), the allocator's overhead on the key,
+/// and the store's entry and table space.
+const ENTRY_OVERHEAD: u64 = 64 + 16 + 64;
 
 /// The bounded in-process tier: typed values, a time to live per entry,
 /// sharded so that concurrent hits take no global lock.
@@ -204,11 +116,24 @@ const SLOT_OVERHEAD: u64 = 160;
 /// cachefn runtime computes without allocating; the key text is kept beside
 /// the value for prefix clears.
 ///
-/// Each thread keeps a small front cache (4,096 entries, four-way) of the slots it read
-/// recently, so that a hit writes no memory shared with other threads and
-/// hits scale across cores. A slot that the tier replaces, removes, evicts or
-/// clears is marked dead and no front cache serves it again; its memory is
-/// released when the threads that read it reuse that front entry.
+/// # Front caches, and what the bound covers
+///
+/// Each thread keeps a small front cache (4,096 entries, four-way) of the
+/// slots it read recently, so that a hit writes no memory shared with other
+/// threads and hits scale across cores. A slot that the tier replaces,
+/// removes, evicts or clears is marked dead and no front cache serves it
+/// again.
+///
+/// The bound holds for the whole process: the front caches of all threads
+/// together keep at most **one eighth of the bound** alive on top of it
+/// (entries the tier has evicted but a front cache still holds), however
+/// many threads there are and whether or not they ever call again. So a
+/// tier of `with_capacity(n)` keeps at most `n + n / 8` entries alive, and
+/// one of `with_max_bytes(b)` about `b + b / 8` bytes, plus the values being
+/// read at that moment and each reading thread's front-cache table (128 KiB,
+/// allocated on its first read). In a byte-bounded tier an entry larger than
+/// 1/512 of the bound is never kept in front caches (a hit on it is
+/// dominated by its clone anyway).
 ///
 /// Give it to a cache as its local tier (`cachefn::Cache::builder().local(..)`):
 ///
@@ -222,7 +147,9 @@ const SLOT_OVERHEAD: u64 = 160;
 pub struct Memory {
     store: Store,
     by_bytes: bool,
-    id: u64,
+    /// What threads' front caches may keep alive of this tier; it also
+    /// tells this tier's front entries from other tiers'.
+    front: Arc<PinBudget>,
     /// Orders writers of one key, so that the slot a write replaces is
     /// always the one it marks dead.
     writers: [Mutex<()>; WRITE_STRIPES],
@@ -237,40 +164,42 @@ pub struct Memory {
 
 impl Memory {
     /// A tier that holds up to `entries` entries (at least 1).
+    ///
+    /// Threads' front caches keep at most `entries / 8` more alive (see
+    /// [`Memory`]).
     pub fn with_capacity(entries: usize) -> Self {
         let entries = entries.max(1);
-        Memory {
-            store: Store::with(
-                entries,
-                entries as u64,
-                SlotWeighter,
-                BuildFold,
-                KillOnEvict,
-            ),
-            by_bytes: false,
-            id: NEXT_TIER_ID.fetch_add(1, Ordering::Relaxed),
-            writers: std::array::from_fn(|_| Mutex::new(())),
-            generations: std::array::from_fn(|_| AtomicU64::new(0)),
-            global_generation: AtomicU64::new(0),
-            rmw: Mutex::new(()),
-        }
+        Memory::new(store::store(entries, entries as u64), false)
     }
 
-    /// A tier bounded by the approximate number of bytes its keys and values
-    /// take (encoded size plus a fixed overhead per entry). A single value
-    /// larger than a shard's share of the budget is not kept.
+    /// A tier bounded by the number of bytes its entries take: for each
+    /// entry, its slot (with the value's inline size), its key, the heap
+    /// memory its value owns ([`LocalValue::size_hint`]: for a cached
+    /// function's value, an estimate of its strings', vectors' and maps'
+    /// buffers, allocator overhead included) and a fixed overhead of about
+    /// 150 bytes. A single value larger than a shard's share of the budget
+    /// is not kept.
+    ///
+    /// Threads' front caches keep at most `bytes / 8` more alive (see
+    /// [`Memory`]): the process holds at most about `bytes + bytes / 8` for
+    /// this tier, whatever the number of threads.
+    ///
+    /// ```
+    /// use cachefn_backends::Memory;
+    ///
+    /// let tier = Memory::with_max_bytes(64 << 20);
+    /// assert_eq!(tier.capacity(), 64 << 20);
+    /// ```
     pub fn with_max_bytes(bytes: u64) -> Self {
-        let bytes = bytes.max(SLOT_OVERHEAD);
+        let bytes = bytes.max(ENTRY_OVERHEAD);
+        Memory::new(store::store((bytes / 512).max(16) as usize, bytes), true)
+    }
+
+    fn new(store: Store, by_bytes: bool) -> Self {
         Memory {
-            store: Store::with(
-                (bytes / 512).max(16) as usize,
-                bytes,
-                SlotWeighter,
-                BuildFold,
-                KillOnEvict,
-            ),
-            by_bytes: true,
-            id: NEXT_TIER_ID.fetch_add(1, Ordering::Relaxed),
+            front: PinBudget::for_bound(store.capacity(), by_bytes),
+            store,
+            by_bytes,
             writers: std::array::from_fn(|_| Mutex::new(())),
             generations: std::array::from_fn(|_| AtomicU64::new(0)),
             global_generation: AtomicU64::new(0),
@@ -288,35 +217,12 @@ impl Memory {
     pub fn read<R>(&self, fp: u128, f: impl FnOnce(&Slot) -> R) -> Option<R> {
         let now = clock::now_ms();
         let mut f = Some(f);
-        // `try_with`: during thread teardown the front cache may be gone;
-        // the store still answers.
-        let front = FRONT.try_with(|front| {
-            let mut front = front.try_borrow_mut().ok()?;
-            front.ticks = front.ticks.wrapping_add(1);
-            if front.ticks % PASS_THROUGH_EVERY == 0 || front.entries.is_empty() {
-                return None;
-            }
-            let set = front_set(fp);
-            for way in set..set + WAYS {
-                if let Some(e) = &front.entries[way] {
-                    if e.fp == fp && e.tier == self.id {
-                        if !e.slot.is_live(now) {
-                            front.entries[way] = None;
-                            return None;
-                        }
-                        let f = f.take()?;
-                        return Some(f(&e.slot));
-                    }
-                }
-            }
-            None
-        });
-        if let Ok(Some(out)) = front {
+        if let Ok(Some(out)) = front::read(&self.front, fp, now, &mut f) {
             return Some(out);
         }
         let slot = self.get_at(fp, now)?;
         let out = f.take().map(|f| f(&slot));
-        self.remember(fp, slot);
+        front::remember(&self.front, fp, slot, now);
         out
     }
 
@@ -337,33 +243,18 @@ impl Memory {
         Some(slot)
     }
 
-    /// Put `slot` in this thread's front cache (most recent way first).
-    fn remember(&self, fp: u128, slot: Arc<Slot>) {
-        let _ = FRONT.try_with(|front| {
-            let Ok(mut front) = front.try_borrow_mut() else {
-                return;
-            };
-            if front.entries.is_empty() {
-                front.entries.resize_with(FRONT_SETS * WAYS, || None);
-            }
-            let set = front_set(fp);
-            let entry = FrontEntry {
-                tier: self.id,
-                fp,
-                slot,
-            };
-            // Keep the other way if it holds this key already (stale copy).
-            let same = front.entries[set..set + WAYS]
-                .iter()
-                .position(|e| e.as_ref().is_some_and(|e| e.fp == fp && e.tier == self.id));
-            match same {
-                Some(i) => front.entries[set + i] = Some(entry),
-                None => {
-                    front.entries[set..set + WAYS].rotate_right(1);
-                    front.entries[set] = Some(entry);
-                }
-            }
-        });
+    /// How much of this tier threads' front caches hold now, in the tier's
+    /// unit (entries, or bytes for [`Memory::with_max_bytes`]), and the most
+    /// they may hold (an eighth of [`Memory::capacity`]).
+    ///
+    /// ```
+    /// use cachefn_backends::Memory;
+    ///
+    /// let tier = Memory::with_capacity(800);
+    /// assert_eq!(tier.front_held(), (0, 100));
+    /// ```
+    pub fn front_held(&self) -> (u64, u64) {
+        (self.front.pinned(), self.front.limit())
     }
 
     /// Store `value` under `fp` (the fingerprint of `key`) for `ttl`
@@ -427,13 +318,16 @@ impl Memory {
             clock::now_ms().saturating_add(ttl.as_millis().min(u64::MAX as u128) as u64)
         };
         let weight = if self.by_bytes {
-            SLOT_OVERHEAD + key.len() as u64 + value.size_hint() as u64
+            (ENTRY_OVERHEAD + std::mem::size_of::<Slot<V>>() as u64)
+                .saturating_add(key.len() as u64)
+                .saturating_add(value.size_hint() as u64)
         } else {
             1
         };
         Arc::new(Slot {
             expires_at,
             dead: AtomicBool::new(false),
+            fronts: AtomicU32::new(0),
             weight,
             key: key.into(),
             value,
@@ -517,7 +411,17 @@ impl std::fmt::Debug for Memory {
             .field("len", &self.len())
             .field("capacity", &self.capacity())
             .field("by_bytes", &self.by_bytes)
+            .field("front_held", &self.front_held())
             .finish()
+    }
+}
+
+impl Drop for Memory {
+    /// Marks every slot dead and asks threads to sweep their front caches,
+    /// so that what they hold of this tier is released as they read again.
+    fn drop(&mut self) {
+        self.clear();
+        front::request_sweep(clock::now_ms());
     }
 }
 
@@ -650,6 +554,62 @@ mod tests {
         assert!(m.insert_if_unchanged(5, "k", val(1), Duration::ZERO, seen));
         assert!(!m.insert_if_absent(5, "k", val(3), Duration::ZERO));
         assert!(m.insert_if_absent(6, "k", val(3), Duration::ZERO));
+    }
+
+    #[test]
+    fn front_caches_charge_a_shared_slot_once_and_give_it_back() {
+        let m = Memory::with_capacity(800);
+        assert_eq!(m.front_held(), (0, 100));
+        m.insert(1, "a", val(1), Duration::ZERO);
+        let read = std::sync::Barrier::new(5);
+        let exit = std::sync::Barrier::new(5);
+        std::thread::scope(|s| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        assert_eq!(read_u(&m, 1), Some(1));
+                        read.wait();
+                        exit.wait();
+                    })
+                })
+                .collect();
+            read.wait();
+            assert_eq!(m.front_held().0, 1, "four holders, one charge");
+            exit.wait();
+            for t in threads {
+                t.join().unwrap();
+            }
+        });
+        assert_eq!(m.front_held().0, 0, "the threads' exit gave it back");
+    }
+
+    #[test]
+    fn front_caches_never_hold_more_than_their_share() {
+        let m = Memory::with_capacity(800);
+        std::thread::scope(|s| {
+            for t in 0..8u128 {
+                let m = &m;
+                s.spawn(move || {
+                    for k in 0..2_000u128 {
+                        let fp = (k << 64) | (t << 32) | k;
+                        m.insert(fp, "k", val(1), Duration::ZERO);
+                        read_u(m, fp);
+                        assert!(m.front_held().0 <= 100, "{:?}", m.front_held());
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn byte_weight_counts_the_slot_not_only_the_value() {
+        let m = Memory::with_max_bytes(100_000);
+        for i in 0..10_000u128 {
+            m.insert(i, "k", val(0), Duration::ZERO);
+        }
+        // Each entry takes its slot (64 bytes), the key and the overhead.
+        let per_entry = ENTRY_OVERHEAD + 64 + 1;
+        assert!(m.len() as u64 * per_entry <= 100_000, "held {}", m.len());
     }
 
     #[test]
