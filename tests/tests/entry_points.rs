@@ -27,14 +27,14 @@ static SERIAL: Mutex<()> = Mutex::new(());
 fn body() -> Vec<u8> {
     RUNS.fetch_add(1, Ordering::SeqCst);
     STARTED.store(true, Ordering::SeqCst);
-    thread::sleep(Duration::from_millis(150));
+    thread::sleep(Duration::from_millis(60));
     VALUE.to_vec()
 }
 
 async fn body_async() -> Vec<u8> {
     RUNS.fetch_add(1, Ordering::SeqCst);
     STARTED.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(60)).await;
     VALUE.to_vec()
 }
 
@@ -245,7 +245,7 @@ fn waiters_of_another_type_compute_their_own() {
             let a = s.spawn(|| {
                 cache().get_or_set(blob::key(7), TTL, || {
                     STARTED.store(true, Ordering::SeqCst);
-                    thread::sleep(Duration::from_millis(150));
+                    thread::sleep(Duration::from_millis(60));
                     "a string".to_string()
                 })
             });
