@@ -98,9 +98,9 @@ impl<S: Sink + ?Sized> KeySerializer<'_, S> {
         Ok(())
     }
     #[inline]
-    fn int(&mut self, v: impl Into<Int>) -> Result<(), KeyError> {
-        let mut buf = [0u8; 40];
-        self.raw(v.into().decimal(&mut buf))
+    fn int(&mut self, v: impl itoa::Integer) -> Result<(), KeyError> {
+        let mut b = itoa::Buffer::new();
+        self.raw(b.format(v).as_bytes())
     }
     fn text(&mut self, bytes: &[u8]) -> Result<(), KeyError> {
         self.some_pending = false;
@@ -115,9 +115,9 @@ impl<S: Sink + ?Sized> KeySerializer<'_, S> {
     }
     fn float(&mut self, v: f64, bits: u64) -> Result<(), KeyError> {
         if v.is_nan() {
-            let mut buf = [0u8; 40];
+            let mut b = itoa::Buffer::new();
             self.raw(b"nan")?;
-            return self.raw(Int::from(bits).decimal(&mut buf));
+            return self.raw(b.format(bits).as_bytes());
         }
         // Display is the shortest text that reads back as the same `f64`,
         // never in exponent form.
@@ -626,90 +626,6 @@ mod tests {
         for i in 0..3 {
             let e = KeyBuilder::arg_text(&Bad(i)).unwrap_err().to_string();
             assert!(e.contains("serialize_"), "{e}");
-        }
-    }
-}
-
-/// An integer of any width, for its decimal text: a sign and a magnitude.
-#[derive(Clone, Copy)]
-pub(super) struct Int {
-    negative: bool,
-    magnitude: u128,
-}
-
-macro_rules! int_from {
-    ($($unsigned:ty),* ; $($signed:ty),*) => {
-        $(impl From<$unsigned> for Int {
-            #[inline]
-            fn from(v: $unsigned) -> Int {
-                Int { negative: false, magnitude: v as u128 }
-            }
-        })*
-        $(impl From<$signed> for Int {
-            #[inline]
-            fn from(v: $signed) -> Int {
-                Int { negative: v < 0, magnitude: v.unsigned_abs() as u128 }
-            }
-        })*
-    };
-}
-int_from!(u8, u16, u32, u64, u128; i8, i16, i32, i64, i128);
-
-impl Int {
-    /// The decimal text, written at the end of `buf` (40 bytes hold any
-    /// `i128` or `u128` with its sign).
-    #[inline]
-    pub(super) fn decimal(self, buf: &mut [u8; 40]) -> &[u8] {
-        let mut i = buf.len();
-        if let Ok(mut n) = u64::try_from(self.magnitude) {
-            loop {
-                i -= 1;
-                buf[i] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-        } else {
-            let mut n = self.magnitude;
-            while n != 0 {
-                i -= 1;
-                buf[i] = b'0' + (n % 10) as u8;
-                n /= 10;
-            }
-        }
-        if self.negative {
-            i -= 1;
-            buf[i] = b'-';
-        }
-        &buf[i..]
-    }
-}
-
-#[cfg(test)]
-mod int_tests {
-    use super::Int;
-
-    #[test]
-    fn decimal_text_of_every_width_matches_display() {
-        let mut buf = [0u8; 40];
-        let cases: Vec<(Int, String)> = vec![
-            (0u8.into(), "0".into()),
-            (i8::MIN.into(), i8::MIN.to_string()),
-            (u64::MAX.into(), u64::MAX.to_string()),
-            (i64::MIN.into(), i64::MIN.to_string()),
-            (u128::MAX.into(), u128::MAX.to_string()),
-            (i128::MIN.into(), i128::MIN.to_string()),
-            (i128::MAX.into(), i128::MAX.to_string()),
-            ((-7i32).into(), "-7".into()),
-            (1_000_000u32.into(), "1000000".into()),
-            (
-                (u64::MAX as u128 + 1).into(),
-                (u64::MAX as u128 + 1).to_string(),
-            ),
-        ];
-        for (n, want) in cases {
-            assert_eq!(std::str::from_utf8(n.decimal(&mut buf)).unwrap(), want);
         }
     }
 }
