@@ -190,9 +190,7 @@ impl RedisClusterBuilder {
     /// `redis://` and `rediss://` with the others; when a TLS certificate
     /// or key is not usable.
     pub fn build(self) -> Result<RedisCluster, Error> {
-        let bad = |url: &str, why: &str| {
-            Error::backend(NAME, format!("`{}`: {why}", redact(url)))
-        };
+        let bad = |url: &str, why: &str| Error::backend(NAME, format!("`{}`: {why}", redact(url)));
         if self.urls.is_empty() {
             return Err(Error::backend(
                 NAME,
@@ -377,11 +375,11 @@ impl Cluster {
         let mut groups: Groups = Vec::new();
         for (i, key) in keys.enumerate() {
             let slot = key_slot(key.as_bytes());
-            let node = topology.master(slot)?;
-            let at = match groups.iter().position(|(n, _)| Arc::ptr_eq(n, node)) {
+            let node = self.router.master(&topology, slot)?;
+            let at = match groups.iter().position(|(n, _)| Arc::ptr_eq(n, &node)) {
                 Some(at) => at,
                 None => {
-                    groups.push((node.clone(), Vec::new()));
+                    groups.push((node, Vec::new()));
                     groups.len() - 1
                 }
             };
@@ -397,24 +395,23 @@ impl Cluster {
     /// One pipelined round trip to `node`; `Ok(None)` when a key was
     /// redirected (a slot moved or is migrating): the caller then routes
     /// that node's keys one by one.
-    fn batch(
-        &self,
-        node: &Node,
-        cmds: &[Vec<&[u8]>],
-    ) -> Result<Option<Vec<Value>>, Error> {
+    fn batch(&self, node: &Node, cmds: &[Vec<&[u8]>]) -> Result<Option<Vec<Value>>, Error> {
         let from = node.addr.as_str();
-        self.router.on(node, |c: &mut Conn| match c.pipeline(cmds) {
-            Ok(replies) => Ok(Some(replies)),
-            Err(CallFail::Server(m)) if redirect(&m, from).is_some() || m.starts_with("TRYAGAIN") => {
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        })
-        .inspect(|r| {
-            if r.is_none() {
-                self.router.refresh_soon();
-            }
-        })
+        self.router
+            .on(node, |c: &mut Conn| match c.pipeline(cmds) {
+                Ok(replies) => Ok(Some(replies)),
+                Err(CallFail::Server(m))
+                    if redirect(&m, from).is_some() || m.starts_with("TRYAGAIN") =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            })
+            .inspect(|r| {
+                if r.is_none() {
+                    self.router.refresh_soon();
+                }
+            })
     }
 }
 
@@ -662,9 +659,17 @@ mod tests {
         let e = RedisCluster::open(&["redis://:secret@127.0.0.1:7000/2"])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("only database 0") && !e.contains("secret"), "{e}");
-        let e = RedisCluster::open(&["http://:secret@x/"]).unwrap_err().to_string();
-        assert!(e.contains("not a Redis URL") && !e.contains("secret"), "{e}");
+        assert!(
+            e.contains("only database 0") && !e.contains("secret"),
+            "{e}"
+        );
+        let e = RedisCluster::open(&["http://:secret@x/"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not a Redis URL") && !e.contains("secret"),
+            "{e}"
+        );
         assert_eq!(encode("p@ss:w/rd"), "p%40ss%3Aw%2Frd");
     }
 
@@ -679,7 +684,10 @@ mod tests {
         }
         assert!(start.elapsed() < Duration::from_secs(5));
         let e = c.get("k").unwrap_err().to_string();
-        assert!(e.contains("CLUSTER NODES") && e.contains("127.0.0.1:1"), "{e}");
+        assert!(
+            e.contains("CLUSTER NODES") && e.contains("127.0.0.1:1"),
+            "{e}"
+        );
         let e = crate::pool::tests::block_on(c.get_async("k")).unwrap_err();
         assert!(e.is_outage(), "{e}");
     }

@@ -275,7 +275,8 @@ impl Router {
                 return Err(e.clone());
             }
         }
-        self.last_discovery.store(clock::now_ms(), Ordering::Release);
+        self.last_discovery
+            .store(clock::now_ms(), Ordering::Release);
         match self.discover(Some(Instant::now() + wait)) {
             Ok(t) => {
                 *last_error = None;
@@ -374,7 +375,10 @@ impl Router {
     fn moved(&self, slot: u16, addr: &str) -> Result<Arc<Node>, Error> {
         let node = self.node(addr)?;
         if let Some(t) = self.current() {
-            if t.map.owner(slot).and_then(|i| t.masters.get(i)).map(|n| n.addr.as_str())
+            if t.map
+                .owner(slot)
+                .and_then(|i| t.masters.get(i))
+                .map(|n| n.addr.as_str())
                 != Some(addr)
             {
                 self.install(t.map.moved(slot, addr))?;
@@ -382,6 +386,14 @@ impl Router {
         }
         self.refresh_soon();
         Ok(node)
+    }
+
+    /// The master of `slot`; when the map has none, it is read again soon.
+    pub fn master(&self, topology: &Topology, slot: u16) -> Result<Arc<Node>, Error> {
+        topology
+            .master(slot)
+            .cloned()
+            .inspect_err(|_| self.refresh_soon())
     }
 
     /// Run `f` on a connection to `node` (one deadline, as for [`Redis`]);
@@ -409,7 +421,7 @@ impl Router {
     ) -> Result<R, Error> {
         let slot = key_slot(key.as_bytes());
         let topology = self.topology()?;
-        let mut node = topology.master(slot)?.clone();
+        let mut node = self.master(&topology, slot)?;
         let mut asking = false;
         for _ in 0..2 {
             let from = node.addr.clone();

@@ -165,10 +165,7 @@ pub(super) fn parse_nodes(text: &str, asked: &str) -> Vec<NodeLine> {
             continue;
         }
         let flags: Vec<&str> = fields[2].split(',').collect();
-        if flags
-            .iter()
-            .any(|f| matches!(*f, "noaddr" | "handshake"))
-        {
+        if flags.iter().any(|f| matches!(*f, "noaddr" | "handshake")) {
             continue;
         }
         // `ip:port@cport[,hostname]`
@@ -221,7 +218,11 @@ mod tests {
         assert_eq!(key_slot(b"bar"), 5061);
         assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
         assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
-        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"), "an empty tag hashes the whole key");
+        assert_ne!(
+            key_slot(b"foo{}{bar}"),
+            key_slot(b"bar"),
+            "an empty tag hashes the whole key"
+        );
         assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
         assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
         assert_eq!(key_slot(b""), 0);
@@ -248,7 +249,11 @@ junk
         assert_eq!(addr(5461), "127.0.0.1:30002");
         assert_eq!(addr(16383), "127.0.0.1:30003");
         assert_eq!(map.others, ["127.0.0.1:30004"]);
-        let serving: Vec<&str> = map.serving().iter().map(|&i| map.masters[i].as_str()).collect();
+        let serving: Vec<&str> = map
+            .serving()
+            .iter()
+            .map(|&i| map.masters[i].as_str())
+            .collect();
         assert_eq!(serving.len(), 3, "not the failed master: {serving:?}");
         assert!(!serving.contains(&"127.0.0.1:30009"));
         let moved = map.moved(5461, "127.0.0.1:30005");
