@@ -17,6 +17,9 @@
 //! backend is behind a feature of its own:
 //!
 //! - `redis`: `Redis`, a shared tier on the `redis` crate.
+//! - `redis-cluster`: `RedisCluster`, the same guarantees on a Redis (or
+//!   Valkey) Cluster: keys routed by hash slot, one round trip per master
+//!   for batches, failovers followed.
 //! - `memcached`: `Memcached`, a shared tier on memcached 1.6.10+ (meta
 //!   protocol over std TCP, no client crate); clears by prefix with
 //!   generation items instead of a key scan.
@@ -31,7 +34,7 @@ mod breaker;
 pub mod clock;
 mod error;
 mod memory;
-#[cfg(any(feature = "disk", feature = "memcached"))]
+#[cfg(any(feature = "disk", feature = "memcached", feature = "redis-cluster"))]
 mod pool;
 
 #[cfg(feature = "disk")]
@@ -56,3 +59,5 @@ pub use memory::{LocalValue, Memory, Slot};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{Redis, RedisBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT};
+#[cfg(feature = "redis-cluster")]
+pub use redis::{RedisCluster, RedisClusterBuilder};

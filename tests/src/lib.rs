@@ -1,6 +1,7 @@
 //! Test support for the cachefn integration tests.
 
 pub mod memcached_server;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod server_process;
 

@@ -13,8 +13,13 @@ use crate::{Backend, Error};
 use conn::{CallFail, Conn, Target};
 use resp::{Fail, Value};
 
+#[cfg(feature = "redis-cluster")]
+pub use cluster::{RedisCluster, RedisClusterBuilder};
+
 #[cfg(feature = "tokio")]
 mod aio;
+#[cfg(feature = "redis-cluster")]
+mod cluster;
 mod conn;
 mod resp;
 

@@ -1,0 +1,694 @@
+//! The Redis Cluster shared tier (feature `redis-cluster`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::conn::{CallFail, Conn};
+use super::resp::{self, Value};
+use super::{
+    bytes, counter_error, glob_prefix, int, ms, redact, scan_reply, set_args, under_prefix,
+    unexpected, Redis, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IDLE,
+    DEFAULT_MAX_REPLY_SIZE, DEFAULT_RESPONSE_TIMEOUT, SCAN_BATCH,
+};
+use crate::pool::Pool;
+use crate::{Backend, BoxFuture, Error};
+use route::{redirect, Node, NodeOptions, Router, NAME};
+use slots::key_slot;
+
+mod route;
+mod slots;
+
+const DEFAULT_IO_THREADS: usize = 4;
+
+/// A Redis (or Valkey) Cluster as a shared tier: keys are routed to the
+/// master of their hash slot, with every guarantee of [`Redis`].
+///
+/// - **Lazy.** Building it connects to nothing, so an application starts
+///   with the cluster down. The first call reads the slot map (`CLUSTER
+///   NODES`) from the first node that answers; while none does, calls fail
+///   at once (the map is asked for again at most every 200 ms), and the
+///   cache computes.
+/// - **Bounded.** Each node has its own bounded pool of blocking
+///   connections ([`max_connections`](RedisClusterBuilder::max_connections)
+///   per node), and every round trip ends within its deadline (the response
+///   timeout, plus the connect timeout when it opens a connection),
+///   whatever a node sends; a reply larger than
+///   [`max_reply_size`](RedisClusterBuilder::max_reply_size) fails its call
+///   before it is read into memory. A call that a node redirects (`MOVED`,
+///   `ASK`) makes one more round trip, so one key's call ends within twice
+///   its deadline; the first call of a process, which also discovers the
+///   cluster, within four times.
+/// - **Batches.** [`get_many`](Backend::get_many),
+///   [`set_many`](Backend::set_many) and
+///   [`delete_many`](Backend::delete_many) (and so `Cache::preload`) make
+///   one pipelined round trip per master, never one per key (`MGET` and
+///   `UNLINK` per hash slot, as a cluster refuses multi-key commands across
+///   slots).
+/// - **Clears.** [`clear_prefix`](Backend::clear_prefix) runs `SCAN MATCH
+///   prefix*` and `UNLINK` on every master: never `KEYS` or `FLUSHALL`, and
+///   never a key outside the prefix.
+/// - **Failover.** `MOVED` updates the map and is followed; `ASK` is
+///   followed with `ASKING`. When a master fails (a refused, reset or
+///   timed-out connection, or `CLUSTERDOWN`), the map is read again in the
+///   background, at most every 200 ms, so once a replica is promoted its
+///   slots are served by it without restarting the application. Calls to
+///   the failed master's slots fail (fast, once the connection is refused)
+///   until then, and the cache computes.
+/// - **Errors** are classified for the circuit breaker as for [`Redis`]: an
+///   unreachable node is an outage, an error reply a refusal; messages name
+///   the node.
+/// - **Async.** The `_async` methods run the same bounded blocking calls on
+///   a few I/O threads of the tier's own
+///   ([`io_threads`](RedisClusterBuilder::io_threads), 4 by default), so no
+///   executor thread ever waits on the network, under any runtime.
+///
+/// URLs: `redis://[[user]:password@]host:port` for each seed node (a few
+/// are enough: the others are discovered), and with the feature
+/// `redis-tls` `rediss://` (every node then speaks TLS, with the same
+/// options as [`RedisBuilder::tls_root_cert`](super::RedisBuilder)). The
+/// password and TLS settings of the first URL apply to every node.
+///
+/// ```no_run
+/// use cachefn_backends::{Backend, RedisCluster};
+///
+/// let cluster = RedisCluster::open(&["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])?;
+/// cluster.set("k", b"v", std::time::Duration::from_secs(60))?;
+/// assert_eq!(cluster.get("k")?, Some(b"v".to_vec()));
+/// # Ok::<(), cachefn_backends::Error>(())
+/// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+pub struct RedisCluster {
+    inner: Arc<Cluster>,
+    pool: Arc<Pool>,
+}
+
+/// The blocking side of a [`RedisCluster`].
+struct Cluster {
+    router: Arc<Router>,
+}
+
+/// Options of a [`RedisCluster`] tier; from [`RedisCluster::builder`].
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+#[must_use]
+pub struct RedisClusterBuilder {
+    urls: Vec<String>,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    max_idle: usize,
+    max_connections: usize,
+    max_reply_size: usize,
+    io_threads: usize,
+    #[cfg(feature = "redis-tls")]
+    tls_root_cert: Option<Vec<u8>>,
+    #[cfg(feature = "redis-tls")]
+    tls_client_cert: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl RedisClusterBuilder {
+    /// How long opening a connection to a node may take (default 250 ms).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one round trip to a node may take (default 250 ms):
+    /// waiting for a pooled connection, writing the commands and reading
+    /// the whole reply, however the node sends it.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use cachefn_backends::RedisCluster;
+    ///
+    /// let nodes = ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"];
+    /// let cluster = RedisCluster::builder(&nodes)
+    ///     .response_timeout(Duration::from_millis(100))
+    ///     .build()?;
+    /// # Ok::<(), cachefn_backends::Error>(())
+    /// ```
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Idle connections kept for reuse, per node (default 16).
+    pub fn max_idle(mut self, connections: usize) -> Self {
+        self.max_idle = connections.max(1);
+        self
+    }
+
+    /// The most connections open at once to one node (default 32; at least
+    /// 1). A call that finds them all busy waits for one within its
+    /// response timeout, then fails with an error naming this setting.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+
+    /// The most bytes one reply may carry (default 32 MiB; at least 1 KiB),
+    /// as [`RedisBuilder::max_reply_size`](super::RedisBuilder::max_reply_size).
+    pub fn max_reply_size(mut self, bytes: usize) -> Self {
+        self.max_reply_size = bytes.max(1024);
+        self
+    }
+
+    /// Threads that run the blocking calls of the `_async` methods (default
+    /// 4; started on the first async call). 0 runs them on the calling
+    /// (executor) thread.
+    pub fn io_threads(mut self, threads: usize) -> Self {
+        self.io_threads = threads;
+        self
+    }
+
+    /// Trust the CA certificate(s) in `pem` for every node of a `rediss://`
+    /// cluster, as [`RedisBuilder::tls_root_cert`](super::RedisBuilder::tls_root_cert).
+    #[cfg(feature = "redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
+    pub fn tls_root_cert(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_cert = Some(pem.into());
+        self
+    }
+
+    /// Present a client certificate to every node (mutual TLS), as
+    /// [`RedisBuilder::tls_client_cert`](super::RedisBuilder::tls_client_cert).
+    #[cfg(feature = "redis-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-tls")))]
+    pub fn tls_client_cert(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls_client_cert = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// The tier. Nothing connects yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when no URL is given; when a URL is not a Redis
+    /// URL, names a database other than 0 or a Unix socket, or mixes
+    /// `redis://` and `rediss://` with the others; when a TLS certificate
+    /// or key is not usable.
+    pub fn build(self) -> Result<RedisCluster, Error> {
+        let bad = |url: &str, why: &str| Error::backend(NAME, format!("`{}`: {why}", redact(url)));
+        if self.urls.is_empty() {
+            return Err(Error::backend(
+                NAME,
+                "no node URL given: pass one or more, e.g. RedisCluster::open(&[\"redis://10.0.0.1:6379\"])",
+            ));
+        }
+        let mut seeds = Vec::new();
+        let mut template: Option<(bool, String)> = None;
+        for url in &self.urls {
+            let tls = super::is_tls_url(url);
+            let redis = self.node_builder(url).build()?;
+            let t = &redis.target;
+            let (host, port) = match &t.addr {
+                redis::ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
+                #[cfg(feature = "redis-tls")]
+                redis::ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port),
+                _ => {
+                    return Err(bad(
+                        url,
+                        "a cluster node is reached over TCP: write redis://host:port",
+                    ))
+                }
+            };
+            if t.db != 0 {
+                return Err(bad(
+                    url,
+                    "a Redis Cluster has only database 0: drop the /db from the URL",
+                ));
+            }
+            let userinfo = match (&t.username, &t.password) {
+                (Some(u), Some(p)) => format!("{}:{}@", encode(u), encode(p)),
+                (None, Some(p)) => format!(":{}@", encode(p)),
+                (Some(u), None) => format!("{}@", encode(u)),
+                (None, None) => String::new(),
+            };
+            match &template {
+                None => template = Some((tls, userinfo)),
+                Some((first_tls, _)) if *first_tls != tls => {
+                    return Err(bad(
+                        url,
+                        "every node URL must use the same scheme (all redis:// or all rediss://)",
+                    ))
+                }
+                Some(_) => {}
+            }
+            let addr = if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            };
+            seeds.push((addr, redis));
+        }
+        let (tls, userinfo) = template.unwrap_or_default();
+        let options = NodeOptions {
+            scheme: if tls { "rediss" } else { "redis" },
+            userinfo,
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.response_timeout,
+            max_idle: self.max_idle,
+            max_connections: self.max_connections,
+            max_reply_size: self.max_reply_size,
+            #[cfg(feature = "redis-tls")]
+            tls_root_cert: self.tls_root_cert,
+            #[cfg(feature = "redis-tls")]
+            tls_client_cert: self.tls_client_cert,
+        };
+        Ok(RedisCluster {
+            inner: Arc::new(Cluster {
+                router: Router::new(seeds, options),
+            }),
+            pool: Arc::new(Pool::new(self.io_threads, NAME)),
+        })
+    }
+
+    /// A [`Redis`] builder for one seed URL, with these options.
+    fn node_builder(&self, url: &str) -> super::RedisBuilder {
+        let builder = Redis::builder(url)
+            .connect_timeout(self.connect_timeout)
+            .response_timeout(self.response_timeout)
+            .max_connections(self.max_connections)
+            .max_idle(self.max_idle)
+            .max_reply_size(self.max_reply_size);
+        #[cfg(feature = "redis-tls")]
+        let builder = match &self.tls_root_cert {
+            Some(pem) => builder.tls_root_cert(pem.clone()),
+            None => builder,
+        };
+        #[cfg(feature = "redis-tls")]
+        let builder = match &self.tls_client_cert {
+            Some((cert, key)) => builder.tls_client_cert(cert.clone(), key.clone()),
+            None => builder,
+        };
+        builder
+    }
+}
+
+/// `s` percent-encoded for the user-info part of a URL.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl RedisCluster {
+    /// A tier for the cluster that the nodes at `urls` belong to (one is
+    /// enough; give a few, in case one is down), with the default timeouts.
+    /// Nothing connects yet, so an application starts even when the
+    /// cluster is down.
+    ///
+    /// ```no_run
+    /// use cachefn_backends::RedisCluster;
+    ///
+    /// let shared = RedisCluster::open(&["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])?;
+    /// # Ok::<(), cachefn_backends::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisClusterBuilder::build`].
+    pub fn open<S: AsRef<str>>(urls: &[S]) -> Result<RedisCluster, Error> {
+        RedisCluster::builder(urls).build()
+    }
+
+    /// A builder, to set timeouts, pool sizes and TLS.
+    pub fn builder<S: AsRef<str>>(urls: &[S]) -> RedisClusterBuilder {
+        RedisClusterBuilder {
+            urls: urls.iter().map(|u| u.as_ref().to_owned()).collect(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            max_idle: DEFAULT_MAX_IDLE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_reply_size: DEFAULT_MAX_REPLY_SIZE,
+            io_threads: DEFAULT_IO_THREADS,
+            #[cfg(feature = "redis-tls")]
+            tls_root_cert: None,
+            #[cfg(feature = "redis-tls")]
+            tls_client_cert: None,
+        }
+    }
+
+    /// Run `f` on an I/O thread.
+    fn offload<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, Error>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Cluster) -> Result<T, Error> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        Box::pin(self.pool.run(move || f(&inner)))
+    }
+}
+
+impl std::fmt::Debug for RedisCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let router = &self.inner.router;
+        let masters: Vec<String> = router
+            .current()
+            .map(|t| t.serving().iter().map(|n| n.addr.clone()).collect())
+            .unwrap_or_default();
+        f.debug_struct("RedisCluster")
+            .field("seeds", &router.seeds())
+            .field("masters", &masters)
+            .field("connect_timeout", &router.options().connect_timeout)
+            .field("response_timeout", &router.options().response_timeout)
+            .field("io_threads", &self.pool.threads())
+            .finish()
+    }
+}
+
+/// Keys (by their index in a batch) grouped by the master of their slot,
+/// and within a master by slot.
+type Groups = Vec<(Arc<Node>, Vec<(u16, Vec<usize>)>)>;
+
+impl Cluster {
+    fn group<'k>(&self, keys: impl Iterator<Item = &'k str>) -> Result<Groups, Error> {
+        let topology = self.router.topology()?;
+        let mut groups: Groups = Vec::new();
+        for (i, key) in keys.enumerate() {
+            let slot = key_slot(key.as_bytes());
+            let node = self.router.master(&topology, slot)?;
+            let at = match groups.iter().position(|(n, _)| Arc::ptr_eq(n, &node)) {
+                Some(at) => at,
+                None => {
+                    groups.push((node, Vec::new()));
+                    groups.len() - 1
+                }
+            };
+            let slots = &mut groups[at].1;
+            match slots.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, indexes)) => indexes.push(i),
+                None => slots.push((slot, vec![i])),
+            }
+        }
+        Ok(groups)
+    }
+
+    /// One pipelined round trip to `node`; `Ok(None)` when a key was
+    /// redirected (a slot moved or is migrating): the caller then routes
+    /// that node's keys one by one.
+    fn batch(&self, node: &Node, cmds: &[Vec<&[u8]>]) -> Result<Option<Vec<Value>>, Error> {
+        let from = node.addr.as_str();
+        self.router
+            .on(node, |c: &mut Conn| match c.pipeline(cmds) {
+                Ok(replies) => Ok(Some(replies)),
+                Err(CallFail::Server(m))
+                    if redirect(&m, from).is_some() || m.starts_with("TRYAGAIN") =>
+                {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            })
+            .inspect(|r| {
+                if r.is_none() {
+                    self.router.refresh_soon();
+                }
+            })
+    }
+}
+
+impl Backend for Cluster {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.router.call(key, &[b"GET", key.as_bytes()], bytes)
+    }
+
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
+        let px = resp::itoa_buf(ms(ttl));
+        self.router
+            .call(key, &set_args(key, value, ttl, false, &px), |_| Ok(()))
+    }
+
+    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, Error> {
+        let px = resp::itoa_buf(ms(ttl));
+        self.router
+            .call(key, &set_args(key, value, ttl, true, &px), |v| match v {
+                Value::Nil => Ok(false),
+                Value::Status(_) => Ok(true),
+                other => Err(unexpected(&other)),
+            })
+    }
+
+    fn delete(&self, key: &str) -> Result<bool, Error> {
+        self.router
+            .call(key, &[b"UNLINK", key.as_bytes()], int)
+            .map(|n| n > 0)
+    }
+
+    fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> {
+        let delta = delta.to_string();
+        self.router
+            .call(key, &[b"INCRBY", key.as_bytes(), delta.as_bytes()], int)
+            .map_err(|e| counter_error(key, e))
+    }
+
+    /// `SCAN MATCH prefix*` and `UNLINK` (per hash slot) on every master,
+    /// in batches, each one round trip with its own deadline. Every master
+    /// is cleared even when one fails; the first failure is returned.
+    fn clear_prefix(&self, prefix: &str) -> Result<(), Error> {
+        let topology = self.router.topology()?;
+        let pattern = glob_prefix(prefix);
+        let count = SCAN_BATCH.to_string();
+        let mut first_error = None;
+        for node in topology.serving() {
+            let mut cursor = String::from("0");
+            let cleared = loop {
+                let scanned = self.router.on(&node, |c| {
+                    scan_reply(c.call(&[
+                        b"SCAN",
+                        cursor.as_bytes(),
+                        b"MATCH",
+                        pattern.as_bytes(),
+                        b"COUNT",
+                        count.as_bytes(),
+                    ])?)
+                });
+                let (next, keys) = match scanned {
+                    Ok(r) => r,
+                    Err(e) => break Err(e),
+                };
+                let keys = under_prefix(&keys, prefix);
+                if !keys.is_empty() {
+                    let mut by_slot: Vec<(u16, Vec<&[u8]>)> = Vec::new();
+                    for k in keys {
+                        let slot = key_slot(k.as_bytes());
+                        match by_slot.iter_mut().find(|(s, _)| *s == slot) {
+                            Some((_, args)) => args.push(k.as_bytes()),
+                            None => by_slot.push((slot, vec![b"UNLINK", k.as_bytes()])),
+                        }
+                    }
+                    let cmds: Vec<Vec<&[u8]>> = by_slot.into_iter().map(|(_, a)| a).collect();
+                    if let Err(e) = self.router.on(&node, |c| c.pipeline(&cmds).map(drop)) {
+                        break Err(e);
+                    }
+                }
+                if next == "0" {
+                    break Ok(());
+                }
+                cursor = next;
+            };
+            if let Err(e) = cleared {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn has(&self, key: &str) -> Result<bool, Error> {
+        self.router
+            .call(key, &[b"EXISTS", key.as_bytes()], int)
+            .map(|n| n > 0)
+    }
+
+    /// One pipelined round trip per master: an `MGET` per hash slot.
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        for (node, slots) in self.group(keys.iter().copied())? {
+            let cmds: Vec<Vec<&[u8]>> = slots
+                .iter()
+                .map(|(_, indexes)| {
+                    let mut args: Vec<&[u8]> = Vec::with_capacity(indexes.len() + 1);
+                    args.push(b"MGET");
+                    args.extend(indexes.iter().map(|&i| keys[i].as_bytes()));
+                    args
+                })
+                .collect();
+            match self.batch(&node, &cmds)? {
+                Some(replies) => {
+                    for ((_, indexes), reply) in slots.iter().zip(replies) {
+                        let values = match reply {
+                            Value::Array(items) if items.len() == indexes.len() => items,
+                            other => {
+                                return Err(route::on_node(
+                                    Error::backend(NAME, unexpected_text(&other)),
+                                    &node.addr,
+                                ))
+                            }
+                        };
+                        for (&i, v) in indexes.iter().zip(values) {
+                            out[i] = match v {
+                                Value::Bulk(b) => Some(b),
+                                Value::Nil => None,
+                                other => {
+                                    return Err(route::on_node(
+                                        Error::backend(NAME, unexpected_text(&other)),
+                                        &node.addr,
+                                    ))
+                                }
+                            };
+                        }
+                    }
+                }
+                None => {
+                    for &i in slots.iter().flat_map(|(_, indexes)| indexes) {
+                        out[i] = self.get(keys[i])?;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One pipelined round trip of `SET .. PX` per master.
+    fn set_many(&self, items: &[(&str, &[u8])], ttl: Duration) -> Result<(), Error> {
+        let px = resp::itoa_buf(ms(ttl));
+        for (node, slots) in self.group(items.iter().map(|(k, _)| *k))? {
+            let cmds: Vec<Vec<&[u8]>> = slots
+                .iter()
+                .flat_map(|(_, indexes)| indexes)
+                .map(|&i| set_args(items[i].0, items[i].1, ttl, false, &px))
+                .collect();
+            if self.batch(&node, &cmds)?.is_none() {
+                for &i in slots.iter().flat_map(|(_, indexes)| indexes) {
+                    self.set(items[i].0, items[i].1, ttl)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One pipelined round trip per master: an `UNLINK` per hash slot.
+    fn delete_many(&self, keys: &[&str]) -> Result<(), Error> {
+        for (node, slots) in self.group(keys.iter().copied())? {
+            let cmds: Vec<Vec<&[u8]>> = slots
+                .iter()
+                .map(|(_, indexes)| {
+                    let mut args: Vec<&[u8]> = Vec::with_capacity(indexes.len() + 1);
+                    args.push(b"UNLINK");
+                    args.extend(indexes.iter().map(|&i| keys[i].as_bytes()));
+                    args
+                })
+                .collect();
+            if self.batch(&node, &cmds)?.is_none() {
+                for &i in slots.iter().flat_map(|(_, indexes)| indexes) {
+                    self.delete(keys[i])?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What an unexpected reply was, for an error message.
+fn unexpected_text(v: &Value) -> String {
+    match unexpected(v) {
+        CallFail::Broken(super::resp::Fail::Protocol(why)) => why,
+        _ => "unexpected reply".into(),
+    }
+}
+
+impl Backend for RedisCluster {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
+        self.inner.set(key, value, ttl)
+    }
+    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, Error> {
+        self.inner.add(key, value, ttl)
+    }
+    fn delete(&self, key: &str) -> Result<bool, Error> {
+        self.inner.delete(key)
+    }
+    fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> {
+        self.inner.incr(key, delta)
+    }
+    fn clear_prefix(&self, prefix: &str) -> Result<(), Error> {
+        self.inner.clear_prefix(prefix)
+    }
+    fn has(&self, key: &str) -> Result<bool, Error> {
+        self.inner.has(key)
+    }
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        self.inner.get_many(keys)
+    }
+    fn set_many(&self, items: &[(&str, &[u8])], ttl: Duration) -> Result<(), Error> {
+        self.inner.set_many(items, ttl)
+    }
+    fn delete_many(&self, keys: &[&str]) -> Result<(), Error> {
+        self.inner.delete_many(keys)
+    }
+
+    crate::pool::offloaded_async_methods!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_passwords_redacted() {
+        assert!(RedisCluster::open(&["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]).is_ok());
+        let none: [&str; 0] = [];
+        let e = RedisCluster::open(&none).unwrap_err().to_string();
+        assert!(e.contains("no node URL"), "{e}");
+        let e = RedisCluster::open(&["redis://:secret@127.0.0.1:7000/2"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("only database 0") && !e.contains("secret"),
+            "{e}"
+        );
+        let e = RedisCluster::open(&["http://:secret@x/"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not a Redis URL") && !e.contains("secret"),
+            "{e}"
+        );
+        assert_eq!(encode("p@ss:w/rd"), "p%40ss%3Aw%2Frd");
+    }
+
+    #[test]
+    fn a_cluster_that_is_down_fails_calls_fast_and_builds() {
+        // Nothing listens on port 1: building succeeds, calls fail at once.
+        let c = RedisCluster::open(&["redis://127.0.0.1:1"]).unwrap();
+        let start = std::time::Instant::now();
+        for _ in 0..50 {
+            let e = c.get("k").unwrap_err();
+            assert!(e.is_outage(), "{e}");
+        }
+        assert!(start.elapsed() < Duration::from_secs(5));
+        let e = c.get("k").unwrap_err().to_string();
+        assert!(
+            e.contains("CLUSTER NODES") && e.contains("127.0.0.1:1"),
+            "{e}"
+        );
+        let e = crate::pool::tests::block_on(c.get_async("k")).unwrap_err();
+        assert!(e.is_outage(), "{e}");
+    }
+}
