@@ -125,7 +125,7 @@ impl Entry {
                 blob_async::set_cached(7, VALUE.to_vec()).await.unwrap();
                 blob_async::get_cached(7).await.expect("just set")
             }),
-            (Entry::Preload, false) => cache.preload(&[&key], || blob(7)),
+            (Entry::Preload, false) => cache.preload([&key], || blob(7)),
             (Entry::Preload, true) => rt().block_on(cache.preload_async(&[&key], blob_async(7))),
         }
     }
