@@ -1,4 +1,7 @@
 // Many options used correctly together, plus every helper.
+// A test target of its own (see tests/Cargo.toml), so clippy sees it: the
+// code stays as a user would write it.
+#![allow(clippy::manual_is_multiple_of)]
 use serde::{Deserialize, Serialize};
 
 cachefn::config::quickcache! {
