@@ -52,4 +52,7 @@ pub use error::{Error, Failure, Source};
 pub use memcached::{Memcached, MemcachedBuilder};
 pub use memory::{LocalValue, Memory, Slot};
 #[cfg(feature = "redis")]
-pub use redis::{Redis, RedisBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT};
+pub use redis::{
+    InvalidationFeed, InvalidationSink, Redis, RedisBuilder, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_RESPONSE_TIMEOUT,
+};

@@ -9,6 +9,7 @@
 
 mod cache;
 pub mod codec;
+mod coherence;
 mod flight;
 mod io;
 mod key;
