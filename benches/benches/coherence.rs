@@ -53,7 +53,10 @@ fn hold(b: &Cache, key: &str, want: u64) {
     let start = Instant::now();
     while b.local().unwrap().get::<u64>(key) != Some(want) {
         assert_eq!(b.get::<u64>(key), Some(want));
-        assert!(start.elapsed() < Duration::from_secs(10), "B never kept {key}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "B never kept {key}"
+        );
     }
 }
 
@@ -92,7 +95,9 @@ fn latency(url: &str) {
         for (cache, total) in [(&on, &mut t_on), (&off, &mut t_off)] {
             let start = Instant::now();
             for i in 0..300u64 {
-                cache.set(format!("k{i}"), &(round * 1000 + i), ttl).unwrap();
+                cache
+                    .set(format!("k{i}"), &(round * 1000 + i), ttl)
+                    .unwrap();
             }
             *total += start.elapsed();
         }

@@ -593,6 +593,27 @@ mod tests {
     }
 
     #[test]
+    fn a_suspended_tier_stays_empty_and_refuses_back_fills_read_before_resume() {
+        let m = Memory::with_capacity(100);
+        m.insert(1, "a", val(1), Duration::ZERO);
+        assert_eq!(m.suspend(), 1);
+        assert!(m.get(1).is_none());
+        let seen = m.generation(2);
+        m.insert(2, "b", val(1), Duration::ZERO);
+        assert!(!m.insert_if_absent(3, "c", val(1), Duration::ZERO));
+        assert!(m.is_empty());
+        m.resume();
+        // A read that began while suspended may predate the feed's return.
+        assert!(!m.insert_if_unchanged(2, "b", val(1), Duration::ZERO, seen));
+        let seen = m.generation(2);
+        assert!(m.insert_if_unchanged(2, "b", val(1), Duration::ZERO, seen));
+        // An invalidation (`remove`) moves the generation too.
+        let seen = m.generation(2);
+        m.remove(2);
+        assert!(!m.insert_if_unchanged(2, "b", val(1), Duration::ZERO, seen));
+    }
+
+    #[test]
     fn bounded_by_entries() {
         let m = Memory::with_capacity(100);
         for i in 0..10_000u128 {

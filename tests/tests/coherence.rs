@@ -58,10 +58,15 @@ fn child_process_entry() {
     for line in stdin.lock().lines() {
         let line = line.unwrap();
         let mut words = line.split_whitespace();
-        let answer = match (words.next(), words.next().map(|w| w.parse::<u32>().unwrap())) {
+        let answer = match (
+            words.next(),
+            words.next().map(|w| w.parse::<u32>().unwrap()),
+        ) {
             (Some("read"), Some(id)) => page(id),
             (Some("readn"), Some(n)) => (0..n).map(page).collect::<Vec<_>>().join(","),
-            (Some("local"), Some(id)) => format!("{:?}", local.get::<String>(page::key(id).as_str())),
+            (Some("local"), Some(id)) => {
+                format!("{:?}", local.get::<String>(page::key(id).as_str()))
+            }
             (Some("len"), _) => cache.local_store().unwrap().len().to_string(),
             (Some("invalidations"), _) => cache.stats().invalidations.to_string(),
             (Some("quit"), _) | (None, _) => return,
@@ -84,7 +89,10 @@ impl ProcessB {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
             .env("CACHEFN_COH_URL", url)
-            .env("CACHEFN_COH_INVALIDATION", if invalidation { "on" } else { "off" })
+            .env(
+                "CACHEFN_COH_INVALIDATION",
+                if invalidation { "on" } else { "off" },
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -148,7 +156,13 @@ impl Drop for ProcessB {
 }
 
 fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
-    let port = server.url().rsplit(':').next().unwrap().trim_end_matches("/0").to_owned();
+    let port = server
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/0")
+        .to_owned();
     let out = Command::new("redis-cli")
         .args(["-p", &port])
         .args(args)
@@ -227,7 +241,11 @@ fn five_hundred_keys_changed_at_once_leave_no_stale_copy() {
         if b.ask("len") == "500" {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "B keeps {}", b.ask("len"));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "B keeps {}",
+            b.ask("len")
+        );
     }
     // A replaces all of them in one pipelined round trip.
     let keys: Vec<String> = (0..500).map(|i| page::key(i).as_str().to_owned()).collect();
@@ -236,20 +254,37 @@ fn five_hundred_keys_changed_at_once_leave_no_stale_copy() {
         .enumerate()
         .map(|(i, k)| (k.clone(), format!("new {i}")))
         .collect();
-    writer_cache(&url).set_many(&values, Duration::from_secs(600)).unwrap();
+    writer_cache(&url)
+        .set_many(&values, Duration::from_secs(600))
+        .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let seen = b.ask("readn 500");
     let stale: Vec<&str> = seen.split(',').filter(|v| v.starts_with("old")).collect();
-    assert!(stale.is_empty(), "{} stale reads: {:?}", stale.len(), &stale[..stale.len().min(5)]);
+    assert!(
+        stale.is_empty(),
+        "{} stale reads: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(5)]
+    );
     assert!(b.ask("invalidations").parse::<u64>().unwrap() >= 500);
 }
 
 /// The ids of the server's clients that track keys (B's invalidation connection).
 fn tracking_clients(server: &RedisServer) -> Vec<String> {
-    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut server.raw()).unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut server.raw())
+        .unwrap();
     list.lines()
-        .filter(|l| l.split(' ').any(|f| f.starts_with("flags=") && f.contains('t')))
-        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("id=")).map(str::to_owned))
+        .filter(|l| {
+            l.split(' ')
+                .any(|f| f.starts_with("flags=") && f.contains('t'))
+        })
+        .filter_map(|l| {
+            l.split(' ')
+                .find_map(|f| f.strip_prefix("id="))
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -272,6 +307,11 @@ fn a_killed_invalidation_connection_never_lets_an_old_value_through() {
             .query(&mut server.raw())
             .unwrap();
         assert_eq!(killed, 1);
+        // B learns of the kill when its feed thread reads the closed
+        // socket: within its scheduling latency (microseconds when idle,
+        // milliseconds on a loaded machine). That is the one window a
+        // client cannot close; A writes after it.
+        std::thread::sleep(Duration::from_millis(20));
         let new = format!("A v{round}");
         page::set_cached(1, new.clone()).unwrap();
         // Never the old value, from the first read on.
@@ -328,8 +368,71 @@ fn a_process_keeps_its_own_writes_and_two_caches_follow_each_other() {
         // The other cache (same process, same prefix, own local tier) follows.
         let start = Instant::now();
         while two.get::<u32>("k") != Some(i) {
-            assert!(start.elapsed() < Duration::from_secs(1), "two kept a stale copy");
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "two kept a stale copy"
+            );
         }
     }
     assert_eq!(one.stats().invalidations, 0);
+}
+
+/// A server that refuses every command, as Redis 5 refuses `HELLO 3`.
+fn refusing_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}/0", listener.local_addr().unwrap());
+    // Threads end when the test binary does (each connection's when its
+    // client leaves).
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let Ok(sock) = sock else { return };
+            std::thread::spawn(move || refuse(sock));
+        }
+    });
+    url
+}
+
+fn refuse(sock: std::net::TcpStream) {
+    let mut out = sock.try_clone().unwrap();
+    let mut r = BufReader::new(sock);
+    let mut line = String::new();
+    while r.read_line(&mut line).unwrap_or(0) > 0 {
+        if let Some(n) = line.trim_end().strip_prefix('*') {
+            for _ in 0..n.parse::<usize>().unwrap_or(0) {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let len: usize = line.trim_end()[1..].parse().unwrap_or(0);
+                let mut arg = vec![0; len + 2];
+                if std::io::Read::read_exact(&mut r, &mut arg).is_err() {
+                    return;
+                }
+            }
+            if out.write_all(b"-ERR unknown command\r\n").is_err() {
+                return;
+            }
+        }
+        line.clear();
+    }
+}
+
+#[test]
+fn a_server_without_tracking_keeps_the_local_timeout_behaviour() {
+    let url = refusing_server();
+    let cache = coherent_cache(&url, true);
+    let local = cache.local_store().unwrap();
+    // Suspended until the feed hears back; then the refusal is detected and
+    // the local tier is filled again (entries live their local lifetime).
+    let start = Instant::now();
+    while local.is_suspended() {
+        assert!(start.elapsed() < Duration::from_secs(5), "still suspended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cache
+        .local()
+        .unwrap()
+        .set("k", &1u32, Duration::from_secs(60))
+        .unwrap();
+    assert_eq!(cache.local().unwrap().get::<u32>("k"), Some(1));
 }
