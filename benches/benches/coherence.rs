@@ -60,7 +60,23 @@ fn hold(b: &Cache, key: &str, want: u64) {
     }
 }
 
-fn latency(url: &str) {
+/// Every command the server ran so far, pings (the feed's) left out.
+fn commands_but_ping(raw: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(raw).unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_ping:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+fn latency(url: &str, raw: &mut redis::Connection) {
     let a = Cache::builder()
         .shared(Redis::open(url).unwrap())
         .prefix("lat")
@@ -91,8 +107,12 @@ fn latency(url: &str) {
     let on = tiered(url, "w-on", true);
     let off = tiered(url, "w-off", false);
     let (mut t_on, mut t_off) = (Duration::ZERO, Duration::ZERO);
+    let (mut c_on, mut c_off) = (0, 0);
     for round in 0..10u64 {
-        for (cache, total) in [(&on, &mut t_on), (&off, &mut t_off)] {
+        for (cache, total, commands) in
+            [(&on, &mut t_on, &mut c_on), (&off, &mut t_off, &mut c_off)]
+        {
+            let before = commands_but_ping(raw);
             let start = Instant::now();
             for i in 0..300u64 {
                 cache
@@ -100,8 +120,15 @@ fn latency(url: &str) {
                     .unwrap();
             }
             *total += start.elapsed();
+            // The first INFO call counts itself.
+            *commands += commands_but_ping(raw) - before - 1;
         }
     }
+    println!(
+        "coherence: Redis commands per Cache::set, on {:.2} / off {:.2}",
+        c_on as f64 / 3000.0,
+        c_off as f64 / 3000.0
+    );
     println!(
         "coherence: Cache::set mean, on {:?} / off {:?} = {:.2}",
         t_on / 3000,
@@ -116,7 +143,7 @@ fn coherence(c: &mut Criterion) {
         return;
     };
     let url = server.url();
-    latency(&url);
+    latency(&url, &mut server.raw());
 
     let on = tiered(&url, "hit-on", true);
     cachefn::register("bench-coherent", on.clone());
