@@ -436,3 +436,83 @@ fn a_server_without_tracking_keeps_the_local_timeout_behaviour() {
         .unwrap();
     assert_eq!(cache.local().unwrap().get::<u32>("k"), Some(1));
 }
+
+/// Wait until `cache` keeps `key` locally (its feed is set up).
+fn until_kept(cache: &Cache, key: &str) {
+    let start = Instant::now();
+    while cache.local().unwrap().get::<u64>(key).is_none() {
+        let _ = cache.get::<u64>(key);
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never kept {key}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn reads_racing_a_stream_of_writes_never_leave_an_old_value_behind() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    let a = writer_cache(&url);
+    let b = coherent_cache(&url, true);
+    let ttl = Duration::from_secs(600);
+    a.set("hot", &0u64, ttl).unwrap();
+    until_kept(&b, "hot");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // Readers back-fill B's local tier from Redis while A writes.
+        for _ in 0..3 {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = b.get::<u64>("hot");
+                }
+            });
+        }
+        for round in 1..=20u64 {
+            for i in 1..=50u64 {
+                a.set("hot", &(round * 1000 + i), ttl).unwrap();
+            }
+            let last = round * 1000 + 50;
+            // Once the last write's invalidation is in, no read may show an
+            // older value (a back-fill of a read that began before it loses).
+            let start = Instant::now();
+            while b.get::<u64>("hot") != Some(last) {
+                assert!(
+                    start.elapsed() < Duration::from_secs(1),
+                    "B stuck on an old value"
+                );
+            }
+            for _ in 0..200 {
+                assert_eq!(b.get::<u64>("hot"), Some(last));
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert!(b.stats().local_hits > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_writes_and_reads_follow_too() {
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    let one = coherent_cache(&url, true);
+    let two = coherent_cache(&url, true);
+    let ttl = Duration::from_secs(600);
+    one.set_async("k", &0u64, ttl).await.unwrap();
+    until_kept(&two, "k");
+    for i in 1..20u64 {
+        one.set_async("k", &i, ttl).await.unwrap();
+        let start = Instant::now();
+        while two.get_async::<u64>("k").await != Some(i) {
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "two kept a stale copy"
+            );
+        }
+        // Our own write stays in our own local tier.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(one.local().unwrap().get::<u64>("k"), Some(i));
+    }
+}
