@@ -417,24 +417,40 @@ fn refuse(sock: std::net::TcpStream) {
     }
 }
 
-#[test]
-fn a_server_without_tracking_keeps_the_local_timeout_behaviour() {
-    let url = refusing_server();
-    let cache = coherent_cache(&url, true);
+/// A server that hangs up on any command, as some proxies do.
+fn hanging_up_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}/0", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let Ok(mut sock) = sock else { return };
+            let _ = std::io::Read::read(&mut sock, &mut [0; 64]);
+        }
+    });
+    url
+}
+
+/// The local tier of a cache on `url` is filled again once the feed has
+/// found out that the server cannot track keys.
+fn resumes_without_tracking(url: &str) {
+    let cache = coherent_cache(url, true);
     let local = cache.local_store().unwrap();
-    // Suspended until the feed hears back; then the refusal is detected and
-    // the local tier is filled again (entries live their local lifetime).
     let start = Instant::now();
     while local.is_suspended() {
         assert!(start.elapsed() < Duration::from_secs(5), "still suspended");
         std::thread::sleep(Duration::from_millis(5));
     }
-    cache
-        .local()
-        .unwrap()
-        .set("k", &1u32, Duration::from_secs(60))
-        .unwrap();
+    let ttl = Duration::from_secs(60);
+    cache.local().unwrap().set("k", &1u32, ttl).unwrap();
     assert_eq!(cache.local().unwrap().get::<u32>("k"), Some(1));
+}
+
+#[test]
+fn a_server_without_tracking_keeps_the_local_timeout_behaviour() {
+    // Redis 5 answers `HELLO 3` with an error.
+    resumes_without_tracking(&refusing_server());
+    // A proxy may close the connection instead.
+    resumes_without_tracking(&hanging_up_server());
 }
 
 /// Wait until `cache` keeps `key` locally (its feed is set up).

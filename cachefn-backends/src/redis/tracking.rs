@@ -145,6 +145,9 @@ struct Feed {
 enum End {
     /// Broken, silent or refused: try again.
     Lost,
+    /// The server closed the connection before answering `HELLO 3` (what
+    /// some proxies do with a command they do not know).
+    Hungup,
     /// The server does not track keys.
     Unsupported(String),
     /// No follower is left: the thread ends.
@@ -165,9 +168,24 @@ impl Feed {
 
     fn run(self: Arc<Self>) {
         let mut backoff = Duration::from_millis(50);
+        let mut hangups = 0;
         loop {
-            let end = self.serve();
+            let mut end = self.serve();
             self.suspend_all();
+            if let End::Hungup = end {
+                hangups += 1;
+                end = if hangups >= 3 {
+                    End::Unsupported(
+                        "the server closes the connection at `HELLO 3` (a proxy?); Redis 6 or \
+                         later is needed"
+                            .into(),
+                    )
+                } else {
+                    End::Lost
+                };
+            } else {
+                hangups = 0;
+            }
             match end {
                 End::Idle => {
                     if self.retire() {
@@ -188,7 +206,7 @@ impl Feed {
                     }
                     return;
                 }
-                End::Lost => {
+                End::Lost | End::Hungup => {
                     if self.retire() {
                         return;
                     }
@@ -310,7 +328,9 @@ impl Feed {
             // no reply half read.
             io.get_mut()
                 .set_deadline(Instant::now() + POLL.min(next_ping - Instant::now().min(next_ping)));
+            let greeted = !expect.iter().any(|(e, _)| matches!(e, Expect::Hello));
             match io.fill_buf() {
+                Ok([]) if !greeted => return End::Hungup,
                 Ok([]) => return End::Lost,
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => continue,
@@ -326,6 +346,12 @@ impl Feed {
                 reply => match expect.pop_front() {
                     Some((Expect::Hello, _)) => {
                         if let V::Error(e) = reply {
+                            // `-LOADING`, `-ERR max number of clients` ...
+                            // pass; an unknown command or protocol does not.
+                            let lower = e.to_ascii_lowercase();
+                            if !(lower.contains("unknown") || lower.starts_with("noproto")) {
+                                return End::Lost;
+                            }
                             return End::Unsupported(format!(
                                 "the server does not speak RESP3 (`HELLO 3`: {e}); Redis 6 or \
                                  later is needed"
