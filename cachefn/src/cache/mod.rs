@@ -155,6 +155,11 @@ impl CacheBuilder {
     /// again only once the connection is back. One background thread and
     /// connection per process and Redis server serve every cache.
     ///
+    /// The Redis tier is recognised when a [`Redis`](cachefn_backends::Redis)
+    /// itself is given to [`CacheBuilder::shared`] (not wrapped). A cache
+    /// follows its feed from the moment it is built; until the server
+    /// confirms tracking (a round trip), its local tier is not filled.
+    ///
     /// `false`, and shared tiers without a change feed (memcached, disk, a
     /// Redis older than 6 or a proxy without `CLIENT TRACKING`, which is
     /// logged once): local copies live up to their local lifetime
