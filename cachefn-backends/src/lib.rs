@@ -58,6 +58,10 @@ pub use memcached::{Memcached, MemcachedBuilder};
 pub use memory::{LocalValue, Memory, Slot};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::{Redis, RedisBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT};
+pub use redis::{
+    InvalidationFeed, InvalidationSink, Redis, RedisBuilder, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_RESPONSE_TIMEOUT,
+};
 #[cfg(feature = "redis-cluster")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
 pub use redis::{RedisCluster, RedisClusterBuilder};

@@ -6,6 +6,7 @@
 
 mod cache;
 pub mod codec;
+mod coherence;
 mod flight;
 mod io;
 mod key;

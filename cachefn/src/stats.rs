@@ -45,6 +45,11 @@ impl Counter {
         let c = &self.stripes[stripe()].0;
         c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
+    /// Count `n` (rare events: a plain atomic add).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn add_n(&self, n: u64) {
+        self.stripes[0].0.fetch_add(n, Ordering::Relaxed);
+    }
     pub(crate) fn get(&self) -> u64 {
         self.stripes
             .iter()
@@ -60,6 +65,7 @@ pub(crate) struct Counters {
     pub(crate) misses: Counter,
     pub(crate) shared_errors: Counter,
     pub(crate) undecodable: Counter,
+    pub(crate) invalidations: Counter,
 }
 
 /// A snapshot of a cache's counters, from [`Cache::stats`](crate::Cache::stats).
@@ -83,6 +89,10 @@ pub struct Stats {
     /// Values found but not decodable as the wanted type (another type,
     /// another version, foreign or corrupt bytes): counted as misses too.
     pub undecodable: u64,
+    /// Local entries dropped because the shared tier reported a change
+    /// (another process, or any client, wrote or deleted the key), or
+    /// because the invalidation feed was lost and the local tier emptied.
+    pub invalidations: u64,
 }
 
 impl Counters {
@@ -93,6 +103,7 @@ impl Counters {
             misses: self.misses.get(),
             shared_errors: self.shared_errors.get(),
             undecodable: self.undecodable.get(),
+            invalidations: self.invalidations.get(),
         }
     }
 }

@@ -46,6 +46,10 @@ const DEFAULT_IO_THREADS: usize = 4;
 ///   recently used entries are evicted first.
 /// - **TTL**: an expired entry reads as `None` and is removed, by the read
 ///   that finds it or by the next sweep. `ttl == Duration::ZERO` never expires.
+/// - **No change feed**: behind a local tier, another process's write is
+///   not reported to this one, so a local copy lives up to its local
+///   lifetime (`local_timeout`). Only a Redis shared tier keeps local tiers
+///   coherent (`CacheBuilder::invalidation`).
 ///
 /// # How it works, and why not an embedded database
 ///

@@ -160,6 +160,9 @@ pub struct Memory {
     global_generation: AtomicU64,
     /// Serialises read-modify-write operations (`incr`) against each other.
     rmw: Mutex<()>,
+    /// Set while the tier may not be filled ([`Memory::suspend`]); read by
+    /// writers only, under their stripe's lock, never by a hit.
+    suspended: AtomicBool,
 }
 
 impl Memory {
@@ -204,6 +207,7 @@ impl Memory {
             generations: std::array::from_fn(|_| AtomicU64::new(0)),
             global_generation: AtomicU64::new(0),
             rmw: Mutex::new(()),
+            suspended: AtomicBool::new(false),
         }
     }
 
@@ -262,6 +266,9 @@ impl Memory {
     pub fn insert<V: LocalValue>(&self, fp: u128, key: &str, value: V, ttl: Duration) {
         let slot = self.slot(key, value, ttl);
         let _writer = self.writer(fp);
+        if self.is_suspended() {
+            return;
+        }
         self.insert_locked(fp, slot);
     }
 
@@ -287,7 +294,7 @@ impl Memory {
     ) -> bool {
         let slot = self.slot(key, value, ttl);
         let _writer = self.writer(fp);
-        if self.generation(fp) != seen {
+        if self.generation(fp) != seen || self.is_suspended() {
             return false;
         }
         self.insert_locked(fp, slot);
@@ -304,7 +311,7 @@ impl Memory {
     ) -> bool {
         let slot = self.slot(key, value, ttl);
         let _writer = self.writer(fp);
-        if self.get(fp).is_some() {
+        if self.get(fp).is_some() || self.is_suspended() {
             return false;
         }
         self.insert_locked(fp, slot);
@@ -382,6 +389,48 @@ impl Memory {
         });
     }
 
+    /// Empty the tier and keep it empty: until [`Memory::resume`], every
+    /// insert is ignored (reads miss and go to the slower tier). For a
+    /// tier that can no longer learn which of its entries another process
+    /// replaced (its invalidation feed is lost). Returns how many entries
+    /// were dropped.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachefn_backends::Memory;
+    ///
+    /// let tier = Memory::with_capacity(100);
+    /// tier.suspend();
+    /// assert!(tier.is_suspended());
+    /// tier.resume();
+    /// assert!(!tier.is_suspended());
+    /// ```
+    pub fn suspend(&self) -> usize {
+        self.suspended.store(true, Ordering::SeqCst);
+        // A writer that saw the flag clear holds its stripe's lock until
+        // its entry is in: after taking every lock once, the clear below
+        // removes every such entry, and later writers see the flag.
+        for w in &self.writers {
+            drop(w.lock());
+        }
+        let held = self.len();
+        self.clear();
+        held
+    }
+
+    /// Accept inserts again after [`Memory::suspend`]. A back-fill whose
+    /// read began before this call is still refused (the write generation
+    /// moves), since that read may predate the feed's return.
+    pub fn resume(&self) {
+        self.global_generation.fetch_add(1, Ordering::AcqRel);
+        self.suspended.store(false, Ordering::SeqCst);
+    }
+
+    /// `true` between [`Memory::suspend`] and [`Memory::resume`].
+    pub fn is_suspended(&self) -> bool {
+        self.suspended.load(Ordering::SeqCst)
+    }
+
     /// Run `f` while no other [`Memory::read_modify_write`] on this tier runs,
     /// for read-modify-write operations such as counters.
     pub fn read_modify_write<R>(&self, f: impl FnOnce() -> R) -> R {
@@ -444,6 +493,27 @@ mod tests {
 
     fn val(n: usize) -> Bytes {
         Bytes(vec![7; n])
+    }
+
+    #[test]
+    fn a_suspended_tier_stays_empty_and_refuses_back_fills_read_before_resume() {
+        let m = Memory::with_capacity(100);
+        m.insert(1, "a", val(1), Duration::ZERO);
+        assert_eq!(m.suspend(), 1);
+        assert!(m.get(1).is_none());
+        let seen = m.generation(2);
+        m.insert(2, "b", val(1), Duration::ZERO);
+        assert!(!m.insert_if_absent(3, "c", val(1), Duration::ZERO));
+        assert!(m.is_empty());
+        m.resume();
+        // A read that began while suspended may predate the feed's return.
+        assert!(!m.insert_if_unchanged(2, "b", val(1), Duration::ZERO, seen));
+        let seen = m.generation(2);
+        assert!(m.insert_if_unchanged(2, "b", val(1), Duration::ZERO, seen));
+        // An invalidation (`remove`) moves the generation too.
+        let seen = m.generation(2);
+        m.remove(2);
+        assert!(!m.insert_if_unchanged(2, "b", val(1), Duration::ZERO, seen));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::net::deadline::{self, is_timeout, Timed};
 use crate::Error;
 
 /// The bytes under a connection.
-enum Stream {
+pub(super) enum Stream {
     Tcp(Timed<TcpStream>),
     #[cfg(unix)]
     Unix(Timed<std::os::unix::net::UnixStream>),
@@ -21,7 +21,7 @@ enum Stream {
 }
 
 impl Stream {
-    fn set_deadline(&mut self, deadline: Instant) {
+    pub(super) fn set_deadline(&mut self, deadline: Instant) {
         match self {
             Stream::Tcp(s) => s.set_deadline(deadline),
             #[cfg(unix)]
@@ -66,6 +66,7 @@ impl Write for Stream {
 }
 
 /// Where and how to connect: from the URL, once.
+#[derive(Clone)]
 pub(super) struct Target {
     pub addr: ConnectionAddr,
     pub db: i64,
@@ -170,6 +171,12 @@ impl Conn {
 
     pub fn set_deadline(&mut self, deadline: Instant) {
         self.io.get_mut().set_deadline(deadline);
+    }
+
+    /// The buffered stream itself, for a protocol this module does not
+    /// speak (the invalidation feed's RESP3 pushes).
+    pub(super) fn stream(&mut self) -> &mut BufReader<Stream> {
+        &mut self.io
     }
 
     /// Write the commands in `self.out` and read `replies` replies, all

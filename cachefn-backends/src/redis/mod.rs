@@ -22,6 +22,9 @@ mod aio;
 mod cluster;
 mod conn;
 mod resp;
+mod tracking;
+
+pub use tracking::{InvalidationFeed, InvalidationSink};
 
 /// Default time to open a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
@@ -382,6 +385,23 @@ impl Redis {
     /// [`Error::Backend`] when the URL is not a Redis URL.
     pub fn open(url: &str) -> Result<Redis, Error> {
         Redis::builder(url).build()
+    }
+
+    /// The server's invalidation feed (`CLIENT TRACKING`, Redis 6+): how a
+    /// cache's local tier follows every change under its prefix. One
+    /// background thread and connection per process and server serve every
+    /// follower; nothing connects until a follower registers. The cachefn
+    /// runtime uses it for every tiered cache with a Redis shared tier
+    /// (`CacheBuilder::invalidation`).
+    ///
+    /// ```
+    /// let redis = cachefn_backends::Redis::open("redis://127.0.0.1:6379")?;
+    /// let feed = redis.invalidations(); // nothing connects yet
+    /// # drop(feed);
+    /// # Ok::<(), cachefn_backends::Error>(())
+    /// ```
+    pub fn invalidations(&self) -> InvalidationFeed {
+        InvalidationFeed::new(&self.target)
     }
 
     /// A builder, to set timeouts.

@@ -255,13 +255,16 @@ impl Cache {
         let mut local_ttl = ttl;
         if let Some(shared) = self.inner.shared.as_deref() {
             local_ttl = min_ttl(self.inner.local_ttl, ttl);
+            let own = self.own_write(key.fingerprint());
             let set = io.set(shared, &self.stored(key.as_str()), bytes, ttl).await;
             self.note_preloaded(key.fingerprint(), set.is_ok().then_some(bytes));
+            let kept = Some(Encoded(bytes.to_vec()));
+            self.own_write_done(own, set.is_ok(), key.as_str(), kept, local_ttl);
             if let Err(e) = set {
                 self.shared_failed("set", &e);
-                self.forget_local(key.fingerprint());
                 return Err(e);
             }
+            return Ok(());
         }
         if let Some(local) = &self.inner.local {
             local.insert(

@@ -69,14 +69,17 @@ pub struct Cache {
 pub(crate) struct Inner {
     pub(crate) local: Option<Arc<Memory>>,
     pub(crate) shared: Option<Arc<dyn Backend>>,
-    prefix: Box<str>,
+    pub(crate) prefix: Box<str>,
     local_ttl: Duration,
     /// The per-tier handles, made on first use.
     local_only: OnceLock<Cache>,
     shared_only: OnceLock<Cache>,
     flights: Flights,
-    counters: Counters,
-    shared_log: RateLimited,
+    pub(crate) counters: Counters,
+    pub(crate) shared_log: RateLimited,
+    /// Writes whose invalidation echo is awaited: set for a cache that
+    /// follows its shared tier's change feed.
+    pub(crate) own: Option<crate::coherence::OwnWrites>,
 }
 
 /// Builds a [`Cache`]; from [`Cache::builder`].
@@ -97,6 +100,10 @@ pub struct CacheBuilder {
     shared: Option<Arc<dyn Backend>>,
     prefix: String,
     local_ttl: Duration,
+    invalidation: bool,
+    /// The shared tier's change feed, when it has one (Redis).
+    #[cfg(feature = "redis")]
+    feed: Option<cachefn_backends::InvalidationFeed>,
 }
 
 impl CacheBuilder {
@@ -110,6 +117,13 @@ impl CacheBuilder {
     /// behind a [`CircuitBreaker`](cachefn_backends::CircuitBreaker): after
     /// a few failures in a row it is skipped for a second, then probed.
     pub fn shared(mut self, backend: impl Backend) -> Self {
+        #[cfg(feature = "redis")]
+        {
+            let any: &dyn std::any::Any = &backend;
+            self.feed = any
+                .downcast_ref::<cachefn_backends::Redis>()
+                .map(|redis| redis.invalidations());
+        }
         self.shared = Some(Arc::new(cachefn_backends::CircuitBreaker::new(backend)));
         self
     }
@@ -132,14 +146,67 @@ impl CacheBuilder {
         self
     }
 
+    /// Whether the local tier follows the shared tier's changes (default
+    /// `true`). With a Redis shared tier (6 or later) and a local tier, every
+    /// change that any client makes under the cache's prefix drops this
+    /// process's local copy of the key, typically within milliseconds; a
+    /// process that loses its invalidation connection, or cannot confirm it
+    /// is alive within about a second, empties its local tier and fills it
+    /// again only once the connection is back. One background thread and
+    /// connection per process and Redis server serve every cache.
+    ///
+    /// The Redis tier is recognised when a [`Redis`](cachefn_backends::Redis)
+    /// itself is given to [`CacheBuilder::shared`] (not wrapped). A cache
+    /// follows its feed from the moment it is built; until the server
+    /// confirms tracking (a round trip), its local tier is not filled.
+    ///
+    /// `false`, and shared tiers without a change feed (memcached, disk, a
+    /// Redis older than 6 or a proxy without `CLIENT TRACKING`, which is
+    /// logged once): local copies live up to their local lifetime
+    /// (`local_timeout`, [`CacheBuilder::local_ttl`]), whatever other
+    /// processes write.
+    ///
+    /// ```
+    /// use cachefn::{Cache, backends::{Memory, Null}};
+    ///
+    /// let cache = Cache::builder()
+    ///     .local(Memory::with_capacity(1_000))
+    ///     .shared(Null)
+    ///     .invalidation(false)
+    ///     .build();
+    /// assert_eq!(cache.stats().invalidations, 0);
+    /// ```
+    pub fn invalidation(mut self, on: bool) -> Self {
+        self.invalidation = on;
+        self
+    }
+
     /// The cache.
     pub fn build(self) -> Cache {
-        Cache::from_tiers(
+        #[cfg(feature = "redis")]
+        let feed = self
+            .feed
+            .filter(|_| self.invalidation && self.local.is_some());
+        #[cfg(not(feature = "redis"))]
+        let feed: Option<()> = None;
+        let mut cache = Cache::from_tiers(
             self.local,
             self.shared,
             clean_prefix(&self.prefix).into(),
             self.local_ttl,
-        )
+        );
+        if feed.is_some() {
+            if let Some(inner) = Arc::get_mut(&mut cache.inner) {
+                inner.own = Some(crate::coherence::OwnWrites::new());
+            }
+        }
+        #[cfg(feature = "redis")]
+        if let Some(feed) = feed {
+            let sink: std::sync::Weak<dyn cachefn_backends::InvalidationSink> =
+                Arc::downgrade(&cache.inner) as _;
+            feed.follow(&cache.inner.prefix, sink);
+        }
+        cache
     }
 }
 
@@ -259,6 +326,9 @@ impl Cache {
             shared: None,
             prefix: String::new(),
             local_ttl: DEFAULT_LOCAL_TTL,
+            invalidation: true,
+            #[cfg(feature = "redis")]
+            feed: None,
         }
     }
 
@@ -345,6 +415,7 @@ impl Cache {
                 flights: Flights::new(),
                 counters: Counters::default(),
                 shared_log: RateLimited::new(),
+                own: None,
             }),
         }
     }

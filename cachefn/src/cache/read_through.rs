@@ -259,6 +259,9 @@ impl Cache {
             }
         }
         let mut local_ttl = plan.ttl;
+        // Coherence hook (crate::coherence): the write generation before
+        // the shared write, and its expected invalidation echo.
+        let own = shared.map(|_| self.own_write(plan.fp));
         if let Some(shared) = shared {
             local_ttl = min_ttl(plan.local_ttl, plan.ttl);
             if let Some(b) = &bytes {
@@ -272,12 +275,20 @@ impl Cache {
         }
         if let Some(local) = &self.inner.local {
             let keep = result.is_ok() && !(shared.is_some() && plan.local_ttl.is_zero());
-            match keep.then(|| F::keep(value, bytes.as_deref())).flatten() {
-                Some(kept) => local.insert(plan.fp, plan.text, kept, local_ttl),
-                None => {
+            let kept = keep.then(|| F::keep(value, bytes.as_deref())).flatten();
+            match (own, kept) {
+                (Some(own), kept) => {
+                    let ok = result.is_ok() && bytes.is_some();
+                    self.own_write_done(own, ok, plan.text, kept, local_ttl);
+                }
+                (None, Some(kept)) => local.insert(plan.fp, plan.text, kept, local_ttl),
+                (None, None) => {
                     local.remove(plan.fp);
                 }
             }
+        } else if let Some(own) = own {
+            let ok = result.is_ok() && bytes.is_some();
+            self.own_write_done::<super::Encoded>(own, ok, plan.text, None, local_ttl);
         }
         (result, bytes)
     }

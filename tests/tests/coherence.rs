@@ -1,0 +1,534 @@
+//! Coherent local tiers across processes (Redis `CLIENT TRACKING`): process
+//! B (a child process of this test binary) keeps local copies for a long
+//! `local_timeout`; process A (the test) or `redis-cli` changes the shared
+//! tier; B must see every change within a second, and never serve a value
+//! that was replaced while its invalidation connection was lost.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cachefn::backends::{Memory, Redis};
+use cachefn::{quickcache, Cache};
+use cachefn_tests::redis_server::RedisServer;
+use cachefn_tests::{started, Runs};
+
+static RUNS: Runs = Runs::new();
+
+/// The tests of this file share the registry's `coherent` name: one at a time.
+static SERIAL: parking_lot::Mutex<()> = parking_lot::const_mutex(());
+
+/// B's memoized function: its body says who computed the value, and when.
+#[quickcache(cache = "coherent", timeout = 600, local_timeout = 60)]
+fn page(id: u32) -> String {
+    RUNS.hit();
+    format!("B{id}#{}", RUNS.get())
+}
+
+const CHILD_TEST: &str = "child_process_entry";
+
+fn coherent_cache(url: &str, invalidation: bool) -> Cache {
+    Cache::builder()
+        .local(Memory::with_capacity(10_000))
+        .shared(Redis::open(url).unwrap())
+        .prefix("coh")
+        .invalidation(invalidation)
+        .build()
+}
+
+/// A's view: the shared tier only (A keeps no local copies).
+fn writer_cache(url: &str) -> Cache {
+    Cache::builder()
+        .shared(Redis::open(url).unwrap())
+        .prefix("coh")
+        .build()
+}
+
+/// The child's side: answer commands from stdin, one `CHILD ...` line each.
+#[test]
+fn child_process_entry() {
+    let Ok(url) = std::env::var("CACHEFN_COH_URL") else {
+        return;
+    };
+    let invalidation = std::env::var("CACHEFN_COH_INVALIDATION").as_deref() == Ok("on");
+    let cache = coherent_cache(&url, invalidation);
+    cachefn::register("coherent", cache.clone());
+    let local = cache.local().unwrap().clone();
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let line = line.unwrap();
+        let mut words = line.split_whitespace();
+        let answer = match (
+            words.next(),
+            words.next().map(|w| w.parse::<u32>().unwrap()),
+        ) {
+            (Some("read"), Some(id)) => page(id),
+            (Some("readn"), Some(n)) => (0..n).map(page).collect::<Vec<_>>().join(","),
+            (Some("local"), Some(id)) => {
+                format!("{:?}", local.get::<String>(page::key(id).as_str()))
+            }
+            (Some("len"), _) => cache.local_store().unwrap().len().to_string(),
+            (Some("invalidations"), _) => cache.stats().invalidations.to_string(),
+            (Some("quit"), _) | (None, _) => return,
+            other => panic!("unknown command {other:?}"),
+        };
+        println!("CHILD {answer}");
+        std::io::stdout().flush().unwrap();
+    }
+}
+
+/// Process B: this test binary again, running [`child_process_entry`].
+struct ProcessB {
+    child: Child,
+    stdin: ChildStdin,
+    out: BufReader<ChildStdout>,
+}
+
+impl ProcessB {
+    fn spawn(url: &str, invalidation: bool) -> ProcessB {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+            .env("CACHEFN_COH_URL", url)
+            .env(
+                "CACHEFN_COH_INVALIDATION",
+                if invalidation { "on" } else { "off" },
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start process B");
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        ProcessB { child, stdin, out }
+    }
+
+    fn ask(&mut self, cmd: &str) -> String {
+        writeln!(self.stdin, "{cmd}").expect("process B is gone");
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.out.read_line(&mut line).unwrap();
+            assert!(n > 0, "process B ended while answering `{cmd}`");
+            // The first answer follows libtest's `test name ... ` on its line.
+            if let Some((_, answer)) = line.split_once("CHILD ") {
+                return answer.trim_end().to_owned();
+            }
+        }
+    }
+
+    /// Read `id` until B keeps it in its local tier (its invalidation feed
+    /// is set up then); the value.
+    fn hold(&mut self, id: u32) -> String {
+        let start = Instant::now();
+        loop {
+            let v = self.ask(&format!("read {id}"));
+            if self.ask(&format!("local {id}")) == format!("Some({v:?})") {
+                return v;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "B never kept {id} locally"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// B's answers to `read id` for a second, or until one is not `old`.
+    fn read_until_changed(&mut self, id: u32, old: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let v = self.ask(&format!("read {id}"));
+            if v != old || start.elapsed() > Duration::from_secs(1) {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for ProcessB {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
+    let port = server
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches("/0")
+        .to_owned();
+    let out = Command::new("redis-cli")
+        .args(["-p", &port])
+        .args(args)
+        .output()
+        .expect("redis-cli (apt-get install -y redis-tools)");
+    assert!(out.status.success(), "redis-cli {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn every_change_reaches_the_other_process_within_a_second() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    cachefn::register("coherent", writer_cache(&url));
+    let mut b = ProcessB::spawn(&url, true);
+    // The control: without invalidation, B keeps its copy.
+    let mut b_off = ProcessB::spawn(&url, false);
+
+    page::set_cached(1, "A v1".to_owned()).unwrap();
+    assert_eq!(b.hold(1), "A v1");
+    assert_eq!(b_off.hold(1), "A v1");
+
+    // A replaces the value.
+    page::set_cached(1, "A v2".to_owned()).unwrap();
+    assert_eq!(b.read_until_changed(1, "A v1"), "A v2");
+    assert_eq!(
+        b_off.read_until_changed(1, "A v1"),
+        "A v1",
+        "with invalidation(false) the local copy lives its local_timeout"
+    );
+
+    // A clears the key: B computes it again.
+    assert_eq!(b.hold(1), "A v2");
+    page::clear(1).unwrap();
+    let v = b.read_until_changed(1, "A v2");
+    assert!(v.starts_with("B1#"), "{v}");
+
+    // A clears the function.
+    let old = b.hold(1);
+    page::clear_all().unwrap();
+    let v = b.read_until_changed(1, &old);
+    assert!(v.starts_with("B1#") && v != old, "{v} after {old}");
+
+    // Another program writes the key (undecodable bytes: B recomputes).
+    let old = b.hold(1);
+    let key = writer_cache(&url).storage_key(page::key(1).as_str());
+    assert_eq!(redis_cli(&server, &["SET", &key, "foreign"]).trim(), "OK");
+    let v = b.read_until_changed(1, &old);
+    assert!(v.starts_with("B1#") && v != old, "{v} after {old}");
+
+    // ... and deletes it.
+    let old = b.hold(1);
+    assert_eq!(redis_cli(&server, &["DEL", &key]).trim(), "1");
+    let v = b.read_until_changed(1, &old);
+    assert!(v.starts_with("B1#") && v != old, "{v} after {old}");
+
+    assert!(b.ask("invalidations").parse::<u64>().unwrap() >= 5);
+}
+
+#[test]
+fn five_hundred_keys_changed_at_once_leave_no_stale_copy() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    cachefn::register("coherent", writer_cache(&url));
+    let mut b = ProcessB::spawn(&url, true);
+    b.hold(0);
+    for i in 0..500 {
+        page::set_cached(i, format!("old {i}")).unwrap();
+    }
+    // B keeps all 500 locally.
+    let start = Instant::now();
+    loop {
+        b.ask("readn 500");
+        if b.ask("len") == "500" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "B keeps {}",
+            b.ask("len")
+        );
+    }
+    // A replaces all of them in one pipelined round trip.
+    let keys: Vec<String> = (0..500).map(|i| page::key(i).as_str().to_owned()).collect();
+    let values: Vec<(String, String)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.clone(), format!("new {i}")))
+        .collect();
+    writer_cache(&url)
+        .set_many(&values, Duration::from_secs(600))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let seen = b.ask("readn 500");
+    let stale: Vec<&str> = seen.split(',').filter(|v| v.starts_with("old")).collect();
+    assert!(
+        stale.is_empty(),
+        "{} stale reads: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(5)]
+    );
+    assert!(b.ask("invalidations").parse::<u64>().unwrap() >= 500);
+}
+
+/// The ids of the server's clients that track keys (B's invalidation connection).
+fn tracking_clients(server: &RedisServer) -> Vec<String> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut server.raw())
+        .unwrap();
+    list.lines()
+        .filter(|l| {
+            l.split(' ')
+                .any(|f| f.starts_with("flags=") && f.contains('t'))
+        })
+        .filter_map(|l| {
+            l.split(' ')
+                .find_map(|f| f.strip_prefix("id="))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_invalidation_connection_never_lets_an_old_value_through() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    cachefn::register("coherent", writer_cache(&url));
+    let mut b = ProcessB::spawn(&url, true);
+    page::set_cached(1, "A v1".to_owned()).unwrap();
+    assert_eq!(b.hold(1), "A v1");
+    for round in 2..6 {
+        let ids = tracking_clients(&server);
+        assert_eq!(ids.len(), 1, "one invalidation connection: {ids:?}");
+        let killed: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(&ids[0])
+            .query(&mut server.raw())
+            .unwrap();
+        assert_eq!(killed, 1);
+        // B learns of the kill when its feed thread reads the closed
+        // socket: within its scheduling latency (microseconds when idle,
+        // milliseconds on a loaded machine). That is the one window a
+        // client cannot close; A writes after it.
+        std::thread::sleep(Duration::from_millis(20));
+        let new = format!("A v{round}");
+        page::set_cached(1, new.clone()).unwrap();
+        // Never the old value, from the first read on.
+        for _ in 0..20 {
+            assert_eq!(b.ask("read 1"), new);
+        }
+        // The feed comes back by itself, and B keeps copies again.
+        assert_eq!(b.hold(1), new);
+    }
+}
+
+#[test]
+fn a_frozen_server_empties_the_local_tier_and_coherence_resumes_after() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    cachefn::register("coherent", writer_cache(&url));
+    let mut b = ProcessB::spawn(&url, true);
+    page::set_cached(1, "A v1".to_owned()).unwrap();
+    assert_eq!(b.hold(1), "A v1");
+    server.freeze();
+    std::thread::sleep(Duration::from_secs(3));
+    // The feed could not confirm it is alive: B's copies are gone.
+    assert_eq!(b.ask("len"), "0");
+    server.thaw();
+    page::set_cached(1, "A v2".to_owned()).unwrap();
+    assert_eq!(b.ask("read 1"), "A v2");
+    // Tracking is back: B keeps copies again, and follows changes.
+    assert_eq!(b.hold(1), "A v2");
+    page::set_cached(1, "A v3".to_owned()).unwrap();
+    assert_eq!(b.read_until_changed(1, "A v2"), "A v3");
+}
+
+#[test]
+fn a_process_keeps_its_own_writes_and_two_caches_follow_each_other() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    let one = coherent_cache(&url, true);
+    let two = coherent_cache(&url, true);
+    let ttl = Duration::from_secs(600);
+    // Wait for the feed to be set up (a local copy is kept).
+    let start = Instant::now();
+    while one.local().unwrap().get::<u32>("k").is_none() {
+        one.set("k", &0u32, ttl).unwrap();
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for i in 1..50u32 {
+        one.set("k", &i, ttl).unwrap();
+        // The echo of our own write does not drop what we just stored.
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(one.local().unwrap().get::<u32>("k"), Some(i));
+        // The other cache (same process, same prefix, own local tier) follows.
+        let start = Instant::now();
+        while two.get::<u32>("k") != Some(i) {
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "two kept a stale copy"
+            );
+        }
+    }
+    assert_eq!(one.stats().invalidations, 0);
+}
+
+/// A server that refuses every command, as Redis 5 refuses `HELLO 3`.
+fn refusing_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}/0", listener.local_addr().unwrap());
+    // Threads end when the test binary does (each connection's when its
+    // client leaves).
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let Ok(sock) = sock else { return };
+            std::thread::spawn(move || refuse(sock));
+        }
+    });
+    url
+}
+
+fn refuse(sock: std::net::TcpStream) {
+    let mut out = sock.try_clone().unwrap();
+    let mut r = BufReader::new(sock);
+    let mut line = String::new();
+    while r.read_line(&mut line).unwrap_or(0) > 0 {
+        if let Some(n) = line.trim_end().strip_prefix('*') {
+            for _ in 0..n.parse::<usize>().unwrap_or(0) {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                let len: usize = line.trim_end()[1..].parse().unwrap_or(0);
+                let mut arg = vec![0; len + 2];
+                if std::io::Read::read_exact(&mut r, &mut arg).is_err() {
+                    return;
+                }
+            }
+            if out.write_all(b"-ERR unknown command\r\n").is_err() {
+                return;
+            }
+        }
+        line.clear();
+    }
+}
+
+/// A server that hangs up on any command, as some proxies do.
+fn hanging_up_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}/0", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for sock in listener.incoming() {
+            let Ok(mut sock) = sock else { return };
+            let _ = std::io::Read::read(&mut sock, &mut [0; 64]);
+        }
+    });
+    url
+}
+
+/// The local tier of a cache on `url` is filled again once the feed has
+/// found out that the server cannot track keys.
+fn resumes_without_tracking(url: &str) {
+    let cache = coherent_cache(url, true);
+    let local = cache.local_store().unwrap();
+    let start = Instant::now();
+    while local.is_suspended() {
+        assert!(start.elapsed() < Duration::from_secs(5), "still suspended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let ttl = Duration::from_secs(60);
+    cache.local().unwrap().set("k", &1u32, ttl).unwrap();
+    assert_eq!(cache.local().unwrap().get::<u32>("k"), Some(1));
+}
+
+#[test]
+fn a_server_without_tracking_keeps_the_local_timeout_behaviour() {
+    // Redis 5 answers `HELLO 3` with an error.
+    resumes_without_tracking(&refusing_server());
+    // A proxy may close the connection instead.
+    resumes_without_tracking(&hanging_up_server());
+}
+
+/// Wait until `cache` keeps `key` locally (its feed is set up).
+fn until_kept(cache: &Cache, key: &str) {
+    let start = Instant::now();
+    while cache.local().unwrap().get::<u64>(key).is_none() {
+        let _ = cache.get::<u64>(key);
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never kept {key}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn reads_racing_a_stream_of_writes_never_leave_an_old_value_behind() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    let a = writer_cache(&url);
+    let b = coherent_cache(&url, true);
+    let ttl = Duration::from_secs(600);
+    a.set("hot", &0u64, ttl).unwrap();
+    until_kept(&b, "hot");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // Readers back-fill B's local tier from Redis while A writes.
+        for _ in 0..3 {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = b.get::<u64>("hot");
+                }
+            });
+        }
+        for round in 1..=20u64 {
+            for i in 1..=50u64 {
+                a.set("hot", &(round * 1000 + i), ttl).unwrap();
+            }
+            let last = round * 1000 + 50;
+            // Once the last write's invalidation is in, no read may show an
+            // older value (a back-fill of a read that began before it loses).
+            let start = Instant::now();
+            while b.get::<u64>("hot") != Some(last) {
+                assert!(
+                    start.elapsed() < Duration::from_secs(1),
+                    "B stuck on an old value"
+                );
+            }
+            for _ in 0..200 {
+                assert_eq!(b.get::<u64>("hot"), Some(last));
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    assert!(b.stats().local_hits > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_writes_and_reads_follow_too() {
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    let one = coherent_cache(&url, true);
+    let two = coherent_cache(&url, true);
+    let ttl = Duration::from_secs(600);
+    one.set_async("k", &0u64, ttl).await.unwrap();
+    until_kept(&two, "k");
+    for i in 1..20u64 {
+        one.set_async("k", &i, ttl).await.unwrap();
+        let start = Instant::now();
+        while two.get_async::<u64>("k").await != Some(i) {
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "two kept a stale copy"
+            );
+        }
+        // Our own write stays in our own local tier.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        assert_eq!(one.local().unwrap().get::<u64>("k"), Some(i));
+    }
+}
