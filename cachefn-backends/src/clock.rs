@@ -21,22 +21,40 @@ pub fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 mod imp {
+    use std::ffi::{c_int, c_long};
+
+    /// `struct timespec` on 64-bit Linux (both fields are `long` there).
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: c_long,
+        tv_nsec: c_long,
+    }
+
+    /// `CLOCK_MONOTONIC_COARSE`, the same on every Linux architecture.
+    const CLOCK_MONOTONIC_COARSE: c_int = 6;
+
+    extern "C" {
+        // In the C library std links already (no `libc` crate needed).
+        fn clock_gettime(clock: c_int, ts: *mut Timespec) -> c_int;
+    }
+
     #[inline]
     pub fn now_ms() -> u64 {
-        let mut ts = libc::timespec {
+        let mut ts = Timespec {
             tv_sec: 0,
             tv_nsec: 0,
         };
-        // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC_COARSE
-        // exists on every Linux since 2.6.32 and cannot fail with these arguments.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        // SAFETY: `ts` is a valid, writable timespec of the platform's
+        // layout; CLOCK_MONOTONIC_COARSE exists on every Linux since 2.6.32
+        // and cannot fail with these arguments.
+        unsafe { clock_gettime(CLOCK_MONOTONIC_COARSE, &mut ts) };
         ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
 mod imp {
     use std::sync::OnceLock;
     use std::time::Instant;

@@ -36,6 +36,8 @@ mod error;
 mod memory;
 #[cfg(any(feature = "disk", feature = "memcached", feature = "redis-cluster"))]
 mod pool;
+#[doc(hidden)]
+pub mod sync;
 
 #[cfg(feature = "disk")]
 mod disk;

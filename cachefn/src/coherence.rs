@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use cachefn_backends::sync::Mutex;
 use cachefn_backends::LocalValue;
-use parking_lot::Mutex;
 
 use crate::cache::Cache;
 

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::thread::{self, ThreadId};
 
+use cachefn_backends::sync::{Condvar, Mutex};
 use cachefn_backends::LocalValue;
-use parking_lot::{Condvar, Mutex};
 
 use crate::io::Io;
 

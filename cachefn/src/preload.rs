@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use cachefn_backends::sync::Mutex;
 
 use crate::cache::Cache;
 use crate::io::{block_on, Io};

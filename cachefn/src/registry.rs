@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::RwLock;
+use cachefn_backends::sync::RwLock;
 
 use crate::{Cache, Error};
 

@@ -477,7 +477,16 @@ fn reads_racing_a_stream_of_writes_never_leave_an_old_value_behind() {
     a.set("hot", &0u64, ttl).unwrap();
     until_kept(&b, "hot");
     let stop = std::sync::atomic::AtomicBool::new(false);
+    /// Stops the readers however the scope ends (a failed assertion too,
+    /// which would otherwise leave them spinning and the test hanging).
+    struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     std::thread::scope(|s| {
+        let _stop = StopOnDrop(&stop);
         // Readers back-fill B's local tier from Redis while A writes.
         for _ in 0..3 {
             s.spawn(|| {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use crate::clock;
 use crate::Error;
@@ -284,6 +284,14 @@ impl Memory {
     /// longer `seen`: a value read from a slower tier must not overwrite a
     /// write or a removal that happened while it was being read. `true` if
     /// stored.
+    ///
+    /// When it is not stored because something changed meanwhile, whatever
+    /// the tier now holds under `fp` is removed too: it may be an older
+    /// value back-filled by a read that overlapped this one (two reads
+    /// racing a write of the shared tier; the slower may carry the older
+    /// value), and a reader that has seen the newer value must never be
+    /// served the older one afterwards. The cost is one more miss when the
+    /// entry was in fact current.
     pub fn insert_if_unchanged<V: LocalValue>(
         &self,
         fp: u128,
@@ -294,7 +302,14 @@ impl Memory {
     ) -> bool {
         let slot = self.slot(key, value, ttl);
         let _writer = self.writer(fp);
-        if self.generation(fp) != seen || self.is_suspended() {
+        if self.is_suspended() {
+            return false;
+        }
+        if self.generation(fp) != seen {
+            if let Some((_, old)) = self.store.remove(&fp) {
+                self.generations[stripe(fp)].fetch_add(1, Ordering::AcqRel);
+                old.kill();
+            }
             return false;
         }
         self.insert_locked(fp, slot);
@@ -350,7 +365,7 @@ impl Memory {
         self.store.insert(fp, slot);
     }
 
-    fn writer(&self, fp: u128) -> parking_lot::MutexGuard<'_, ()> {
+    fn writer(&self, fp: u128) -> crate::sync::MutexGuard<'_, ()> {
         self.writers[stripe(fp)].lock()
     }
 
@@ -607,13 +622,29 @@ mod tests {
         assert_eq!(read_u(&m, 9), Some(7));
     }
 
+    /// Two reads of the shared tier race a write there: the first read gets
+    /// the old value, the second the new one, and the first back-fills
+    /// first. The second must not leave the old value behind for the
+    /// readers that come after it (it has returned the new one already).
+    #[test]
+    fn a_losing_back_fill_leaves_no_older_value_behind() {
+        let m = Memory::with_capacity(10);
+        let slow = m.generation(5); // read 1 starts, gets the old value
+        let fast = m.generation(5); // read 2 starts, gets the new value
+        assert!(m.insert_if_unchanged(5, "k", val(1), Duration::ZERO, slow));
+        assert!(!m.insert_if_unchanged(5, "k", val(2), Duration::ZERO, fast));
+        assert_eq!(read_u(&m, 5), None, "the old value was dropped");
+    }
+
     #[test]
     fn back_fills_lose_to_writes_that_happened_meanwhile() {
         let m = Memory::with_capacity(10);
         let seen = m.generation(5);
         m.insert(5, "k", val(2), Duration::ZERO); // a write while the slow read ran
         assert!(!m.insert_if_unchanged(5, "k", val(1), Duration::ZERO, seen));
-        assert_eq!(read_u(&m, 5), Some(2));
+        // The loser never leaves its value, and drops what it cannot vouch
+        // for (one more miss; see the next test for why).
+        assert_eq!(read_u(&m, 5), None);
         let seen = m.generation(5);
         m.remove(5);
         assert!(!m.insert_if_unchanged(5, "k", val(1), Duration::ZERO, seen));

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 pub(crate) struct Conns<C> {
     state: Mutex<State<C>>,

@@ -17,7 +17,7 @@ pub(super) struct Multiplexed {
     id: u64,
     /// `(generation, connection)`: the generation grows whenever the
     /// connection is replaced, so threads know their copy is stale.
-    current: parking_lot::Mutex<(u64, Option<MultiplexedConnection>)>,
+    current: crate::sync::Mutex<(u64, Option<MultiplexedConnection>)>,
     /// Read without the lock by every call.
     generation: AtomicU64,
     /// Held while one task opens a connection; the others wait for it (at
@@ -30,7 +30,7 @@ impl Default for Multiplexed {
         static IDS: AtomicU64 = AtomicU64::new(1);
         Multiplexed {
             id: IDS.fetch_add(1, Ordering::Relaxed),
-            current: parking_lot::Mutex::new((0, None)),
+            current: crate::sync::Mutex::new((0, None)),
             generation: AtomicU64::new(0),
             opening: tokio::sync::Mutex::new(()),
         }

@@ -60,7 +60,7 @@ mod shape;
 use std::any::{type_name, TypeId};
 use std::collections::BTreeMap;
 
-use parking_lot::RwLock;
+use cachefn_backends::sync::RwLock;
 
 use serde::{de::DeserializeOwned, Serialize};
 use xxhash_rust::xxh3::xxh3_64;

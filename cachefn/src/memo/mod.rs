@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use cachefn_backends::sync::Mutex;
 use cachefn_backends::LocalValue;
-use parking_lot::Mutex;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::cache::{Flavor, Plan, Typed};
