@@ -373,10 +373,6 @@ impl Cache {
         s
     }
 
-    pub(crate) fn count_miss(&self) {
-        self.inner.counters.misses.add();
-    }
-
     pub(crate) fn shared_failed(&self, op: &str, err: &Error) {
         self.inner.counters.shared_errors.add();
         if self.inner.shared_log.allow() {

@@ -28,6 +28,7 @@ use crate::codec;
 use crate::flight::{Joined, Leader, Payload};
 use crate::io::Io;
 use crate::preload::Known;
+use crate::stats::{Event, SiteStats};
 use crate::Error;
 
 /// How an entry point types what it reads, stores and hands to waiters.
@@ -89,6 +90,8 @@ pub(crate) struct Plan<'a> {
     /// Lifetime in the local tier of a cache that also has a shared tier.
     pub(crate) local_ttl: Duration,
     pub(crate) cache_none: bool,
+    /// The memoized function's own counters (`None`: `get_or_set`).
+    pub(crate) site: Option<&'a SiteStats>,
 }
 
 fn payload<K: LocalValue>(kept: K) -> Payload {
@@ -96,6 +99,25 @@ fn payload<K: LocalValue>(kept: K) -> Payload {
 }
 
 impl Cache {
+    /// Count `event` in the cache's counters and in the function's.
+    #[inline]
+    pub(crate) fn tally(&self, site: Option<&SiteStats>, event: Event) {
+        self.inner.counters.note(event);
+        if let Some(site) = site {
+            site.note(event);
+        }
+    }
+
+    /// [`Cache::local_value`], counted for `plan`'s function too.
+    #[inline]
+    fn local_value_of<F: Flavor>(&self, plan: &Plan<'_>) -> Option<F::Value> {
+        let value = self.inner.local.as_ref()?.read(plan.fp, |slot| {
+            F::typed(slot.value()).or_else(|| self.decode_kept::<F::Value>(slot.value(), plan.site))
+        })??;
+        self.tally(plan.site, Event::LocalHit);
+        Some(value)
+    }
+
     /// The local tier's value of `fp` as an `F::Value`: a typed value of
     /// that type is cloned, anything else goes through the codec's checks.
     #[inline]
@@ -113,6 +135,14 @@ impl Cache {
         &self,
         kept: &dyn LocalValue,
     ) -> Option<T> {
+        self.decode_kept(kept, None)
+    }
+
+    fn decode_kept<T: DeserializeOwned + 'static>(
+        &self,
+        kept: &dyn LocalValue,
+        site: Option<&SiteStats>,
+    ) -> Option<T> {
         let decoded = match kept.as_any().downcast_ref::<Encoded>() {
             Some(Encoded(bytes)) => codec::decode::<T>(bytes),
             None => match kept.encode() {
@@ -123,14 +153,14 @@ impl Cache {
         match decoded {
             Ok(v) => Some(v),
             Err(_) => {
-                self.inner.counters.undecodable.add();
+                self.tally(site, Event::Undecodable);
                 None
             }
         }
     }
 
-    fn payload_value<F: Flavor>(&self, payload: &Payload) -> Option<F::Value> {
-        F::typed(&**payload).or_else(|| self.decode_value::<F::Value>(&**payload))
+    fn payload_value<F: Flavor>(&self, plan: &Plan<'_>, payload: &Payload) -> Option<F::Value> {
+        F::typed(&**payload).or_else(|| self.decode_kept::<F::Value>(&**payload, plan.site))
     }
 
     /// Read `plan`'s key through the cache: the cached value, or `body`'s
@@ -153,7 +183,7 @@ impl Cache {
         if refresh {
             return Box::pin(self.compute::<F, B>(io, plan, body, None)).await;
         }
-        if let Some(v) = self.local_value::<F>(plan.fp) {
+        if let Some(v) = self.local_value_of::<F>(plan) {
             return F::from_value(v);
         }
         // Bytes preloaded by this caller's scope are in memory already: no
@@ -167,7 +197,7 @@ impl Cache {
             Joined::Lead(leader) => {
                 // Another leader may have stored the value since our miss;
                 // it wrote the local tier too, so checking that is enough.
-                if let Some(v) = self.local_value::<F>(plan.fp) {
+                if let Some(v) = self.local_value_of::<F>(plan) {
                     leader.finish(|| F::keep(&v, None).map(payload));
                     return F::from_value(v);
                 }
@@ -177,7 +207,7 @@ impl Cache {
                 }
                 Box::pin(self.compute::<F, B>(io, plan, body, Some(leader))).await
             }
-            Joined::Value(shared) => match self.payload_value::<F>(&shared) {
+            Joined::Value(shared) => match self.payload_value::<F>(plan, &shared) {
                 Some(v) => F::from_value(v),
                 // The leader cached another type under this key (a
                 // `get_or_set` of another type, say): compute ours.
@@ -199,10 +229,14 @@ impl Cache {
         F: Flavor,
         B: Future<Output = F::Ret>,
     {
-        self.count_miss();
+        self.tally(plan.site, Event::Miss);
         // If this future is dropped while the body runs, `leader` drops
         // with it and a waiter takes over.
+        let started = std::time::Instant::now();
         let ret = body.await;
+        if let Some(site) = plan.site {
+            site.computed(started.elapsed());
+        }
         let value = F::cacheable(&ret, plan.cache_none);
         let mut bytes = None;
         if let Some(v) = value {
@@ -225,8 +259,8 @@ impl Cache {
         io: Io,
         plan: &Plan<'_>,
     ) -> Option<(F::Value, Vec<u8>)> {
-        let read = self.read_shared::<F::Value>(io, plan.text, plan.fp).await?;
-        self.inner.counters.shared_hits.add();
+        let read = self.read_shared_of::<F::Value>(io, plan).await?;
+        self.tally(plan.site, Event::SharedHit);
         let SharedRead { value, bytes, seen } = read;
         if let (Some(tier), Some(seen)) = (&self.inner.local, seen) {
             if let Some(ttl) = super::back_fill_ttl(&bytes, plan.local_ttl) {
@@ -236,6 +270,38 @@ impl Cache {
             }
         }
         Some((value, bytes))
+    }
+
+    /// [`Cache::read_shared`], counted for `plan`'s function too.
+    async fn read_shared_of<T: DeserializeOwned + 'static>(
+        &self,
+        io: Io,
+        plan: &Plan<'_>,
+    ) -> Option<SharedRead<T>> {
+        let shared = self.inner.shared.as_deref()?;
+        let seen = self.inner.local.as_ref().map(|l| l.generation(plan.fp));
+        let bytes = match self.preloaded(plan.fp) {
+            Known::Bytes(bytes) => bytes.to_vec(),
+            Known::Miss => return None,
+            Known::Unknown => match io.get(shared, &self.stored(plan.text)).await {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => return None,
+                Err(e) => {
+                    self.shared_failed("get", &e);
+                    if let Some(site) = plan.site {
+                        site.note(Event::SharedError);
+                    }
+                    return None;
+                }
+            },
+        };
+        match codec::decode::<T>(&bytes) {
+            Ok(value) => Some(SharedRead { value, bytes, seen }),
+            Err(_) => {
+                self.tally(plan.site, Event::Undecodable);
+                None
+            }
+        }
     }
 
     /// Store a value in every tier: encoded in the shared tier for
@@ -266,6 +332,9 @@ impl Cache {
                 self.note_preloaded(plan.fp, set.is_ok().then_some(&b[..]));
                 if let Err(e) = set {
                     self.shared_failed("set", &e);
+                    if let Some(site) = plan.site {
+                        site.note(Event::SharedError);
+                    }
                     result = Err(e);
                 }
             }

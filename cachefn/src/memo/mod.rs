@@ -18,7 +18,8 @@ use crate::io::{block_on, Io};
 use crate::key::{escape_name, head_fingerprint, KeyBuilder};
 use crate::log::RateLimited;
 use crate::registry::{self, Options};
-use crate::{Cache, Error, Key};
+use crate::stats::{Event, SiteStats};
+use crate::{Cache, Error, Key, Stats};
 
 #[cfg(feature = "tokio")]
 mod asynchronous;
@@ -81,6 +82,8 @@ struct Settings {
     local_timeout: Duration,
     cache: Option<&'static str>,
     cache_none: bool,
+    /// This function's counters in this process.
+    stats: SiteStats,
 }
 
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(1);
@@ -145,6 +148,7 @@ impl Site {
         let local_timeout = o.local_timeout.unwrap_or(10).min(timeout);
         self.claim_head(&head);
         Settings {
+            stats: SiteStats::new(&name),
             head_fp: head_fingerprint(head.as_bytes()),
             head: head.into(),
             all_versions: format!("{name}:v").into(),
@@ -285,6 +289,7 @@ impl Site {
             ttl: s.timeout,
             local_ttl: s.local_timeout,
             cache_none: s.cache_none,
+            site: Some(&s.stats),
         }
     }
 
@@ -436,6 +441,7 @@ fn start<M: Memo>(site: &'static Site, kb: &mut KeyBuilder, refresh: bool) -> St
     };
     if !refresh {
         if let Some(v) = cache.local_value::<M>(fp) {
+            site.settings().stats.note(Event::LocalHit);
             return Start::Hit(v);
         }
     }
@@ -560,6 +566,11 @@ pub fn set_cached<M: Memo>(
     value: M::Cached,
 ) -> Result<(), Error> {
     block_on(set_cached_io::<M>(Io::Blocking, site, kb, value))
+}
+
+/// `f::stats()`: the function's counters in this process.
+pub fn stats(site: &'static Site) -> Stats {
+    site.settings().stats.counters.snapshot()
 }
 
 /// `Self`'s type name, for methods' keys.
