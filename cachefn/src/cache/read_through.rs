@@ -230,6 +230,11 @@ impl Cache {
         B: Future<Output = F::Ret>,
     {
         self.tally(plan.site, Event::Miss);
+        match plan.site {
+            Some(site) => tracing::debug!(target: "cachefn", function = %site.name, key = %plan.text,
+                refresh = leader.is_none(), "miss: running the body"),
+            None => tracing::debug!(target: "cachefn", key = %plan.text, "miss: running the body"),
+        }
         // If this future is dropped while the body runs, `leader` drops
         // with it and a waiter takes over.
         let started = std::time::Instant::now();
