@@ -31,6 +31,19 @@ pub fn site_options(o: &Options) -> TokenStream {
         Some(b) => quote!(::core::option::Option::Some(#b)),
         None => quote!(::core::option::Option::None),
     };
+    let swr = opt_u64(&o.stale_while_revalidate);
+    let sie = opt_u64(&o.stale_if_error);
+    let beta = match &o.early_refresh {
+        Some((b, span)) => {
+            let lit = syn::LitFloat::new(&format!("{b:?}f64"), *span);
+            quote!(::core::option::Option::Some(#lit))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let single_flight = match &o.single_flight {
+        Some((shared, _)) => quote!(::core::option::Option::Some(#shared)),
+        None => quote!(::core::option::Option::None),
+    };
     quote! {
         ::cachefn::__private::SiteOptions {
             timeout: #timeout,
@@ -38,6 +51,10 @@ pub fn site_options(o: &Options) -> TokenStream {
             version: #version,
             cache: #cache,
             cache_none: #cache_none,
+            stale_while_revalidate: #swr,
+            stale_if_error: #sie,
+            early_refresh: #beta,
+            single_flight_shared: #single_flight,
         }
     }
 }

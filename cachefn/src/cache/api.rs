@@ -189,6 +189,7 @@ impl Cache {
             ttl,
             local_ttl: self.inner.local_ttl,
             cache_none: true,
+            freshness: super::Freshness::default(),
             site: None,
         };
         self.read_through::<Owned<T>, _>(io, &plan, false, f).await

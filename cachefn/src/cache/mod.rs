@@ -29,7 +29,7 @@ mod api;
 mod api_async;
 mod read_through;
 
-pub(crate) use read_through::{Flavor, Owned, Plan};
+pub(crate) use read_through::{Flavor, Freshness, Meta, Owned, Plan, Timed};
 
 /// A cache: an optional bounded local tier ([`Memory`]) in front of an
 /// optional shared tier (any [`Backend`]), under a key prefix.

@@ -13,7 +13,7 @@ use cachefn_backends::LocalValue;
 use parking_lot::Mutex;
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::cache::{Flavor, Plan, Typed};
+use crate::cache::{Flavor, Freshness, Meta, Plan, Timed};
 use crate::io::{block_on, Io};
 use crate::key::{escape_name, head_fingerprint, KeyBuilder};
 use crate::log::RateLimited;
@@ -41,6 +41,10 @@ pub const LIBRARY_DEFAULTS: Options = Options {
     version: Some(1),
     cache: None,
     cache_none: Some(true),
+    stale_while_revalidate: Some(0),
+    stale_if_error: Some(0),
+    early_refresh: Some(0.0),
+    single_flight_shared: Some(false),
 };
 
 /// How a memoized function is named inside its keys.
@@ -82,6 +86,7 @@ struct Settings {
     local_timeout: Duration,
     cache: Option<&'static str>,
     cache_none: bool,
+    freshness: Freshness,
     /// This function's counters in this process.
     stats: SiteStats,
 }
@@ -156,6 +161,16 @@ impl Site {
             local_timeout: Duration::from_secs(local_timeout),
             cache: o.cache,
             cache_none: o.cache_none.unwrap_or(true),
+            freshness: Freshness {
+                stale_while_revalidate: Duration::from_secs(o.stale_while_revalidate.unwrap_or(0)),
+                stale_if_error: Duration::from_secs(o.stale_if_error.unwrap_or(0)),
+                // A value the macro did not check (a hand-written SiteOptions)
+                // is clamped rather than trusted.
+                early_refresh: o
+                    .early_refresh
+                    .filter(|b| b.is_finite() && *b > 0.0)
+                    .map_or(0.0, |b| b.min(1_000.0)),
+            },
         }
     }
 
@@ -289,6 +304,7 @@ impl Site {
             ttl: s.timeout,
             local_ttl: s.local_timeout,
             cache_none: s.cache_none,
+            freshness: s.freshness,
             site: Some(&s.stats),
         }
     }
@@ -323,6 +339,8 @@ pub trait Memo {
     type Ret;
     /// What is stored: `T` for `T`, `Result<T, E>`; `Option<T>` for `Option<T>`.
     type Cached: Value;
+    /// A `Result`: an `Err` may be stood in for by a stale `Ok`.
+    const FALLIBLE: bool = false;
     /// The part of `ret` to store, if it is cached at all.
     fn cacheable(ret: &Self::Ret, cache_none: bool) -> Option<&Self::Cached>;
     /// A return value from a cached value.
@@ -352,6 +370,7 @@ impl<R: Value> Memo for Plain<R> {
 impl<T: Value, E> Memo for ResultOf<Result<T, E>> {
     type Ret = Result<T, E>;
     type Cached = T;
+    const FALLIBLE: bool = true;
     #[inline]
     fn cacheable(ret: &Result<T, E>, _: bool) -> Option<&T> {
         ret.as_ref().ok()
@@ -383,8 +402,9 @@ where
 impl<M: Memo> Flavor for M {
     type Ret = M::Ret;
     type Value = M::Cached;
-    type Kept = Typed<M::Cached>;
+    type Kept = Timed<M::Cached>;
     const KEEPS_BYTES: bool = false;
+    const FALLIBLE: bool = M::FALLIBLE;
     #[inline]
     fn cacheable(ret: &M::Ret, cache_none: bool) -> Option<&M::Cached> {
         M::cacheable(ret, cache_none)
@@ -394,14 +414,17 @@ impl<M: Memo> Flavor for M {
         M::from_cached(value)
     }
     #[inline]
-    fn keep(value: &M::Cached, _: Option<&[u8]>) -> Option<Typed<M::Cached>> {
-        Some(Typed(value.clone()))
+    fn keep(value: &M::Cached, _: Option<&[u8]>, meta: Meta) -> Option<Timed<M::Cached>> {
+        Some(Timed {
+            value: value.clone(),
+            meta,
+        })
     }
     #[inline]
-    fn typed(kept: &dyn LocalValue) -> Option<M::Cached> {
+    fn typed(kept: &dyn LocalValue) -> Option<(M::Cached, Meta)> {
         kept.as_any()
-            .downcast_ref::<Typed<M::Cached>>()
-            .map(|Typed(v)| v.clone())
+            .downcast_ref::<Timed<M::Cached>>()
+            .map(|t| (t.value.clone(), t.meta))
     }
 }
 
@@ -440,8 +463,9 @@ fn start<M: Memo>(site: &'static Site, kb: &mut KeyBuilder, refresh: bool) -> St
         }
     };
     if !refresh {
-        if let Some(v) = cache.local_value::<M>(fp) {
-            site.settings().stats.note(Event::LocalHit);
+        let s = site.settings();
+        if let Some(v) = cache.local_fresh::<M>(fp, &s.freshness) {
+            s.stats.note(Event::LocalHit);
             return Start::Hit(v);
         }
     }
@@ -517,7 +541,7 @@ async fn get_cached_io<M: Memo>(
         return Some(v);
     }
     let plan = site.plan(key.as_str(), key.fingerprint());
-    cache.shared_value::<M>(io, &plan).await.map(|(v, _)| v)
+    cache.shared_value::<M>(io, &plan).await.map(|(v, _, _)| v)
 }
 
 async fn set_cached_io<M: Memo>(
