@@ -191,6 +191,7 @@ impl Cache {
             cache_none: true,
             freshness: super::Freshness::default(),
             site: None,
+            early_drawn: false,
         };
         self.read_through::<Owned<T>, _>(io, &plan, false, f).await
     }

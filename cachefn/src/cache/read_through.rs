@@ -280,6 +280,9 @@ pub(crate) struct Plan<'a> {
     pub(crate) freshness: Freshness,
     /// The memoized function's own counters (`None`: `get_or_set`).
     pub(crate) site: Option<&'a SiteStats>,
+    /// The caller's hit check already drew an early refresh (XFetch) for
+    /// the local value: do not draw again.
+    pub(crate) early_drawn: bool,
 }
 
 impl Plan<'_> {
@@ -314,20 +317,31 @@ impl Cache {
 
     /// The local tier's value of `fp` if it is fresh for `freshness` (the
     /// memoized hit: no clock is read unless an option needs it), counted
-    /// as a local hit of the cache. A stale or nearly expired value is
-    /// `None`: the read-through path decides what to do with it.
+    /// as a local hit of the cache. `Err`: none, or a stale value, or one
+    /// that XFetch drew for an early refresh (`Err(true)`): the read-through
+    /// path decides what to do with it.
     #[inline]
-    pub(crate) fn local_fresh<F: Flavor>(&self, fp: u128, freshness: &Freshness) -> Option<F::Value> {
-        let (value, meta) = self
-            .inner
-            .local
-            .as_ref()?
-            .read(fp, |slot| self.read_kept::<F>(slot.value(), None))??;
-        if meta.fresh_until != u64::MAX && state(&meta, freshness, clock::now_ms()) != State::Fresh {
-            return None;
+    pub(crate) fn local_fresh<F: Flavor>(
+        &self,
+        fp: u128,
+        freshness: &Freshness,
+    ) -> Result<F::Value, bool> {
+        let Some(local) = self.inner.local.as_ref() else {
+            return Err(false);
+        };
+        let Some(Some((value, meta))) = local.read(fp, |slot| self.read_kept::<F>(slot.value(), None))
+        else {
+            return Err(false);
+        };
+        if meta.fresh_until != u64::MAX {
+            match state(&meta, freshness, clock::now_ms()) {
+                State::Fresh => {}
+                State::Early => return Err(true),
+                State::Stale | State::Expired => return Err(false),
+            }
         }
         self.inner.counters.local_hits.add();
-        Some(value)
+        Ok(value)
     }
 
     /// The local tier's value of `fp` as an `F::Value`, fresh or not: a
@@ -431,7 +445,11 @@ impl Cache {
         let mut fallback = None;
         if let Some((v, meta)) = self.local_read::<F>(plan) {
             let now = clock::now_ms();
-            match state(&meta, fr, now) {
+            let st = match state(&meta, fr, now) {
+                State::Fresh if plan.early_drawn && now < meta.fresh_until => State::Early,
+                st => st,
+            };
+            match st {
                 State::Fresh => {
                     self.tally(plan.site, Event::LocalHit);
                     return F::from_value(v);

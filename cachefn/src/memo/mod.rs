@@ -306,6 +306,7 @@ impl Site {
             cache_none: s.cache_none,
             freshness: s.freshness,
             site: Some(&s.stats),
+            early_drawn: false,
         }
     }
 
@@ -439,7 +440,7 @@ enum Start<T> {
     /// key's fingerprint. The thread-local `Rc` keeps the sync path free of
     /// atomic reference counts; the async path clones the `Cache` out of it,
     /// as an `Rc` must not live across an `.await`.
-    Cold(Rc<ResolvedCache>, u128),
+    Cold(Rc<ResolvedCache>, u128, bool),
 }
 
 #[inline(always)]
@@ -464,12 +465,15 @@ fn start<M: Memo>(site: &'static Site, kb: &mut KeyBuilder, refresh: bool) -> St
     };
     if !refresh {
         let s = site.settings();
-        if let Some(v) = cache.local_fresh::<M>(fp, &s.freshness) {
-            s.stats.note(Event::LocalHit);
-            return Start::Hit(v);
+        match cache.local_fresh::<M>(fp, &s.freshness) {
+            Ok(v) => {
+                s.stats.note(Event::LocalHit);
+                return Start::Hit(v);
+            }
+            Err(early) => return Start::Cold(resolved, fp, early),
         }
     }
-    Start::Cold(resolved, fp)
+    Start::Cold(resolved, fp, false)
 }
 
 /// A memoized call: `kb` holds the key, `refresh` is the `skip_arg`.
@@ -483,8 +487,8 @@ pub fn call<M: Memo>(
     match start::<M>(site, kb, refresh) {
         Start::Hit(v) => M::from_cached(v),
         Start::Uncached => body(),
-        Start::Cold(resolved, fp) => match &resolved.cache {
-            Ok(cache) => call_cold::<M>(site, cache, kb, fp, refresh, body),
+        Start::Cold(resolved, fp, early) => match &resolved.cache {
+            Ok(cache) => call_cold::<M>(site, cache, kb, (fp, early), refresh, body),
             Err(_) => body(),
         },
     }
@@ -495,7 +499,7 @@ fn call_cold<M: Memo>(
     site: &'static Site,
     cache: &Cache,
     kb: &KeyBuilder,
-    fp: u128,
+    (fp, early): (u128, bool),
     refresh: bool,
     body: impl FnOnce() -> M::Ret,
 ) -> M::Ret {
@@ -506,7 +510,8 @@ fn call_cold<M: Memo>(
             return body();
         }
     };
-    let plan = site.plan(&text, fp);
+    let mut plan = site.plan(&text, fp);
+    plan.early_drawn = early;
     block_on(cache.read_through::<M, _>(Io::Blocking, &plan, refresh, async { body() }))
 }
 
