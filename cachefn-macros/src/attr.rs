@@ -132,7 +132,10 @@ fn expect_int(cx: &mut Ctxt, opt: &RawOption, example: &str) -> Option<Seconds> 
     if negative(&opt.value) {
         cx.error_spanned(
             &opt.value,
-            format!("`{}` cannot be negative: write a whole number of seconds, e.g. `{example}`", opt.name),
+            format!(
+                "`{}` cannot be negative: write a whole number of seconds, e.g. `{example}`",
+                opt.name
+            ),
         );
         return None;
     }

@@ -199,9 +199,15 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
             quote!(Self::)
         };
         let _ = call_prefix;
-        let [clear, clear_all, key, get_cached, set_cached, stats] =
-            ["clear", "clear_all", "key", "get_cached", "set_cached", "stats"]
-                .map(|h| format_ident!("{}_{}", fn_name, h));
+        let [clear, clear_all, key, get_cached, set_cached, stats] = [
+            "clear",
+            "clear_all",
+            "key",
+            "get_cached",
+            "set_cached",
+            "stats",
+        ]
+        .map(|h| format_ident!("{}_{}", fn_name, h));
         let docs = helper_docs(&fn_name.to_string(), true, is_async);
         let [d_clear, d_clear_all, d_key, d_get, d_set, d_stats] = docs;
         quote! {

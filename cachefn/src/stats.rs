@@ -25,7 +25,7 @@ thread_local! {
 }
 
 #[inline]
-fn stripe() -> usize {
+pub(crate) fn stripe() -> usize {
     STRIPE
         .try_with(|s| {
             let mut i = s.get();
@@ -52,7 +52,14 @@ impl Counter {
     /// then may miss an increment now and then. Counters are statistics.
     #[inline]
     pub(crate) fn add(&self) {
-        let c = &self.stripes[stripe()].0;
+        self.add_at(stripe());
+    }
+
+    /// [`Counter::add`] on a stripe already looked up (two counters
+    /// counting one event look it up once).
+    #[inline]
+    pub(crate) fn add_at(&self, stripe: usize) {
+        let c = &self.stripes[stripe % STRIPES].0;
         c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
     pub(crate) fn get(&self) -> u64 {
@@ -205,9 +212,7 @@ impl SiteStats {
             #[cfg(feature = "metrics")]
             metrics: {
                 let f = name.to_owned();
-                let calls = |result: &'static str| {
-                    metrics::counter!("cachefn_calls_total", "function" => f.clone(), "result" => result)
-                };
+                let calls = |result: &'static str| metrics::counter!("cachefn_calls_total", "function" => f.clone(), "result" => result);
                 SiteMetrics {
                     local_hit: calls("local_hit"),
                     shared_hit: calls("shared_hit"),
@@ -223,7 +228,13 @@ impl SiteStats {
     /// Count `event` for this function (and report it to `metrics`).
     #[inline]
     pub(crate) fn note(&self, event: Event) {
-        self.counters.note(event);
+        self.note_at(event, stripe());
+    }
+
+    /// [`SiteStats::note`] on this thread's stripe, already looked up.
+    #[inline]
+    pub(crate) fn note_at(&self, event: Event, stripe: usize) {
+        self.counters.counter(event).add_at(stripe);
         #[cfg(feature = "metrics")]
         {
             let m = &self.metrics;

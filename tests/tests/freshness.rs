@@ -85,7 +85,10 @@ fn past_the_stale_window_callers_wait_for_one_body() {
     for c in callers {
         let (value, took) = c.join().unwrap();
         assert_eq!(value, 201, "nobody is served the expired value");
-        assert!(ms(took) >= 300, "a caller did not wait for the body: {took:?}");
+        assert!(
+            ms(took) >= 300,
+            "a caller did not wait for the body: {took:?}"
+        );
     }
     assert_eq!(RUNS.get(), 2, "one body for the five waiting callers");
     assert_eq!(total::stats().stale_hits, 0);
@@ -108,12 +111,20 @@ fn stale_if_error_serves_the_old_ok_while_the_body_fails_and_err_after_clear() {
     FAIL.store(true, Ordering::SeqCst);
     assert_eq!(price(1), Ok(11), "the stale Ok stands in for the Err");
     assert_eq!(RUNS.get(), 2, "the body was tried");
-    assert_eq!(price(1), Ok(11), "the Err was not cached: tried again, stale again");
+    assert_eq!(
+        price(1),
+        Ok(11),
+        "the Err was not cached: tried again, stale again"
+    );
     assert_eq!(RUNS.get(), 3);
     assert_eq!(price::stats().stale_hits, 2);
 
     price::clear(1).unwrap();
-    assert_eq!(price(1), Err("database down".into()), "nothing to fall back on");
+    assert_eq!(
+        price(1),
+        Err("database down".into()),
+        "nothing to fall back on"
+    );
     FAIL.store(false, Ordering::SeqCst);
     assert_eq!(price(1), Ok(15), "recovered: recomputed and cached");
     assert_eq!(price(1), Ok(15));
@@ -234,7 +245,12 @@ fn the_shared_tier_keeps_entries_for_the_window_and_serves_them_stale() {
         .prefix("fresh-shared")
         .build();
     cachefn::register("fresh-shared", cache.clone());
-    #[quickcache(cache = "fresh-shared", timeout = 1, local_timeout = 0, stale_while_revalidate = 30)]
+    #[quickcache(
+        cache = "fresh-shared",
+        timeout = 1,
+        local_timeout = 0,
+        stale_while_revalidate = 30
+    )]
     fn page(id: u64) -> String {
         RUNS.hit();
         if SLOW.load(Ordering::SeqCst) {

@@ -13,7 +13,9 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 fn calls_errors_and_compute_time_are_reported() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    recorder.install().expect("the only recorder of this test binary");
+    recorder
+        .install()
+        .expect("the only recorder of this test binary");
 
     let backend = CountingBackend::new();
     let cache = Cache::builder()

@@ -29,7 +29,12 @@ fn each_function_counts_its_own_calls() {
     let t = triple::stats();
     assert_eq!((t.misses, t.local_hits), (1, 0), "{t:?}");
     assert_eq!(
-        (d.shared_hits, d.stale_hits, d.early_refreshes, d.shared_errors),
+        (
+            d.shared_hits,
+            d.stale_hits,
+            d.early_refreshes,
+            d.shared_errors
+        ),
         (0, 0, 0, 0)
     );
 }
@@ -95,7 +100,11 @@ fn shared_hits_and_errors_are_counted_per_function() {
     assert_eq!((s.misses, s.shared_hits, s.local_hits), (2, 1, 0), "{s:?}");
     assert_eq!(s.shared_errors, 2, "{s:?}");
     let b = bystander::stats();
-    assert_eq!((b.misses, b.shared_hits, b.shared_errors), (1, 0, 0), "{b:?}");
+    assert_eq!(
+        (b.misses, b.shared_hits, b.shared_errors),
+        (1, 0, 0),
+        "{b:?}"
+    );
     // The cache's own counters still see everything.
     let c = cache.stats();
     assert_eq!((c.misses, c.shared_hits), (3, 1), "{c:?}");

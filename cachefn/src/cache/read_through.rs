@@ -66,6 +66,12 @@ pub(crate) trait Flavor {
     /// kind (a typed value of exactly `Value`), with its [`Meta`]; `None`
     /// sends the reader through the codec.
     fn typed(kept: &dyn LocalValue) -> Option<(Self::Value, Meta)>;
+    /// [`Flavor::typed`] without the meta (which a function without
+    /// freshness options never reads: it may sit on another cache line).
+    #[inline]
+    fn typed_value(kept: &dyn LocalValue) -> Option<Self::Value> {
+        Self::typed(kept).map(|(v, _)| v)
+    }
 }
 
 /// The flavor of `get_or_set`: any serde value, kept encoded (it need not
@@ -106,7 +112,7 @@ pub(crate) struct Freshness {
 
 impl Freshness {
     #[inline]
-    fn is_off(&self) -> bool {
+    pub(crate) fn is_off(&self) -> bool {
         self.stale_while_revalidate.is_zero()
             && self.stale_if_error.is_zero()
             && self.early_refresh <= 0.0
@@ -178,7 +184,10 @@ fn mono_of_unix(unix: u64) -> u64 {
 }
 
 /// A memoized function's value in the local tier: typed (a hit clones it,
-/// decoding nothing), with its [`Meta`].
+/// decoding nothing), with its [`Meta`]. The value comes first, so that a
+/// small value shares the slot's first cache line with the slot's header
+/// and a hit that needs no meta reads one line.
+#[repr(C)]
 pub(crate) struct Timed<T> {
     pub(crate) value: T,
     pub(crate) meta: Meta,
@@ -263,7 +272,10 @@ fn state(meta: &Meta, freshness: &Freshness, now: u64) -> State {
 /// Whether a value past its expiry may still stand in for a failed body.
 fn error_servable(meta: &Meta, freshness: &Freshness, now: u64) -> bool {
     !freshness.stale_if_error.is_zero()
-        && now < meta.fresh_until.saturating_add(ttl_ms(freshness.stale_if_error))
+        && now
+            < meta
+                .fresh_until
+                .saturating_add(ttl_ms(freshness.stale_if_error))
 }
 
 /// Where and for how long one read-through call caches its value.
@@ -325,11 +337,25 @@ impl Cache {
         &self,
         fp: u128,
         freshness: &Freshness,
+        site: &SiteStats,
     ) -> Result<F::Value, bool> {
         let Some(local) = self.inner.local.as_ref() else {
             return Err(false);
         };
-        let Some(Some((value, meta))) = local.read(fp, |slot| self.read_kept::<F>(slot.value(), None))
+        if freshness.is_off() {
+            let read = local.read(fp, |slot| {
+                F::typed_value(slot.value()).or_else(|| self.decode_value::<F::Value>(slot.value()))
+            });
+            return match read {
+                Some(Some(value)) => {
+                    self.count_local_hit(site);
+                    Ok(value)
+                }
+                _ => Err(false),
+            };
+        }
+        let Some(Some((value, meta))) =
+            local.read(fp, |slot| self.read_kept::<F>(slot.value(), None))
         else {
             return Err(false);
         };
@@ -340,8 +366,17 @@ impl Cache {
                 State::Stale | State::Expired => return Err(false),
             }
         }
-        self.inner.counters.local_hits.add();
+        self.count_local_hit(site);
         Ok(value)
+    }
+
+    /// A local hit, in the cache's counters and the function's: one
+    /// stripe lookup for both.
+    #[inline]
+    fn count_local_hit(&self, site: &SiteStats) {
+        let stripe = crate::stats::stripe();
+        self.inner.counters.local_hits.add_at(stripe);
+        site.note_at(Event::LocalHit, stripe);
     }
 
     /// The local tier's value of `fp` as an `F::Value`, fresh or not: a
@@ -462,8 +497,14 @@ impl Cache {
                         self.tally(plan.site, Event::EarlyRefresh);
                         tracing::debug!(target: "cachefn", function = %plan.name(), key = %plan.text,
                             "early refresh: recomputing a live entry before it expires");
-                        return Box::pin(self.compute::<F, B>(io, plan, body, Some(leader), Some(v)))
-                            .await;
+                        return Box::pin(self.compute::<F, B>(
+                            io,
+                            plan,
+                            body,
+                            Some(leader),
+                            Some(v),
+                        ))
+                        .await;
                     }
                     None => {
                         self.tally(plan.site, Event::LocalHit);
@@ -485,7 +526,10 @@ impl Cache {
         // flight to wait for.
         if let Known::Bytes(_) = self.preloaded(plan.fp) {
             if let Some((v, _, meta)) = self.shared_value::<F>(io, plan).await {
-                if matches!(state(&meta, fr, clock::now_ms()), State::Fresh | State::Early) {
+                if matches!(
+                    state(&meta, fr, clock::now_ms()),
+                    State::Fresh | State::Early
+                ) {
                     return F::from_value(v);
                 }
             }
@@ -495,7 +539,10 @@ impl Cache {
                 // Another leader may have stored the value since our miss;
                 // it wrote the local tier too, so checking that is enough.
                 if let Some((v, meta)) = self.local_read::<F>(plan) {
-                    if matches!(state(&meta, fr, clock::now_ms()), State::Fresh | State::Early) {
+                    if matches!(
+                        state(&meta, fr, clock::now_ms()),
+                        State::Fresh | State::Early
+                    ) {
                         self.tally(plan.site, Event::LocalHit);
                         leader.finish(|| F::keep(&v, None, meta).map(payload));
                         return F::from_value(v);
@@ -618,7 +665,9 @@ impl Cache {
             }
         }
         if let Some(leader) = leader {
-            leader.finish(|| value.and_then(|v| F::keep(v, bytes.as_deref(), kept_meta).map(payload)));
+            leader.finish(|| {
+                value.and_then(|v| F::keep(v, bytes.as_deref(), kept_meta).map(payload))
+            });
         }
         ret
     }

@@ -18,7 +18,7 @@ use crate::io::{block_on, Io};
 use crate::key::{escape_name, head_fingerprint, KeyBuilder};
 use crate::log::RateLimited;
 use crate::registry::{self, Options};
-use crate::stats::{Event, SiteStats};
+use crate::stats::SiteStats;
 use crate::{Cache, Error, Key, Stats};
 
 #[cfg(feature = "tokio")]
@@ -427,6 +427,12 @@ impl<M: Memo> Flavor for M {
             .downcast_ref::<Timed<M::Cached>>()
             .map(|t| (t.value.clone(), t.meta))
     }
+    #[inline]
+    fn typed_value(kept: &dyn LocalValue) -> Option<M::Cached> {
+        kept.as_any()
+            .downcast_ref::<Timed<M::Cached>>()
+            .map(|t| t.value.clone())
+    }
 }
 
 /// How a memoized call begins, before any I/O: shared by the sync and the
@@ -465,11 +471,8 @@ fn start<M: Memo>(site: &'static Site, kb: &mut KeyBuilder, refresh: bool) -> St
     };
     if !refresh {
         let s = site.settings();
-        match cache.local_fresh::<M>(fp, &s.freshness) {
-            Ok(v) => {
-                s.stats.note(Event::LocalHit);
-                return Start::Hit(v);
-            }
+        match cache.local_fresh::<M>(fp, &s.freshness, &s.stats) {
+            Ok(v) => return Start::Hit(v),
             Err(early) => return Start::Cold(resolved, fp, early),
         }
     }
