@@ -57,6 +57,12 @@ pub struct Options {
     pub name: Option<LitStr>,
     pub version: Option<Seconds>,
     pub cache_none: Option<LitBool>,
+    pub stale_while_revalidate: Option<Seconds>,
+    pub stale_if_error: Option<Seconds>,
+    /// XFetch's `beta`, with its literal's span.
+    pub early_refresh: Option<(f64, Span)>,
+    /// `single_flight = "shared"` (`true`) or `"process"` (`false`).
+    pub single_flight: Option<(bool, Span)>,
 }
 
 /// Where the options are written, which decides what is allowed.
@@ -75,8 +81,31 @@ const ATTRIBUTE_OPTIONS: &[&str] = &[
     "name",
     "version",
     "cache_none",
+    "stale_while_revalidate",
+    "stale_if_error",
+    "early_refresh",
+    "single_flight",
 ];
-const CONFIG_OPTIONS: &[&str] = &["timeout", "local_timeout", "version", "cache", "cache_none"];
+const CONFIG_OPTIONS: &[&str] = &[
+    "timeout",
+    "local_timeout",
+    "version",
+    "cache",
+    "cache_none",
+    "stale_while_revalidate",
+    "stale_if_error",
+    "early_refresh",
+    "single_flight",
+];
+
+/// A `-literal`: the span of the whole expression, for "cannot be negative".
+fn negative(expr: &Expr) -> bool {
+    match expr {
+        Expr::Unary(u) => matches!(u.op, syn::UnOp::Neg(_)),
+        Expr::Group(g) => negative(&g.expr),
+        _ => false,
+    }
+}
 
 fn lit(expr: &Expr) -> Option<&Lit> {
     match expr {
@@ -100,6 +129,16 @@ fn expect_str(cx: &mut Ctxt, opt: &RawOption, example: &str) -> Option<LitStr> {
 }
 
 fn expect_int(cx: &mut Ctxt, opt: &RawOption, example: &str) -> Option<Seconds> {
+    if negative(&opt.value) {
+        cx.error_spanned(
+            &opt.value,
+            format!(
+                "`{}` cannot be negative: write a whole number of seconds, e.g. `{example}`",
+                opt.name
+            ),
+        );
+        return None;
+    }
     let parsed = match lit(&opt.value) {
         Some(Lit::Int(i)) => i.base10_parse::<u64>().map_err(|_| i.span()),
         _ => {
@@ -181,10 +220,60 @@ pub fn parse_options(cx: &mut Ctxt, raw: RawOptions, place: Place) -> Options {
                     "`cache_none` takes `true` or `false`, e.g. `cache_none = false`",
                 ),
             },
+            "stale_while_revalidate" => {
+                o.stale_while_revalidate = expect_int(cx, &opt, "stale_while_revalidate = 30")
+            }
+            "stale_if_error" => o.stale_if_error = expect_int(cx, &opt, "stale_if_error = 600"),
+            "early_refresh" => o.early_refresh = parse_beta(cx, &opt),
+            "single_flight" => {
+                if let Some(s) = expect_str(cx, &opt, "single_flight = \"process\"") {
+                    match s.value().as_str() {
+                        "shared" => o.single_flight = Some((true, s.span())),
+                        "process" => o.single_flight = Some((false, s.span())),
+                        other => cx.error(
+                            s.span(),
+                            format!("`single_flight` is \"process\" (one computation per key per process, the default) or \"shared\" (one per key across every process using the shared tier), not {other:?}"),
+                        ),
+                    }
+                }
+            }
             _ => unreachable!("checked against the option list"),
         }
     }
     o
+}
+
+/// `early_refresh = beta`: a non-negative number (`1.0`, `1`, `0.5`).
+fn parse_beta(cx: &mut Ctxt, opt: &RawOption) -> Option<(f64, Span)> {
+    const EXAMPLE: &str = "e.g. `early_refresh = 1.0` (0 turns it off)";
+    if negative(&opt.value) {
+        cx.error_spanned(
+            &opt.value,
+            format!("`early_refresh` cannot be negative: it is XFetch's beta, {EXAMPLE}"),
+        );
+        return None;
+    }
+    let parsed = match lit(&opt.value) {
+        Some(Lit::Float(f)) => f.base10_parse::<f64>().ok(),
+        Some(Lit::Int(i)) => i.base10_parse::<u32>().ok().map(f64::from),
+        _ => {
+            cx.error_spanned(
+                &opt.value,
+                format!("`early_refresh` takes a number, {EXAMPLE}"),
+            );
+            return None;
+        }
+    };
+    match parsed {
+        Some(b) if b.is_finite() && b <= 1_000.0 => Some((b, lit_span(&opt.value))),
+        _ => {
+            cx.error_spanned(
+                &opt.value,
+                format!("`early_refresh` must be a number from 0 to 1000, {EXAMPLE}"),
+            );
+            None
+        }
+    }
 }
 
 fn parse_vary_on(cx: &mut Ctxt, opt: &RawOption) -> Option<(Span, Vec<LitStr>)> {

@@ -247,6 +247,14 @@ pub fn check(cx: &mut Ctxt, func: &ItemFn, o: &Options) -> Option<Plan> {
         Type::Reference(_) => cx.error_spanned(&ret, "#[quickcache] caches owned values: return an owned type (e.g. `String` for `&str`, or `Arc<T>`)"),
         _ => {}
     }
+    if let Some(s) = &o.stale_if_error {
+        if mode != Mode::Result {
+            cx.error(
+                s.span,
+                "`stale_if_error` serves an old value when the function returns `Err`, so it only applies to functions that return `Result<T, E>`: remove it, or use `stale_while_revalidate`",
+            );
+        }
+    }
     if let Some(b) = &o.cache_none {
         if mode != Mode::Option {
             cx.error(

@@ -114,6 +114,31 @@ impl Flights {
         &self.shards[(fp as usize) % SHARDS]
     }
 
+    /// Lead `fp`'s flight if nobody does; never waits. `None`: another
+    /// caller is computing the key (a refresh of a stale or nearly expired
+    /// entry then serves the entry it has instead of waiting).
+    pub(crate) fn try_lead(&self, io: Io, fp: u128) -> Option<Leader<'_>> {
+        let owner = match io {
+            Io::Blocking => Owner::Thread(thread::current().id()),
+            Io::Async => Owner::current(),
+        };
+        let mut map = self.shard(fp).lock();
+        if map.contains_key(&fp) {
+            return None;
+        }
+        let flight = Arc::new(Flight {
+            owner,
+            state: Mutex::new(State::default()),
+            done: Condvar::new(),
+        });
+        map.insert(fp, flight.clone());
+        Some(Leader {
+            flights: self,
+            fp,
+            flight,
+        })
+    }
+
     /// Lead the computation of `fp`, or wait for the caller that leads it:
     /// blocking this thread ([`Io::Blocking`]; the future is then ready at
     /// its first poll) or awaiting ([`Io::Async`]; cancel-safe: a waiter

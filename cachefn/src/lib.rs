@@ -44,7 +44,9 @@ pub mod config {
     /// crate defaults, then library defaults.
     ///
     /// Options: `timeout`, `local_timeout`, `version`, `cache`,
-    /// `cache_none`. Any other word is a compile error.
+    /// `cache_none`, `stale_while_revalidate`, `stale_if_error` (applies
+    /// to the functions that return `Result`), `early_refresh`,
+    /// `single_flight`. Any other word is a compile error.
     ///
     /// ```
     /// cachefn::config::quickcache! {

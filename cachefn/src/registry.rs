@@ -97,6 +97,16 @@ pub struct Options {
     pub version: Option<u64>,
     pub cache: Option<&'static str>,
     pub cache_none: Option<bool>,
+    /// Seconds past `timeout` during which an expired entry is served at
+    /// once while one caller recomputes it.
+    pub stale_while_revalidate: Option<u64>,
+    /// Seconds past `timeout` during which an expired entry is served when
+    /// recomputing it returns `Err`.
+    pub stale_if_error: Option<u64>,
+    /// XFetch's `beta` (0: off).
+    pub early_refresh: Option<f64>,
+    /// `single_flight = "shared"` (`true`) or `"process"` (`false`).
+    pub single_flight_shared: Option<bool>,
 }
 
 impl Options {
@@ -108,6 +118,12 @@ impl Options {
             version: self.version.or(fallback.version),
             cache: self.cache.or(fallback.cache),
             cache_none: self.cache_none.or(fallback.cache_none),
+            stale_while_revalidate: self
+                .stale_while_revalidate
+                .or(fallback.stale_while_revalidate),
+            stale_if_error: self.stale_if_error.or(fallback.stale_if_error),
+            early_refresh: self.early_refresh.or(fallback.early_refresh),
+            single_flight_shared: self.single_flight_shared.or(fallback.single_flight_shared),
         }
     }
 }

@@ -7,12 +7,16 @@ const STRIPES: usize = 8;
 
 /// One counter split over cache lines, so that threads counting hits at the
 /// same time do not contend on one line.
-#[derive(Default)]
 pub(crate) struct Counter {
     stripes: [Padded; STRIPES],
 }
 
-#[derive(Default)]
+impl Default for Counter {
+    fn default() -> Self {
+        Counter::new()
+    }
+}
+
 #[repr(align(128))]
 struct Padded(AtomicU64);
 
@@ -21,7 +25,7 @@ thread_local! {
 }
 
 #[inline]
-fn stripe() -> usize {
+pub(crate) fn stripe() -> usize {
     STRIPE
         .try_with(|s| {
             let mut i = s.get();
@@ -36,13 +40,26 @@ fn stripe() -> usize {
 }
 
 impl Counter {
+    pub(crate) const fn new() -> Counter {
+        Counter {
+            stripes: [const { Padded(AtomicU64::new(0)) }; STRIPES],
+        }
+    }
+
     /// Count one. A load and a store on this thread's own stripe, not a
     /// locked read-modify-write: threads have their own stripes (up to
     /// eight), so counts are exact until more threads share a stripe, and
     /// then may miss an increment now and then. Counters are statistics.
     #[inline]
     pub(crate) fn add(&self) {
-        let c = &self.stripes[stripe()].0;
+        self.add_at(stripe());
+    }
+
+    /// [`Counter::add`] on a stripe already looked up (two counters
+    /// counting one event look it up once).
+    #[inline]
+    pub(crate) fn add_at(&self, stripe: usize) {
+        let c = &self.stripes[stripe % STRIPES].0;
         c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
     /// Count `n` (rare events: a plain atomic add).
@@ -58,22 +75,35 @@ impl Counter {
     }
 }
 
+/// One [`Counter`] for every field of [`Stats`].
 #[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) local_hits: Counter,
     pub(crate) shared_hits: Counter,
     pub(crate) misses: Counter,
+    pub(crate) stale_hits: Counter,
+    pub(crate) early_refreshes: Counter,
     pub(crate) shared_errors: Counter,
     pub(crate) undecodable: Counter,
     pub(crate) invalidations: Counter,
 }
 
-/// A snapshot of a cache's counters, from [`Cache::stats`](crate::Cache::stats).
+/// A snapshot of counters: a cache's, from [`Cache::stats`](crate::Cache::stats),
+/// or one memoized function's in this process, from its `f::stats()` helper
+/// (`m_stats()` for a method `m`).
 ///
 /// ```
 /// let cache = cachefn::Cache::memory();
 /// let _ = cache.get::<u32>("absent");
 /// assert_eq!(cache.stats().misses, 1);
+///
+/// #[cachefn::quickcache]
+/// fn square(n: u64) -> u64 { n * n }
+///
+/// square(3);
+/// square(3);
+/// let s = square::stats();
+/// assert_eq!((s.misses, s.local_hits), (1, 1));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -84,6 +114,12 @@ pub struct Stats {
     pub shared_hits: u64,
     /// Reads that found nothing (a memoized body ran, or `get` returned `None`).
     pub misses: u64,
+    /// Expired entries served while one caller recomputed them
+    /// (`stale_while_revalidate`), or because recomputing them failed
+    /// (`stale_if_error`).
+    pub stale_hits: u64,
+    /// Live entries recomputed ahead of their expiry (`early_refresh`).
+    pub early_refreshes: u64,
     /// Shared-tier operations that failed (server down, timeout).
     pub shared_errors: u64,
     /// Values found but not decodable as the wanted type (another type,
@@ -96,14 +132,134 @@ pub struct Stats {
 }
 
 impl Counters {
+    pub(crate) const fn new() -> Counters {
+        Counters {
+            local_hits: Counter::new(),
+            shared_hits: Counter::new(),
+            misses: Counter::new(),
+            stale_hits: Counter::new(),
+            early_refreshes: Counter::new(),
+            shared_errors: Counter::new(),
+            undecodable: Counter::new(),
+            invalidations: Counter::new(),
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
             local_hits: self.local_hits.get(),
             shared_hits: self.shared_hits.get(),
             misses: self.misses.get(),
+            stale_hits: self.stale_hits.get(),
+            early_refreshes: self.early_refreshes.get(),
             shared_errors: self.shared_errors.get(),
             undecodable: self.undecodable.get(),
             invalidations: self.invalidations.get(),
         }
+    }
+
+    #[inline]
+    fn counter(&self, event: Event) -> &Counter {
+        match event {
+            Event::LocalHit => &self.local_hits,
+            Event::SharedHit => &self.shared_hits,
+            Event::Miss => &self.misses,
+            Event::Stale => &self.stale_hits,
+            Event::EarlyRefresh => &self.early_refreshes,
+            Event::SharedError => &self.shared_errors,
+            Event::Undecodable => &self.undecodable,
+        }
+    }
+
+    /// Count `event`.
+    #[inline]
+    pub(crate) fn note(&self, event: Event) {
+        self.counter(event).add();
+    }
+}
+
+/// Something a read-through call counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    LocalHit,
+    SharedHit,
+    Miss,
+    Stale,
+    EarlyRefresh,
+    SharedError,
+    Undecodable,
+}
+
+/// One memoized function's counters in this process, and (feature
+/// `metrics`) its handles in the `metrics` facade, registered once.
+pub(crate) struct SiteStats {
+    pub(crate) counters: Counters,
+    /// The function's name (its keys' head without the version), for logs.
+    pub(crate) name: Box<str>,
+    #[cfg(feature = "metrics")]
+    metrics: SiteMetrics,
+}
+
+#[cfg(feature = "metrics")]
+struct SiteMetrics {
+    local_hit: metrics::Counter,
+    shared_hit: metrics::Counter,
+    stale: metrics::Counter,
+    miss: metrics::Counter,
+    shared_errors: metrics::Counter,
+    compute: metrics::Histogram,
+}
+
+impl SiteStats {
+    pub(crate) fn new(name: &str) -> SiteStats {
+        SiteStats {
+            counters: Counters::new(),
+            name: name.into(),
+            #[cfg(feature = "metrics")]
+            metrics: {
+                let f = name.to_owned();
+                let calls = |result: &'static str| metrics::counter!("cachefn_calls_total", "function" => f.clone(), "result" => result);
+                SiteMetrics {
+                    local_hit: calls("local_hit"),
+                    shared_hit: calls("shared_hit"),
+                    stale: calls("stale"),
+                    miss: calls("miss"),
+                    shared_errors: metrics::counter!("cachefn_shared_errors_total", "function" => f.clone()),
+                    compute: metrics::histogram!("cachefn_compute_seconds", "function" => f),
+                }
+            },
+        }
+    }
+
+    /// Count `event` for this function (and report it to `metrics`).
+    #[inline]
+    pub(crate) fn note(&self, event: Event) {
+        self.note_at(event, stripe());
+    }
+
+    /// [`SiteStats::note`] on this thread's stripe, already looked up.
+    #[inline]
+    pub(crate) fn note_at(&self, event: Event, stripe: usize) {
+        self.counters.counter(event).add_at(stripe);
+        #[cfg(feature = "metrics")]
+        {
+            let m = &self.metrics;
+            match event {
+                Event::LocalHit => m.local_hit.increment(1),
+                Event::SharedHit => m.shared_hit.increment(1),
+                Event::Stale => m.stale.increment(1),
+                Event::Miss => m.miss.increment(1),
+                Event::SharedError => m.shared_errors.increment(1),
+                Event::EarlyRefresh | Event::Undecodable => {}
+            }
+        }
+    }
+
+    /// The body ran for `took`.
+    #[inline]
+    pub(crate) fn computed(&self, took: std::time::Duration) {
+        #[cfg(feature = "metrics")]
+        self.metrics.compute.record(took.as_secs_f64());
+        let _ = took;
     }
 }

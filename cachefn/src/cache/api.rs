@@ -189,6 +189,9 @@ impl Cache {
             ttl,
             local_ttl: self.inner.local_ttl,
             cache_none: true,
+            freshness: super::Freshness::default(),
+            site: None,
+            early_drawn: false,
         };
         self.read_through::<Owned<T>, _>(io, &plan, false, f).await
     }

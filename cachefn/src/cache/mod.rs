@@ -29,7 +29,7 @@ mod api;
 mod api_async;
 mod read_through;
 
-pub(crate) use read_through::{Flavor, Owned, Plan};
+pub(crate) use read_through::{Flavor, Freshness, Meta, Owned, Plan, Timed};
 
 /// A cache: an optional bounded local tier ([`Memory`]) in front of an
 /// optional shared tier (any [`Backend`]), under a key prefix.
@@ -442,10 +442,6 @@ impl Cache {
         s.push(':');
         s.push_str(text);
         s
-    }
-
-    pub(crate) fn count_miss(&self) {
-        self.inner.counters.misses.add();
     }
 
     pub(crate) fn shared_failed(&self, op: &str, err: &Error) {

@@ -15,19 +15,31 @@
 //!
 //! Callers of one cold key join its flight *before* the shared tier is
 //! read: a cold key costs one shared read per process, not one per caller.
+//!
+//! Freshness (`stale_while_revalidate`, `stale_if_error`, `early_refresh`)
+//! is part of this path, not beside it. Every value carries its logical
+//! expiry and the body's run time ([`Meta`]; in the codec header for bytes);
+//! tiers keep it past that expiry for the stale windows. A value found past
+//! its expiry but inside the `stale_while_revalidate` window, or found live
+//! when XFetch draws an early refresh, makes the caller that wins
+//! [`Flights::try_lead`](crate::flight::Flights) recompute it in its own
+//! call while every other caller is served the value at once. Past the
+//! window callers wait as for a miss; a body that returns `Err` then falls
+//! back to the stale `Ok` inside the `stale_if_error` window.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use cachefn_backends::LocalValue;
+use cachefn_backends::{clock, LocalValue};
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::{expiry_for, min_ttl, Cache, Encoded, SharedRead};
+use super::{expiry_for, min_ttl, ttl_ms, Cache, Encoded, SharedRead};
 use crate::codec;
 use crate::flight::{Joined, Leader, Payload};
 use crate::io::Io;
 use crate::preload::Known;
+use crate::stats::{Event, SiteStats};
 use crate::Error;
 
 /// How an entry point types what it reads, stores and hands to waiters.
@@ -40,17 +52,26 @@ pub(crate) trait Flavor {
     type Kept: LocalValue;
     /// Whether [`Flavor::keep`] needs the value's encoded bytes.
     const KEEPS_BYTES: bool;
+    /// Whether an uncached result is a failure (`Err`) that a stale value
+    /// may stand in for (`stale_if_error`).
+    const FALLIBLE: bool = false;
     /// The part of `ret` to cache, if it is cached at all.
     fn cacheable(ret: &Self::Ret, cache_none: bool) -> Option<&Self::Value>;
     /// A return value from a cached value.
     fn from_value(value: Self::Value) -> Self::Ret;
     /// What the local tier keeps for `value` (`bytes`: its encoding, when
-    /// one was made). `None`: keep nothing.
-    fn keep(value: &Self::Value, bytes: Option<&[u8]>) -> Option<Self::Kept>;
+    /// one was made; `meta`: its expiry and run time). `None`: keep nothing.
+    fn keep(value: &Self::Value, bytes: Option<&[u8]>, meta: Meta) -> Option<Self::Kept>;
     /// A kept value read without decoding, when it is of this flavor's own
-    /// kind (a typed value of exactly `Value`); `None` sends the reader
-    /// through the codec.
-    fn typed(kept: &dyn LocalValue) -> Option<Self::Value>;
+    /// kind (a typed value of exactly `Value`), with its [`Meta`]; `None`
+    /// sends the reader through the codec.
+    fn typed(kept: &dyn LocalValue) -> Option<(Self::Value, Meta)>;
+    /// [`Flavor::typed`] without the meta (which a function without
+    /// freshness options never reads: it may sit on another cache line).
+    #[inline]
+    fn typed_value(kept: &dyn LocalValue) -> Option<Self::Value> {
+        Self::typed(kept).map(|(v, _)| v)
+    }
 }
 
 /// The flavor of `get_or_set`: any serde value, kept encoded (it need not
@@ -70,13 +91,191 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Flavor for Owned<T
     fn from_value(value: T) -> T {
         value
     }
-    fn keep(_: &T, bytes: Option<&[u8]>) -> Option<Encoded> {
+    fn keep(_: &T, bytes: Option<&[u8]>, _: Meta) -> Option<Encoded> {
         bytes.map(|b| Encoded(b.to_vec()))
     }
     #[inline]
-    fn typed(_: &dyn LocalValue) -> Option<T> {
+    fn typed(_: &dyn LocalValue) -> Option<(T, Meta)> {
         None
     }
+}
+
+/// How a memoized function serves entries past their `timeout` (all zero:
+/// it does not).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Freshness {
+    pub(crate) stale_while_revalidate: Duration,
+    pub(crate) stale_if_error: Duration,
+    /// XFetch's `beta`; 0: no early refresh.
+    pub(crate) early_refresh: f64,
+}
+
+impl Freshness {
+    #[inline]
+    pub(crate) fn is_off(&self) -> bool {
+        self.stale_while_revalidate.is_zero()
+            && self.stale_if_error.is_zero()
+            && self.early_refresh <= 0.0
+    }
+
+    /// How long past its logical expiry an entry is kept.
+    fn window(&self) -> Duration {
+        self.stale_while_revalidate.max(self.stale_if_error)
+    }
+}
+
+/// When a kept value stops being fresh, and how long its body took.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Meta {
+    /// [`clock::now_ms`] at which the value expires logically. `u64::MAX`:
+    /// fresh for as long as the tier keeps it (no freshness option is on,
+    /// so the hit reads no clock).
+    pub(crate) fresh_until: u64,
+    /// The same instant in Unix ms, 0 = never: what the codec header says.
+    pub(crate) fresh_until_unix: u64,
+    /// The body's run time, in ms: XFetch's `delta`.
+    pub(crate) run_ms: u32,
+}
+
+impl Meta {
+    /// A value with no logical expiry of its own.
+    pub(crate) const ALWAYS: Meta = Meta {
+        fresh_until: u64::MAX,
+        fresh_until_unix: 0,
+        run_ms: 0,
+    };
+
+    /// The meta of encoded bytes, on this process's monotonic clock.
+    fn of_bytes(bytes: &[u8]) -> Meta {
+        let unix = codec::expiry(bytes).unwrap_or(0);
+        let run_ms = codec::run_time_ms(bytes).unwrap_or(0);
+        Meta {
+            fresh_until: mono_of_unix(unix),
+            fresh_until_unix: unix,
+            run_ms,
+        }
+    }
+
+    /// The meta kept in the local tier of a function with `freshness`: a
+    /// function without freshness options never checks it.
+    fn for_local(self, freshness: &Freshness) -> Meta {
+        if freshness.is_off() {
+            Meta {
+                fresh_until: u64::MAX,
+                ..self
+            }
+        } else {
+            self
+        }
+    }
+}
+
+/// A Unix-ms instant on the monotonic clock (`u64::MAX` for 0, "never").
+fn mono_of_unix(unix: u64) -> u64 {
+    if unix == 0 {
+        return u64::MAX;
+    }
+    let (now_unix, now) = (clock::unix_ms(), clock::now_ms());
+    if unix >= now_unix {
+        now.saturating_add(unix - now_unix)
+    } else {
+        now.saturating_sub(now_unix - unix)
+    }
+}
+
+/// A memoized function's value in the local tier: typed (a hit clones it,
+/// decoding nothing), with its [`Meta`]. The value comes first, so that a
+/// small value shares the slot's first cache line with the slot's header
+/// and a hit that needs no meta reads one line.
+#[repr(C)]
+pub(crate) struct Timed<T> {
+    pub(crate) value: T,
+    pub(crate) meta: Meta,
+}
+
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> LocalValue for Timed<T> {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn encode(&self) -> Result<Vec<u8>, Error> {
+        codec::encode_timed(&self.value, self.meta.fresh_until_unix, self.meta.run_ms)
+    }
+    fn size_hint(&self) -> usize {
+        postcard::experimental::serialized_size(&self.value).unwrap_or(0)
+    }
+}
+
+/// Where a found value stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Fresh,
+    /// Live, but XFetch drew an early refresh.
+    Early,
+    /// Past its expiry, inside the `stale_while_revalidate` window.
+    Stale,
+    /// Past its expiry and that window (kept for `stale_if_error`).
+    Expired,
+}
+
+/// The flight a refresh of a stale entry runs under: not
+/// the key's own flight, which callers that find nothing wait on (they then
+/// read the stale entry and are served it, instead of waiting for the
+/// refresh).
+fn refresh_fp(fp: u128) -> u128 {
+    fp.rotate_left(64) ^ 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834
+}
+
+/// A uniform draw in (0, 1] from a per-thread xorshift.
+fn unit_draw() -> f64 {
+    use std::cell::Cell;
+    thread_local! {
+        static SEED: Cell<u64> = const { Cell::new(0) };
+    }
+    SEED.try_with(|s| {
+        let mut x = s.get();
+        if x == 0 {
+            let here = &x as *const u64 as u64;
+            x = (clock::unix_ms() ^ here.rotate_left(32)) | 1;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        ((x >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    })
+    .unwrap_or(0.5)
+}
+
+fn state(meta: &Meta, freshness: &Freshness, now: u64) -> State {
+    if meta.fresh_until == u64::MAX {
+        return State::Fresh;
+    }
+    if now < meta.fresh_until {
+        // XFetch: recompute when now - delta * beta * ln(rand) >= expiry.
+        let beta = freshness.early_refresh;
+        if beta > 0.0 && meta.run_ms > 0 {
+            let gap = f64::from(meta.run_ms) * beta * -unit_draw().ln();
+            if now as f64 + gap >= meta.fresh_until as f64 {
+                return State::Early;
+            }
+        }
+        return State::Fresh;
+    }
+    let swr = ttl_ms(freshness.stale_while_revalidate);
+    if now < meta.fresh_until.saturating_add(swr) {
+        State::Stale
+    } else {
+        State::Expired
+    }
+}
+
+/// Whether a value past its expiry may still stand in for a failed body.
+fn error_servable(meta: &Meta, freshness: &Freshness, now: u64) -> bool {
+    !freshness.stale_if_error.is_zero()
+        && now
+            < meta
+                .fresh_until
+                .saturating_add(ttl_ms(freshness.stale_if_error))
 }
 
 /// Where and for how long one read-through call caches its value.
@@ -89,6 +288,19 @@ pub(crate) struct Plan<'a> {
     /// Lifetime in the local tier of a cache that also has a shared tier.
     pub(crate) local_ttl: Duration,
     pub(crate) cache_none: bool,
+    /// Stale serving and early refresh (zero for `get_or_set`).
+    pub(crate) freshness: Freshness,
+    /// The memoized function's own counters (`None`: `get_or_set`).
+    pub(crate) site: Option<&'a SiteStats>,
+    /// The caller's hit check already drew an early refresh (XFetch) for
+    /// the local value: do not draw again.
+    pub(crate) early_drawn: bool,
+}
+
+impl Plan<'_> {
+    fn name(&self) -> &str {
+        self.site.map_or("", |s| &s.name)
+    }
 }
 
 fn payload<K: LocalValue>(kept: K) -> Payload {
@@ -96,15 +308,115 @@ fn payload<K: LocalValue>(kept: K) -> Payload {
 }
 
 impl Cache {
-    /// The local tier's value of `fp` as an `F::Value`: a typed value of
-    /// that type is cloned, anything else goes through the codec's checks.
+    /// Count `event` in the cache's counters and in the function's.
+    #[inline]
+    pub(crate) fn tally(&self, site: Option<&SiteStats>, event: Event) {
+        self.inner.counters.note(event);
+        if let Some(site) = site {
+            site.note(event);
+        }
+    }
+
+    /// The local tier's value of `plan`'s key with its [`Meta`], whatever
+    /// its freshness; counts nothing but undecodable bytes.
+    #[inline]
+    fn local_read<F: Flavor>(&self, plan: &Plan<'_>) -> Option<(F::Value, Meta)> {
+        self.inner
+            .local
+            .as_ref()?
+            .read(plan.fp, |slot| self.read_kept::<F>(slot.value(), plan.site))?
+    }
+
+    /// The local tier's value of `fp` if it is fresh for `freshness` (the
+    /// memoized hit: no clock is read unless an option needs it), counted
+    /// as a local hit of the cache. `Err`: none, or a stale value, or one
+    /// that XFetch drew for an early refresh (`Err(true)`): the read-through
+    /// path decides what to do with it.
+    #[inline]
+    pub(crate) fn local_fresh<F: Flavor>(
+        &self,
+        fp: u128,
+        freshness: &Freshness,
+        site: &SiteStats,
+    ) -> Result<F::Value, bool> {
+        let Some(local) = self.inner.local.as_ref() else {
+            return Err(false);
+        };
+        if freshness.is_off() {
+            let read = local.read(fp, |slot| {
+                F::typed_value(slot.value()).or_else(|| self.decode_value::<F::Value>(slot.value()))
+            });
+            return match read {
+                Some(Some(value)) => {
+                    self.count_local_hit(site);
+                    Ok(value)
+                }
+                _ => Err(false),
+            };
+        }
+        let Some(Some((value, meta))) =
+            local.read(fp, |slot| self.read_kept::<F>(slot.value(), None))
+        else {
+            return Err(false);
+        };
+        if meta.fresh_until != u64::MAX {
+            match state(&meta, freshness, clock::now_ms()) {
+                State::Fresh => {}
+                State::Early => return Err(true),
+                State::Stale | State::Expired => return Err(false),
+            }
+        }
+        self.count_local_hit(site);
+        Ok(value)
+    }
+
+    /// A local hit, in the cache's counters and the function's: one
+    /// stripe lookup for both.
+    #[inline]
+    fn count_local_hit(&self, site: &SiteStats) {
+        let stripe = crate::stats::stripe();
+        self.inner.counters.local_hits.add_at(stripe);
+        site.note_at(Event::LocalHit, stripe);
+    }
+
+    /// The local tier's value of `fp` as an `F::Value`, fresh or not: a
+    /// typed value of that type is cloned, anything else goes through the
+    /// codec's checks.
     #[inline]
     pub(crate) fn local_value<F: Flavor>(&self, fp: u128) -> Option<F::Value> {
         let value = self.inner.local.as_ref()?.read(fp, |slot| {
-            F::typed(slot.value()).or_else(|| self.decode_value::<F::Value>(slot.value()))
+            self.read_kept::<F>(slot.value(), None).map(|(v, _)| v)
         })??;
         self.inner.counters.local_hits.add();
         Some(value)
+    }
+
+    /// A kept value as an `F::Value` with its meta: typed, or through the codec.
+    #[inline]
+    fn read_kept<F: Flavor>(
+        &self,
+        kept: &dyn LocalValue,
+        site: Option<&SiteStats>,
+    ) -> Option<(F::Value, Meta)> {
+        if let Some(found) = F::typed(kept) {
+            return Some(found);
+        }
+        let owned;
+        let bytes: &[u8] = match kept.as_any().downcast_ref::<Encoded>() {
+            Some(Encoded(bytes)) => bytes,
+            None => match kept.encode() {
+                Ok(b) => {
+                    owned = b;
+                    &owned
+                }
+                Err(_) => {
+                    self.tally(site, Event::Undecodable);
+                    return None;
+                }
+            },
+        };
+        let value = self.decode_bytes::<F::Value>(bytes, site)?;
+        Some((value, Meta::of_bytes(bytes)))
     }
 
     /// A kept value (local tier or flight payload) read as a `T` through
@@ -113,24 +425,34 @@ impl Cache {
         &self,
         kept: &dyn LocalValue,
     ) -> Option<T> {
-        let decoded = match kept.as_any().downcast_ref::<Encoded>() {
-            Some(Encoded(bytes)) => codec::decode::<T>(bytes),
+        match kept.as_any().downcast_ref::<Encoded>() {
+            Some(Encoded(bytes)) => self.decode_bytes(bytes, None),
             None => match kept.encode() {
-                Ok(bytes) => codec::decode::<T>(&bytes),
-                Err(_) => Err(codec::DecodeError::Corrupt),
+                Ok(bytes) => self.decode_bytes(&bytes, None),
+                Err(_) => {
+                    self.tally(None, Event::Undecodable);
+                    None
+                }
             },
-        };
-        match decoded {
+        }
+    }
+
+    fn decode_bytes<T: DeserializeOwned + 'static>(
+        &self,
+        bytes: &[u8],
+        site: Option<&SiteStats>,
+    ) -> Option<T> {
+        match codec::decode::<T>(bytes) {
             Ok(v) => Some(v),
             Err(_) => {
-                self.inner.counters.undecodable.add();
+                self.tally(site, Event::Undecodable);
                 None
             }
         }
     }
 
-    fn payload_value<F: Flavor>(&self, payload: &Payload) -> Option<F::Value> {
-        F::typed(&**payload).or_else(|| self.decode_value::<F::Value>(&**payload))
+    fn payload_value<F: Flavor>(&self, plan: &Plan<'_>, payload: &Payload) -> Option<F::Value> {
+        self.read_kept::<F>(&**payload, plan.site).map(|(v, _)| v)
     }
 
     /// Read `plan`'s key through the cache: the cached value, or `body`'s
@@ -151,91 +473,253 @@ impl Cache {
         // The miss path is boxed: its future (the body's, the store's) is
         // large, and a hit would otherwise carry and copy its space.
         if refresh {
-            return Box::pin(self.compute::<F, B>(io, plan, body, None)).await;
+            return Box::pin(self.compute::<F, B>(io, plan, body, None, None)).await;
         }
-        if let Some(v) = self.local_value::<F>(plan.fp) {
-            return F::from_value(v);
+        let fr = &plan.freshness;
+        // A value past its expiry that may stand in for a failing body.
+        let mut fallback = None;
+        if let Some((v, meta)) = self.local_read::<F>(plan) {
+            let now = clock::now_ms();
+            let st = match state(&meta, fr, now) {
+                State::Fresh if plan.early_drawn && now < meta.fresh_until => State::Early,
+                st => st,
+            };
+            match st {
+                State::Fresh => {
+                    self.tally(plan.site, Event::LocalHit);
+                    return F::from_value(v);
+                }
+                // An early refresh leads the key's own flight: callers that
+                // find the entry expired meanwhile wait for it rather than
+                // compute it a second time.
+                State::Early => match self.inner.flights.try_lead(io, plan.fp) {
+                    Some(leader) => {
+                        self.tally(plan.site, Event::EarlyRefresh);
+                        tracing::debug!(target: "cachefn", function = %plan.name(), key = %plan.text,
+                            "early refresh: recomputing a live entry before it expires");
+                        return Box::pin(self.compute::<F, B>(
+                            io,
+                            plan,
+                            body,
+                            Some(leader),
+                            Some(v),
+                        ))
+                        .await;
+                    }
+                    None => {
+                        self.tally(plan.site, Event::LocalHit);
+                        return F::from_value(v);
+                    }
+                },
+                State::Stale => {
+                    let servable = error_servable(&meta, fr, now);
+                    return self.revalidate::<F, B>(io, plan, body, v, servable).await;
+                }
+                State::Expired => {
+                    if error_servable(&meta, fr, now) {
+                        fallback = Some(v);
+                    }
+                }
+            }
         }
         // Bytes preloaded by this caller's scope are in memory already: no
         // flight to wait for.
         if let Known::Bytes(_) = self.preloaded(plan.fp) {
-            if let Some(v) = self.shared_value::<F>(io, plan).await {
-                return F::from_value(v.0);
+            if let Some((v, _, meta)) = self.shared_value::<F>(io, plan).await {
+                if matches!(
+                    state(&meta, fr, clock::now_ms()),
+                    State::Fresh | State::Early
+                ) {
+                    return F::from_value(v);
+                }
             }
         }
         match self.inner.flights.join(io, plan.fp).await {
             Joined::Lead(leader) => {
                 // Another leader may have stored the value since our miss;
                 // it wrote the local tier too, so checking that is enough.
-                if let Some(v) = self.local_value::<F>(plan.fp) {
-                    leader.finish(|| F::keep(&v, None).map(payload));
-                    return F::from_value(v);
+                if let Some((v, meta)) = self.local_read::<F>(plan) {
+                    if matches!(
+                        state(&meta, fr, clock::now_ms()),
+                        State::Fresh | State::Early
+                    ) {
+                        self.tally(plan.site, Event::LocalHit);
+                        leader.finish(|| F::keep(&v, None, meta).map(payload));
+                        return F::from_value(v);
+                    }
                 }
-                if let Some((v, bytes)) = self.shared_value::<F>(io, plan).await {
-                    leader.finish(|| F::keep(&v, Some(&bytes)).map(payload));
-                    return F::from_value(v);
+                if let Some((v, bytes, meta)) = self.shared_value::<F>(io, plan).await {
+                    let now = clock::now_ms();
+                    match state(&meta, fr, now) {
+                        State::Fresh | State::Early => {
+                            leader.finish(|| F::keep(&v, Some(&bytes), meta).map(payload));
+                            return F::from_value(v);
+                        }
+                        State::Stale => {
+                            // The callers waiting on us get the stale value
+                            // now; one caller recomputes it.
+                            leader.finish(|| F::keep(&v, Some(&bytes), meta).map(payload));
+                            let servable = error_servable(&meta, fr, now);
+                            return self.revalidate::<F, B>(io, plan, body, v, servable).await;
+                        }
+                        State::Expired => {
+                            if error_servable(&meta, fr, now) {
+                                fallback = Some(v);
+                            }
+                        }
+                    }
                 }
-                Box::pin(self.compute::<F, B>(io, plan, body, Some(leader))).await
+                Box::pin(self.compute::<F, B>(io, plan, body, Some(leader), fallback)).await
             }
-            Joined::Value(shared) => match self.payload_value::<F>(&shared) {
+            Joined::Value(shared) => match self.payload_value::<F>(plan, &shared) {
                 Some(v) => F::from_value(v),
                 // The leader cached another type under this key (a
                 // `get_or_set` of another type, say): compute ours.
-                None => Box::pin(self.compute::<F, B>(io, plan, body, None)).await,
+                None => Box::pin(self.compute::<F, B>(io, plan, body, None, fallback)).await,
             },
-            Joined::Alone => Box::pin(self.compute::<F, B>(io, plan, body, None)).await,
+            Joined::Alone => Box::pin(self.compute::<F, B>(io, plan, body, None, fallback)).await,
+        }
+    }
+
+    /// A stale value inside the `stale_while_revalidate` window: the caller
+    /// that leads the key's flight recomputes it in its own call (the body
+    /// borrows its arguments); every other caller is served `stale` at once.
+    /// `servable`: `stale` may stand in for a failing body (`stale_if_error`).
+    async fn revalidate<F, B>(
+        &self,
+        io: Io,
+        plan: &Plan<'_>,
+        body: B,
+        stale: F::Value,
+        servable: bool,
+    ) -> F::Ret
+    where
+        F: Flavor,
+        B: Future<Output = F::Ret>,
+    {
+        match self.inner.flights.try_lead(io, refresh_fp(plan.fp)) {
+            Some(leader) => {
+                tracing::debug!(target: "cachefn", function = %plan.name(), key = %plan.text,
+                    "stale entry: recomputing it while other callers are served the stale value");
+                let fallback = servable.then_some(stale);
+                Box::pin(self.compute::<F, B>(io, plan, body, Some(leader), fallback)).await
+            }
+            None => {
+                self.tally(plan.site, Event::Stale);
+                tracing::debug!(target: "cachefn", function = %plan.name(), key = %plan.text,
+                    "serving a stale entry while another caller recomputes it");
+                F::from_value(stale)
+            }
         }
     }
 
     /// Run the body, store what is cacheable, and hand it to the waiters.
+    /// `fallback`: a value past its expiry to return instead of a result
+    /// that is not cached (an `Err`), for `stale_if_error`.
     async fn compute<F, B>(
         &self,
         io: Io,
         plan: &Plan<'_>,
         body: B,
         leader: Option<Leader<'_>>,
+        fallback: Option<F::Value>,
     ) -> F::Ret
     where
         F: Flavor,
         B: Future<Output = F::Ret>,
     {
-        self.count_miss();
+        self.tally(plan.site, Event::Miss);
+        tracing::debug!(target: "cachefn", function = %plan.name(), key = %plan.text,
+            "miss: running the body");
         // If this future is dropped while the body runs, `leader` drops
         // with it and a waiter takes over.
+        let started = Instant::now();
         let ret = body.await;
+        let took = started.elapsed();
+        if let Some(site) = plan.site {
+            site.computed(took);
+        }
         let value = F::cacheable(&ret, plan.cache_none);
+        if value.is_none() && F::FALLIBLE {
+            if let Some(stale) = fallback {
+                // stale-if-error: the error is not cached; the old value is
+                // served (to the waiters too).
+                self.tally(plan.site, Event::Stale);
+                tracing::debug!(target: "cachefn", function = %plan.name(), key = %plan.text,
+                    "the body failed; serving the stale value (stale_if_error)");
+                if let Some(leader) = leader {
+                    leader.finish(|| F::keep(&stale, None, Meta::ALWAYS).map(payload));
+                }
+                return F::from_value(stale);
+            }
+        }
+        let run_ms = took.as_millis().min(u128::from(u32::MAX)) as u32;
+        let mut kept_meta = Meta::ALWAYS;
         let mut bytes = None;
         if let Some(v) = value {
-            let stored = self.store_value::<F>(io, plan, v).await;
+            let stored = self.store_timed::<F>(io, plan, v, run_ms).await;
             bytes = stored.1;
+            kept_meta = stored.2;
             if let Err(e @ Error::Encode(_)) = stored.0 {
                 self.encode_failed(plan.text, &e);
             }
         }
         if let Some(leader) = leader {
-            leader.finish(|| value.and_then(|v| F::keep(v, bytes.as_deref()).map(payload)));
+            leader.finish(|| {
+                value.and_then(|v| F::keep(v, bytes.as_deref(), kept_meta).map(payload))
+            });
         }
         ret
     }
 
     /// The shared tier's value of `plan`'s key, back-filling the local tier
-    /// for at most `plan.local_ttl`; with its bytes.
+    /// for at most `plan.local_ttl` and never past its logical expiry; with
+    /// its bytes and meta.
     pub(crate) async fn shared_value<F: Flavor>(
         &self,
         io: Io,
         plan: &Plan<'_>,
-    ) -> Option<(F::Value, Vec<u8>)> {
-        let read = self.read_shared::<F::Value>(io, plan.text, plan.fp).await?;
-        self.inner.counters.shared_hits.add();
+    ) -> Option<(F::Value, Vec<u8>, Meta)> {
+        let read = self.read_shared_of::<F::Value>(io, plan).await?;
+        self.tally(plan.site, Event::SharedHit);
         let SharedRead { value, bytes, seen } = read;
+        let meta = Meta::of_bytes(&bytes);
         if let (Some(tier), Some(seen)) = (&self.inner.local, seen) {
             if let Some(ttl) = super::back_fill_ttl(&bytes, plan.local_ttl) {
-                if let Some(kept) = F::keep(&value, Some(&bytes)) {
+                let local_meta = meta.for_local(&plan.freshness);
+                if let Some(kept) = F::keep(&value, Some(&bytes), local_meta) {
                     tier.insert_if_unchanged(plan.fp, plan.text, kept, ttl, seen);
                 }
             }
         }
-        Some((value, bytes))
+        Some((value, bytes, meta))
+    }
+
+    /// [`Cache::read_shared`], counted for `plan`'s function too.
+    async fn read_shared_of<T: DeserializeOwned + 'static>(
+        &self,
+        io: Io,
+        plan: &Plan<'_>,
+    ) -> Option<SharedRead<T>> {
+        let shared = self.inner.shared.as_deref()?;
+        let seen = self.inner.local.as_ref().map(|l| l.generation(plan.fp));
+        let bytes = match self.preloaded(plan.fp) {
+            Known::Bytes(bytes) => bytes.to_vec(),
+            Known::Miss => return None,
+            Known::Unknown => match io.get(shared, &self.stored(plan.text)).await {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => return None,
+                Err(e) => {
+                    self.shared_failed("get", &e);
+                    if let Some(site) = plan.site {
+                        site.note(Event::SharedError);
+                    }
+                    return None;
+                }
+            },
+        };
+        let value = self.decode_bytes::<T>(&bytes, plan.site)?;
+        Some(SharedRead { value, bytes, seen })
     }
 
     /// Store a value in every tier: encoded in the shared tier for
@@ -249,33 +733,76 @@ impl Cache {
         plan: &Plan<'_>,
         value: &F::Value,
     ) -> (Result<(), Error>, Option<Vec<u8>>) {
+        let (result, bytes, _) = self.store_timed::<F>(io, plan, value, 0).await;
+        (result, bytes)
+    }
+
+    /// [`Cache::store_value`] of a value the body computed in `run_ms`.
+    /// Entries live `plan.ttl` logically (the header's expiry) and are kept
+    /// the stale windows longer in every tier. Also returns the kept meta.
+    async fn store_timed<F: Flavor>(
+        &self,
+        io: Io,
+        plan: &Plan<'_>,
+        value: &F::Value,
+        run_ms: u32,
+    ) -> (Result<(), Error>, Option<Vec<u8>>, Meta) {
         let shared = self.inner.shared.as_deref();
+        let fr = &plan.freshness;
+        let fresh_until_unix = expiry_for(plan.ttl);
+        let meta = Meta {
+            fresh_until: if plan.ttl.is_zero() {
+                u64::MAX
+            } else {
+                clock::now_ms().saturating_add(ttl_ms(plan.ttl))
+            },
+            fresh_until_unix,
+            run_ms,
+        };
+        // How long tiers keep the entry: its lifetime and the stale windows.
+        let kept_ttl = if plan.ttl.is_zero() {
+            plan.ttl
+        } else {
+            plan.ttl.saturating_add(fr.window())
+        };
         let mut bytes = None;
         let mut result = Ok(());
         if shared.is_some() || F::KEEPS_BYTES {
-            match codec::encode(value, expiry_for(plan.ttl)) {
+            match codec::encode_timed(value, fresh_until_unix, run_ms) {
                 Ok(b) => bytes = Some(b),
                 Err(e) => result = Err(e),
             }
         }
-        let mut local_ttl = plan.ttl;
+        let mut local_ttl = kept_ttl;
         // Coherence hook (crate::coherence): the write generation before
         // the shared write, and its expected invalidation echo.
         let own = shared.map(|_| self.own_write(plan.fp));
         if let Some(shared) = shared {
-            local_ttl = min_ttl(plan.local_ttl, plan.ttl);
+            // A local copy lives `local_timeout`; as long as the shared
+            // entry when `local_timeout` is at least `timeout`.
+            local_ttl = if !plan.ttl.is_zero() && plan.local_ttl >= plan.ttl {
+                kept_ttl
+            } else {
+                min_ttl(plan.local_ttl, plan.ttl)
+            };
             if let Some(b) = &bytes {
-                let set = io.set(shared, &self.stored(plan.text), b, plan.ttl).await;
+                let set = io.set(shared, &self.stored(plan.text), b, kept_ttl).await;
                 self.note_preloaded(plan.fp, set.is_ok().then_some(&b[..]));
                 if let Err(e) = set {
                     self.shared_failed("set", &e);
+                    if let Some(site) = plan.site {
+                        site.note(Event::SharedError);
+                    }
                     result = Err(e);
                 }
             }
         }
+        let local_meta = meta.for_local(fr);
         if let Some(local) = &self.inner.local {
             let keep = result.is_ok() && !(shared.is_some() && plan.local_ttl.is_zero());
-            let kept = keep.then(|| F::keep(value, bytes.as_deref())).flatten();
+            let kept = keep
+                .then(|| F::keep(value, bytes.as_deref(), local_meta))
+                .flatten();
             match (own, kept) {
                 (Some(own), kept) => {
                     let ok = result.is_ok() && bytes.is_some();
@@ -290,6 +817,6 @@ impl Cache {
             let ok = result.is_ok() && bytes.is_some();
             self.own_write_done::<super::Encoded>(own, ok, plan.text, None, local_ttl);
         }
-        (result, bytes)
+        (result, bytes, local_meta)
     }
 }

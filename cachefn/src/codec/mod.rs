@@ -6,13 +6,18 @@
 //!
 //! ```text
 //! 0..2   magic  b"cf"
-//! 2      format version (2)
+//! 2      format version (3)
 //! 3      flags (0; reserved)
 //! 4..12  type fingerprint: XXH3-64 of the value type's serde shape, little endian
-//! 12..20 expiry: Unix milliseconds, 0 = never (lets a reader back-fill a
-//!        local tier for the entry's remaining lifetime without asking again)
+//! 12..20 expiry: Unix milliseconds, 0 = never: the entry's *logical* expiry
+//!        (lets a reader back-fill a local tier for the entry's remaining
+//!        lifetime without asking again; an entry kept past it for
+//!        `stale_while_revalidate` / `stale_if_error` is stale after it)
 //! 20..24 checksum: low 32 bits of XXH3-64 of the payload
-//! 24..   payload: postcard
+//! 24..28 run time: how long the body took to compute the value, in
+//!        milliseconds (u32, saturating), little endian: the `delta` of
+//!        `early_refresh`
+//! 28..   payload: postcard
 //! ```
 //!
 //! Bytes are untrusted input (another program, another deploy, a truncated
@@ -68,12 +73,13 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::Error;
 
 const MAGIC: &[u8; 2] = b"cf";
-/// 2: the type fingerprint is the type's serde shape (1: its name, which
-/// read a value written by a build that reordered its fields with the
-/// values swapped; those bytes now read as a miss).
-const FORMAT: u8 = 2;
+/// 3: the header carries the body's run time (2: no run time; 1: the type
+/// fingerprint was the type's name, which read a value written by a build
+/// that reordered its fields with the values swapped). Bytes of an older
+/// format read as a miss.
+const FORMAT: u8 = 3;
 /// Length of the header in front of every payload.
-pub const HEADER_LEN: usize = 24;
+pub const HEADER_LEN: usize = 28;
 
 /// The fingerprint of a value type: XXH3-64 of its serde shape, traced once
 /// per type and process through its `Deserialize` impl (see
@@ -145,6 +151,23 @@ pub fn encode<T: Serialize + DeserializeOwned + 'static>(
     value: &T,
     expires_unix_ms: u64,
 ) -> Result<Vec<u8>, Error> {
+    encode_timed(value, expires_unix_ms, 0)
+}
+
+/// Encode `value` with its logical expiry (Unix ms, 0 = never) and the time
+/// the body took to compute it (milliseconds; see [`run_time_ms`]).
+///
+/// ```
+/// let bytes = cachefn::codec::encode_timed(&7u32, 1_000, 250).unwrap();
+/// assert_eq!(cachefn::codec::expiry(&bytes), Some(1_000));
+/// assert_eq!(cachefn::codec::run_time_ms(&bytes), Some(250));
+/// assert_eq!(cachefn::codec::decode::<u32>(&bytes), Ok(7));
+/// ```
+pub fn encode_timed<T: Serialize + DeserializeOwned + 'static>(
+    value: &T,
+    expires_unix_ms: u64,
+    run_time_ms: u32,
+) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(HEADER_LEN + 32);
     out.extend_from_slice(MAGIC);
     out.push(FORMAT);
@@ -152,11 +175,18 @@ pub fn encode<T: Serialize + DeserializeOwned + 'static>(
     out.extend_from_slice(&type_fingerprint::<T>().to_le_bytes());
     out.extend_from_slice(&expires_unix_ms.to_le_bytes());
     out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&run_time_ms.to_le_bytes());
     let mut out = postcard::to_extend(value, out)
         .map_err(|e| Error::Encode(format!("{e} ({})", type_name::<T>())))?;
     let sum = xxh3_64(&out[HEADER_LEN..]) as u32;
     out[20..24].copy_from_slice(&sum.to_le_bytes());
     Ok(out)
+}
+
+/// The body's run time (milliseconds) recorded in encoded bytes.
+pub fn run_time_ms(bytes: &[u8]) -> Option<u32> {
+    header_ok(bytes).ok()?;
+    Some(u32::from_le_bytes(bytes[24..28].try_into().ok()?))
 }
 
 /// Why bytes did not decode. Every variant reads as a cache miss.
@@ -257,8 +287,9 @@ mod tests {
             let mut changed = bytes.clone();
             let at = flip % bytes.len();
             changed[at] ^= 0x5a;
-            // Byte 3 (flags) and 12..20 (expiry) are not checked: they change no value.
-            if at != 3 && !(12..20).contains(&at) {
+            // Byte 3 (flags), 12..20 (expiry) and 24..28 (run time) are not
+            // checked: they change no value.
+            if at != 3 && !(12..20).contains(&at) && !(24..28).contains(&at) {
                 proptest::prop_assert!(decode::<Vec<String>>(&changed).is_err());
             }
             proptest::prop_assert_eq!(decode::<Vec<String>>(&bytes).unwrap(), v);

@@ -22,15 +22,15 @@ pub fn hit_async<M: Memo>(
     match start::<M>(site, kb, refresh) {
         Start::Hit(v) => Ok(M::from_cached(v)),
         Start::Uncached => Err(AsyncCold(None)),
-        Start::Cold(resolved, fp) => Err(AsyncCold(
-            resolved.cache.as_ref().ok().map(|c| (c.clone(), fp)),
+        Start::Cold(resolved, fp, early) => Err(AsyncCold(
+            resolved.cache.as_ref().ok().map(|c| (c.clone(), fp, early)),
         )),
     }
 }
 
 /// A memoized `async fn` call that missed the local tier: the cache and the
 /// key's fingerprint, or `None` when the call runs uncached (logged).
-pub struct AsyncCold(Option<(Cache, u128)>);
+pub struct AsyncCold(Option<(Cache, u128, bool)>);
 
 /// The rest of a memoized `async fn` call after [`hit_async`]: `kb` holds
 /// the key, `refresh` is the `skip_arg`, `body` the function's own future
@@ -46,17 +46,17 @@ where
     M: Memo,
     F: Future<Output = M::Ret>,
 {
-    let AsyncCold(Some((cache, fp))) = cold else {
+    let AsyncCold(Some((cache, fp, early))) = cold else {
         return body.await;
     };
-    call_cold_async::<M, F>(site, &cache, &kb, fp, refresh, body).await
+    call_cold_async::<M, F>(site, &cache, &kb, (fp, early), refresh, body).await
 }
 
 async fn call_cold_async<M, F>(
     site: &'static Site,
     cache: &Cache,
     kb: &KeyBuilder,
-    fp: u128,
+    (fp, early): (u128, bool),
     refresh: bool,
     body: F,
 ) -> M::Ret
@@ -71,7 +71,8 @@ where
             return body.await;
         }
     };
-    let plan = site.plan(&text, fp);
+    let mut plan = site.plan(&text, fp);
+    plan.early_drawn = early;
     cache
         .read_through::<M, F>(Io::Async, &plan, refresh, body)
         .await

@@ -13,12 +13,13 @@ use cachefn_backends::sync::Mutex;
 use cachefn_backends::LocalValue;
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::cache::{Flavor, Plan, Typed};
+use crate::cache::{Flavor, Freshness, Meta, Plan, Timed};
 use crate::io::{block_on, Io};
 use crate::key::{escape_name, head_fingerprint, KeyBuilder};
 use crate::log::RateLimited;
 use crate::registry::{self, Options};
-use crate::{Cache, Error, Key};
+use crate::stats::SiteStats;
+use crate::{Cache, Error, Key, Stats};
 
 #[cfg(feature = "tokio")]
 mod asynchronous;
@@ -40,6 +41,10 @@ pub const LIBRARY_DEFAULTS: Options = Options {
     version: Some(1),
     cache: None,
     cache_none: Some(true),
+    stale_while_revalidate: Some(0),
+    stale_if_error: Some(0),
+    early_refresh: Some(0.0),
+    single_flight_shared: Some(false),
 };
 
 /// How a memoized function is named inside its keys.
@@ -81,6 +86,9 @@ struct Settings {
     local_timeout: Duration,
     cache: Option<&'static str>,
     cache_none: bool,
+    freshness: Freshness,
+    /// This function's counters in this process.
+    stats: SiteStats,
 }
 
 static NEXT_SLOT: AtomicUsize = AtomicUsize::new(1);
@@ -145,6 +153,7 @@ impl Site {
         let local_timeout = o.local_timeout.unwrap_or(10).min(timeout);
         self.claim_head(&head);
         Settings {
+            stats: SiteStats::new(&name),
             head_fp: head_fingerprint(head.as_bytes()),
             head: head.into(),
             all_versions: format!("{name}:v").into(),
@@ -152,6 +161,16 @@ impl Site {
             local_timeout: Duration::from_secs(local_timeout),
             cache: o.cache,
             cache_none: o.cache_none.unwrap_or(true),
+            freshness: Freshness {
+                stale_while_revalidate: Duration::from_secs(o.stale_while_revalidate.unwrap_or(0)),
+                stale_if_error: Duration::from_secs(o.stale_if_error.unwrap_or(0)),
+                // A value the macro did not check (a hand-written SiteOptions)
+                // is clamped rather than trusted.
+                early_refresh: o
+                    .early_refresh
+                    .filter(|b| b.is_finite() && *b > 0.0)
+                    .map_or(0.0, |b| b.min(1_000.0)),
+            },
         }
     }
 
@@ -285,6 +304,9 @@ impl Site {
             ttl: s.timeout,
             local_ttl: s.local_timeout,
             cache_none: s.cache_none,
+            freshness: s.freshness,
+            site: Some(&s.stats),
+            early_drawn: false,
         }
     }
 
@@ -318,6 +340,8 @@ pub trait Memo {
     type Ret;
     /// What is stored: `T` for `T`, `Result<T, E>`; `Option<T>` for `Option<T>`.
     type Cached: Value;
+    /// A `Result`: an `Err` may be stood in for by a stale `Ok`.
+    const FALLIBLE: bool = false;
     /// The part of `ret` to store, if it is cached at all.
     fn cacheable(ret: &Self::Ret, cache_none: bool) -> Option<&Self::Cached>;
     /// A return value from a cached value.
@@ -347,6 +371,7 @@ impl<R: Value> Memo for Plain<R> {
 impl<T: Value, E> Memo for ResultOf<Result<T, E>> {
     type Ret = Result<T, E>;
     type Cached = T;
+    const FALLIBLE: bool = true;
     #[inline]
     fn cacheable(ret: &Result<T, E>, _: bool) -> Option<&T> {
         ret.as_ref().ok()
@@ -378,8 +403,9 @@ where
 impl<M: Memo> Flavor for M {
     type Ret = M::Ret;
     type Value = M::Cached;
-    type Kept = Typed<M::Cached>;
+    type Kept = Timed<M::Cached>;
     const KEEPS_BYTES: bool = false;
+    const FALLIBLE: bool = M::FALLIBLE;
     #[inline]
     fn cacheable(ret: &M::Ret, cache_none: bool) -> Option<&M::Cached> {
         M::cacheable(ret, cache_none)
@@ -389,14 +415,23 @@ impl<M: Memo> Flavor for M {
         M::from_cached(value)
     }
     #[inline]
-    fn keep(value: &M::Cached, _: Option<&[u8]>) -> Option<Typed<M::Cached>> {
-        Some(Typed(value.clone()))
+    fn keep(value: &M::Cached, _: Option<&[u8]>, meta: Meta) -> Option<Timed<M::Cached>> {
+        Some(Timed {
+            value: value.clone(),
+            meta,
+        })
     }
     #[inline]
-    fn typed(kept: &dyn LocalValue) -> Option<M::Cached> {
+    fn typed(kept: &dyn LocalValue) -> Option<(M::Cached, Meta)> {
         kept.as_any()
-            .downcast_ref::<Typed<M::Cached>>()
-            .map(|Typed(v)| v.clone())
+            .downcast_ref::<Timed<M::Cached>>()
+            .map(|t| (t.value.clone(), t.meta))
+    }
+    #[inline]
+    fn typed_value(kept: &dyn LocalValue) -> Option<M::Cached> {
+        kept.as_any()
+            .downcast_ref::<Timed<M::Cached>>()
+            .map(|t| t.value.clone())
     }
 }
 
@@ -411,7 +446,7 @@ enum Start<T> {
     /// key's fingerprint. The thread-local `Rc` keeps the sync path free of
     /// atomic reference counts; the async path clones the `Cache` out of it,
     /// as an `Rc` must not live across an `.await`.
-    Cold(Rc<ResolvedCache>, u128),
+    Cold(Rc<ResolvedCache>, u128, bool),
 }
 
 #[inline(always)]
@@ -435,11 +470,13 @@ fn start<M: Memo>(site: &'static Site, kb: &mut KeyBuilder, refresh: bool) -> St
         }
     };
     if !refresh {
-        if let Some(v) = cache.local_value::<M>(fp) {
-            return Start::Hit(v);
+        let s = site.settings();
+        match cache.local_fresh::<M>(fp, &s.freshness, &s.stats) {
+            Ok(v) => return Start::Hit(v),
+            Err(early) => return Start::Cold(resolved, fp, early),
         }
     }
-    Start::Cold(resolved, fp)
+    Start::Cold(resolved, fp, false)
 }
 
 /// A memoized call: `kb` holds the key, `refresh` is the `skip_arg`.
@@ -453,8 +490,8 @@ pub fn call<M: Memo>(
     match start::<M>(site, kb, refresh) {
         Start::Hit(v) => M::from_cached(v),
         Start::Uncached => body(),
-        Start::Cold(resolved, fp) => match &resolved.cache {
-            Ok(cache) => call_cold::<M>(site, cache, kb, fp, refresh, body),
+        Start::Cold(resolved, fp, early) => match &resolved.cache {
+            Ok(cache) => call_cold::<M>(site, cache, kb, (fp, early), refresh, body),
             Err(_) => body(),
         },
     }
@@ -465,7 +502,7 @@ fn call_cold<M: Memo>(
     site: &'static Site,
     cache: &Cache,
     kb: &KeyBuilder,
-    fp: u128,
+    (fp, early): (u128, bool),
     refresh: bool,
     body: impl FnOnce() -> M::Ret,
 ) -> M::Ret {
@@ -476,7 +513,8 @@ fn call_cold<M: Memo>(
             return body();
         }
     };
-    let plan = site.plan(&text, fp);
+    let mut plan = site.plan(&text, fp);
+    plan.early_drawn = early;
     block_on(cache.read_through::<M, _>(Io::Blocking, &plan, refresh, async { body() }))
 }
 
@@ -511,7 +549,7 @@ async fn get_cached_io<M: Memo>(
         return Some(v);
     }
     let plan = site.plan(key.as_str(), key.fingerprint());
-    cache.shared_value::<M>(io, &plan).await.map(|(v, _)| v)
+    cache.shared_value::<M>(io, &plan).await.map(|(v, _, _)| v)
 }
 
 async fn set_cached_io<M: Memo>(
@@ -560,6 +598,11 @@ pub fn set_cached<M: Memo>(
     value: M::Cached,
 ) -> Result<(), Error> {
     block_on(set_cached_io::<M>(Io::Blocking, site, kb, value))
+}
+
+/// `f::stats()`: the function's counters in this process.
+pub fn stats(site: &'static Site) -> Stats {
+    site.settings().stats.counters.snapshot()
 }
 
 /// `Self`'s type name, for methods' keys.
