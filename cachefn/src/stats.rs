@@ -24,7 +24,7 @@ thread_local! {
     static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn stripe() -> usize {
     STRIPE
         .try_with(|s| {
@@ -57,7 +57,7 @@ impl Counter {
 
     /// [`Counter::add`] on a stripe already looked up (two counters
     /// counting one event look it up once).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn add_at(&self, stripe: usize) {
         let c = &self.stripes[stripe % STRIPES].0;
         c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
@@ -158,7 +158,7 @@ impl Counters {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn counter(&self, event: Event) -> &Counter {
         match event {
             Event::LocalHit => &self.local_hits,
@@ -238,7 +238,7 @@ impl SiteStats {
     }
 
     /// [`SiteStats::note`] on this thread's stripe, already looked up.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn note_at(&self, event: Event, stripe: usize) {
         self.counters.counter(event).add_at(stripe);
         #[cfg(feature = "metrics")]

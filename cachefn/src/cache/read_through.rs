@@ -201,7 +201,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> LocalValue for Tim
         codec::encode_timed(&self.value, self.meta.fresh_until_unix, self.meta.run_ms)
     }
     fn size_hint(&self) -> usize {
-        postcard::experimental::serialized_size(&self.value).unwrap_or(0)
+        crate::weigh::heap_size(&self.value)
     }
 }
 
@@ -372,7 +372,7 @@ impl Cache {
 
     /// A local hit, in the cache's counters and the function's: one
     /// stripe lookup for both.
-    #[inline]
+    #[inline(always)]
     fn count_local_hit(&self, site: &SiteStats) {
         let stripe = crate::stats::stripe();
         self.inner.counters.local_hits.add_at(stripe);

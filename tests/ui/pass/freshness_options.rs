@@ -6,7 +6,12 @@ cachefn::config::quickcache! {
     single_flight = "process",
 }
 
-#[cachefn::quickcache(timeout = 60, stale_while_revalidate = 30, stale_if_error = 600, early_refresh = 1)]
+#[cachefn::quickcache(
+    timeout = 60,
+    stale_while_revalidate = 30,
+    stale_if_error = 600,
+    early_refresh = 1
+)]
 fn price(item: u64) -> Result<u64, String> {
     Ok(item)
 }
