@@ -12,7 +12,6 @@ mod io;
 mod key;
 mod log;
 mod memo;
-mod preload;
 mod registry;
 mod stats;
 mod weigh;

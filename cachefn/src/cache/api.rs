@@ -7,11 +7,11 @@ use std::time::Duration;
 use cachefn_backends::clock;
 use serde::{de::DeserializeOwned, Serialize};
 
+use super::preload::Known;
 use super::{expiry_for, min_ttl, Cache, Encoded, Owned, Plan, Typed};
 use crate::codec;
 use crate::io::{block_on, Io};
 use crate::key::Key;
-use crate::preload::Known;
 use crate::{Error, Storable};
 
 impl Cache {

@@ -11,9 +11,9 @@ use crate::flight::Flights;
 use crate::io::Io;
 use crate::key;
 use crate::log::RateLimited;
-use crate::preload::Known;
 use crate::stats::{Counters, Stats};
 use crate::Error;
+use preload::Known;
 
 /// Entries in the local tier of [`Cache::memory()`].
 pub const DEFAULT_CAPACITY: usize = 10_000;
@@ -27,6 +27,7 @@ const MAX_PREFIX_LEN: usize = 48;
 mod api;
 #[cfg(feature = "tokio")]
 mod api_async;
+mod preload;
 mod read_through;
 
 pub(crate) use read_through::{Flavor, Freshness, Meta, Owned, Plan, Timed};

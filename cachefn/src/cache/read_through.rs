@@ -34,11 +34,11 @@ use std::time::{Duration, Instant};
 use cachefn_backends::{clock, LocalValue};
 use serde::{de::DeserializeOwned, Serialize};
 
+use super::preload::Known;
 use super::{expiry_for, min_ttl, ttl_ms, Cache, Encoded, SharedRead};
 use crate::codec;
 use crate::flight::{Joined, Leader, Payload};
 use crate::io::Io;
-use crate::preload::Known;
 use crate::stats::{Event, SiteStats};
 use crate::Error;
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use cachefn_backends::sync::Mutex;
 
-use crate::cache::Cache;
+use super::Cache;
 use crate::io::{block_on, Io};
 use crate::key::Key;
 
