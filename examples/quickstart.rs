@@ -66,7 +66,7 @@ fn main() -> Result<(), cachefn::Error> {
     println!("local hits: {}, misses: {}", stats.local_hits, stats.misses);
     if cfg!(debug_assertions) {
         println!(
-            "(a debug build: `cargo run --release --example quickstart` shows hits in nanoseconds)"
+            "(a debug build: `cargo run --release -p cachefn-examples --example quickstart` shows hits in nanoseconds)"
         );
     }
     Ok(())
