@@ -44,6 +44,16 @@ enum Owner {
 }
 
 impl Owner {
+    /// The leader a caller waiting this way would be: a sync leader runs
+    /// on its thread to the end; an async leader is a task, which may be
+    /// suspended and resumed elsewhere.
+    fn of(io: Io) -> Owner {
+        match io {
+            Io::Blocking => Owner::Thread(thread::current().id()),
+            Io::Async => Owner::current(),
+        }
+    }
+
     fn current() -> Owner {
         #[cfg(feature = "tokio")]
         if let Some(id) = tokio::task::try_id() {
@@ -118,25 +128,26 @@ impl Flights {
     /// caller is computing the key (a refresh of a stale or nearly expired
     /// entry then serves the entry it has instead of waiting).
     pub(crate) fn try_lead(&self, io: Io, fp: u128) -> Option<Leader<'_>> {
-        let owner = match io {
-            Io::Blocking => Owner::Thread(thread::current().id()),
-            Io::Async => Owner::current(),
-        };
         let mut map = self.shard(fp).lock();
         if map.contains_key(&fp) {
             return None;
         }
+        Some(self.lead(&mut map, fp, Owner::of(io)))
+    }
+
+    /// Register a new flight of `fp`, led by `owner`, in its shard's `map`.
+    fn lead(&self, map: &mut HashMap<u128, Arc<Flight>>, fp: u128, owner: Owner) -> Leader<'_> {
         let flight = Arc::new(Flight {
             owner,
             state: Mutex::new(State::default()),
             done: Condvar::new(),
         });
         map.insert(fp, flight.clone());
-        Some(Leader {
+        Leader {
             flights: self,
             fp,
             flight,
-        })
+        }
     }
 
     /// Lead the computation of `fp`, or wait for the caller that leads it:
@@ -145,30 +156,13 @@ impl Flights {
     /// dropped while waiting leaves nothing behind).
     pub(crate) async fn join(&self, io: Io, fp: u128) -> Joined<'_> {
         let thread = Owner::Thread(thread::current().id());
-        // A sync leader runs on its thread to the end; an async leader is a
-        // task, which may be suspended and resumed elsewhere.
-        let me = match io {
-            Io::Blocking => thread,
-            Io::Async => Owner::current(),
-        };
+        let me = Owner::of(io);
         loop {
             let flight = {
                 let mut map = self.shard(fp).lock();
                 match map.get(&fp) {
                     Some(f) => f.clone(),
-                    None => {
-                        let flight = Arc::new(Flight {
-                            owner: me,
-                            state: Mutex::new(State::default()),
-                            done: Condvar::new(),
-                        });
-                        map.insert(fp, flight.clone());
-                        return Joined::Lead(Leader {
-                            flights: self,
-                            fp,
-                            flight,
-                        });
-                    }
+                    None => return Joined::Lead(self.lead(&mut map, fp, me)),
                 }
             };
             // Re-entered: the leader is this task, or this thread further up
