@@ -201,34 +201,20 @@ impl Cache {
         io: Io,
         key: &Key,
     ) -> Option<T> {
-        let v = self.get_key_io(io, key, false).await;
-        if v.is_none() {
-            self.inner.counters.misses.add();
-        }
-        v
-    }
-
-    pub(super) async fn get_key_io<T: DeserializeOwned + 'static>(
-        &self,
-        io: Io,
-        key: &Key,
-        quiet: bool,
-    ) -> Option<T> {
         let fp = key.fingerprint();
         if let Some(local) = &self.inner.local {
             if let Some(slot) = local.get(fp) {
                 if let Some(v) = self.decode_slot::<T>(&slot) {
-                    if !quiet {
-                        self.inner.counters.local_hits.add();
-                    }
+                    self.inner.counters.local_hits.add();
                     return Some(v);
                 }
             }
         }
-        let read = self.read_shared::<T>(io, key.as_str(), fp).await?;
-        if !quiet {
-            self.inner.counters.shared_hits.add();
-        }
+        let Some(read) = self.read_shared::<T>(io, key.as_str(), fp).await else {
+            self.inner.counters.misses.add();
+            return None;
+        };
+        self.inner.counters.shared_hits.add();
         Some(
             self.back_fill(fp, key.as_str(), read, self.inner.local_ttl, |_, bytes| {
                 Encoded(bytes)
