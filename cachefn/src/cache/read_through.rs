@@ -401,22 +401,10 @@ impl Cache {
         if let Some(found) = F::typed(kept) {
             return Some(found);
         }
-        let owned;
-        let bytes: &[u8] = match kept.as_any().downcast_ref::<Encoded>() {
-            Some(Encoded(bytes)) => bytes,
-            None => match kept.encode() {
-                Ok(b) => {
-                    owned = b;
-                    &owned
-                }
-                Err(_) => {
-                    self.tally(site, Event::Undecodable);
-                    return None;
-                }
-            },
-        };
-        let value = self.decode_bytes::<F::Value>(bytes, site)?;
-        Some((value, Meta::of_bytes(bytes)))
+        self.with_kept_bytes(kept, site, |bytes| {
+            let value = self.decode_bytes::<F::Value>(bytes, site)?;
+            Some((value, Meta::of_bytes(bytes)))
+        })
     }
 
     /// A kept value (local tier or flight payload) read as a `T` through
@@ -425,12 +413,23 @@ impl Cache {
         &self,
         kept: &dyn LocalValue,
     ) -> Option<T> {
+        self.with_kept_bytes(kept, None, |bytes| self.decode_bytes(bytes, None))
+    }
+
+    /// `f` on `kept`'s encoding: borrowed when it is kept encoded, made
+    /// otherwise (an encoding that fails counts as undecodable).
+    fn with_kept_bytes<R>(
+        &self,
+        kept: &dyn LocalValue,
+        site: Option<&SiteStats>,
+        f: impl FnOnce(&[u8]) -> Option<R>,
+    ) -> Option<R> {
         match kept.as_any().downcast_ref::<Encoded>() {
-            Some(Encoded(bytes)) => self.decode_bytes(bytes, None),
+            Some(Encoded(bytes)) => f(bytes),
             None => match kept.encode() {
-                Ok(bytes) => self.decode_bytes(&bytes, None),
+                Ok(bytes) => f(&bytes),
                 Err(_) => {
-                    self.tally(None, Event::Undecodable);
+                    self.tally(site, Event::Undecodable);
                     None
                 }
             },
