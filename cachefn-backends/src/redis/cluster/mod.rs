@@ -197,11 +197,25 @@ impl RedisClusterBuilder {
                 "no node URL given: pass one or more, e.g. RedisCluster::open(&[\"redis://10.0.0.1:6379\"])",
             ));
         }
+        // Scheme and credentials are the first URL's, set after the loop.
+        let mut options = NodeOptions {
+            scheme: "redis",
+            userinfo: String::new(),
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.response_timeout,
+            max_idle: self.max_idle,
+            max_connections: self.max_connections,
+            max_reply_size: self.max_reply_size,
+            #[cfg(feature = "redis-tls")]
+            tls_root_cert: self.tls_root_cert,
+            #[cfg(feature = "redis-tls")]
+            tls_client_cert: self.tls_client_cert,
+        };
         let mut seeds = Vec::new();
         let mut template: Option<(bool, String)> = None;
         for url in &self.urls {
             let tls = super::is_tls_url(url);
-            let redis = self.node_builder(url).build()?;
+            let redis = options.configure(Redis::builder(url)).build()?;
             let t = &redis.target;
             let (host, port) = match &t.addr {
                 redis::ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
@@ -244,46 +258,14 @@ impl RedisClusterBuilder {
             seeds.push((addr, redis));
         }
         let (tls, userinfo) = template.unwrap_or_default();
-        let options = NodeOptions {
-            scheme: if tls { "rediss" } else { "redis" },
-            userinfo,
-            connect_timeout: self.connect_timeout,
-            response_timeout: self.response_timeout,
-            max_idle: self.max_idle,
-            max_connections: self.max_connections,
-            max_reply_size: self.max_reply_size,
-            #[cfg(feature = "redis-tls")]
-            tls_root_cert: self.tls_root_cert,
-            #[cfg(feature = "redis-tls")]
-            tls_client_cert: self.tls_client_cert,
-        };
+        options.scheme = if tls { "rediss" } else { "redis" };
+        options.userinfo = userinfo;
         Ok(RedisCluster {
             inner: Arc::new(Cluster {
                 router: Router::new(seeds, options),
             }),
             pool: Arc::new(Pool::new(self.io_threads, NAME)),
         })
-    }
-
-    /// A [`Redis`] builder for one seed URL, with these options.
-    fn node_builder(&self, url: &str) -> super::RedisBuilder {
-        let builder = Redis::builder(url)
-            .connect_timeout(self.connect_timeout)
-            .response_timeout(self.response_timeout)
-            .max_connections(self.max_connections)
-            .max_idle(self.max_idle)
-            .max_reply_size(self.max_reply_size);
-        #[cfg(feature = "redis-tls")]
-        let builder = match &self.tls_root_cert {
-            Some(pem) => builder.tls_root_cert(pem.clone()),
-            None => builder,
-        };
-        #[cfg(feature = "redis-tls")]
-        let builder = match &self.tls_client_cert {
-            Some((cert, key)) => builder.tls_client_cert(cert.clone(), key.clone()),
-            None => builder,
-        };
-        builder
     }
 }
 

@@ -52,7 +52,18 @@ impl NodeOptions {
             host.to_owned()
         };
         let url = format!("{}://{}{host}:{port}", self.scheme, self.userinfo);
-        let builder = Redis::builder(&url)
+        self.configure(Redis::builder(&url))
+            .build()
+            .map_err(|e| on_node(e, addr))
+    }
+
+    /// `builder` with these timeouts, bounds and TLS settings (the URL's
+    /// own scheme and credentials are the builder's).
+    pub(super) fn configure(
+        &self,
+        builder: super::super::RedisBuilder,
+    ) -> super::super::RedisBuilder {
+        let builder = builder
             .connect_timeout(self.connect_timeout)
             .response_timeout(self.response_timeout)
             .max_connections(self.max_connections)
@@ -68,7 +79,7 @@ impl NodeOptions {
             Some((cert, key)) => builder.tls_client_cert(cert.clone(), key.clone()),
             None => builder,
         };
-        builder.build().map_err(|e| on_node(e, addr))
+        builder
     }
 }
 
