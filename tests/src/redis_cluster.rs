@@ -247,18 +247,7 @@ impl RedisClusterServers {
         let info = self
             .query(port, &["INFO", "commandstats"])
             .unwrap_or_default();
-        info.lines()
-            .filter_map(|l| {
-                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-                let calls = rest
-                    .strip_prefix("calls=")?
-                    .split(',')
-                    .next()?
-                    .parse()
-                    .ok()?;
-                Some((name.to_owned(), calls))
-            })
-            .collect()
+        crate::redis_server::parse_commandstats(&info)
     }
 
     /// Reads of client requests the node at `port` made since its last

@@ -293,3 +293,20 @@ impl Drop for TlsRedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Calls per command in the text of `INFO commandstats`, e.g.
+/// `{"get": 50, "mget": 1}`.
+pub fn parse_commandstats(info: &str) -> std::collections::HashMap<String, u64> {
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}

@@ -19,18 +19,7 @@ fn command_calls(server: &RedisServer) -> HashMap<String, u64> {
         .arg("commandstats")
         .query(&mut raw)
         .unwrap();
-    info.lines()
-        .filter_map(|l| {
-            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest
-                .strip_prefix("calls=")?
-                .split(',')
-                .next()?
-                .parse()
-                .ok()?;
-            Some((name.to_owned(), calls))
-        })
-        .collect()
+    cachefn_tests::redis_server::parse_commandstats(&info)
 }
 
 fn reset_stats(server: &RedisServer) {
