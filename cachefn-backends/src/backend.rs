@@ -22,8 +22,11 @@ use crate::Error;
 ///
 /// Every method has an `_async` twin returning a [`BoxFuture`]. By default a
 /// twin runs the sync method when polled, which is right for a store that
-/// never blocks (memory, null); a backend that waits on a network or a disk
-/// overrides the twins so that no executor thread ever blocks on it.
+/// never blocks (memory, null). A backend that waits on a disk or on a
+/// blocking client implements only the blocking methods and is wrapped in
+/// [`Offloaded`](crate::Offloaded), whose twins run them on I/O threads of
+/// its own (this is how `Disk` and `Memcached` are written); one with a
+/// native async client (Redis) overrides the twins.
 ///
 /// Errors mean "could not reach or use the store". A missing key is
 /// `Ok(None)`, never an error.
@@ -167,34 +170,42 @@ pub trait Backend: Send + Sync + 'static {
 /// `async fn` stays `Send`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-macro_rules! forward_backend {
-    ($($ptr:ident),*) => {$(
-        impl<B: Backend + ?Sized> Backend for $ptr<B> {
-            fn name(&self) -> &'static str { (**self).name() }
-            fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> { (**self).get(key) }
-            fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> { (**self).set(key, value, ttl) }
-            fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, Error> { (**self).add(key, value, ttl) }
-            fn delete(&self, key: &str) -> Result<bool, Error> { (**self).delete(key) }
-            fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> { (**self).incr(key, delta) }
-            fn clear_prefix(&self, prefix: &str) -> Result<(), Error> { (**self).clear_prefix(prefix) }
-            fn has(&self, key: &str) -> Result<bool, Error> { (**self).has(key) }
-            fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> { (**self).get_many(keys) }
-            fn set_many(&self, items: &[(&str, &[u8])], ttl: Duration) -> Result<(), Error> { (**self).set_many(items, ttl) }
-            fn delete_many(&self, keys: &[&str]) -> Result<(), Error> { (**self).delete_many(keys) }
-            fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> { (**self).get_async(key) }
-            fn set_async<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> BoxFuture<'a, Result<(), Error>> { (**self).set_async(key, value, ttl) }
-            fn add_async<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> { (**self).add_async(key, value, ttl) }
-            fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> { (**self).delete_async(key) }
-            fn incr_async<'a>(&'a self, key: &'a str, delta: i64) -> BoxFuture<'a, Result<i64, Error>> { (**self).incr_async(key, delta) }
-            fn clear_prefix_async<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<(), Error>> { (**self).clear_prefix_async(prefix) }
-            fn has_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> { (**self).has_async(key) }
-            fn get_many_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, Error>> { (**self).get_many_async(keys) }
-            fn set_many_async<'a>(&'a self, items: &'a [(&'a str, &'a [u8])], ttl: Duration) -> BoxFuture<'a, Result<(), Error>> { (**self).set_many_async(items, ttl) }
-            fn delete_many_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<(), Error>> { (**self).delete_many_async(keys) }
+/// `impl Backend for $ty` handing every method, the `_async` twins
+/// included, to `$inner`: an expression of `$s` (the `&self`) that is a
+/// reference to another backend. For wrappers that add nothing to the calls
+/// (`Arc`, `Box`, a tier type around its [`Offloaded`](crate::Offloaded) client).
+macro_rules! delegate_backend {
+    (impl[$($gen:tt)*] for $ty:ty, |$s:ident| $inner:expr) => {
+        impl<$($gen)*> $crate::Backend for $ty {
+            fn name(&self) -> &'static str { let $s = self; $crate::Backend::name($inner) }
+            fn get(&self, key: &str) -> Result<Option<Vec<u8>>, $crate::Error> { let $s = self; $crate::Backend::get($inner, key) }
+            fn set(&self, key: &str, value: &[u8], ttl: ::std::time::Duration) -> Result<(), $crate::Error> { let $s = self; $crate::Backend::set($inner, key, value, ttl) }
+            fn add(&self, key: &str, value: &[u8], ttl: ::std::time::Duration) -> Result<bool, $crate::Error> { let $s = self; $crate::Backend::add($inner, key, value, ttl) }
+            fn delete(&self, key: &str) -> Result<bool, $crate::Error> { let $s = self; $crate::Backend::delete($inner, key) }
+            fn incr(&self, key: &str, delta: i64) -> Result<i64, $crate::Error> { let $s = self; $crate::Backend::incr($inner, key, delta) }
+            fn clear_prefix(&self, prefix: &str) -> Result<(), $crate::Error> { let $s = self; $crate::Backend::clear_prefix($inner, prefix) }
+            fn has(&self, key: &str) -> Result<bool, $crate::Error> { let $s = self; $crate::Backend::has($inner, key) }
+            fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, $crate::Error> { let $s = self; $crate::Backend::get_many($inner, keys) }
+            fn set_many(&self, items: &[(&str, &[u8])], ttl: ::std::time::Duration) -> Result<(), $crate::Error> { let $s = self; $crate::Backend::set_many($inner, items, ttl) }
+            fn delete_many(&self, keys: &[&str]) -> Result<(), $crate::Error> { let $s = self; $crate::Backend::delete_many($inner, keys) }
+            fn get_async<'a>(&'a self, key: &'a str) -> $crate::BoxFuture<'a, Result<Option<Vec<u8>>, $crate::Error>> { let $s = self; $crate::Backend::get_async($inner, key) }
+            fn set_async<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> { let $s = self; $crate::Backend::set_async($inner, key, value, ttl) }
+            fn add_async<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::add_async($inner, key, value, ttl) }
+            fn delete_async<'a>(&'a self, key: &'a str) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::delete_async($inner, key) }
+            fn incr_async<'a>(&'a self, key: &'a str, delta: i64) -> $crate::BoxFuture<'a, Result<i64, $crate::Error>> { let $s = self; $crate::Backend::incr_async($inner, key, delta) }
+            fn clear_prefix_async<'a>(&'a self, prefix: &'a str) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> { let $s = self; $crate::Backend::clear_prefix_async($inner, prefix) }
+            fn has_async<'a>(&'a self, key: &'a str) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::has_async($inner, key) }
+            fn get_many_async<'a>(&'a self, keys: &'a [&'a str]) -> $crate::BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, $crate::Error>> { let $s = self; $crate::Backend::get_many_async($inner, keys) }
+            fn set_many_async<'a>(&'a self, items: &'a [(&'a str, &'a [u8])], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> { let $s = self; $crate::Backend::set_many_async($inner, items, ttl) }
+            fn delete_many_async<'a>(&'a self, keys: &'a [&'a str]) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> { let $s = self; $crate::Backend::delete_many_async($inner, keys) }
         }
-    )*};
+    };
 }
-forward_backend!(Arc, Box);
+#[allow(unused_imports)] // used by the feature-gated tiers
+pub(crate) use delegate_backend;
+
+delegate_backend!(impl[B: Backend + ?Sized] for Arc<B>, |s| &**s);
+delegate_backend!(impl[B: Backend + ?Sized] for Box<B>, |s| &**s);
 
 /// A backend that stores nothing: every read misses, every write succeeds.
 ///

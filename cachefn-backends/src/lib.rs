@@ -34,7 +34,6 @@ mod breaker;
 pub mod clock;
 mod error;
 mod memory;
-#[cfg(any(feature = "disk", feature = "memcached", feature = "redis-cluster"))]
 mod pool;
 #[doc(hidden)]
 pub mod sync;
@@ -58,6 +57,7 @@ pub use error::{Error, Failure, Source};
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub use memcached::{Memcached, MemcachedBuilder};
 pub use memory::{LocalValue, Memory, Slot};
+pub use pool::Offloaded;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{

@@ -12,7 +12,7 @@ use std::task::{Context, Poll, Waker};
 
 use crate::sync::{Condvar, Mutex};
 
-use crate::Error;
+use crate::{Backend, Error};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -169,6 +169,139 @@ impl<T> Future for Pending<T> {
     }
 }
 
+/// A backend that blocks (on files, on a network client of its own) made
+/// fit for async code: its `_async` methods run the blocking ones on a few
+/// I/O threads of their own, so that no executor thread waits on them.
+///
+/// A new blocking backend implements the six required [`Backend`] methods
+/// (and the batch ones, if it can do better than a loop) and is wrapped in
+/// `Offloaded`; this is how [`Disk`](crate::Disk) and
+/// [`Memcached`](crate::Memcached) are written. The threads start on the
+/// first async call and stop when the last clone is dropped; the futures
+/// work under any executor (they are woken through the task's `Waker`).
+/// A job is queued at once: dropping its future does not cancel it (a write
+/// whose future was dropped still happens, as with `spawn_blocking`).
+///
+/// ```
+/// use std::time::Duration;
+/// use cachefn_backends::{Backend, Error, Offloaded};
+///
+/// /// A store whose calls block (here it only sleeps).
+/// struct Slow;
+///
+/// impl Backend for Slow {
+///     fn name(&self) -> &'static str { "slow" }
+///     fn get(&self, _key: &str) -> Result<Option<Vec<u8>>, Error> {
+///         std::thread::sleep(Duration::from_millis(1));
+///         Ok(None)
+///     }
+///     fn set(&self, _: &str, _: &[u8], _: Duration) -> Result<(), Error> { Ok(()) }
+///     fn add(&self, _: &str, _: &[u8], _: Duration) -> Result<bool, Error> { Ok(true) }
+///     fn delete(&self, _: &str) -> Result<bool, Error> { Ok(false) }
+///     fn incr(&self, _: &str, delta: i64) -> Result<i64, Error> { Ok(delta) }
+///     fn clear_prefix(&self, _: &str) -> Result<(), Error> { Ok(()) }
+/// }
+///
+/// let shared = Offloaded::new(Slow, 2);
+/// assert_eq!(shared.get("k")?, None); // blocking calls run on the caller's thread
+/// // `shared.get_async("k").await` runs on one of the 2 I/O threads.
+/// # Ok::<(), Error>(())
+/// ```
+pub struct Offloaded<B> {
+    inner: Arc<B>,
+    pool: Arc<Pool>,
+}
+
+impl<B: Backend> Offloaded<B> {
+    /// `inner`, with up to `threads` I/O threads for its `_async` methods
+    /// (`0` runs them on the caller's thread, blocking the executor).
+    pub fn new(inner: B, threads: usize) -> Self {
+        let pool = Pool::new(threads, inner.name());
+        Offloaded {
+            inner: Arc::new(inner),
+            pool: Arc::new(pool),
+        }
+    }
+
+    /// The wrapped backend.
+    pub fn get_ref(&self) -> &B {
+        &self.inner
+    }
+
+    /// The number of I/O threads (at most; they start when first needed).
+    pub fn threads(&self) -> usize {
+        self.pool.threads()
+    }
+
+    /// Run `f` on an I/O thread.
+    fn offload<T, F>(&self, f: F) -> crate::BoxFuture<'static, Result<T, Error>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&B) -> Result<T, Error> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        Box::pin(self.pool.run(move || f(&inner)))
+    }
+}
+
+impl<B> Clone for Offloaded<B> {
+    fn clone(&self) -> Self {
+        Offloaded {
+            inner: self.inner.clone(),
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+impl<B: Backend + std::fmt::Debug> std::fmt::Debug for Offloaded<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Offloaded")
+            .field("inner", &self.inner)
+            .field("io_threads", &self.pool.threads())
+            .finish()
+    }
+}
+
+/// The blocking methods are the inner backend's; the `_async` twins run
+/// them on the I/O threads.
+impl<B: Backend> Backend for Offloaded<B> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], ttl: std::time::Duration) -> Result<(), Error> {
+        self.inner.set(key, value, ttl)
+    }
+    fn add(&self, key: &str, value: &[u8], ttl: std::time::Duration) -> Result<bool, Error> {
+        self.inner.add(key, value, ttl)
+    }
+    fn delete(&self, key: &str) -> Result<bool, Error> {
+        self.inner.delete(key)
+    }
+    fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> {
+        self.inner.incr(key, delta)
+    }
+    fn clear_prefix(&self, prefix: &str) -> Result<(), Error> {
+        self.inner.clear_prefix(prefix)
+    }
+    fn has(&self, key: &str) -> Result<bool, Error> {
+        self.inner.has(key)
+    }
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        self.inner.get_many(keys)
+    }
+    fn set_many(&self, items: &[(&str, &[u8])], ttl: std::time::Duration) -> Result<(), Error> {
+        self.inner.set_many(items, ttl)
+    }
+    fn delete_many(&self, keys: &[&str]) -> Result<(), Error> {
+        self.inner.delete_many(keys)
+    }
+
+    crate::pool::offloaded_async_methods!();
+}
+
 /// The `_async` methods of a backend whose blocking calls run on a [`Pool`]:
 /// expand it inside `impl Backend for X`, where `X` has
 /// `fn offload(&self, f: impl FnOnce(&Inner) -> Result<T, Error>) -> BoxFuture<'static, Result<T, Error>>`
@@ -322,5 +455,46 @@ pub(crate) mod tests {
         let pool = Pool::new(0, "disk");
         let me = std::thread::current().name().unwrap_or("").to_owned();
         assert_eq!(block_on(pool.run(thread_name)).unwrap(), me);
+    }
+
+    /// A blocking backend that records which thread ran each call.
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl Backend for Recorder {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+            self.0.lock().push(thread_name()?);
+            Ok(Some(key.as_bytes().to_vec()))
+        }
+        fn set(&self, _: &str, _: &[u8], _: std::time::Duration) -> Result<(), Error> {
+            Ok(())
+        }
+        fn add(&self, _: &str, _: &[u8], _: std::time::Duration) -> Result<bool, Error> {
+            Ok(true)
+        }
+        fn delete(&self, _: &str) -> Result<bool, Error> {
+            Ok(false)
+        }
+        fn incr(&self, _: &str, delta: i64) -> Result<i64, Error> {
+            Ok(delta)
+        }
+        fn clear_prefix(&self, _: &str) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn offloaded_runs_blocking_calls_inline_and_async_twins_on_io_threads() {
+        let b = Offloaded::new(Recorder(Mutex::new(Vec::new())), 1);
+        assert_eq!(b.get("k").unwrap(), Some(b"k".to_vec()));
+        assert_eq!(block_on(b.get_async("a")).unwrap(), Some(b"a".to_vec()));
+        // The loop of a default batch method runs on the I/O thread too.
+        let many = block_on(b.get_many_async(&["x", "y"])).unwrap();
+        assert_eq!(many, vec![Some(b"x".to_vec()), Some(b"y".to_vec())]);
+        let me = std::thread::current().name().unwrap_or("").to_owned();
+        let io = "cachefn-recorder-io".to_owned();
+        assert_eq!(*b.get_ref().0.lock(), vec![me, io.clone(), io.clone(), io]);
     }
 }

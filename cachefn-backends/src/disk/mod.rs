@@ -10,11 +10,10 @@ mod store;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::pool::Pool;
-use crate::{Backend, BoxFuture, Error};
+use crate::Offloaded;
+use crate::{Backend, Error};
 use store::Store;
 
 /// Default size limit of a [`Disk`] tier: 1 GiB of entry files.
@@ -151,8 +150,8 @@ const DEFAULT_IO_THREADS: usize = 4;
 #[cfg_attr(docsrs, doc(cfg(feature = "disk")))]
 #[derive(Clone)]
 pub struct Disk {
-    store: Arc<Store>,
-    pool: Arc<Pool>,
+    /// The directory's operations; their `_async` twins on I/O threads.
+    store: Offloaded<Store>,
 }
 
 /// Options of a [`Disk`] tier; from [`Disk::builder`].
@@ -221,8 +220,7 @@ impl DiskBuilder {
     pub fn build(self) -> Result<Disk, Error> {
         let store = Store::open(self.dir, self.max_bytes, self.max_entries, self.sync_writes)?;
         Ok(Disk {
-            store: Arc::new(store),
-            pool: Arc::new(Pool::new(self.io_threads, "disk")),
+            store: Offloaded::new(store, self.io_threads),
         })
     }
 }
@@ -289,17 +287,17 @@ impl Disk {
 
     /// The cache directory.
     pub fn dir(&self) -> &Path {
-        self.store.root()
+        self.store.get_ref().root()
     }
 
     /// The size limit in bytes.
     pub fn max_bytes(&self) -> u64 {
-        self.store.limits().0
+        self.store.get_ref().limits().0
     }
 
     /// The entry limit.
     pub fn max_entries(&self) -> u64 {
-        self.store.limits().1
+        self.store.get_ref().limits().1
     }
 
     /// Sweep now: remove expired entries and crashed writers' temporary
@@ -314,17 +312,7 @@ impl Disk {
     /// [`Error::Backend`] when the directory cannot be listed or a file
     /// cannot be removed.
     pub fn sweep(&self) -> Result<DiskUsage, Error> {
-        Ok(self.store.sweep(true)?.unwrap_or_default())
-    }
-
-    /// Run `f` on an I/O thread.
-    fn offload<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, Error>>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Store) -> Result<T, Error> + Send + 'static,
-    {
-        let store = self.store.clone();
-        Box::pin(self.pool.run(move || f(&store)))
+        Ok(self.store.get_ref().sweep(true)?.unwrap_or_default())
     }
 }
 
@@ -334,8 +322,8 @@ impl fmt::Debug for Disk {
             .field("dir", &self.dir())
             .field("max_bytes", &self.max_bytes())
             .field("max_entries", &self.max_entries())
-            .field("sync_writes", &self.store.sync())
-            .field("io_threads", &self.pool.threads())
+            .field("sync_writes", &self.store.get_ref().sync())
+            .field("io_threads", &self.store.threads())
             .finish()
     }
 }
@@ -365,39 +353,10 @@ impl Backend for Store {
     }
 }
 
-impl Backend for Disk {
-    fn name(&self) -> &'static str {
-        "disk"
-    }
-
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.store.get(key)
-    }
-
-    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
-        self.store.set(key, value, ttl)
-    }
-
-    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, Error> {
-        self.store.add(key, value, ttl)
-    }
-
-    fn delete(&self, key: &str) -> Result<bool, Error> {
-        self.store.delete(key)
-    }
-
-    fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> {
-        self.store.incr(key, delta)
-    }
-
-    /// Scans the directory and removes the entries whose stored key starts
-    /// with `prefix`; never another file.
-    fn clear_prefix(&self, prefix: &str) -> Result<(), Error> {
-        self.store.clear_prefix(prefix)
-    }
-
-    crate::pool::offloaded_async_methods!();
-}
+// Every call is the store's (see `Store` for `clear_prefix`: a scan of the
+// directory that removes only the entries under the prefix); the `_async`
+// twins run it on an I/O thread.
+crate::backend::delegate_backend!(impl[] for Disk, |d| &d.store);
 
 #[cfg(test)]
 mod tests {

@@ -21,11 +21,10 @@ mod ops;
 mod options;
 mod protocol;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::pool::Pool;
-use crate::{Backend, BoxFuture, Error};
+use crate::Error;
+use crate::Offloaded;
 use conn::Client;
 pub use options::MemcachedBuilder;
 
@@ -133,9 +132,8 @@ const DEFAULT_IO_THREADS: usize = 4;
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub struct Memcached {
-    client: Arc<Client>,
-    /// Runs the blocking round trips of the `_async` methods.
-    pool: Arc<Pool>,
+    /// The blocking client; its `_async` twins on I/O threads.
+    client: Offloaded<Client>,
 }
 
 impl Memcached {
@@ -175,66 +173,20 @@ impl Memcached {
             io_threads: DEFAULT_IO_THREADS,
         }
     }
-
-    /// Run `f` on an I/O thread.
-    fn offload<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, Error>>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Client) -> Result<T, Error> + Send + 'static,
-    {
-        let client = self.client.clone();
-        Box::pin(self.pool.run(move || f(&client)))
-    }
 }
 
 impl std::fmt::Debug for Memcached {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let c = &self.client;
+        let c = self.client.get_ref();
         f.debug_struct("Memcached")
             .field("addr", &format!("{}:{}", c.host, c.port))
             .field("connect_timeout", &c.connect_timeout)
             .field("response_timeout", &c.response_timeout)
-            .field("io_threads", &self.pool.threads())
+            .field("io_threads", &self.client.threads())
             .finish()
     }
 }
 
-/// Every call is the client's; the `_async` twins run it on an I/O thread.
-impl Backend for Memcached {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.client.get(key)
-    }
-    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
-        self.client.set(key, value, ttl)
-    }
-    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, Error> {
-        self.client.add(key, value, ttl)
-    }
-    fn delete(&self, key: &str) -> Result<bool, Error> {
-        self.client.delete(key)
-    }
-    fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> {
-        self.client.incr(key, delta)
-    }
-    /// Clears by generation: see [`Memcached`].
-    fn clear_prefix(&self, prefix: &str) -> Result<(), Error> {
-        self.client.clear_prefix(prefix)
-    }
-    fn has(&self, key: &str) -> Result<bool, Error> {
-        self.client.has(key)
-    }
-    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> {
-        self.client.get_many(keys)
-    }
-    fn set_many(&self, items: &[(&str, &[u8])], ttl: Duration) -> Result<(), Error> {
-        self.client.set_many(items, ttl)
-    }
-    fn delete_many(&self, keys: &[&str]) -> Result<(), Error> {
-        self.client.delete_many(keys)
-    }
-
-    crate::pool::offloaded_async_methods!();
-}
+// Every call is the client's (`clear_prefix` clears by generation: see
+// `Memcached`); the `_async` twins run it on an I/O thread.
+crate::backend::delegate_backend!(impl[] for Memcached, |m| &m.client);

@@ -1,14 +1,13 @@
 //! A memcached URL and the tier's options.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::conn::Client;
 use super::{Memcached, NAME};
 use crate::net::conns::Conns;
-use crate::pool::Pool;
 use crate::Error;
+use crate::Offloaded;
 
 const DEFAULT_PORT: u16 = 11211;
 
@@ -124,15 +123,17 @@ impl MemcachedBuilder {
             )
         })?;
         Ok(Memcached {
-            client: Arc::new(Client {
-                host,
-                port,
-                conns: Conns::new(self.max_connections, self.max_idle),
-                connect_timeout: self.connect_timeout,
-                response_timeout: self.response_timeout,
-                max_reply_size: self.max_reply_size,
-            }),
-            pool: Arc::new(Pool::new(self.io_threads, NAME)),
+            client: Offloaded::new(
+                Client {
+                    host,
+                    port,
+                    conns: Conns::new(self.max_connections, self.max_idle),
+                    connect_timeout: self.connect_timeout,
+                    response_timeout: self.response_timeout,
+                    max_reply_size: self.max_reply_size,
+                },
+                self.io_threads,
+            ),
         })
     }
 }
