@@ -1,5 +1,6 @@
 // The `_by` helpers: a handler that has only an id clears, reads and sets
 // the entry whose key is `q.user_id`, with the key the memoized call builds.
+#![allow(clippy::needless_borrows_for_generic_args)] // references are what the test is about
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use cachefn::quickcache;
@@ -57,7 +58,10 @@ fn main() -> Result<(), cachefn::Error> {
     assert_eq!(profile::key_by(7), profile::key(&q)); // an i32 literal
     assert_eq!(profile::key_by(&7u8), profile::key(&q));
     assert_eq!(profile::key_by(Box::new(7u64)), profile::key(&q));
-    assert_eq!(profile::key_by(7).as_str(), "ui_pass_helpers_by_value.profile:v1:7");
+    assert_eq!(
+        profile::key_by(7).as_str(),
+        "ui_pass_helpers_by_value.profile:v1:7"
+    );
 
     // Clear from the id alone: the body runs again.
     assert_eq!(profile(&q), "profile 7");
