@@ -271,20 +271,17 @@ impl Helpers<'_> {
         let mut parts = Vec::new();
         for part in &self.plan.key.parts {
             let v = &part.value_name;
-            let root_ty = if part.root == "self" {
-                quote!(Self)
-            } else {
-                let p = self.plan.sig.find(&part.root.to_string()).expect("checked");
-                p.ty.to_token_stream()
+            let root_ty = match part.param {
+                Some(i) => self.plan.sig.params[i].ty.to_token_stream(),
+                None => quote!(Self),
             };
             let span = first_span(&part.expr);
             match part.fields_only {
                 // The parameter itself: its declared type.
                 None => {
-                    let ty = if part.root == "self" {
-                        quote!(&Self)
-                    } else {
-                        root_ty
+                    let ty = match part.param {
+                        Some(_) => root_ty,
+                        None => quote!(&Self),
                     };
                     params.push(quote!(#v: #ty));
                     parts.push(quote_spanned!(span=> #kb.part(&(#v));));

@@ -16,6 +16,8 @@ pub struct KeyPart {
     pub path: String,
     /// The parameter it starts from, or `self`.
     pub root: Ident,
+    /// That parameter's index; `None` for `self`.
+    pub param: Option<usize>,
     /// What follows the root: `Some(true)` only field accesses,
     /// `Some(false)` a method call too, `None` nothing (the parameter itself).
     pub fields_only: Option<bool>,
@@ -58,13 +60,14 @@ pub fn check(
     let mut parts = Vec::new();
     match vary_on {
         None => {
-            for p in &sig.params {
+            for (i, p) in sig.params.iter().enumerate() {
                 if skip_arg != Some(&p.ident) {
                     let id = &p.ident;
                     parts.push(KeyPart {
                         expr: quote!(#id),
                         path: id.to_string(),
                         root: id.clone(),
+                        param: Some(i),
                         fields_only: None,
                         value_name: id.clone(),
                     });
@@ -73,7 +76,7 @@ pub fn check(
         }
         Some(paths) => {
             for lit in paths {
-                let Some(part) = parse_path(cx, lit) else {
+                let Some(mut part) = parse_path(cx, lit) else {
                     continue;
                 };
                 let root_s = part.root.to_string();
@@ -102,6 +105,7 @@ pub fn check(
                     );
                     continue;
                 }
+                part.param = sig.params.iter().position(|p| p.ident == root_s);
                 parts.push(part);
             }
         }
@@ -208,6 +212,7 @@ fn parse_path(cx: &mut Ctxt, lit: &LitStr) -> Option<KeyPart> {
         expr: respan(expr.to_token_stream(), lit.span()),
         path: lit.value(),
         root,
+        param: None,
         fields_only,
         value_name: value_ident(last.trim_start_matches("r#")),
     })
