@@ -1,4 +1,8 @@
 //! Parse: `name = value` options into one struct, keeping every span.
+//!
+//! [`OPTIONS`] is the one table of options: what each takes, its range,
+//! whether `config::quickcache!` accepts it and which functions it applies
+//! to. The attribute and the config macro both parse with it.
 
 use proc_macro2::Span;
 use syn::parse::{Parse, ParseStream};
@@ -72,31 +76,154 @@ pub enum Place {
     Config,
 }
 
-const ATTRIBUTE_OPTIONS: &[&str] = &[
-    "vary_on",
-    "timeout",
-    "local_timeout",
-    "skip_arg",
-    "cache",
-    "name",
-    "version",
-    "cache_none",
-    "stale_while_revalidate",
-    "stale_if_error",
-    "early_refresh",
-    "single_flight",
+/// What an option's value must be.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// A whole number (seconds, or a version) in `Spec::range`.
+    Whole,
+    Str,
+    Bool,
+    /// A number, integer or float, in `Spec::range`: XFetch's beta.
+    Number,
+    /// A path or a list of paths.
+    Paths,
+    /// `"process"` or `"shared"`.
+    SingleFlight,
+}
+
+/// Which functions an option applies to, by their return type.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Returning {
+    Any,
+    /// `Result<T, E>`; the error says why.
+    Result(&'static str),
+    /// `Option<T>`; the error says why.
+    Option(&'static str),
+}
+
+/// One option: the table below is the only list of them.
+pub struct Spec {
+    pub name: &'static str,
+    kind: Kind,
+    /// How it is written, for errors: `timeout = 60`.
+    pub example: &'static str,
+    /// Also accepted by `config::quickcache!`.
+    crate_wide: bool,
+    /// The values a `Whole` or `Number` option takes.
+    pub range: (u64, u64),
+    pub returning: Returning,
+}
+
+const fn spec(name: &'static str, kind: Kind, example: &'static str, crate_wide: bool) -> Spec {
+    Spec {
+        name,
+        kind,
+        example,
+        crate_wide,
+        range: (0, u64::MAX),
+        returning: Returning::Any,
+    }
+}
+
+/// Every option, in the order the errors list them.
+pub const OPTIONS: &[Spec] = &[
+    spec("vary_on", Kind::Paths, "vary_on = \"user.id\"", false),
+    Spec {
+        range: (1, u64::MAX),
+        ..spec("timeout", Kind::Whole, "timeout = 60", true)
+    },
+    spec("local_timeout", Kind::Whole, "local_timeout = 10", true),
+    spec("skip_arg", Kind::Str, "skip_arg = \"force\"", false),
+    spec("cache", Kind::Str, "cache = \"sessions\"", true),
+    spec("name", Kind::Str, "name = \"profile_page\"", false),
+    spec("version", Kind::Whole, "version = 2", true),
+    Spec {
+        returning: Returning::Option(
+            "`cache_none` only applies to functions that return `Option<T>`: remove it",
+        ),
+        ..spec("cache_none", Kind::Bool, "cache_none = false", true)
+    },
+    spec(
+        "stale_while_revalidate",
+        Kind::Whole,
+        "stale_while_revalidate = 30",
+        true,
+    ),
+    Spec {
+        returning: Returning::Result(
+            "`stale_if_error` serves an old value when the function returns `Err`, so it only applies to functions that return `Result<T, E>`: remove it, or use `stale_while_revalidate`",
+        ),
+        ..spec("stale_if_error", Kind::Whole, "stale_if_error = 600", true)
+    },
+    Spec {
+        range: (0, 1_000),
+        ..spec("early_refresh", Kind::Number, "early_refresh = 1.0", true)
+    },
+    spec(
+        "single_flight",
+        Kind::SingleFlight,
+        "single_flight = \"process\"",
+        true,
+    ),
 ];
-const CONFIG_OPTIONS: &[&str] = &[
-    "timeout",
-    "local_timeout",
-    "version",
-    "cache",
-    "cache_none",
-    "stale_while_revalidate",
-    "stale_if_error",
-    "early_refresh",
-    "single_flight",
-];
+
+/// A parsed value, before it is stored under its option's name.
+enum Value {
+    Whole(Seconds),
+    Str(LitStr),
+    Bool(LitBool),
+    Number(f64, Span),
+    Paths(Span, Vec<LitStr>),
+    SingleFlight(bool, Span),
+}
+
+impl Options {
+    fn set(&mut self, name: &str, value: Value) {
+        match (name, value) {
+            ("vary_on", Value::Paths(span, paths)) => self.vary_on = Some((span, paths)),
+            ("timeout", Value::Whole(s)) => self.timeout = Some(s),
+            ("local_timeout", Value::Whole(s)) => self.local_timeout = Some(s),
+            ("version", Value::Whole(s)) => self.version = Some(s),
+            ("stale_while_revalidate", Value::Whole(s)) => self.stale_while_revalidate = Some(s),
+            ("stale_if_error", Value::Whole(s)) => self.stale_if_error = Some(s),
+            ("skip_arg", Value::Str(s)) => self.skip_arg = Some(s),
+            ("cache", Value::Str(s)) => self.cache = Some(s),
+            ("name", Value::Str(s)) => self.name = Some(s),
+            ("cache_none", Value::Bool(b)) => self.cache_none = Some(b),
+            ("early_refresh", Value::Number(b, span)) => self.early_refresh = Some((b, span)),
+            ("single_flight", Value::SingleFlight(shared, span)) => {
+                self.single_flight = Some((shared, span))
+            }
+            _ => unreachable!("the table gives every option one kind"),
+        }
+    }
+
+    /// The value of a whole-number option, by its name in the table.
+    pub fn whole(&self, name: &str) -> Option<&Seconds> {
+        match name {
+            "timeout" => self.timeout.as_ref(),
+            "local_timeout" => self.local_timeout.as_ref(),
+            "version" => self.version.as_ref(),
+            "stale_while_revalidate" => self.stale_while_revalidate.as_ref(),
+            "stale_if_error" => self.stale_if_error.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Where the option `name` is written, if it is.
+    pub fn span_of(&self, name: &str) -> Option<Span> {
+        match name {
+            "vary_on" => self.vary_on.as_ref().map(|v| v.0),
+            "skip_arg" => self.skip_arg.as_ref().map(LitStr::span),
+            "cache" => self.cache.as_ref().map(LitStr::span),
+            "name" => self.name.as_ref().map(LitStr::span),
+            "cache_none" => self.cache_none.as_ref().map(|b| b.span),
+            "early_refresh" => self.early_refresh.map(|(_, s)| s),
+            "single_flight" => self.single_flight.map(|(_, s)| s),
+            other => self.whole(other).map(|s| s.span),
+        }
+    }
+}
 
 /// A `-literal`: the span of the whole expression, for "cannot be negative".
 fn negative(expr: &Expr) -> bool {
@@ -112,6 +239,84 @@ fn lit(expr: &Expr) -> Option<&Lit> {
         Expr::Lit(ExprLit { lit, .. }) => Some(lit),
         Expr::Group(g) => lit(&g.expr),
         _ => None,
+    }
+}
+
+fn lit_span(expr: &Expr) -> Span {
+    match lit(expr) {
+        Some(l) => l.span(),
+        None => syn::spanned::Spanned::span(expr),
+    }
+}
+
+impl Spec {
+    /// Parse `opt`'s value as this option takes it, reporting a wrong
+    /// literal at its token.
+    fn parse(&self, cx: &mut Ctxt, opt: &RawOption) -> Option<Value> {
+        let (name, example) = (self.name, self.example);
+        match self.kind {
+            Kind::Whole => expect_int(cx, opt, example).map(Value::Whole),
+            Kind::Str => expect_str(cx, opt, example).map(Value::Str),
+            Kind::Bool => match lit(&opt.value) {
+                Some(Lit::Bool(b)) => Some(Value::Bool(b.clone())),
+                _ => {
+                    cx.error_spanned(
+                        &opt.value,
+                        format!("`{name}` takes `true` or `false`, e.g. `{example}`"),
+                    );
+                    None
+                }
+            },
+            Kind::Number => self.parse_number(cx, opt),
+            Kind::Paths => parse_vary_on(cx, opt).map(|(span, paths)| Value::Paths(span, paths)),
+            Kind::SingleFlight => {
+                let s = expect_str(cx, opt, example)?;
+                match s.value().as_str() {
+                    "shared" => Some(Value::SingleFlight(true, s.span())),
+                    "process" => Some(Value::SingleFlight(false, s.span())),
+                    other => {
+                        cx.error(
+                            s.span(),
+                            format!("`{name}` is \"process\" (one computation per key per process, the default) or \"shared\" (one per key across every process using the shared tier), not {other:?}"),
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// `early_refresh = beta`: a number in range (`1.0`, `1`, `0.5`).
+    fn parse_number(&self, cx: &mut Ctxt, opt: &RawOption) -> Option<Value> {
+        let (name, (low, high)) = (self.name, self.range);
+        let example = format!("e.g. `{}` (0 turns it off)", self.example);
+        if negative(&opt.value) {
+            cx.error_spanned(
+                &opt.value,
+                format!("`{name}` cannot be negative: it is XFetch's beta, {example}"),
+            );
+            return None;
+        }
+        let parsed = match lit(&opt.value) {
+            Some(Lit::Float(f)) => f.base10_parse::<f64>().ok(),
+            Some(Lit::Int(i)) => i.base10_parse::<u32>().ok().map(f64::from),
+            _ => {
+                cx.error_spanned(&opt.value, format!("`{name}` takes a number, {example}"));
+                return None;
+            }
+        };
+        match parsed {
+            Some(b) if b.is_finite() && b >= low as f64 && b <= high as f64 => {
+                Some(Value::Number(b, lit_span(&opt.value)))
+            }
+            _ => {
+                cx.error_spanned(
+                    &opt.value,
+                    format!("`{name}` must be a number from {low} to {high}, {example}"),
+                );
+                None
+            }
+        }
     }
 }
 
@@ -164,116 +369,56 @@ fn expect_int(cx: &mut Ctxt, opt: &RawOption, example: &str) -> Option<Seconds> 
     }
 }
 
-fn lit_span(expr: &Expr) -> Span {
-    match lit(expr) {
-        Some(l) => l.span(),
-        None => syn::spanned::Spanned::span(expr),
-    }
+/// The names of the options `place` accepts, for errors.
+fn names(place: Place) -> String {
+    OPTIONS
+        .iter()
+        .filter(|s| place == Place::Attribute || s.crate_wide)
+        .map(|s| s.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Parse the options, reporting every mistake (unknown or repeated option,
 /// wrong literal type) at its token.
 pub fn parse_options(cx: &mut Ctxt, raw: RawOptions, place: Place) -> Options {
-    let allowed = match place {
-        Place::Attribute => ATTRIBUTE_OPTIONS,
-        Place::Config => CONFIG_OPTIONS,
-    };
     let mut o = Options::default();
-    let mut seen: Vec<String> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
     for opt in raw.0 {
         let name = opt.name.to_string();
-        if !allowed.contains(&name.as_str()) {
-            let msg = if place == Place::Config && ATTRIBUTE_OPTIONS.contains(&name.as_str()) {
+        let spec = OPTIONS.iter().find(|s| s.name == name);
+        let Some(spec) = spec.filter(|s| place == Place::Attribute || s.crate_wide) else {
+            let msg = if spec.is_some() {
                 format!(
                     "`{name}` is set per function, not crate-wide: write it in #[quickcache({name} = ...)]; crate-wide options are: {}",
-                    CONFIG_OPTIONS.join(", ")
+                    names(Place::Config)
                 )
             } else {
+                let allowed = OPTIONS
+                    .iter()
+                    .filter(|s| place == Place::Attribute || s.crate_wide)
+                    .map(|s| s.name);
                 let hint = suggest(&name, allowed)
                     .map(|s| format!("did you mean `{s}`? "))
                     .unwrap_or_default();
                 format!(
                     "unknown option `{name}`: {hint}the options are: {}",
-                    allowed.join(", ")
+                    names(place)
                 )
             };
             cx.error(opt.name.span(), msg);
             continue;
-        }
-        if seen.contains(&name) {
+        };
+        if seen.contains(&spec.name) {
             cx.error(opt.name.span(), format!("`{name}` is set twice: keep one"));
             continue;
         }
-        seen.push(name.clone());
-        match name.as_str() {
-            "vary_on" => o.vary_on = parse_vary_on(cx, &opt),
-            "timeout" => o.timeout = expect_int(cx, &opt, "timeout = 60"),
-            "local_timeout" => o.local_timeout = expect_int(cx, &opt, "local_timeout = 10"),
-            "version" => o.version = expect_int(cx, &opt, "version = 2"),
-            "skip_arg" => o.skip_arg = expect_str(cx, &opt, "skip_arg = \"force\""),
-            "cache" => o.cache = expect_str(cx, &opt, "cache = \"sessions\""),
-            "name" => o.name = expect_str(cx, &opt, "name = \"profile_page\""),
-            "cache_none" => match lit(&opt.value) {
-                Some(Lit::Bool(b)) => o.cache_none = Some(b.clone()),
-                _ => cx.error_spanned(
-                    &opt.value,
-                    "`cache_none` takes `true` or `false`, e.g. `cache_none = false`",
-                ),
-            },
-            "stale_while_revalidate" => {
-                o.stale_while_revalidate = expect_int(cx, &opt, "stale_while_revalidate = 30")
-            }
-            "stale_if_error" => o.stale_if_error = expect_int(cx, &opt, "stale_if_error = 600"),
-            "early_refresh" => o.early_refresh = parse_beta(cx, &opt),
-            "single_flight" => {
-                if let Some(s) = expect_str(cx, &opt, "single_flight = \"process\"") {
-                    match s.value().as_str() {
-                        "shared" => o.single_flight = Some((true, s.span())),
-                        "process" => o.single_flight = Some((false, s.span())),
-                        other => cx.error(
-                            s.span(),
-                            format!("`single_flight` is \"process\" (one computation per key per process, the default) or \"shared\" (one per key across every process using the shared tier), not {other:?}"),
-                        ),
-                    }
-                }
-            }
-            _ => unreachable!("checked against the option list"),
+        seen.push(spec.name);
+        if let Some(value) = spec.parse(cx, &opt) {
+            o.set(spec.name, value);
         }
     }
     o
-}
-
-/// `early_refresh = beta`: a non-negative number (`1.0`, `1`, `0.5`).
-fn parse_beta(cx: &mut Ctxt, opt: &RawOption) -> Option<(f64, Span)> {
-    const EXAMPLE: &str = "e.g. `early_refresh = 1.0` (0 turns it off)";
-    if negative(&opt.value) {
-        cx.error_spanned(
-            &opt.value,
-            format!("`early_refresh` cannot be negative: it is XFetch's beta, {EXAMPLE}"),
-        );
-        return None;
-    }
-    let parsed = match lit(&opt.value) {
-        Some(Lit::Float(f)) => f.base10_parse::<f64>().ok(),
-        Some(Lit::Int(i)) => i.base10_parse::<u32>().ok().map(f64::from),
-        _ => {
-            cx.error_spanned(
-                &opt.value,
-                format!("`early_refresh` takes a number, {EXAMPLE}"),
-            );
-            return None;
-        }
-    };
-    match parsed {
-        Some(b) if b.is_finite() && b <= 1_000.0 => Some((b, lit_span(&opt.value))),
-        _ => {
-            cx.error_spanned(
-                &opt.value,
-                format!("`early_refresh` must be a number from 0 to 1000, {EXAMPLE}"),
-            );
-            None
-        }
-    }
 }
 
 fn parse_vary_on(cx: &mut Ctxt, opt: &RawOption) -> Option<(Span, Vec<LitStr>)> {
@@ -304,12 +449,15 @@ fn parse_vary_on(cx: &mut Ctxt, opt: &RawOption) -> Option<(Span, Vec<LitStr>)> 
     }
 }
 
-fn suggest<'a>(name: &str, allowed: &[&'a str]) -> Option<&'a str> {
-    allowed
-        .iter()
-        .copied()
-        .map(|a| (distance(name, a), a))
-        .filter(|(d, a)| *d <= 2.max(a.len() / 3))
+/// The closest of `candidates` to `name`, if it is close enough to be a typo.
+pub fn suggest<'a, S: AsRef<str> + 'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = S>,
+) -> Option<S> {
+    candidates
+        .into_iter()
+        .map(|a| (distance(name, a.as_ref()), a))
+        .filter(|(d, a)| *d <= 2.max(a.as_ref().len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, a)| a)
 }

@@ -1,11 +1,16 @@
 //! Expand: the wrapper function and its helpers.
+//!
+//! A free function's helpers go in a module named after it (`f::clear`); a
+//! method's are associated functions next to it (`Type::m_clear`), as an
+//! `impl` cannot hold a module. [`Helpers`] writes them once for both.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Ident, ItemFn, Visibility};
 
 use crate::attr::{int_tokens, Options};
+use crate::check::vary_on::KeyPart;
 use crate::check::{Mode, Plan};
 
 fn opt_u64(v: &Option<crate::attr::Seconds>) -> TokenStream {
@@ -81,6 +86,256 @@ fn nested_vis(vis: &Visibility) -> TokenStream {
     }
 }
 
+/// What differs between the sync and the async API.
+struct Flavor {
+    is_async: bool,
+    /// `async` on helpers that touch a tier.
+    helper_async: TokenStream,
+    dot_await: TokenStream,
+    /// How the key builder is passed: by value to a future, else `&mut`.
+    kb_arg: TokenStream,
+}
+
+/// The helpers of one memoized function, written once for methods and
+/// free functions.
+struct Helpers<'a> {
+    func: &'a ItemFn,
+    plan: &'a Plan,
+    flavor: &'a Flavor,
+    /// The `Memo` type of the function's return type.
+    mode: &'a TokenStream,
+    /// A method's helpers: associated functions named `m_clear`, ...;
+    /// else a module's functions named `clear`, ...
+    method: bool,
+    /// An expression for the `&'static Site`.
+    site: TokenStream,
+    vis: TokenStream,
+    kb: &'a Ident,
+}
+
+impl Helpers<'_> {
+    fn name(&self, helper: &str) -> Ident {
+        if self.method {
+            format_ident!("{}_{}", self.func.sig.ident, helper)
+        } else {
+            Ident::new(helper, Span::call_site())
+        }
+    }
+
+    /// Every helper: `clear`, `clear_all`, `stats`, `key`, `get_cached`,
+    /// `set_cached`, and the `_by` ones when the key reads paths.
+    fn all(&self) -> TokenStream {
+        let Flavor {
+            is_async,
+            helper_async,
+            dot_await,
+            kb_arg,
+        } = self.flavor;
+        let (site, vis, kb, mode) = (&self.site, &self.vis, self.kb, self.mode);
+        let generics = &self.func.sig.generics;
+        let where_clause = &generics.where_clause;
+        let cached = &self.plan.ret.cached;
+        let value = Ident::new("value", Span::call_site());
+        let (clear_fn, clear_all_fn, get_fn, set_fn) = if *is_async {
+            (
+                quote!(clear_async),
+                quote!(clear_all_async),
+                quote!(get_cached_async),
+                quote!(set_cached_async),
+            )
+        } else {
+            (
+                quote!(clear),
+                quote!(clear_all),
+                quote!(get_cached),
+                quote!(set_cached),
+            )
+        };
+        let docs = helper_docs(&self.func.sig.ident.to_string(), self.method, *is_async);
+        let [d_clear, d_clear_all, d_key, d_get, d_set, d_stats] = &docs;
+        let [clear, clear_all, key, get_cached, set_cached, stats] = [
+            "clear",
+            "clear_all",
+            "key",
+            "get_cached",
+            "set_cached",
+            "stats",
+        ]
+        .map(|h| self.name(h));
+
+        // Spanned at the return type, as the wrapper's call is.
+        let rs = self.plan.ret.ty.span();
+        let get_call = quote_spanned!(rs=> ::cachefn::__private::#get_fn::<#mode>(__cachefn_site, #kb_arg) #dot_await);
+        let set_call = quote_spanned!(rs=> ::cachefn::__private::#set_fn::<#mode>(__cachefn_site, #kb_arg, #value) #dot_await);
+        // The keyed helpers, given their parameters and how they build the key.
+        let keyed = |suffix: &str,
+                     params: &[TokenStream],
+                     parts: &[TokenStream],
+                     doc_tail: &str| {
+            let [clear, key, get_cached, set_cached] =
+                [&clear, &key, &get_cached, &set_cached].map(|h| format_ident!("{}{}", h, suffix));
+            let [d_clear, d_key, d_get, d_set] =
+                [d_clear, d_key, d_get, d_set].map(|d| format!("{d}{doc_tail}"));
+            let start = quote! {
+                let __cachefn_site: &'static ::cachefn::__private::Site = #site;
+                #[allow(unused_mut)]
+                let mut #kb = __cachefn_site.key_builder();
+                #(#parts)*
+            };
+            [
+                quote! {
+                    #[doc = #d_clear]
+                    #vis #helper_async fn #clear #generics (#(#params),*) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
+                        #start
+                        ::cachefn::__private::#clear_fn(__cachefn_site, #kb_arg) #dot_await
+                    }
+                },
+                quote! {
+                    #[doc = #d_key]
+                    #vis fn #key #generics (#(#params),*) -> ::cachefn::Key #where_clause {
+                        #start
+                        ::cachefn::__private::key(__cachefn_site, #kb)
+                    }
+
+                    #[doc = #d_get]
+                    #vis #helper_async fn #get_cached #generics (#(#params),*) -> ::core::option::Option<#cached> #where_clause {
+                        #start
+                        #get_call
+                    }
+
+                    #[doc = #d_set]
+                    #vis #helper_async fn #set_cached #generics (#(#params,)* #value: #cached) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
+                        #start
+                        #set_call
+                    }
+                },
+            ]
+        };
+
+        // The helpers that take the arguments the key reads.
+        let key = &self.plan.key;
+        let mut params: Vec<TokenStream> = key
+            .params
+            .iter()
+            .map(|&i| {
+                let p = &self.plan.sig.params[i];
+                let (id, ty) = (&p.ident, &p.ty);
+                quote!(#id: #ty)
+            })
+            .collect();
+        if key.uses_self {
+            params.insert(0, quote!(&self));
+        }
+        let parts = key_parts(&key.parts, kb);
+        // `clear` first, then the rest after `clear_all` and `stats`.
+        let [clear_args, keyed_args] = keyed("", &params, &parts, "");
+        // The helpers that take the values the key is built from.
+        let by_values = key.has_paths().then(|| {
+            let (params, parts) = self.value_params();
+            let paths = key
+                .parts
+                .iter()
+                .map(|p| format!("`{}`", p.path))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let tail = format!(
+                "\n\nIt takes the values the key is built from ({paths}), not the arguments they are read from, e.g. to clear an entry from an id alone. A value is written in the key as the memoized call writes it: integer widths, references, `Box`, `Arc` and `Rc` make no difference, but a value of another kind (a string for a number) is a key error."
+            );
+            let [clear, rest] = keyed("_by", &params, &parts, &tail);
+            quote!(#clear #rest)
+        });
+        quote! {
+            #clear_args
+
+            #[doc = #d_clear_all]
+            #vis #helper_async fn #clear_all() -> ::core::result::Result<(), ::cachefn::Error> {
+                ::cachefn::__private::#clear_all_fn(#site) #dot_await
+            }
+
+            #[doc = #d_stats]
+            #vis fn #stats() -> ::cachefn::Stats {
+                ::cachefn::__private::stats(#site)
+            }
+
+            #keyed_args
+
+            #by_values
+        }
+    }
+
+    /// The `_by` helpers' parameters (one per `vary_on` path, in its order)
+    /// and the key parts they write.
+    fn value_params(&self) -> (Vec<TokenStream>, Vec<TokenStream>) {
+        let kb = self.kb;
+        let mut params = Vec::new();
+        let mut parts = Vec::new();
+        for part in &self.plan.key.parts {
+            let v = &part.value_name;
+            let root_ty = match part.param {
+                Some(i) => self.plan.sig.params[i].ty.to_token_stream(),
+                None => quote!(Self),
+            };
+            let span = first_span(&part.expr);
+            match part.fields_only {
+                // The parameter itself: its declared type.
+                None => {
+                    let ty = match part.param {
+                        Some(_) => root_ty,
+                        None => quote!(&Self),
+                    };
+                    params.push(quote!(#v: #ty));
+                    parts.push(quote_spanned!(span=> #kb.part(&(#v));));
+                }
+                // Fields: the value is checked against the field's type.
+                Some(true) => {
+                    params.push(quote!(#v: impl ::cachefn::__private::KeyPart));
+                    let p = Ident::new("__cachefn_arg", Span::mixed_site());
+                    let projected = replace_root(&part.expr, &p);
+                    let path = &part.path;
+                    parts.push(quote_spanned! {span=>
+                        #kb.part_of(&(#v), #path, |#p: &#root_ty| &(#projected));
+                    });
+                }
+                // A method call: its type cannot be projected without a value.
+                Some(false) => {
+                    params.push(quote!(#v: impl ::cachefn::__private::KeyPart));
+                    parts.push(quote_spanned!(span=> #kb.part(&(#v));));
+                }
+            }
+        }
+        (params, parts)
+    }
+}
+
+fn first_span(tokens: &TokenStream) -> Span {
+    tokens
+        .clone()
+        .into_iter()
+        .next()
+        .map_or_else(Span::mixed_site, |t| t.span())
+}
+
+/// `kb.part(&(expr));` for each part of the key, spanned at its path.
+fn key_parts(parts: &[KeyPart], kb: &Ident) -> Vec<TokenStream> {
+    parts
+        .iter()
+        .map(|p| {
+            let e = &p.expr;
+            let span = first_span(e);
+            quote_spanned!(span=> #kb.part(&(#e));)
+        })
+        .collect()
+}
+
+/// `expr` with its first token (the root parameter, or `self`) replaced.
+fn replace_root(expr: &TokenStream, root: &Ident) -> TokenStream {
+    let mut tokens = expr.clone().into_iter();
+    tokens.next();
+    let mut out = root.to_token_stream();
+    out.extend(tokens.map(|t: TokenTree| t.into_token_stream()));
+    out
+}
+
 pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
     let ItemFn {
         attrs,
@@ -89,13 +344,13 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
         block,
     } = func;
     let fn_name = &sig.ident;
-    let ret = &plan.ret;
+    let ret = &plan.ret.ty;
     let ms = Span::mixed_site();
     let kb = Ident::new("__cachefn_key", ms);
     // Spanned at the return type, so that a type error about the value
     // points there (once) rather than at the attribute.
     let rs = ret.span();
-    let mode = match plan.mode {
+    let mode = match plan.ret.mode {
         Mode::Plain => quote_spanned!(rs=> ::cachefn::__private::Plain<#ret>),
         Mode::Result => quote_spanned!(rs=> ::cachefn::__private::ResultOf<#ret>),
         Mode::Option => quote_spanned!(rs=> ::cachefn::__private::OptionOf<#ret>),
@@ -104,37 +359,28 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
         Some(s) => quote!(#s),
         None => quote!(false),
     };
-    let generics = &sig.generics;
-    let where_clause = &sig.generics.where_clause;
-    let value = Ident::new("value", Span::call_site());
     // An `async fn` keeps its body as a future and gets `async` helpers.
     let is_async = sig.asyncness.is_some();
-    let (call, clear_fn, clear_all_fn, get_fn, set_fn) = if is_async {
-        (
-            quote!(call_async::<#mode, _>),
-            quote!(clear_async),
-            quote!(clear_all_async),
-            quote!(get_cached_async),
-            quote!(set_cached_async),
-        )
+    let flavor = if is_async {
+        Flavor {
+            is_async,
+            helper_async: quote!(async),
+            dot_await: quote!(.await),
+            kb_arg: quote!(#kb),
+        }
     } else {
-        (
-            quote!(call::<#mode>),
-            quote!(clear),
-            quote!(clear_all),
-            quote!(get_cached),
-            quote!(set_cached),
-        )
+        Flavor {
+            is_async,
+            helper_async: quote!(),
+            dot_await: quote!(),
+            kb_arg: quote!(&mut #kb),
+        }
     };
-    let (kb_arg, dot_await, helper_async, body) = if is_async {
-        (
-            quote!(#kb),
-            quote!(.await),
-            quote!(async),
-            quote!(async move #block),
-        )
+    let (kb_arg, dot_await) = (&flavor.kb_arg, &flavor.dot_await);
+    let (call, body) = if is_async {
+        (quote!(call_async::<#mode, _>), quote!(async move #block))
     } else {
-        (quote!(&mut #kb), quote!(), quote!(), quote!(move || #block))
+        (quote!(call::<#mode>), quote!(move || #block))
     };
     let call_site = |site: TokenStream| {
         if is_async {
@@ -149,28 +395,15 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
             quote_spanned!(rs=> ::cachefn::__private::#call(#site, #kb_arg, #refresh, #body))
         }
     };
-    let call_method = call_site(quote!(__cachefn_site));
-    let call_free = call_site(quote!(&#fn_name::__SITE));
-    let get_method = quote_spanned!(rs=> ::cachefn::__private::#get_fn::<#mode>(__cachefn_site, #kb_arg) #dot_await);
-    let set_method = quote_spanned!(rs=> ::cachefn::__private::#set_fn::<#mode>(__cachefn_site, #kb_arg, #value) #dot_await);
-    let get_free =
-        quote_spanned!(rs=> ::cachefn::__private::#get_fn::<#mode>(&__SITE, #kb_arg) #dot_await);
-    let set_free = quote_spanned!(rs=> ::cachefn::__private::#set_fn::<#mode>(&__SITE, #kb_arg, #value) #dot_await);
-    let cached = &plan.cached;
+    let call = call_site(quote!(__cachefn_site));
+    let cached = &plan.ret.cached;
     let cached_span = cached.clone().into_iter().next().map_or(rs, |t| t.span());
     let assert_value = quote_spanned! {cached_span=>
         const _: () = ::cachefn::__private::assert_value::<<#mode as ::cachefn::__private::Memo>::Cached>();
     };
-    let parts: Vec<TokenStream> = plan
-        .key_exprs
-        .iter()
-        .map(|e| {
-            let span = e.clone().into_iter().next().map(|t| t.span()).unwrap_or(ms);
-            quote_spanned!(span=> #kb.part(&(#e));)
-        })
-        .collect();
+    let parts = key_parts(&plan.key.parts, &kb);
     let site_options = site_options(o);
-    let site_name = |method: bool| match (&o.name, method) {
+    let site_name = match (&o.name, plan.sig.receiver) {
         (Some(n), _) => quote!(::cachefn::__private::SiteName::Custom(#n)),
         (None, false) => quote!(::cachefn::__private::SiteName::Path),
         (None, true) => {
@@ -178,48 +411,43 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
             quote!(::cachefn::__private::SiteName::Method(#m))
         }
     };
-
-    // Helper parameters: the parameters the key reads, in declaration order.
-    let helper_params: Vec<TokenStream> = plan
-        .key_params
-        .iter()
-        .map(|&i| {
-            let p = &plan.params[i];
-            let (id, ty) = (&p.ident, &p.ty);
-            quote!(#id: #ty)
-        })
-        .collect();
-    if plan.receiver {
+    // How the wrapper reaches the site, and the helpers with it.
+    let (wrapper_site, helpers_site, helpers_vis) = if plan.sig.receiver {
         let site_fn = format_ident!("__cachefn_site_{}", fn_name);
-        let site_name = site_name(true);
-        let self_param = plan.key_uses_self.then(|| quote!(&self,));
-        let call_prefix = if plan.key_uses_self {
-            quote!(self.)
-        } else {
-            quote!(Self::)
-        };
-        let _ = call_prefix;
-        let [clear, clear_all, key, get_cached, set_cached, stats] = [
-            "clear",
-            "clear_all",
-            "key",
-            "get_cached",
-            "set_cached",
-            "stats",
-        ]
-        .map(|h| format_ident!("{}_{}", fn_name, h));
-        let docs = helper_docs(&fn_name.to_string(), true, is_async);
-        let [d_clear, d_clear_all, d_key, d_get, d_set, d_stats] = docs;
+        (
+            quote!(Self::#site_fn()),
+            quote!(Self::#site_fn()),
+            vis.to_token_stream(),
+        )
+    } else {
+        (quote!(&#fn_name::__SITE), quote!(&__SITE), nested_vis(vis))
+    };
+    let helpers = Helpers {
+        func,
+        plan,
+        flavor: &flavor,
+        mode: &mode,
+        method: plan.sig.receiver,
+        site: helpers_site,
+        vis: helpers_vis,
+        kb: &kb,
+    }
+    .all();
+    let wrapper = quote! {
+        #(#attrs)*
+        #vis #sig {
+            #assert_value
+            let __cachefn_site: &'static ::cachefn::__private::Site = #wrapper_site;
+            #[allow(unused_mut)]
+            let mut #kb = __cachefn_site.key_builder();
+            #(#parts)*
+            #call
+        }
+    };
+    if plan.sig.receiver {
+        let site_fn = format_ident!("__cachefn_site_{}", fn_name);
         quote! {
-            #(#attrs)*
-            #vis #sig {
-                #assert_value
-                let __cachefn_site = Self::#site_fn();
-                #[allow(unused_mut)]
-                let mut #kb = __cachefn_site.key_builder();
-                #(#parts)*
-                #call_method
-            }
+            #wrapper
 
             #[doc(hidden)]
             #[allow(non_snake_case)]
@@ -229,68 +457,13 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                 SITE.with_self_type(::cachefn::__private::type_name_of::<Self>)
             }
 
-            #[doc = #d_clear]
-            #vis #helper_async fn #clear #generics (#self_param #(#helper_params),*) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
-                let __cachefn_site = Self::#site_fn();
-                #[allow(unused_mut)]
-                let mut #kb = __cachefn_site.key_builder();
-                #(#parts)*
-                ::cachefn::__private::#clear_fn(__cachefn_site, #kb_arg) #dot_await
-            }
-
-            #[doc = #d_clear_all]
-            #vis #helper_async fn #clear_all() -> ::core::result::Result<(), ::cachefn::Error> {
-                ::cachefn::__private::#clear_all_fn(Self::#site_fn()) #dot_await
-            }
-
-            #[doc = #d_stats]
-            #vis fn #stats() -> ::cachefn::Stats {
-                ::cachefn::__private::stats(Self::#site_fn())
-            }
-
-            #[doc = #d_key]
-            #vis fn #key #generics (#self_param #(#helper_params),*) -> ::cachefn::Key #where_clause {
-                let __cachefn_site = Self::#site_fn();
-                #[allow(unused_mut)]
-                let mut #kb = __cachefn_site.key_builder();
-                #(#parts)*
-                ::cachefn::__private::key(__cachefn_site, #kb)
-            }
-
-            #[doc = #d_get]
-            #vis #helper_async fn #get_cached #generics (#self_param #(#helper_params),*) -> ::core::option::Option<#cached> #where_clause {
-                let __cachefn_site = Self::#site_fn();
-                #[allow(unused_mut)]
-                let mut #kb = __cachefn_site.key_builder();
-                #(#parts)*
-                #get_method
-            }
-
-            #[doc = #d_set]
-            #vis #helper_async fn #set_cached #generics (#self_param #(#helper_params,)* #value: #cached) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
-                let __cachefn_site = Self::#site_fn();
-                #[allow(unused_mut)]
-                let mut #kb = __cachefn_site.key_builder();
-                #(#parts)*
-                #set_method
-            }
+            #helpers
         }
     } else {
-        let site_name = site_name(false);
-        let hvis = nested_vis(vis);
-        let [d_clear, d_clear_all, d_key, d_get, d_set, d_stats] =
-            helper_docs(&fn_name.to_string(), false, is_async);
         let mod_doc =
             format!("Cache helpers of [`{fn_name}()`]({fn_name}()), generated by `#[quickcache]`.");
         quote! {
-            #(#attrs)*
-            #vis #sig {
-                #assert_value
-                #[allow(unused_mut)]
-                let mut #kb = #fn_name::__SITE.key_builder();
-                #(#parts)*
-                #call_free
-            }
+            #wrapper
 
             #[doc = #mod_doc]
             #[allow(non_snake_case, unused_imports, clippy::module_name_repetitions)]
@@ -301,47 +474,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                 pub(super) static __SITE: ::cachefn::__private::Site =
                     ::cachefn::__private::Site::new(::core::module_path!(), #site_name, #site_options);
 
-                #[doc = #d_clear]
-                #hvis #helper_async fn clear #generics (#(#helper_params),*) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
-                    #[allow(unused_mut)]
-                    let mut #kb = __SITE.key_builder();
-                    #(#parts)*
-                    ::cachefn::__private::#clear_fn(&__SITE, #kb_arg) #dot_await
-                }
-
-                #[doc = #d_clear_all]
-                #hvis #helper_async fn clear_all() -> ::core::result::Result<(), ::cachefn::Error> {
-                    ::cachefn::__private::#clear_all_fn(&__SITE) #dot_await
-                }
-
-                #[doc = #d_stats]
-                #hvis fn stats() -> ::cachefn::Stats {
-                    ::cachefn::__private::stats(&__SITE)
-                }
-
-                #[doc = #d_key]
-                #hvis fn key #generics (#(#helper_params),*) -> ::cachefn::Key #where_clause {
-                    #[allow(unused_mut)]
-                    let mut #kb = __SITE.key_builder();
-                    #(#parts)*
-                    ::cachefn::__private::key(&__SITE, #kb)
-                }
-
-                #[doc = #d_get]
-                #hvis #helper_async fn get_cached #generics (#(#helper_params),*) -> ::core::option::Option<#cached> #where_clause {
-                    #[allow(unused_mut)]
-                    let mut #kb = __SITE.key_builder();
-                    #(#parts)*
-                    #get_free
-                }
-
-                #[doc = #d_set]
-                #hvis #helper_async fn set_cached #generics (#(#helper_params,)* #value: #cached) -> ::core::result::Result<(), ::cachefn::Error> #where_clause {
-                    #[allow(unused_mut)]
-                    let mut #kb = __SITE.key_builder();
-                    #(#parts)*
-                    #set_free
-                }
+                #helpers
             }
         }
     }

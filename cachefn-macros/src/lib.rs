@@ -12,6 +12,7 @@ use syn::parse_macro_input;
 
 mod attr;
 mod check;
+mod context;
 mod ctxt;
 mod expand;
 
@@ -26,10 +27,9 @@ pub fn quickcache(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut cx = ctxt::Ctxt::default();
     let options = attr::parse_options(&mut cx, raw, attr::Place::Attribute);
     let plan = check::check(&mut cx, &func, &options);
-    match (cx.check(), plan) {
-        (Ok(()), Some(plan)) => expand::expand(&func, &options, &plan).into(),
-        (Err(errors), _) => expand::fallback(errors, &func).into(),
-        (Ok(()), None) => expand::fallback(Default::default(), &func).into(),
+    match cx.check() {
+        Ok(()) => expand::expand(&func, &options, &plan).into(),
+        Err(errors) => expand::fallback(errors, &func).into(),
     }
 }
 
@@ -39,33 +39,7 @@ pub fn config_quickcache(input: TokenStream) -> TokenStream {
     let raw = parse_macro_input!(input as attr::RawOptions);
     let mut cx = ctxt::Ctxt::default();
     let options = attr::parse_options(&mut cx, raw, attr::Place::Config);
-    if let (Some(t), Some(l)) = (&options.timeout, &options.local_timeout) {
-        if l.value > t.value {
-            cx.error(
-                l.span,
-                format!(
-                    "`local_timeout` ({}) is longer than `timeout` ({}): the local tier never keeps an entry longer than the shared one; use `local_timeout = {}` or less",
-                    l.value, t.value, t.value
-                ),
-            );
-        }
-    }
-    if let Some(t) = &options.timeout {
-        if t.value == 0 {
-            cx.error(
-                t.span,
-                "`timeout` must be at least 1 second, e.g. `timeout = 60`",
-            );
-        }
-    }
-    if let Some(c) = &options.cache {
-        if c.value().is_empty() {
-            cx.error(
-                c.span(),
-                "`cache` names a registered cache and cannot be empty, e.g. `cache = \"sessions\"`",
-            );
-        }
-    }
+    check::options::check(&mut cx, &options);
     if let Err(errors) = cx.check() {
         return errors.into();
     }

@@ -22,7 +22,78 @@ pub use key::{Key, MAX_KEY_LEN};
 pub use registry::{cache, default_cache, register, set_default};
 pub use stats::Stats;
 
-/// Memoize a function: see the [crate docs](crate#the-attribute).
+/// Memoize a function: its result is cached under a key built from the
+/// arguments that `vary_on` names, and typed helpers are generated next to it.
+///
+/// ```
+/// use cachefn::quickcache;
+///
+/// #[quickcache(timeout = 60)]
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// # fn main() -> Result<(), cachefn::Error> {
+/// assert_eq!(square(4), 16);            // runs the body
+/// assert_eq!(square(4), 16);            // served from the cache
+/// assert_eq!(square::get_cached(4), Some(16));
+/// square::clear(4)?;
+/// # Ok(()) }
+/// ```
+///
+/// # Options
+///
+/// | option | meaning |
+/// |---|---|
+/// | `vary_on = "user.id"`, `vary_on = ["user.id", "page"]` | the paths the key is built from: a parameter, then fields and zero-argument method calls (`"post.slug()"`, `"self.tenant"`); omitted: every parameter but `skip_arg`; `[]`: one entry |
+/// | `timeout = 60` | seconds an entry lives (at least 1) |
+/// | `local_timeout = 10` | seconds an entry lives in the local tier of a cache with a shared tier; at most `timeout` |
+/// | `skip_arg = "force"` | a `bool` parameter: `true` runs the body and replaces the entry |
+/// | `cache = "sessions"` | the cache registered under that name instead of the default one |
+/// | `name = "blog.sidebar"` | the function's name inside keys |
+/// | `version = 2` | part of every key: bump it when the value's meaning changes |
+/// | `cache_none = false` | for `Option<T>`: do not cache `None` |
+/// | `stale_while_revalidate = 30` | seconds past `timeout` an entry is still served while one caller recomputes it |
+/// | `stale_if_error = 600` | for `Result`: seconds past `timeout` an entry is served when recomputing returns `Err` |
+/// | `early_refresh = 1.0` | XFetch's beta (0 to 1000; 0, the default, is off) |
+/// | `single_flight = "process"` | one computation per key per process |
+///
+/// Unset options come from [`config::quickcache!`](crate::config::quickcache),
+/// then from the library defaults. A mistake is a compile error at its token.
+///
+/// # Generated helpers
+///
+/// For a free function `f`, a module `f` with `f::clear(args..)`,
+/// `f::clear_all()`, `f::key(args..)`, `f::get_cached(args..)`,
+/// `f::set_cached(args.., value)` and `f::stats()`; their arguments are the
+/// parameters the key reads, in declaration order. A method `m` gets
+/// associated functions `m_clear`, `m_key`, ... instead (an `impl` cannot hold
+/// a module); an associated function without `self` cannot be memoized.
+///
+/// When `vary_on` reads a field or a method call, `f::clear_by`, `f::key_by`,
+/// `f::get_cached_by` and `f::set_cached_by` take the key's values
+/// themselves, in `vary_on` order, so that a handler with only an id can
+/// clear the entry. Any `Serialize` value is written as the call writes it
+/// (integer widths and references do not matter); a value of another kind
+/// than a field's type (a string for a number) is a key error:
+///
+/// ```
+/// use cachefn::quickcache;
+///
+/// pub struct Query { pub user_id: u64, pub tab: String }
+///
+/// #[quickcache(vary_on = "q.user_id")]
+/// fn profile(q: &Query) -> String { format!("user {}", q.user_id) }
+///
+/// # fn main() -> Result<(), cachefn::Error> {
+/// let q = Query { user_id: 7, tab: "posts".into() };
+/// profile(&q);
+/// assert_eq!(profile::key_by(7), profile::key(&q));
+/// profile::clear_by(7)?;                       // no `Query` needed
+/// assert!(profile::get_cached_by(7).is_none());
+/// assert!(profile::clear_by("7").is_err());    // a string for a u64
+/// # Ok(()) }
+/// ```
+///
+/// See the [crate docs](crate#the-attribute) for the guide.
 pub use cachefn_macros::quickcache;
 
 /// Storage backends: the [`Memory`](backends::Memory) local tier and the

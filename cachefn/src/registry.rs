@@ -128,6 +128,69 @@ impl Options {
     }
 }
 
+/// Every option of a memoized function, once the attribute, the crate
+/// defaults and the library defaults have been applied.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resolved {
+    pub timeout: u64,
+    /// Never longer than `timeout`.
+    pub local_timeout: u64,
+    pub version: u64,
+    pub cache: Option<&'static str>,
+    pub cache_none: bool,
+    pub stale_while_revalidate: u64,
+    pub stale_if_error: u64,
+    /// Finite, from 0 to [`MAX_EARLY_REFRESH`].
+    pub early_refresh: f64,
+    pub single_flight_shared: bool,
+}
+
+/// The library defaults: the last level of attribute > crate > library, and
+/// the only place they are written (the macro leaves unset options `None`;
+/// [`DEFAULT_LOCAL_TTL`](crate::DEFAULT_LOCAL_TTL) is `local_timeout`; the
+/// README and the `config::quickcache!` docs are checked against them).
+pub(crate) const LIBRARY_DEFAULTS: Resolved = Resolved {
+    timeout: 300,
+    local_timeout: 10,
+    version: 1,
+    cache: None,
+    cache_none: true,
+    stale_while_revalidate: 0,
+    stale_if_error: 0,
+    early_refresh: 0.0,
+    single_flight_shared: false,
+};
+
+/// The largest `early_refresh` (the macro rejects larger ones; a value it
+/// did not check is clamped).
+pub(crate) const MAX_EARLY_REFRESH: f64 = 1_000.0;
+
+impl Options {
+    /// These options, with unset ones taken from the library defaults.
+    pub(crate) fn resolve(self) -> Resolved {
+        let d = LIBRARY_DEFAULTS;
+        let timeout = self.timeout.unwrap_or(d.timeout);
+        Resolved {
+            timeout,
+            local_timeout: self.local_timeout.unwrap_or(d.local_timeout).min(timeout),
+            version: self.version.unwrap_or(d.version),
+            cache: self.cache.or(d.cache),
+            cache_none: self.cache_none.unwrap_or(d.cache_none),
+            stale_while_revalidate: self
+                .stale_while_revalidate
+                .unwrap_or(d.stale_while_revalidate),
+            stale_if_error: self.stale_if_error.unwrap_or(d.stale_if_error),
+            // A value the macro did not check (a hand-written SiteOptions)
+            // is clamped rather than trusted.
+            early_refresh: self
+                .early_refresh
+                .filter(|b| b.is_finite() && *b > 0.0)
+                .map_or(d.early_refresh, |b| b.min(MAX_EARLY_REFRESH)),
+            single_flight_shared: self.single_flight_shared.unwrap_or(d.single_flight_shared),
+        }
+    }
+}
+
 /// The defaults registered by `cachefn::config::quickcache!` in one crate.
 #[doc(hidden)]
 pub struct CrateDefaults {
@@ -156,4 +219,47 @@ pub(crate) fn crate_defaults(module_path: &str) -> Options {
         );
     }
     first
+}
+
+#[cfg(test)]
+mod defaults_tests {
+    use super::*;
+
+    /// The docs state the library defaults; they follow the constant.
+    #[test]
+    fn the_docs_state_the_library_defaults() {
+        let fold = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        let d = LIBRARY_DEFAULTS;
+        let stated = format!(
+            "(`timeout = {}`, `local_timeout = {}`, `version = {}`, `cache_none = {}`",
+            d.timeout, d.local_timeout, d.version, d.cache_none
+        );
+        let readme = fold(include_str!("../../README.md"));
+        assert!(readme.contains(&stated), "README: {stated}");
+        let lib = fold(&include_str!("lib.rs").replace("///", ""));
+        assert!(lib.contains(&stated), "lib.rs: {stated}");
+        assert_eq!(
+            crate::DEFAULT_LOCAL_TTL,
+            std::time::Duration::from_secs(d.local_timeout)
+        );
+    }
+
+    #[test]
+    fn resolve_takes_unset_options_from_the_library() {
+        let r = Options::default().resolve();
+        assert_eq!((r.timeout, r.local_timeout, r.version), (300, 10, 1));
+        let r = Options {
+            timeout: Some(5),
+            early_refresh: Some(f64::INFINITY),
+            ..Options::default()
+        }
+        .resolve();
+        assert_eq!((r.timeout, r.local_timeout, r.early_refresh), (5, 5, 0.0));
+        let r = Options {
+            early_refresh: Some(5_000.0),
+            ..Options::default()
+        }
+        .resolve();
+        assert_eq!(r.early_refresh, MAX_EARLY_REFRESH);
+    }
 }

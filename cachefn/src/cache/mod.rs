@@ -20,8 +20,10 @@ pub const DEFAULT_CAPACITY: usize = 10_000;
 /// Namespace of a cache built without [`CacheBuilder::prefix`].
 pub const DEFAULT_PREFIX: &str = "cachefn";
 /// Local lifetime of entries read from or written to a shared tier through
-/// the low-level API (memoized functions use their `local_timeout`).
-pub const DEFAULT_LOCAL_TTL: Duration = Duration::from_secs(10);
+/// the low-level API (memoized functions use their `local_timeout`): the
+/// library's default `local_timeout`.
+pub const DEFAULT_LOCAL_TTL: Duration =
+    Duration::from_secs(crate::registry::LIBRARY_DEFAULTS.local_timeout);
 const MAX_PREFIX_LEN: usize = 48;
 
 mod api;

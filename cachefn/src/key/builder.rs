@@ -102,6 +102,25 @@ impl KeyBuilder {
         }
     }
 
+    /// Append one value given for the `vary_on` path `path` (by `f::clear_by`
+    /// and its siblings), checked against the type `field` projects it from
+    /// in the memoized call: a value of another kind (a string for a
+    /// number) is a key error rather than a key that misses.
+    pub fn part_of<V, A, R, F>(&mut self, value: &V, path: &'static str, field: F)
+    where
+        V: crate::KeyPart + ?Sized,
+        A: ?Sized,
+        R: ?Sized,
+        F: Fn(&A) -> &R,
+    {
+        let _ = field;
+        let (expected, given) = (std::any::type_name::<R>(), std::any::type_name::<V>());
+        if let Some(e) = super::kind::mismatch(path, expected, given) {
+            self.error.get_or_insert(e);
+        }
+        self.part(value);
+    }
+
     /// The text `value` writes as one argument, however long (never
     /// hashed). Not an API: the key scheme's tests read it back.
     pub fn arg_text<T: crate::KeyPart + ?Sized>(value: &T) -> Result<String, Error> {

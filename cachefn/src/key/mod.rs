@@ -5,7 +5,9 @@
 //!   and the fingerprints that address keys in the local tier;
 //! - [`builder`]: [`KeyBuilder`], which builds a memoized call's key on the
 //!   stack;
-//! - [`writer`]: the serde serializer that writes each argument.
+//! - [`writer`]: the serde serializer that writes each argument;
+//! - `kind`: whether a value given to `f::clear_by` and its siblings writes
+//!   the same kind of text as its `vary_on` path.
 //!
 //! # The key text
 //!
@@ -40,6 +42,7 @@
 //! sequence, and a `HashSet` iterates in a random order.
 
 pub(crate) mod builder;
+mod kind;
 pub(crate) mod scheme;
 pub(crate) mod writer;
 

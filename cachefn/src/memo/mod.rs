@@ -34,19 +34,6 @@ pub use crate::registry::CrateDefaults;
 pub use crate::registry::Options as SiteOptions;
 pub use inventory;
 
-/// Library defaults: the last level of attribute > crate > library.
-pub const LIBRARY_DEFAULTS: Options = Options {
-    timeout: Some(300),
-    local_timeout: Some(10),
-    version: Some(1),
-    cache: None,
-    cache_none: Some(true),
-    stale_while_revalidate: Some(0),
-    stale_if_error: Some(0),
-    early_refresh: Some(0.0),
-    single_flight_shared: Some(false),
-};
-
 /// How a memoized function is named inside its keys.
 pub enum SiteName {
     /// A free function: the site's `module_path!()` (inside the helper
@@ -131,7 +118,7 @@ impl Site {
         let o = self
             .options
             .or(registry::crate_defaults(self.module_path))
-            .or(LIBRARY_DEFAULTS);
+            .resolve();
         let name = match &self.name {
             SiteName::Path => escape_name(self.module_path),
             SiteName::Method(m) => {
@@ -140,7 +127,7 @@ impl Site {
             }
             SiteName::Custom(n) => (*n).to_owned(),
         };
-        if o.single_flight_shared == Some(true) {
+        if o.single_flight_shared {
             // Accepted so that code written for it compiles; not built yet.
             tracing::warn!(target: "cachefn", function = %name,
                 "single_flight = \"shared\" is not implemented in this version of cachefn: \
@@ -154,28 +141,21 @@ impl Site {
         } else {
             name
         };
-        let timeout = o.timeout.unwrap_or(300);
-        let head = format!("{name}:v{}", o.version.unwrap_or(1));
-        let local_timeout = o.local_timeout.unwrap_or(10).min(timeout);
+        let head = format!("{name}:v{}", o.version);
         self.claim_head(&head);
         Settings {
             stats: SiteStats::new(&name),
             head_fp: head_fingerprint(head.as_bytes()),
             head: head.into(),
             all_versions: format!("{name}:v").into(),
-            timeout: Duration::from_secs(timeout),
-            local_timeout: Duration::from_secs(local_timeout),
+            timeout: Duration::from_secs(o.timeout),
+            local_timeout: Duration::from_secs(o.local_timeout),
             cache: o.cache,
-            cache_none: o.cache_none.unwrap_or(true),
+            cache_none: o.cache_none,
             freshness: Freshness {
-                stale_while_revalidate: Duration::from_secs(o.stale_while_revalidate.unwrap_or(0)),
-                stale_if_error: Duration::from_secs(o.stale_if_error.unwrap_or(0)),
-                // A value the macro did not check (a hand-written SiteOptions)
-                // is clamped rather than trusted.
-                early_refresh: o
-                    .early_refresh
-                    .filter(|b| b.is_finite() && *b > 0.0)
-                    .map_or(0.0, |b| b.min(1_000.0)),
+                stale_while_revalidate: Duration::from_secs(o.stale_while_revalidate),
+                stale_if_error: Duration::from_secs(o.stale_if_error),
+                early_refresh: o.early_refresh,
             },
         }
     }

@@ -1,0 +1,153 @@
+//! The signature: what can be memoized at all, and the named parameters.
+
+use proc_macro2::Span;
+use syn::visit::Visit;
+use syn::{FnArg, GenericParam, Ident, Pat, Signature, Type};
+
+use crate::context::{self, Block};
+use crate::ctxt::Ctxt;
+
+/// A named parameter of the function.
+pub struct Param {
+    pub ident: Ident,
+    pub ty: Type,
+}
+
+/// The function's receiver and named parameters.
+pub struct Params {
+    pub receiver: bool,
+    pub params: Vec<Param>,
+}
+
+/// Reject `const fn`, generics, `&mut` and patterns; collect the parameters.
+pub fn check(cx: &mut Ctxt, sig: &Signature) -> Params {
+    let name = &sig.ident;
+    if let Some(c) = &sig.constness {
+        cx.error(
+            c.span,
+            "#[quickcache] cannot memoize a `const fn`: remove `const`",
+        );
+    }
+    for g in &sig.generics.params {
+        match g {
+            GenericParam::Lifetime(_) => {}
+            _ => cx.error_spanned(
+                g,
+                format!("#[quickcache] cannot memoize a generic function: `{name}` must take and return concrete types, so that its key and cached value have one type"),
+            ),
+        }
+    }
+
+    let mut receiver = false;
+    let mut params = Vec::new();
+    for arg in &sig.inputs {
+        match arg {
+            FnArg::Receiver(r) => {
+                receiver = true;
+                let mut_ref = match (&r.reference, &r.mutability, &r.colon_token) {
+                    (Some(_), Some(m), _) => Some(m.span),
+                    (_, _, Some(_)) => mut_ref_in(&r.ty),
+                    _ => None,
+                };
+                if let Some(span) = mut_ref {
+                    cx.error(span, format!("#[quickcache] cannot memoize a method that takes `&mut self`: a cached call skips the body, so `{name}` would change `self` only on a miss; take `&self`, and make the change outside the memoized method"));
+                }
+            }
+            FnArg::Typed(pt) => {
+                if let Some(span) = mut_ref_in(&pt.ty) {
+                    cx.error(span, format!("#[quickcache] cannot memoize a function that takes `&mut`: a cached call skips the body, so `{name}` would change this argument only on a miss; take `&T` or a value, and make the change outside the memoized function"));
+                }
+                let mut impls = ImplTraitFinder(None);
+                impls.visit_type(&pt.ty);
+                if let Some(span) = impls.0 {
+                    cx.error(span, format!("#[quickcache] cannot memoize a generic function: `impl Trait` makes `{name}` generic; take a concrete type"));
+                }
+                match &*pt.pat {
+                    Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => params.push(Param {
+                        ident: pi.ident.clone(),
+                        ty: (*pt.ty).clone(),
+                    }),
+                    other => cx.error_spanned(
+                        other,
+                        "#[quickcache] needs a name for every parameter (the key and the helpers refer to it): write `name: Type` instead of a pattern",
+                    ),
+                }
+            }
+        }
+    }
+    if !receiver {
+        if let Some(block) = context::enclosing(sig.fn_token.span) {
+            let (place, hint) = match block {
+                Block::Trait => ("a `trait`", "or memoize a free function that the trait's methods call"),
+                _ => ("an `impl`", "or move it out of the `impl`: a free function's helpers are `{name}::clear(..)`"),
+            };
+            cx.error(
+                name.span(),
+                format!(
+                    "#[quickcache] cannot memoize `{name}`, a function without `self` in {place}: the helpers of a function without `self` live in a module named after it, and {place} cannot hold a module; take `&self` (its helpers are then `Self::{name}_clear(..)` and so on), {}",
+                    hint.replace("{name}", &name.to_string())
+                ),
+            );
+        }
+    }
+    Params { receiver, params }
+}
+
+impl Params {
+    /// "one of `a`, `b`" / "`a`" / None when there is nothing to name:
+    /// the parameters a key path can start with.
+    pub fn choices(&self, with_self: bool, skip: Option<&Ident>) -> Option<String> {
+        let mut names: Vec<String> = self
+            .params
+            .iter()
+            .filter(|p| skip != Some(&p.ident))
+            .map(|p| format!("`{}`", p.ident))
+            .collect();
+        if with_self && self.receiver {
+            names.insert(0, "`self`".into());
+        }
+        match names.len() {
+            0 => None,
+            1 => Some(names.remove(0)),
+            _ => Some(format!("one of {}", names.join(", "))),
+        }
+    }
+
+    pub fn find(&self, name: &str) -> Option<&Param> {
+        self.params.iter().find(|p| p.ident == name)
+    }
+}
+
+struct ImplTraitFinder(Option<Span>);
+
+impl<'ast> Visit<'ast> for ImplTraitFinder {
+    fn visit_type_impl_trait(&mut self, i: &'ast syn::TypeImplTrait) {
+        self.0.get_or_insert(i.impl_token.span);
+    }
+}
+
+/// The `mut` of the first `&mut` inside a type (`&mut T`, `Option<&mut T>`, ...).
+fn mut_ref_in(ty: &Type) -> Option<Span> {
+    struct Finder(Option<Span>);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
+            match &r.mutability {
+                Some(m) => {
+                    self.0.get_or_insert(m.span);
+                }
+                None => syn::visit::visit_type_reference(self, r),
+            }
+        }
+        fn visit_type_ptr(&mut self, p: &'ast syn::TypePtr) {
+            match &p.mutability {
+                Some(m) => {
+                    self.0.get_or_insert(m.span);
+                }
+                None => syn::visit::visit_type_ptr(self, p),
+            }
+        }
+    }
+    let mut finder = Finder(None);
+    finder.visit_type(ty);
+    finder.0
+}
