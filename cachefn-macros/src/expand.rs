@@ -342,6 +342,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
         vis,
         sig,
         block,
+        ..
     } = func;
     let fn_name = &sig.ident;
     let ret = &plan.ret.ty;

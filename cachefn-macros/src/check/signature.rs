@@ -44,9 +44,9 @@ pub fn check(cx: &mut Ctxt, sig: &Signature) -> Params {
         match arg {
             FnArg::Receiver(r) => {
                 receiver = true;
-                let mut_ref = match (&r.reference, &r.mutability, &r.colon_token) {
-                    (Some(_), Some(m), _) => Some(m.span),
-                    (_, _, Some(_)) => mut_ref_in(&r.ty),
+                let mut_ref = match &r.kind {
+                    syn::ReceiverKind::Reference(_, _, Some(m)) => Some(m.span),
+                    syn::ReceiverKind::Typed(_, ty) => mut_ref_in(ty),
                     _ => None,
                 };
                 if let Some(span) = mut_ref {
@@ -140,10 +140,10 @@ fn mut_ref_in(ty: &Type) -> Option<Span> {
         }
         fn visit_type_ptr(&mut self, p: &'ast syn::TypePtr) {
             match &p.mutability {
-                Some(m) => {
+                syn::PointerMutability::Mut(m) => {
                     self.0.get_or_insert(m.span);
                 }
-                None => syn::visit::visit_type_ptr(self, p),
+                _ => syn::visit::visit_type_ptr(self, p),
             }
         }
     }
