@@ -239,7 +239,10 @@ impl Feed {
         let io = conn.stream();
         let mut expect: VecDeque<(Expect, Instant)> = VecDeque::new();
         let mut tracked: Vec<String> = Vec::new();
-        if send(io, &[b"HELLO", b"3"]).is_err() {
+        // Named after the process, so that an operator (or a test) can
+        // tell whose invalidation connection a tracking client is.
+        let name = format!("cachefn-invalidations-{}", std::process::id());
+        if send(io, &[b"HELLO", b"3", b"SETNAME", name.as_bytes()]).is_err() {
             return End::Lost;
         }
         expect.push_back((Expect::Hello, Instant::now()));

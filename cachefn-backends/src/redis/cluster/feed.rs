@@ -45,6 +45,7 @@ struct State {
 
 /// One cache, followed on every master.
 struct Follower {
+    /// The cache's prefix, without the colon.
     prefix: String,
     sink: Weak<dyn InvalidationSink>,
     links: Mutex<Links>,
@@ -197,7 +198,7 @@ impl Source for ClusterFeed {
         };
         live.suspend();
         let follower = Arc::new(Follower {
-            prefix: format!("{prefix}:"),
+            prefix: prefix.to_owned(),
             sink,
             links: Mutex::new(Links::default()),
         });
