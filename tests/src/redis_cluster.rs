@@ -220,11 +220,25 @@ impl RedisClusterServers {
         let _: () = self.ask(from, &args).expect("MIGRATE");
     }
 
-    /// End a migration of `slot`: the master at `owner` serves it, on every
-    /// master.
-    pub fn settle_slot(&self, slot: u16, owner: u16) {
-        let id: String = self.ask(owner, &["CLUSTER", "MYID"]).expect("CLUSTER MYID");
-        let slot = slot.to_string();
+    /// End a migration that [`migrate_partly`](Self::migrate_partly)
+    /// began: every key left in `slot` moves to `to`, which then serves it
+    /// (on every master).
+    pub fn finish_migration(&self, slot: u16, from: u16, to: u16) {
+        let slot_text = slot.to_string();
+        let to_port = to.to_string();
+        loop {
+            let keys: Vec<String> = self
+                .ask(from, &["CLUSTER", "GETKEYSINSLOT", &slot_text, "100"])
+                .expect("CLUSTER GETKEYSINSLOT");
+            if keys.is_empty() {
+                break;
+            }
+            let mut args = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
+            args.extend(keys.iter().map(String::as_str));
+            let _: () = self.ask(from, &args).expect("MIGRATE");
+        }
+        let id: String = self.ask(to, &["CLUSTER", "MYID"]).expect("CLUSTER MYID");
+        let slot = slot_text;
         for port in self.masters() {
             let _: () = self
                 .ask(port, &["CLUSTER", "SETSLOT", &slot, "NODE", &id])

@@ -398,14 +398,8 @@ fn one_cluster_spreads_keys_batches_per_master_and_clears_by_prefix() {
     for &port in &masters {
         assert_eq!(cluster.keys(port, "mig:*"), Vec::<String>::new(), "{port}");
     }
-    // Nothing else went: finish the migration (every key to `to`).
-    let left: Vec<&str> = theirs[10..].iter().map(String::as_str).collect();
-    let mut args = vec!["MIGRATE", "127.0.0.1", "", "", "0", "5000", "KEYS"];
-    let to_port = to.to_string();
-    args[2] = &to_port;
-    args.extend_from_slice(&left);
-    let _: () = cluster.ask(from, &args).unwrap();
-    cluster.settle_slot(slot, to);
+    // Nothing else went.
+    cluster.finish_migration(slot, from, to);
     assert_eq!(cluster.keys(to, "keep:*").len(), 20);
     let values = raw
         .get_many(&theirs.iter().map(String::as_str).collect::<Vec<_>>())
