@@ -314,6 +314,9 @@ impl Feed {
                 Ok([]) => return End::Lost,
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => continue,
+                // A server that closes without reading all of `HELLO`
+                // resets the connection rather than closing it.
+                Err(_) if !greeted => return End::Hungup,
                 Err(_) => return End::Lost,
             }
             io.get_mut().set_deadline(Instant::now() + SILENCE);

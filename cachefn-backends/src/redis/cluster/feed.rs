@@ -138,7 +138,8 @@ impl ClusterFeed {
     /// while a node's channel is down, and aligns the followers. It ends
     /// when no follower is left.
     fn run(self: Arc<Self>) {
-        let mut last_refresh = std::time::Instant::now();
+        let now = std::time::Instant::now();
+        let mut last_refresh = now.checked_sub(REFRESH_WHILE_DOWN).unwrap_or(now);
         loop {
             {
                 let guard = self.wake.lock().unwrap_or_else(|e| e.into_inner());
@@ -161,12 +162,15 @@ impl ClusterFeed {
                 router
             };
             let Some(router) = router else { return };
-            if router.current().is_none() {
-                // Rate-limited inside; a found topology is installed, which syncs.
-                let _ = router.topology();
-            } else if self.any_down() && last_refresh.elapsed() >= REFRESH_WHILE_DOWN {
+            if self.any_down() && last_refresh.elapsed() >= REFRESH_WHILE_DOWN {
                 last_refresh = std::time::Instant::now();
-                router.refresh_now();
+                if router.current().is_none() {
+                    // The first map (rate-limited inside, shared with the
+                    // calls): once found it is installed, which syncs.
+                    let _ = router.topology();
+                } else {
+                    router.refresh_now();
+                }
             }
             self.sync();
         }

@@ -48,7 +48,9 @@ const DEFAULT_IO_THREADS: usize = 4;
 ///   slots).
 /// - **Clears.** [`clear_prefix`](Backend::clear_prefix) runs `SCAN MATCH
 ///   prefix*` and `UNLINK` on every master: never `KEYS` or `FLUSHALL`, and
-///   never a key outside the prefix.
+///   never a key outside the prefix. Keys whose `UNLINK` is redirected (a
+///   slot moved or moving) are unlinked where they live now, and masters
+///   that gained slots while it ran (a failover) are scanned too.
 /// - **Failover.** `MOVED` updates the map and is followed; `ASK` is
 ///   followed with `ASKING`. When a master fails (a refused, reset or
 ///   timed-out connection, or `CLUSTERDOWN`), the map is read again in the
@@ -56,6 +58,17 @@ const DEFAULT_IO_THREADS: usize = 4;
 ///   slots are served by it without restarting the application. Calls to
 ///   the failed master's slots fail (fast, once the connection is refused)
 ///   until then, and the cache computes.
+/// - **Coherence.** The local tiers of the caches built on it follow the
+///   cluster ([`Backend::invalidations`]): each cache is tracked (`CLIENT
+///   TRACKING BCAST` on its prefix) on every master, through one
+///   connection per process and master with the same ping watchdog as for
+///   a single server. A cache keeps local copies only while every master
+///   vouches for it: a lost or silent master connection empties its local
+///   tier until the connection is back, and a new master (a promoted
+///   replica, slots moved to another node) is tracked before anything is
+///   sent to it. While a master's connection is down, the slot map is read
+///   again every 500 ms, so a promotion is found even when no call goes to
+///   that master's slots.
 /// - **Errors** are classified for the circuit breaker as for [`Redis`]: an
 ///   unreachable node is an outage, an error reply a refusal; messages name
 ///   the node.
