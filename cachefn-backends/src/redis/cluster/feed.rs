@@ -349,3 +349,105 @@ impl InvalidationSink for NodeSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Redis;
+
+    /// A cache's sink that records what it was told.
+    #[derive(Default)]
+    struct Probe(Mutex<Vec<String>>);
+
+    impl Probe {
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.0.lock())
+        }
+    }
+
+    impl InvalidationSink for Probe {
+        fn invalidate(&self, key: &str) {
+            self.0.lock().push(format!("invalidate {key}"));
+        }
+        fn flush(&self) {
+            self.0.lock().push("flush".into());
+        }
+        fn suspend(&self) {
+            self.0.lock().push("suspend".into());
+        }
+        fn resume(&self) {
+            self.0.lock().push("resume".into());
+        }
+        fn unsupported(&self, why: &str) {
+            self.0.lock().push(format!("unsupported: {why}"));
+        }
+    }
+
+    fn node(port: u16) -> Arc<Node> {
+        let addr = format!("127.0.0.1:{port}");
+        let redis = Redis::open(&format!("redis://{addr}")).unwrap();
+        Arc::new(Node { addr, redis })
+    }
+
+    type Subscriptions = Vec<(Arc<Node>, Weak<dyn InvalidationSink>)>;
+
+    fn sink(subs: &Subscriptions, i: usize) -> Arc<dyn InvalidationSink> {
+        subs[i].1.upgrade().expect("a live link")
+    }
+
+    #[test]
+    fn a_follower_is_live_only_while_every_master_vouches_for_it() {
+        let probe = Arc::new(Probe::default());
+        let weak: Weak<dyn InvalidationSink> = Arc::downgrade(&probe) as _;
+        let follower = Arc::new(Follower {
+            prefix: "p".into(),
+            sink: weak,
+            links: Mutex::new(Links::default()),
+        });
+        let feed = Weak::new();
+        let (a, b, c) = (node(1), node(2), node(3));
+
+        // No topology yet: nothing to subscribe, not live.
+        assert!(follower.align(None, &feed).is_empty());
+        assert!(probe.take().is_empty());
+
+        // Live once both masters confirm.
+        let subs = follower.align(Some(&[a.clone(), b.clone()]), &feed);
+        assert_eq!(subs.len(), 2);
+        sink(&subs, 0).resume();
+        assert!(probe.take().is_empty(), "one master is not enough");
+        sink(&subs, 1).resume();
+        assert_eq!(probe.take(), ["resume"]);
+        sink(&subs, 0).invalidate("k");
+        sink(&subs, 1).flush();
+        assert_eq!(probe.take(), ["invalidate k", "flush"]);
+
+        // One channel lost: suspended until it is back.
+        sink(&subs, 1).suspend();
+        sink(&subs, 1).suspend();
+        assert_eq!(probe.take(), ["suspend"]);
+        sink(&subs, 1).resume();
+        assert_eq!(probe.take(), ["resume"]);
+
+        // A failover: b's slots go to c, which is not tracked yet.
+        let again = follower.align(Some(&[a.clone(), b.clone()]), &feed);
+        assert!(again.is_empty(), "the same masters: nothing new");
+        let subs2 = follower.align(Some(&[a.clone(), c.clone()]), &feed);
+        assert_eq!(subs2.len(), 1);
+        assert_eq!(subs2[0].0.addr, c.addr);
+        assert_eq!(probe.take(), ["suspend"]);
+        assert!(subs[1].1.upgrade().is_none(), "b's link is dropped");
+        sink(&subs2, 0).resume();
+        assert_eq!(probe.take(), ["resume"]);
+
+        // A master that cannot track: resumed, told once.
+        let subs3 = follower.align(Some(&[a.clone(), c.clone(), b.clone()]), &feed);
+        assert_eq!(probe.take(), ["suspend"]);
+        sink(&subs3, 0).resume();
+        sink(&subs3, 0).unsupported("no RESP3");
+        assert_eq!(probe.take(), ["resume", "unsupported: no RESP3"]);
+        sink(&subs, 0).suspend();
+        sink(&subs, 0).resume();
+        assert_eq!(probe.take(), ["suspend", "resume"], "told once");
+    }
+}
