@@ -469,7 +469,7 @@ impl Router {
         let mut node = self.master(&topology, slot)?;
         let mut asking = false;
         for _ in 0..2 {
-            let from = node.addr.clone();
+            let from = node.addr.as_str();
             let outcome = self.on(&node, |c| {
                 let reply = if asking {
                     c.pipeline(&[vec![b"ASKING".as_slice()], args.to_vec()])
@@ -479,7 +479,7 @@ impl Router {
                 };
                 match reply {
                     Ok(v) => parse(v).map(Ok),
-                    Err(CallFail::Server(m)) => match redirect(&m, &from) {
+                    Err(CallFail::Server(m)) => match redirect(&m, from) {
                         Some(r) => Ok(Err(r)),
                         None => Err(CallFail::Server(m)),
                     },
