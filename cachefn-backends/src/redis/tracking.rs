@@ -8,6 +8,10 @@
 //! [`PING_EVERY`]; a connection that breaks, or leaves a ping unanswered for
 //! [`SILENCE`], suspends every follower (its local tier is emptied and not
 //! filled) until tracking is set up again on a new connection.
+//!
+//! A cluster's feed (`cluster/feed.rs`) follows each master through one of
+//! these per-server feeds: its followers here are per-master links of a
+//! cache, not caches.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
