@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::Error;
+use crate::{Error, InvalidationFeed};
 
 /// A store of bytes under string keys: the shape of a shared tier (Redis,
 /// memcached, disk) or of the [`Null`](crate::Null) store.
@@ -163,6 +163,21 @@ pub trait Backend: Send + Sync + 'static {
     fn delete_many_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move { self.delete_many(keys) })
     }
+
+    /// The tier's change feed, if it has one: how the local tiers of a
+    /// process learn that another client changed a key (Redis and Redis
+    /// Cluster: `CLIENT TRACKING`). The cachefn runtime subscribes every
+    /// cache with a local tier to it. `None` (the default): local copies
+    /// live out their local lifetime. A wrapper forwards its inner tier's.
+    ///
+    /// ```
+    /// use cachefn_backends::{Backend, CircuitBreaker, Null};
+    ///
+    /// assert!(CircuitBreaker::new(Null).invalidations().is_none());
+    /// ```
+    fn invalidations(&self) -> Option<InvalidationFeed> {
+        None
+    }
 }
 
 /// The future a backend's `_async` method returns: boxed, so that
@@ -198,6 +213,7 @@ macro_rules! delegate_backend {
             fn get_many_async<'a>(&'a self, keys: &'a [&'a str]) -> $crate::BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, $crate::Error>> { let $s = self; $crate::Backend::get_many_async($inner, keys) }
             fn set_many_async<'a>(&'a self, items: &'a [(&'a str, &'a [u8])], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> { let $s = self; $crate::Backend::set_many_async($inner, items, ttl) }
             fn delete_many_async<'a>(&'a self, keys: &'a [&'a str]) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> { let $s = self; $crate::Backend::delete_many_async($inner, keys) }
+            fn invalidations(&self) -> Option<$crate::InvalidationFeed> { let $s = self; $crate::Backend::invalidations($inner) }
         }
     };
 }

@@ -208,6 +208,9 @@ impl<B: Backend> Backend for CircuitBreaker<B> {
     fn delete_many_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<(), Error>> {
         self.guard_async(move |b| b.delete_many_async(keys))
     }
+    fn invalidations(&self) -> Option<crate::InvalidationFeed> {
+        self.backend.invalidations()
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ mod backend;
 mod breaker;
 pub mod clock;
 mod error;
+mod invalidation;
 mod memory;
 mod pool;
 #[doc(hidden)]
@@ -53,6 +54,7 @@ pub use breaker::{CircuitBreaker, COOL_DOWN, TRIP_AFTER};
 #[cfg_attr(docsrs, doc(cfg(feature = "disk")))]
 pub use disk::{Disk, DiskBuilder, DiskUsage};
 pub use error::{Error, Failure, Source};
+pub use invalidation::{InvalidationFeed, InvalidationSink};
 #[cfg(feature = "memcached")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub use memcached::{Memcached, MemcachedBuilder};
@@ -60,10 +62,7 @@ pub use memory::{LocalValue, Memory, Slot};
 pub use pool::Offloaded;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::{
-    InvalidationFeed, InvalidationSink, Redis, RedisBuilder, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_RESPONSE_TIMEOUT,
-};
+pub use redis::{Redis, RedisBuilder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT};
 #[cfg(feature = "redis-cluster")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
 pub use redis::{RedisCluster, RedisClusterBuilder};

@@ -298,6 +298,9 @@ impl<B: Backend> Backend for Offloaded<B> {
     fn delete_many(&self, keys: &[&str]) -> Result<(), Error> {
         self.inner.delete_many(keys)
     }
+    fn invalidations(&self) -> Option<crate::InvalidationFeed> {
+        self.inner.invalidations()
+    }
 
     crate::pool::offloaded_async_methods!();
 }

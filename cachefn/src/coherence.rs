@@ -1,6 +1,7 @@
-//! Local tiers that follow the shared tier. A cache with a Redis shared tier
-//! and a local tier is an `InvalidationSink` of the server's feed
-//! (`CLIENT TRACKING`, see `cachefn_backends::InvalidationFeed`): the feed
+//! Local tiers that follow the shared tier. A cache with a local tier and a
+//! shared tier that has a change feed (Redis, Redis Cluster: `CLIENT
+//! TRACKING`, see `cachefn_backends::InvalidationFeed`) is an
+//! `InvalidationSink` of that feed: the feed
 //! calls it from its own thread, and nothing here runs on a read.
 //!
 //! The feed reports every write under the prefix, this process's own
@@ -64,7 +65,6 @@ impl OwnWrites {
     }
 
     /// `true` if this invalidation is the echo of one of our writes.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     fn is_echo(&self, fp: u128) -> bool {
         let mut s = self.state.lock();
         match s.pending.get_mut(&fp) {
@@ -79,7 +79,6 @@ impl OwnWrites {
         }
     }
 
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     fn set_suspended(&self, suspended: bool) {
         let mut s = self.state.lock();
         s.suspended = suspended;
@@ -133,7 +132,6 @@ impl Cache {
     }
 }
 
-#[cfg(feature = "redis")]
 mod sink {
     use cachefn_backends::InvalidationSink;
 

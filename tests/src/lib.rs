@@ -4,6 +4,7 @@
 //! compile-fail cases need none of it nor its dependencies.
 #![cfg(not(trybuild))]
 
+pub mod child;
 pub mod memcached_server;
 pub mod redis_cluster;
 pub mod redis_server;

@@ -132,16 +132,118 @@ impl RedisClusterServers {
     }
 
     fn query(&self, port: u16, args: &[&str]) -> Option<String> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
-        let mut c = client
-            .get_connection_with_timeout(Duration::from_millis(500))
-            .ok()?;
-        c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        self.ask(port, args).ok()
+    }
+
+    /// One command to the node at `port` (a new connection), its reply or
+    /// the error.
+    pub fn ask<T: redis::FromRedisValue>(&self, port: u16, args: &[&str]) -> redis::RedisResult<T> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+        let mut c = client.get_connection_with_timeout(Duration::from_millis(500))?;
+        c.set_read_timeout(Some(Duration::from_secs(2)))?;
         let mut cmd = redis::cmd(args[0]);
         for a in &args[1..] {
             cmd.arg(*a);
         }
-        cmd.query(&mut c).ok()
+        cmd.query(&mut c)
+    }
+
+    /// The port of the master that serves `key`'s hash slot.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let slot: u16 = self
+            .ask(self.masters()[0], &["CLUSTER", "KEYSLOT", key])
+            .expect("CLUSTER KEYSLOT");
+        self.slot_owner(slot).expect("a master serves every slot")
+    }
+
+    /// The port of the master serving `slot`, as the first node that
+    /// answers sees it.
+    pub fn slot_owner(&self, slot: u16) -> Option<u16> {
+        for port in self.ports() {
+            let Some(text) = self.query(port, &["CLUSTER", "NODES"]) else {
+                continue;
+            };
+            return text.lines().find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                if f.len() < 9 || !f[2].contains("master") || f[2].contains("fail") {
+                    return None;
+                }
+                let serves = f[8..].iter().any(|r| {
+                    let (a, b) = r.split_once('-').unwrap_or((r, r));
+                    matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if (a..=b).contains(&slot))
+                });
+                serves.then(|| f[1].split('@').next()?.rsplit(':').next()?.parse().ok())?
+            });
+        }
+        None
+    }
+
+    /// The ids of the clients of the node at `port` that track keys for
+    /// the process `pid` (its invalidation connections, named
+    /// `cachefn-invalidations-<pid>`).
+    pub fn tracking_clients(&self, port: u16, pid: u32) -> Vec<String> {
+        let list = self.query(port, &["CLIENT", "LIST"]).unwrap_or_default();
+        let name = format!("name=cachefn-invalidations-{pid}");
+        list.lines()
+            .filter(|l| {
+                let fields: Vec<&str> = l.split(' ').collect();
+                fields.contains(&name.as_str())
+                    && fields
+                        .iter()
+                        .any(|f| f.starts_with("flags=") && f.contains('t'))
+            })
+            .filter_map(|l| {
+                l.split(' ')
+                    .find_map(|f| f.strip_prefix("id="))
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    /// Start moving `slot` from the master at `from` to the master at `to`
+    /// and move `keys` (all in that slot) there, leaving the slot half
+    /// migrated: `from` answers `ASK` for the keys it no longer has, `to`
+    /// answers `MOVED` to anyone who does not say `ASKING` first.
+    pub fn migrate_partly(&self, slot: u16, from: u16, to: u16, keys: &[&str]) {
+        let id = |port| -> String { self.ask(port, &["CLUSTER", "MYID"]).expect("CLUSTER MYID") };
+        let (from_id, to_id) = (id(from), id(to));
+        let slot = slot.to_string();
+        let _: () = self
+            .ask(to, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id])
+            .expect("SETSLOT IMPORTING");
+        let _: () = self
+            .ask(from, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id])
+            .expect("SETSLOT MIGRATING");
+        let to_port = to.to_string();
+        let mut args = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
+        args.extend_from_slice(keys);
+        let _: () = self.ask(from, &args).expect("MIGRATE");
+    }
+
+    /// End a migration that [`migrate_partly`](Self::migrate_partly)
+    /// began: every key left in `slot` moves to `to`, which then serves it
+    /// (on every master).
+    pub fn finish_migration(&self, slot: u16, from: u16, to: u16) {
+        let slot_text = slot.to_string();
+        let to_port = to.to_string();
+        loop {
+            let keys: Vec<String> = self
+                .ask(from, &["CLUSTER", "GETKEYSINSLOT", &slot_text, "100"])
+                .expect("CLUSTER GETKEYSINSLOT");
+            if keys.is_empty() {
+                break;
+            }
+            let mut args = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
+            args.extend(keys.iter().map(String::as_str));
+            let _: () = self.ask(from, &args).expect("MIGRATE");
+        }
+        let id: String = self.ask(to, &["CLUSTER", "MYID"]).expect("CLUSTER MYID");
+        let slot = slot_text;
+        for port in self.masters() {
+            let _: () = self
+                .ask(port, &["CLUSTER", "SETSLOT", &slot, "NODE", &id])
+                .expect("SETSLOT NODE");
+        }
     }
 
     /// Ports of the masters that serve slots, as the first node that

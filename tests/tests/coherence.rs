@@ -541,3 +541,31 @@ async fn async_writes_and_reads_follow_too() {
         assert_eq!(one.local().unwrap().get::<u64>("k"), Some(i));
     }
 }
+
+/// The feed comes from `Backend::invalidations`, which wrappers forward:
+/// a Redis behind an `Arc` (or any wrapper that forwards it) is followed too.
+#[test]
+fn a_wrapped_redis_is_followed_too() {
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    let wrapped = Cache::builder()
+        .local(Memory::with_capacity(100))
+        .shared(std::sync::Arc::new(Redis::open(&url).unwrap()))
+        .prefix("wrapped")
+        .build();
+    let other = Cache::builder()
+        .shared(Redis::open(&url).unwrap())
+        .prefix("wrapped")
+        .build();
+    let ttl = Duration::from_secs(600);
+    other.set("k", &1u64, ttl).unwrap();
+    until_kept(&wrapped, "k");
+    other.set("k", &2u64, ttl).unwrap();
+    let start = Instant::now();
+    while wrapped.get::<u64>("k") != Some(2) {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "the wrapped tier's local copy was not dropped"
+        );
+    }
+}

@@ -1,14 +1,17 @@
 //! The Redis Cluster shared tier against real clusters of six
 //! `redis-server` processes (three masters, three replicas) that the tests
-//! start on free loopback ports, and in which they kill masters.
+//! start on free loopback ports, and in which they kill masters: two
+//! clusters, one per test (run side by side), each test a sequence of
+//! steps on its cluster, the one that kills a master last.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cachefn::backends::{Backend, Memory, RedisCluster};
 use cachefn::{quickcache, Cache};
+use cachefn_tests::child::{self, Talker};
 use cachefn_tests::redis_cluster::RedisClusterServers;
 use cachefn_tests::started;
 use cachefn_tests::{child_answer, run_child, Runs};
@@ -73,6 +76,130 @@ fn per_master_cost(
         }
     }
     best
+}
+
+static COHERENT_RUNS: Runs = Runs::new();
+
+/// The other process's memoized function (the first test's writes): its
+/// body says who computed the value.
+#[quickcache(cache = "cluster-coherent", timeout = 600, local_timeout = 60)]
+fn shown(id: u32) -> String {
+    COHERENT_RUNS.hit();
+    format!("B{id}#{}", COHERENT_RUNS.get())
+}
+
+/// The same, for the failover test's writes (its own cache name, as both
+/// tests run at once in this process).
+#[quickcache(cache = "cluster-coherent-failover", timeout = 600, local_timeout = 60)]
+fn shown_f(id: u32) -> String {
+    COHERENT_RUNS.hit();
+    format!("B{id}#{}", COHERENT_RUNS.get())
+}
+
+const CHILD: &str = "coherence_child_entry";
+
+/// The other process: keeps local copies for 60 s (or follows nothing,
+/// with `invalidation(false)`) and answers `read`, `local` and `len`.
+#[test]
+fn coherence_child_entry() {
+    let Ok(urls) = std::env::var("CACHEFN_CLUSTER_CHILD") else {
+        return;
+    };
+    let urls: Vec<&str> = urls.split(',').collect();
+    let invalidation = std::env::var("CACHEFN_CLUSTER_INVALIDATION").as_deref() == Ok("on");
+    let prefix = std::env::var("CACHEFN_CLUSTER_PREFIX").unwrap();
+    let cache = Cache::builder()
+        .local(Memory::with_capacity(10_000))
+        .shared(RedisCluster::open(&urls).unwrap())
+        .prefix(prefix.as_str())
+        .invalidation(invalidation)
+        .build();
+    cachefn::register("cluster-coherent", cache.clone());
+    cachefn::register("cluster-coherent-failover", cache.clone());
+    let failover = prefix == "cohf";
+    let local = cache.local().unwrap().clone();
+    child::serve(|line| {
+        let mut words = line.split_whitespace();
+        let cmd = words.next().unwrap_or("");
+        let id: u32 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+        let key = if failover {
+            shown_f::key(id)
+        } else {
+            shown::key(id)
+        };
+        match cmd {
+            "read" if failover => shown_f(id),
+            "read" => shown(id),
+            "local" => format!("{:?}", local.get::<String>(key.as_str())),
+            "len" => cache.local_store().unwrap().len().to_string(),
+            other => panic!("unknown command {other}"),
+        }
+    });
+}
+
+/// Another process on the cluster, keeping local copies of the cache
+/// `prefix`.
+fn other_process(urls: &[String], prefix: &str, invalidation: bool) -> Talker {
+    Talker::spawn(
+        CHILD,
+        &[
+            ("CACHEFN_CLUSTER_CHILD", &urls.join(",")),
+            ("CACHEFN_CLUSTER_PREFIX", prefix),
+            (
+                "CACHEFN_CLUSTER_INVALIDATION",
+                if invalidation { "on" } else { "off" },
+            ),
+        ],
+    )
+}
+
+/// Read `id` in `b` until it keeps the value in its local tier (its feed
+/// vouches for it then); the value.
+fn hold(b: &mut Talker, id: u32) -> String {
+    let start = Instant::now();
+    loop {
+        let v = b.ask(&format!("read {id}"));
+        if b.ask(&format!("local {id}")) == format!("Some({v:?})") {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the other process never kept {id} locally (last read: {v})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `b`'s answer to `read id` once it is not `old`, or after a second.
+fn changed(b: &mut Talker, id: u32, old: &str) -> String {
+    b.ask_until_changed(&format!("read {id}"), old, Duration::from_secs(1))
+}
+
+/// One id per master (by port) whose key, as `writer` stores it, lives
+/// on that master.
+fn one_id_per_master(
+    cluster: &RedisClusterServers,
+    writer: &Cache,
+    key: fn(u32) -> cachefn::Key,
+) -> HashMap<u16, u32> {
+    let mut ids = HashMap::new();
+    for id in 0..1000 {
+        let port = cluster.master_of(&writer.storage_key(key(id)));
+        ids.entry(port).or_insert(id);
+        if ids.len() == 3 {
+            return ids;
+        }
+    }
+    panic!("no key on some master: {ids:?}");
+}
+
+/// Retry a write until the cluster takes it (while it fails over).
+fn written(mut write: impl FnMut() -> Result<(), cachefn::Error>) {
+    let start = Instant::now();
+    while let Err(e) = write() {
+        assert!(start.elapsed() < Duration::from_secs(10), "{e}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// One cluster for the tests that do not kill nodes, run in turn.
@@ -246,6 +373,104 @@ fn one_cluster_spreads_keys_batches_per_master_and_clears_by_prefix() {
         raw.clear_prefix_async("other:").await.unwrap();
         assert_eq!(raw.get_async("other:3").await.unwrap(), None);
     });
+
+    // A prefix clear while a slot is half migrated: the keys already moved
+    // are on a node that answers `MOVED` to a plain `UNLINK` (it imports
+    // the slot) and `ASK`s come back from the node that still owns it.
+    let mine: Vec<String> = (0..20).map(|i| format!("mig:{{mig}}:{i}")).collect();
+    let theirs: Vec<String> = (0..20).map(|i| format!("keep:{{mig}}:{i}")).collect();
+    for k in mine.iter().chain(&theirs) {
+        raw.set(k, b"v", MIN).unwrap();
+    }
+    let slot: u16 = cluster
+        .ask(masters[0], &["CLUSTER", "KEYSLOT", "{mig}"])
+        .unwrap();
+    let from = cluster.master_of("{mig}");
+    let to = *masters.iter().find(|&&p| p != from).unwrap();
+    let moved: Vec<&str> = mine[..10]
+        .iter()
+        .chain(&theirs[..10])
+        .map(String::as_str)
+        .collect();
+    cluster.migrate_partly(slot, from, to, &moved);
+    assert_eq!(cluster.keys(to, "mig:*").len(), 10);
+    raw.clear_prefix("mig:").unwrap();
+    for &port in &masters {
+        assert_eq!(cluster.keys(port, "mig:*"), Vec::<String>::new(), "{port}");
+    }
+    // Nothing else went.
+    cluster.finish_migration(slot, from, to);
+    assert_eq!(cluster.keys(to, "keep:*").len(), 20);
+    let values = raw
+        .get_many(&theirs.iter().map(String::as_str).collect::<Vec<_>>())
+        .unwrap();
+    assert!(values.iter().all(|v| v.as_deref() == Some(b"v".as_slice())));
+
+    // Coherence: another process keeps local copies for 60 s and sees every
+    // change this one makes, on every master, within a second.
+    let writer = shared_only(&urls, "coh");
+    cachefn::register("cluster-coherent", writer.clone());
+    let ids = one_id_per_master(&cluster, &writer, shown::key);
+    let mut b = other_process(&urls, "coh", true);
+    // The control: without invalidation the other process keeps its copy.
+    let mut b_off = other_process(&urls, "coh", false);
+    for &id in ids.values() {
+        shown::set_cached(id, "A v1".to_owned()).unwrap();
+        assert_eq!(hold(&mut b, id), "A v1");
+        assert_eq!(hold(&mut b_off, id), "A v1");
+    }
+    for (&port, &id) in &ids {
+        shown::set_cached(id, "A v2".to_owned()).unwrap();
+        assert_eq!(changed(&mut b, id, "A v1"), "A v2", "a write on {port}");
+        assert_eq!(
+            changed(&mut b_off, id, "A v1"),
+            "A v1",
+            "with invalidation(false) the local copy lives its local_timeout"
+        );
+    }
+    drop(b_off);
+    // A clears a key on each master, then the whole function: the other
+    // process computes again.
+    for (&port, &id) in &ids {
+        let old = hold(&mut b, id);
+        shown::clear(id).unwrap();
+        let v = changed(&mut b, id, &old);
+        assert!(v.starts_with('B') && v != old, "{v} after {old} on {port}");
+    }
+    let olds: Vec<(u32, String)> = ids.values().map(|&id| (id, hold(&mut b, id))).collect();
+    shown::clear_all().unwrap();
+    for (id, old) in olds {
+        let v = changed(&mut b, id, &old);
+        assert!(v.starts_with('B') && v != old, "{v} after {old}");
+    }
+
+    // One master's invalidation connection killed: the other process never
+    // serves the value it held, and follows every master again after.
+    for (round, (&port, &id)) in ids.iter().enumerate() {
+        let old = hold(&mut b, id);
+        let clients = cluster.tracking_clients(port, b.pid());
+        assert_eq!(clients.len(), 1, "one connection per master: {clients:?}");
+        let killed: i64 = cluster
+            .ask(port, &["CLIENT", "KILL", "ID", &clients[0]])
+            .unwrap();
+        assert_eq!(killed, 1);
+        // The other process learns of the kill when its feed thread reads
+        // the closed socket (as for a single server, the one window a
+        // client cannot close); this one writes after it.
+        std::thread::sleep(Duration::from_millis(20));
+        let new = format!("A k{round}");
+        shown::set_cached(id, new.clone()).unwrap();
+        for _ in 0..20 {
+            assert_eq!(b.ask(&format!("read {id}")), new, "after {old} on {port}");
+        }
+        assert_eq!(hold(&mut b, id), new, "never followed {port} again");
+        for &other in ids.values() {
+            let old = hold(&mut b, other);
+            let newer = format!("A n{round}.{other}");
+            shown::set_cached(other, newer.clone()).unwrap();
+            assert_eq!(changed(&mut b, other, &old), newer);
+        }
+    }
 }
 
 static FAILOVER_RUNS: Runs = Runs::new();
@@ -256,18 +481,90 @@ fn doubled(id: u32) -> u32 {
     id * 2
 }
 
+static DOWN_RUNS: Runs = Runs::new();
+
+#[quickcache(cache = "cluster-late", timeout = 600)]
+fn late(id: u32) -> u32 {
+    DOWN_RUNS.hit();
+    id + 1
+}
+
+/// The other cluster: an application started before it, then one of its
+/// masters SIGKILLed under load and replaced by its replica.
 #[test]
-fn a_killed_master_is_followed_to_its_promoted_replica() {
-    let mut cluster = started!(RedisClusterServers::start());
+fn a_cluster_that_starts_late_and_loses_a_master_is_followed() {
+    let mut cluster = started!(RedisClusterServers::start_unformed());
     let urls = cluster.urls();
-    let cache = shared_only(&urls, "failover");
-    cachefn::register("cluster-failover", cache);
+
+    // Down at the start: building works, calls compute, quickly.
+    cluster.stop_all();
+    cachefn::register("cluster-late", shared_only(&urls, "late"));
+    let start = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(late(1), 2);
+    }
+    assert_eq!(DOWN_RUNS.get(), 20);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    // Up but not yet a cluster: still computed.
+    cluster.restart_all();
+    assert_eq!(late(1), 2);
+    // A cluster: served from it once the tier reads its map.
+    cluster.form();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        late(2);
+        let before = DOWN_RUNS.get();
+        late(2);
+        if DOWN_RUNS.get() == before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served from the cluster");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for i in 0..30 {
+        late(i);
+    }
+    let before = DOWN_RUNS.get();
+    for i in 0..30 {
+        assert_eq!(late(i), i + 1);
+    }
+    assert_eq!(DOWN_RUNS.get(), before);
+
+    // Before the failover: 300 memoized values, another process holding
+    // local copies of a key on each master, and a tier that has read the
+    // slot map (and will not read it again before its clear).
+    cachefn::register("cluster-failover", shared_only(&urls, "failover"));
     for i in 0..300 {
         assert_eq!(doubled(i), i * 2);
     }
     assert_eq!(FAILOVER_RUNS.get(), 300);
+    let writer = shared_only(&urls, "cohf");
+    cachefn::register("cluster-coherent-failover", writer.clone());
+    let ids = one_id_per_master(&cluster, &writer, shown_f::key);
+    let mut b = other_process(&urls, "cohf", true);
+    for &id in ids.values() {
+        shown_f::set_cached(id, "A v1".to_owned()).unwrap();
+        assert_eq!(hold(&mut b, id), "A v1");
+    }
+    let stale = RedisCluster::open(&urls).unwrap();
+    let doomed: Vec<String> = (0..60).map(|i| format!("stale:{i}")).collect();
+    for k in &doomed {
+        stale.set(k, b"v", MIN).unwrap();
+    }
+    stale.set("kept:1", b"v", MIN).unwrap();
     let victim = cluster.masters()[1];
     let replica = cluster.replicas()[&victim][0];
+    assert!(!cluster.keys(victim, "stale:*").is_empty());
+    // The replica has every write before its master dies.
+    let start = Instant::now();
+    while cluster.keys(replica, "stale:*").len() != cluster.keys(victim, "stale:*").len() {
+        assert!(start.elapsed() < Duration::from_secs(5), "replication lags");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // Load on every key while the master dies and its replica takes over.
     let stop = Arc::new(AtomicBool::new(false));
@@ -327,58 +624,39 @@ fn a_killed_master_is_followed_to_its_promoted_replica() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
 
-static DOWN_RUNS: Runs = Runs::new();
-
-#[quickcache(cache = "cluster-late", timeout = 600)]
-fn late(id: u32) -> u32 {
-    DOWN_RUNS.hit();
-    id + 1
-}
-
-#[test]
-fn an_application_started_with_the_cluster_down_works_once_it_is_up() {
-    let mut cluster = started!(RedisClusterServers::start_unformed());
-    let urls = cluster.urls();
-    cluster.stop_all();
-    // Nothing listens: building works, calls compute, quickly.
-    cachefn::register("cluster-late", shared_only(&urls, "late"));
-    let start = Instant::now();
+    // Coherence resumes on the new master: the other process never serves
+    // the value it held once this one has replaced it there, keeps copies
+    // again (every master, the new one included, vouches for it), and
+    // follows the next change.
+    let id = ids[&victim];
+    written(|| shown_f::set_cached(id, "A v2".to_owned()));
     for _ in 0..20 {
-        assert_eq!(late(1), 2);
+        assert_eq!(b.ask(&format!("read {id}")), "A v2");
     }
-    assert_eq!(DOWN_RUNS.get(), 20);
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
+    assert_eq!(hold(&mut b, id), "A v2");
+    assert_eq!(cluster.tracking_clients(replica, b.pid()).len(), 1);
+    shown_f::set_cached(id, "A v3".to_owned()).unwrap();
+    assert_eq!(
+        changed(&mut b, id, "A v2"),
+        "A v3",
+        "a write on the new master"
     );
+    for (&port, &other) in ids.iter().filter(|(&p, _)| p != victim) {
+        let old = hold(&mut b, other);
+        shown_f::set_cached(other, "A v4".to_owned()).unwrap();
+        assert_eq!(changed(&mut b, other, &old), "A v4", "a write on {port}");
+    }
 
-    // Up but not yet a cluster: still computed.
-    cluster.restart_all();
-    assert_eq!(late(1), 2);
-    // A cluster: served from it once the tier reads its map.
-    cluster.form();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        late(2);
-        let before = DOWN_RUNS.get();
-        late(2);
-        if DOWN_RUNS.get() == before {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never served from the cluster");
-        std::thread::sleep(Duration::from_millis(100));
+    // A clear by a tier whose map still names the dead master: the map is
+    // read again and the promoted replica cleared too.
+    stale.clear_prefix("stale:").unwrap();
+    for port in cluster.masters() {
+        assert_eq!(
+            cluster.keys(port, "stale:*"),
+            Vec::<String>::new(),
+            "{port}"
+        );
     }
-    let mut seen = HashSet::new();
-    for i in 0..30 {
-        late(i);
-        seen.insert(i);
-    }
-    let before = DOWN_RUNS.get();
-    for i in seen {
-        assert_eq!(late(i), i + 1);
-    }
-    assert_eq!(DOWN_RUNS.get(), before);
+    assert_eq!(stale.get("kept:1").unwrap(), Some(b"v".to_vec()));
 }

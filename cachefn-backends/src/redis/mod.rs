@@ -24,8 +24,6 @@ mod conn;
 mod resp;
 mod tracking;
 
-pub use tracking::{InvalidationFeed, InvalidationSink};
-
 /// Default time to open a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
 /// Default time to wait for one reply (a frozen server fails a call after this).
@@ -387,23 +385,6 @@ impl Redis {
         Redis::builder(url).build()
     }
 
-    /// The server's invalidation feed (`CLIENT TRACKING`, Redis 6+): how a
-    /// cache's local tier follows every change under its prefix. One
-    /// background thread and connection per process and server serve every
-    /// follower; nothing connects until a follower registers. The cachefn
-    /// runtime uses it for every tiered cache with a Redis shared tier
-    /// (`CacheBuilder::invalidation`).
-    ///
-    /// ```
-    /// let redis = cachefn_backends::Redis::open("redis://127.0.0.1:6379")?;
-    /// let feed = redis.invalidations(); // nothing connects yet
-    /// # drop(feed);
-    /// # Ok::<(), cachefn_backends::Error>(())
-    /// ```
-    pub fn invalidations(&self) -> InvalidationFeed {
-        InvalidationFeed::new(&self.target)
-    }
-
     /// A builder, to set timeouts.
     pub fn builder(url: &str) -> RedisBuilder {
         RedisBuilder {
@@ -648,6 +629,13 @@ fn under_prefix<'k>(keys: &'k [String], prefix: &str) -> Vec<&'k str> {
 impl Backend for Redis {
     fn name(&self) -> &'static str {
         "redis"
+    }
+
+    /// The server's `CLIENT TRACKING` feed (Redis 6+): one background
+    /// thread and connection per process and server serve every cache that
+    /// follows it; nothing connects until one does.
+    fn invalidations(&self) -> Option<crate::InvalidationFeed> {
+        Some(tracking::ServerFeed::feed(&self.target))
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {

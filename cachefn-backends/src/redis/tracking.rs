@@ -8,6 +8,10 @@
 //! [`PING_EVERY`]; a connection that breaks, or leaves a ping unanswered for
 //! [`SILENCE`], suspends every follower (its local tier is emptied and not
 //! filled) until tracking is set up again on a new connection.
+//!
+//! A cluster's feed (`cluster/feed.rs`) follows each master through one of
+//! these per-server feeds: its followers here are per-master links of a
+//! cache, not caches.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -16,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use super::conn::{CallFail, Conn, Stream, Target};
 use super::resp;
+use crate::invalidation::Source;
 use crate::net::deadline::is_timeout;
+use crate::{InvalidationFeed, InvalidationSink};
 
 /// How often the feed's thread pings the server.
 pub const PING_EVERY: Duration = Duration::from_millis(250);
@@ -27,54 +33,29 @@ const POLL: Duration = Duration::from_millis(20);
 /// The longest push or reply the feed accepts (500 keys' names fit easily).
 const MAX_PUSH: usize = 64 << 20;
 
-/// A follower of a Redis server's changes: a cache's local tier, told which
-/// of its keys changed. The cachefn runtime implements it; applications do
-/// not.
-pub trait InvalidationSink: Send + Sync {
-    /// The key `prefix:key` changed or was deleted in the server (by any
-    /// client): drop the local copy of `key` (the text after `prefix:`).
-    fn invalidate(&self, key: &str);
-    /// Every key may have changed (`FLUSHDB`, `FLUSHALL`): drop every local copy.
-    fn flush(&self);
-    /// The feed cannot vouch for the local tier (its connection broke or
-    /// went silent, or is not set up yet): drop every local copy and keep
-    /// no new ones until [`InvalidationSink::resume`].
-    fn suspend(&self);
-    /// The feed is live again for this prefix: local copies may be kept.
-    fn resume(&self);
-    /// The server cannot track keys (older than Redis 6, or a proxy): the
-    /// follower is resumed and its local copies live out their local
-    /// lifetimes. Called once per follower, with the reason.
-    fn unsupported(&self, why: &str);
-}
-
-/// A handle on the invalidation feed of one [`Redis`](super::Redis) server;
-/// from [`Redis::invalidations`](super::Redis::invalidations).
-#[derive(Clone)]
-pub struct InvalidationFeed {
+/// The feed of one Redis server, as an [`InvalidationFeed`]'s source.
+pub(super) struct ServerFeed {
     target: Target,
 }
 
-impl std::fmt::Debug for InvalidationFeed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InvalidationFeed")
-            .field("addr", &self.target.addr.to_string())
-            .finish()
+impl ServerFeed {
+    /// The feed of the server `target` names (nothing connects yet).
+    pub(super) fn feed(target: &Target) -> InvalidationFeed {
+        InvalidationFeed::new(Arc::new(ServerFeed {
+            target: target.clone(),
+        }))
     }
 }
 
-impl InvalidationFeed {
-    pub(super) fn new(target: &Target) -> Self {
-        InvalidationFeed {
-            target: target.clone(),
-        }
+impl Source for ServerFeed {
+    fn describe(&self) -> String {
+        self.target.addr.to_string()
     }
 
-    /// Follow every change under `prefix:` (the cache's prefix, without the
-    /// colon) for as long as `sink` lives. The sink is suspended at once and
-    /// resumed when the server confirms tracking. One thread and connection
-    /// per process and server serve every follower.
-    pub fn follow(&self, prefix: &str, sink: Weak<dyn InvalidationSink>) {
+    /// The sink is suspended at once and resumed when the server confirms
+    /// tracking. One thread and connection per process and server serve
+    /// every follower.
+    fn follow(&self, prefix: &str, sink: Weak<dyn InvalidationSink>) {
         if let Some(s) = sink.upgrade() {
             s.suspend();
         }
@@ -262,7 +243,10 @@ impl Feed {
         let io = conn.stream();
         let mut expect: VecDeque<(Expect, Instant)> = VecDeque::new();
         let mut tracked: Vec<String> = Vec::new();
-        if send(io, &[b"HELLO", b"3"]).is_err() {
+        // Named after the process, so that an operator (or a test) can
+        // tell whose invalidation connection a tracking client is.
+        let name = format!("cachefn-invalidations-{}", std::process::id());
+        if send(io, &[b"HELLO", b"3", b"SETNAME", name.as_bytes()]).is_err() {
             return End::Lost;
         }
         expect.push_back((Expect::Hello, Instant::now()));
@@ -334,6 +318,9 @@ impl Feed {
                 Ok([]) => return End::Lost,
                 Ok(_) => {}
                 Err(e) if is_timeout(&e) => continue,
+                // A server that closes without reading all of `HELLO`
+                // resets the connection rather than closing it.
+                Err(_) if !greeted => return End::Hungup,
                 Err(_) => return End::Lost,
             }
             io.get_mut().set_deadline(Instant::now() + SILENCE);

@@ -104,9 +104,6 @@ pub struct CacheBuilder {
     prefix: String,
     local_ttl: Duration,
     invalidation: bool,
-    /// The shared tier's change feed, when it has one (Redis).
-    #[cfg(feature = "redis")]
-    feed: Option<cachefn_backends::InvalidationFeed>,
 }
 
 impl CacheBuilder {
@@ -120,13 +117,6 @@ impl CacheBuilder {
     /// behind a [`CircuitBreaker`](cachefn_backends::CircuitBreaker): after
     /// a few failures in a row it is skipped for a second, then probed.
     pub fn shared(mut self, backend: impl Backend) -> Self {
-        #[cfg(feature = "redis")]
-        {
-            let any: &dyn std::any::Any = &backend;
-            self.feed = any
-                .downcast_ref::<cachefn_backends::Redis>()
-                .map(|redis| redis.invalidations());
-        }
         self.shared = Some(Arc::new(cachefn_backends::CircuitBreaker::new(backend)));
         self
     }
@@ -150,18 +140,21 @@ impl CacheBuilder {
     }
 
     /// Whether the local tier follows the shared tier's changes (default
-    /// `true`). With a Redis shared tier (6 or later) and a local tier, every
-    /// change that any client makes under the cache's prefix drops this
-    /// process's local copy of the key, typically within milliseconds; a
-    /// process that loses its invalidation connection, or cannot confirm it
-    /// is alive within about a second, empties its local tier and fills it
-    /// again only once the connection is back. One background thread and
-    /// connection per process and Redis server serve every cache.
+    /// `true`). With a Redis (6 or later) or Redis Cluster shared tier and a
+    /// local tier, every change that any client makes under the cache's
+    /// prefix drops this process's local copy of the key, typically within
+    /// milliseconds; a process that loses an invalidation connection (for a
+    /// cluster: to any master), or cannot confirm it is alive within about
+    /// a second, empties its local tier and fills it again only once every
+    /// connection is back. One background thread and connection per process
+    /// and Redis server (each master of a cluster, followed through
+    /// failovers and resharding) serve every cache.
     ///
-    /// The Redis tier is recognised when a [`Redis`](cachefn_backends::Redis)
-    /// itself is given to [`CacheBuilder::shared`] (not wrapped). A cache
-    /// follows its feed from the moment it is built; until the server
-    /// confirms tracking (a round trip), its local tier is not filled.
+    /// The feed is the shared tier's
+    /// [`Backend::invalidations`](cachefn_backends::Backend::invalidations),
+    /// which wrappers forward. A cache follows it from the moment it is
+    /// built; until the server confirms tracking (a round trip), its local
+    /// tier is not filled.
     ///
     /// `false`, and shared tiers without a change feed (memcached, disk, a
     /// Redis older than 6 or a proxy without `CLIENT TRACKING`, which is
@@ -186,25 +179,20 @@ impl CacheBuilder {
 
     /// The cache.
     pub fn build(self) -> Cache {
-        #[cfg(feature = "redis")]
-        let feed = self
-            .feed
-            .filter(|_| self.invalidation && self.local.is_some());
-        #[cfg(not(feature = "redis"))]
-        let feed: Option<()> = None;
+        let feed = match (&self.shared, &self.local) {
+            (Some(shared), Some(_)) if self.invalidation => shared.invalidations(),
+            _ => None,
+        };
         let mut cache = Cache::from_tiers(
             self.local,
             self.shared,
             clean_prefix(&self.prefix).into(),
             self.local_ttl,
         );
-        if feed.is_some() {
+        if let Some(feed) = feed {
             if let Some(inner) = Arc::get_mut(&mut cache.inner) {
                 inner.own = Some(crate::coherence::OwnWrites::new());
             }
-        }
-        #[cfg(feature = "redis")]
-        if let Some(feed) = feed {
             let sink: std::sync::Weak<dyn cachefn_backends::InvalidationSink> =
                 Arc::downgrade(&cache.inner) as _;
             feed.follow(&cache.inner.prefix, sink);
@@ -330,8 +318,6 @@ impl Cache {
             prefix: String::new(),
             local_ttl: DEFAULT_LOCAL_TTL,
             invalidation: true,
-            #[cfg(feature = "redis")]
-            feed: None,
         }
     }
 

@@ -49,6 +49,4 @@ pub(crate) mod writer;
 pub use builder::KeyBuilder;
 pub use scheme::{Key, MAX_KEY_LEN};
 
-#[cfg(feature = "redis")]
-pub(crate) use scheme::fingerprint;
-pub(crate) use scheme::{escape_name, escape_text, head_fingerprint, normalize};
+pub(crate) use scheme::{escape_name, escape_text, fingerprint, head_fingerprint, normalize};

@@ -12,9 +12,11 @@ use super::{
 };
 use crate::pool::Pool;
 use crate::{Backend, BoxFuture, Error};
+use feed::ClusterFeed;
 use route::{redirect, Node, NodeOptions, Router, NAME};
 use slots::key_slot;
 
+mod feed;
 mod route;
 mod slots;
 
@@ -46,7 +48,9 @@ const DEFAULT_IO_THREADS: usize = 4;
 ///   slots).
 /// - **Clears.** [`clear_prefix`](Backend::clear_prefix) runs `SCAN MATCH
 ///   prefix*` and `UNLINK` on every master: never `KEYS` or `FLUSHALL`, and
-///   never a key outside the prefix.
+///   never a key outside the prefix. Keys whose `UNLINK` is redirected (a
+///   slot moved or moving) are unlinked where they live now, and masters
+///   that gained slots while it ran (a failover) are scanned too.
 /// - **Failover.** `MOVED` updates the map and is followed; `ASK` is
 ///   followed with `ASKING`. When a master fails (a refused, reset or
 ///   timed-out connection, or `CLUSTERDOWN`), the map is read again in the
@@ -54,6 +58,17 @@ const DEFAULT_IO_THREADS: usize = 4;
 ///   slots are served by it without restarting the application. Calls to
 ///   the failed master's slots fail (fast, once the connection is refused)
 ///   until then, and the cache computes.
+/// - **Coherence.** The local tiers of the caches built on it follow the
+///   cluster ([`Backend::invalidations`]): each cache is tracked (`CLIENT
+///   TRACKING BCAST` on its prefix) on every master, through one
+///   connection per process and master with the same ping watchdog as for
+///   a single server. A cache keeps local copies only while every master
+///   vouches for it: a lost or silent master connection empties its local
+///   tier until the connection is back, and a new master (a promoted
+///   replica, slots moved to another node) is tracked before anything is
+///   sent to it. While a master's connection is down, the slot map is read
+///   again every 500 ms, so a promotion is found even when no call goes to
+///   that master's slots.
 /// - **Errors** are classified for the circuit breaker as for [`Redis`]: an
 ///   unreachable node is an outage, an error reply a refusal; messages name
 ///   the node.
@@ -85,6 +100,8 @@ pub struct RedisCluster {
 /// The blocking side of a [`RedisCluster`].
 struct Cluster {
     router: Arc<Router>,
+    /// The caches that follow the cluster's changes.
+    feed: Arc<ClusterFeed>,
 }
 
 /// Options of a [`RedisCluster`] tier; from [`RedisCluster::builder`].
@@ -260,10 +277,11 @@ impl RedisClusterBuilder {
         let (tls, userinfo) = template.unwrap_or_default();
         options.scheme = if tls { "rediss" } else { "redis" };
         options.userinfo = userinfo;
+        let router = Router::new(seeds, options);
+        let feed = ClusterFeed::new(&router);
+        router.watch(&feed);
         Ok(RedisCluster {
-            inner: Arc::new(Cluster {
-                router: Router::new(seeds, options),
-            }),
+            inner: Arc::new(Cluster { router, feed }),
             pool: Arc::new(Pool::new(self.io_threads, NAME)),
         })
     }
@@ -351,7 +369,68 @@ impl std::fmt::Debug for RedisCluster {
 /// and within a master by slot.
 type Groups = Vec<(Arc<Node>, Vec<(u16, Vec<usize>)>)>;
 
+/// Rounds of a prefix clear over a changing slot map.
+const CLEAR_ROUNDS: usize = 3;
+
+/// The masters of `after` that serve a slot that `before` gave to another
+/// node (or to none).
+fn gained(before: &route::Topology, after: &route::Topology) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for slot in 0..slots::SLOTS as u16 {
+        let Ok(now) = after.master(slot) else {
+            continue;
+        };
+        let then = before.master(slot).ok().map(|n| n.addr.as_str());
+        if then != Some(now.addr.as_str()) && !out.contains(&now.addr) {
+            out.push(now.addr.clone());
+        }
+    }
+    out
+}
+
 impl Cluster {
+    /// Unlink every key under `prefix` that `SCAN` finds on `node`; a
+    /// batch that the node redirects (the slot moved, or is moving) is
+    /// unlinked key by key where each key lives now.
+    fn clear_node(&self, node: &Node, prefix: &str) -> Result<(), Error> {
+        let pattern = glob_prefix(prefix);
+        let count = SCAN_BATCH.to_string();
+        let mut cursor = String::from("0");
+        loop {
+            let (next, keys) = self.router.on(node, |c| {
+                scan_reply(c.call(&[
+                    b"SCAN",
+                    cursor.as_bytes(),
+                    b"MATCH",
+                    pattern.as_bytes(),
+                    b"COUNT",
+                    count.as_bytes(),
+                ])?)
+            })?;
+            let keys = under_prefix(&keys, prefix);
+            if !keys.is_empty() {
+                let mut by_slot: Vec<(u16, Vec<&[u8]>)> = Vec::new();
+                for k in &keys {
+                    let slot = key_slot(k.as_bytes());
+                    match by_slot.iter_mut().find(|(s, _)| *s == slot) {
+                        Some((_, args)) => args.push(k.as_bytes()),
+                        None => by_slot.push((slot, vec![b"UNLINK", k.as_bytes()])),
+                    }
+                }
+                let cmds: Vec<Vec<&[u8]>> = by_slot.into_iter().map(|(_, a)| a).collect();
+                if self.batch(node, &cmds)?.is_none() {
+                    for k in keys {
+                        self.delete(k)?;
+                    }
+                }
+            }
+            if next == "0" {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
     fn group<'k>(&self, keys: impl Iterator<Item = &'k str>) -> Result<Groups, Error> {
         let topology = self.router.topology()?;
         let mut groups: Groups = Vec::new();
@@ -436,55 +515,59 @@ impl Backend for Cluster {
     }
 
     /// `SCAN MATCH prefix*` and `UNLINK` (per hash slot) on every master,
-    /// in batches, each one round trip with its own deadline. Every master
-    /// is cleared even when one fails; the first failure is returned.
+    /// in batches, each one round trip with its own deadline; never a key
+    /// outside the prefix. Every master is cleared even when one fails.
+    ///
+    /// The slot map may change while it runs (a failover, a resharding):
+    /// keys whose `UNLINK` is redirected are unlinked where they live now,
+    /// one by one (following `MOVED` and `ASK`); a master that gained slots
+    /// during a round is scanned (again) in the next, and one that failed
+    /// is tried again once the map has been read again. After
+    /// [`CLEAR_ROUNDS`] rounds, the last failure is returned.
     fn clear_prefix(&self, prefix: &str) -> Result<(), Error> {
-        let topology = self.router.topology()?;
-        let pattern = glob_prefix(prefix);
-        let count = SCAN_BATCH.to_string();
-        let mut first_error = None;
-        for node in topology.serving() {
-            let mut cursor = String::from("0");
-            let cleared = loop {
-                let scanned = self.router.on(&node, |c| {
-                    scan_reply(c.call(&[
-                        b"SCAN",
-                        cursor.as_bytes(),
-                        b"MATCH",
-                        pattern.as_bytes(),
-                        b"COUNT",
-                        count.as_bytes(),
-                    ])?)
-                });
-                let (next, keys) = match scanned {
-                    Ok(r) => r,
-                    Err(e) => break Err(e),
-                };
-                let keys = under_prefix(&keys, prefix);
-                if !keys.is_empty() {
-                    let mut by_slot: Vec<(u16, Vec<&[u8]>)> = Vec::new();
-                    for k in keys {
-                        let slot = key_slot(k.as_bytes());
-                        match by_slot.iter_mut().find(|(s, _)| *s == slot) {
-                            Some((_, args)) => args.push(k.as_bytes()),
-                            None => by_slot.push((slot, vec![b"UNLINK", k.as_bytes()])),
-                        }
-                    }
-                    let cmds: Vec<Vec<&[u8]>> = by_slot.into_iter().map(|(_, a)| a).collect();
-                    if let Err(e) = self.router.on(&node, |c| c.pipeline(&cmds).map(drop)) {
-                        break Err(e);
+        let mut topology = self.router.topology()?;
+        let mut pending: Vec<String> = topology.serving().iter().map(|n| n.addr.clone()).collect();
+        let mut failure = None;
+        for _ in 0..CLEAR_ROUNDS {
+            failure = None;
+            for node in topology.serving() {
+                if !pending.contains(&node.addr) {
+                    continue;
+                }
+                match self.clear_node(&node, prefix) {
+                    Ok(()) => pending.retain(|a| *a != node.addr),
+                    Err(e) => {
+                        failure.get_or_insert(e);
                     }
                 }
-                if next == "0" {
-                    break Ok(());
+            }
+            if failure.is_some() {
+                // Give a failover a moment, then read the map again.
+                std::thread::sleep(route::REFRESH_EVERY);
+                self.router.refresh_now();
+            }
+            let now = self.router.topology()?;
+            for addr in gained(&topology, &now) {
+                if !pending.contains(&addr) {
+                    pending.push(addr);
                 }
-                cursor = next;
-            };
-            if let Err(e) = cleared {
-                first_error.get_or_insert(e);
+            }
+            let serving = now.serving();
+            pending.retain(|a| serving.iter().any(|n| n.addr == *a));
+            topology = now;
+            if pending.is_empty() {
+                return Ok(());
             }
         }
-        first_error.map_or(Ok(()), Err)
+        Err(failure.unwrap_or_else(|| {
+            Error::refused(
+                NAME,
+                format!(
+                    "clearing `{prefix}`: the cluster's slot map kept changing over \
+                     {CLEAR_ROUNDS} rounds (resharding?); try again"
+                ),
+            )
+        }))
     }
 
     fn has(&self, key: &str) -> Result<bool, Error> {
@@ -593,6 +676,10 @@ fn unexpected_text(v: &Value) -> String {
 impl Backend for RedisCluster {
     fn name(&self) -> &'static str {
         NAME
+    }
+    /// `CLIENT TRACKING` on every master, followed through failovers.
+    fn invalidations(&self) -> Option<crate::InvalidationFeed> {
+        Some(self.inner.feed.handle())
     }
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         self.inner.get(key)

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::sync::{Mutex, RwLock};
@@ -15,6 +15,7 @@ use crate::sync::{Mutex, RwLock};
 use super::super::conn::CallFail;
 use super::super::resp::Value;
 use super::super::Redis;
+use super::feed::ClusterFeed;
 use super::slots::{key_slot, parse_nodes, SlotMap};
 use crate::{clock, Error};
 
@@ -195,6 +196,9 @@ pub(super) struct Router {
     /// Held by the caller that discovers the cluster for the first time;
     /// the error of the last failed discovery.
     first: Mutex<Option<Error>>,
+    /// Told of every topology installed: the invalidation feed, which
+    /// tracks keys on each master.
+    on_install: OnceLock<Weak<ClusterFeed>>,
 }
 
 impl Router {
@@ -213,7 +217,13 @@ impl Router {
             last_discovery: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
             first: Mutex::new(None),
+            on_install: OnceLock::new(),
         })
+    }
+
+    /// Tell `feed` of every topology installed from now on.
+    pub fn watch(&self, feed: &Arc<ClusterFeed>) {
+        let _ = self.on_install.set(Arc::downgrade(feed));
     }
 
     pub fn options(&self) -> &NodeOptions {
@@ -257,6 +267,13 @@ impl Router {
             .collect::<Result<Vec<_>, _>>()?;
         let topology = Arc::new(Topology { map, masters });
         *self.topology.write() = Some(topology.clone());
+        // New masters are tracked (and followers suspended until they
+        // confirm) before the caller sends anything to them.
+        if let Some(feed) = self.on_install.get().and_then(Weak::upgrade) {
+            if feed.followed() {
+                feed.sync();
+            }
+        }
         Ok(topology)
     }
 
@@ -354,6 +371,23 @@ impl Router {
         ))
     }
 
+    /// Read the slot map again now, on this thread, unless it was read (or
+    /// is being read) less than [`REFRESH_EVERY`] ago. A failure leaves the
+    /// old map.
+    pub fn refresh_now(&self) {
+        let now = clock::now_ms();
+        let last = self.last_discovery.load(Ordering::Acquire);
+        if now.saturating_sub(last) < REFRESH_EVERY.as_millis() as u64
+            || self.refreshing.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        self.last_discovery.store(now, Ordering::Release);
+        let wait = self.options.connect_timeout + self.options.response_timeout;
+        let _ = self.discover(Some(Instant::now() + 2 * wait));
+        self.refreshing.store(false, Ordering::Release);
+    }
+
     /// Read the slot map again soon, on another thread, at most every
     /// [`REFRESH_EVERY`]: after a node failed, a `MOVED`, a `CLUSTERDOWN`.
     pub fn refresh_soon(&self) {
@@ -435,7 +469,7 @@ impl Router {
         let mut node = self.master(&topology, slot)?;
         let mut asking = false;
         for _ in 0..2 {
-            let from = node.addr.clone();
+            let from = node.addr.as_str();
             let outcome = self.on(&node, |c| {
                 let reply = if asking {
                     c.pipeline(&[vec![b"ASKING".as_slice()], args.to_vec()])
@@ -445,7 +479,7 @@ impl Router {
                 };
                 match reply {
                     Ok(v) => parse(v).map(Ok),
-                    Err(CallFail::Server(m)) => match redirect(&m, &from) {
+                    Err(CallFail::Server(m)) => match redirect(&m, from) {
                         Some(r) => Ok(Err(r)),
                         None => Err(CallFail::Server(m)),
                     },
