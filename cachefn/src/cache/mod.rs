@@ -81,6 +81,8 @@ pub(crate) struct Inner {
     /// Writes whose invalidation echo is awaited: set for a cache that
     /// follows its shared tier's change feed.
     pub(crate) own: Option<crate::coherence::OwnWrites>,
+    /// Leases and waiters of `single_flight = "shared"`.
+    pub(crate) shared_flight: crate::shared_flight::SharedFlight,
 }
 
 /// Builds a [`Cache`]; from [`Cache::builder`].
@@ -102,6 +104,7 @@ pub struct CacheBuilder {
     prefix: String,
     local_ttl: Duration,
     invalidation: bool,
+    lease_timeout: Duration,
     /// The shared tier's change feed, when it has one (Redis).
     #[cfg(feature = "redis")]
     feed: Option<cachefn_backends::InvalidationFeed>,
@@ -182,6 +185,30 @@ impl CacheBuilder {
         self
     }
 
+    /// How long the lease of a `#[quickcache(single_flight = "shared")]`
+    /// computation lives in the shared tier unless renewed (default 10 s,
+    /// at least 100 ms). While the body runs, its process renews the lease
+    /// every third of this, so a long body keeps it; a process that dies
+    /// mid-body stops renewing, and once its lease lapses another process
+    /// computes the key. A shorter lease replaces a dead holder sooner, at
+    /// the cost of more renewals.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachefn::{Cache, backends::{Memory, Null}};
+    ///
+    /// let cache = Cache::builder()
+    ///     .local(Memory::with_capacity(1_000))
+    ///     .shared(Null) // a Redis or RedisCluster tier in production
+    ///     .lease_timeout(Duration::from_secs(3))
+    ///     .build();
+    /// # drop(cache);
+    /// ```
+    pub fn lease_timeout(mut self, timeout: Duration) -> Self {
+        self.lease_timeout = timeout;
+        self
+    }
+
     /// The cache.
     pub fn build(self) -> Cache {
         #[cfg(feature = "redis")]
@@ -196,8 +223,9 @@ impl CacheBuilder {
             clean_prefix(&self.prefix).into(),
             self.local_ttl,
         );
-        if feed.is_some() {
-            if let Some(inner) = Arc::get_mut(&mut cache.inner) {
+        if let Some(inner) = Arc::get_mut(&mut cache.inner) {
+            inner.shared_flight = crate::shared_flight::SharedFlight::new(self.lease_timeout);
+            if feed.is_some() {
                 inner.own = Some(crate::coherence::OwnWrites::new());
             }
         }
@@ -328,6 +356,7 @@ impl Cache {
             prefix: String::new(),
             local_ttl: DEFAULT_LOCAL_TTL,
             invalidation: true,
+            lease_timeout: crate::shared_flight::DEFAULT_LEASE_TIMEOUT,
             #[cfg(feature = "redis")]
             feed: None,
         }
@@ -417,6 +446,9 @@ impl Cache {
                 counters: Counters::default(),
                 shared_log: RateLimited::new(),
                 own: None,
+                shared_flight: crate::shared_flight::SharedFlight::new(
+                    crate::shared_flight::DEFAULT_LEASE_TIMEOUT,
+                ),
             }),
         }
     }

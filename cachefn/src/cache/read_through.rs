@@ -39,6 +39,7 @@ use super::{expiry_for, min_ttl, ttl_ms, Cache, Encoded, SharedRead};
 use crate::codec;
 use crate::flight::{Joined, Leader, Payload};
 use crate::io::Io;
+use crate::shared_flight::SharedLead;
 use crate::stats::{Event, SiteStats};
 use crate::Error;
 
@@ -295,6 +296,9 @@ pub(crate) struct Plan<'a> {
     /// The caller's hit check already drew an early refresh (XFetch) for
     /// the local value: do not draw again.
     pub(crate) early_drawn: bool,
+    /// `single_flight = "shared"`: a cold key is computed once across
+    /// processes (see [`crate::shared_flight`]).
+    pub(crate) shared_flight: bool,
 }
 
 impl Plan<'_> {
@@ -568,7 +572,28 @@ impl Cache {
                         }
                     }
                 }
-                Box::pin(self.compute::<F, B>(io, plan, body, Some(leader), fallback)).await
+                // single_flight = "shared": one process computes; the
+                // others' leaders wait for its value.
+                let mut lease = None;
+                if plan.shared_flight {
+                    match Box::pin(self.lead_shared::<F>(io, plan)).await {
+                        SharedLead::Landed(v, bytes, meta) => {
+                            leader.finish(|| F::keep(&v, Some(&bytes), meta).map(payload));
+                            return F::from_value(v);
+                        }
+                        SharedLead::Holder(held) => lease = Some(held),
+                        SharedLead::Alone => {}
+                    }
+                }
+                let ret =
+                    Box::pin(self.compute::<F, B>(io, plan, body, Some(leader), fallback)).await;
+                // After the store: waiters that find the lease gone find the
+                // value (or, after an `Err`, compute it themselves). A panic
+                // or a cancellation drops the lease, which releases it.
+                if let Some(lease) = lease {
+                    Box::pin(lease.release(io)).await;
+                }
+                ret
             }
             Joined::Value(shared) => match self.payload_value::<F>(plan, &shared) {
                 Some(v) => F::from_value(v),
@@ -692,6 +717,22 @@ impl Cache {
             }
         }
         Some((value, bytes, meta))
+    }
+
+    /// The shared tier's value of `plan`'s key if it is there and fresh
+    /// (or drawn for an early refresh): what a value computed by another
+    /// process looks like.
+    pub(crate) async fn shared_fresh<F: Flavor>(
+        &self,
+        io: Io,
+        plan: &Plan<'_>,
+    ) -> Option<(F::Value, Vec<u8>, Meta)> {
+        let (v, bytes, meta) = self.shared_value::<F>(io, plan).await?;
+        matches!(
+            state(&meta, &plan.freshness, clock::now_ms()),
+            State::Fresh | State::Early
+        )
+        .then_some((v, bytes, meta))
     }
 
     /// [`Cache::read_shared`], counted for `plan`'s function too.
