@@ -93,6 +93,10 @@ fn fallible(x: u64) -> Result<u64, String> {
 #[quickcache(cache = "sf", timeout = 600, single_flight = "shared")]
 async fn slow_first(x: u64) -> u64 {
     if count_run() == 1 {
+        // Note that this run holds the key's lease.
+        let lease = format!("{PREFIX}:{}#lease", slow_first::key(x));
+        let held: bool = raw().exists(&lease).unwrap();
+        let _: () = raw().set("lease_seen", held).unwrap();
         tokio::time::sleep(Duration::from_secs(60)).await;
     }
     x + 1
@@ -377,6 +381,11 @@ fn a_cancelled_async_holder_releases_its_lease_at_once() {
     let dropped_at = Instant::now();
     let cache = shared_cache(&url, Duration::from_secs(10));
     let lease_key = format!("{}#lease", cache.storage_key(slow_first::key(1)));
+    assert_eq!(
+        conn.get::<_, Option<bool>>("lease_seen").unwrap(),
+        Some(true),
+        "the child's body ran holding {lease_key}"
+    );
     while conn.exists::<_, bool>(&lease_key).unwrap() {
         assert!(
             dropped_at.elapsed() < Duration::from_secs(3),
