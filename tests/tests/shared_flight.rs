@@ -8,8 +8,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cachefn::backends::{Memory, Redis};
+use cachefn::backends::{Backend, Memory, Redis, RedisCluster};
 use cachefn::{quickcache, Cache};
+use cachefn_tests::redis_cluster::RedisClusterServers;
 use cachefn_tests::redis_server::RedisServer;
 use cachefn_tests::server_process::signal_process;
 use cachefn_tests::{started, Runs};
@@ -103,8 +104,14 @@ async fn slow_first(x: u64) -> u64 {
 }
 
 fn shared_cache(url: &str, lease: Duration) -> Cache {
-    Cache::builder()
-        .local(Memory::with_capacity(1_000))
+    let builder = Cache::builder();
+    // Without a local tier there is no invalidation feed: waiters poll.
+    let builder = if std::env::var("SF_LOCAL").as_deref() == Ok("off") {
+        builder
+    } else {
+        builder.local(Memory::with_capacity(1_000))
+    };
+    builder
         .shared(Redis::open(url).unwrap())
         .prefix(PREFIX)
         .lease_timeout(lease)
@@ -270,6 +277,21 @@ fn four_processes_of_eight_threads_compute_a_cold_key_once() {
     let (children, mut conn) = start_children(&server, 4, &[("SF_MODE", "shared")]);
     for mut child in children {
         expect_all(child.answer(), "49", 8);
+    }
+    assert_eq!(runs(&mut conn), 1, "one body run across 4 processes");
+}
+
+#[test]
+fn without_an_invalidation_feed_waiters_poll_for_the_value() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let (children, mut conn) = start_children(
+        &server,
+        4,
+        &[("SF_MODE", "shared"), ("SF_LOCAL", "off"), ("SF_THREADS", "4")],
+    );
+    for mut child in children {
+        expect_all(child.answer(), "49", 4);
     }
     assert_eq!(runs(&mut conn), 1, "one body run across 4 processes");
 }
@@ -459,4 +481,81 @@ fn with_the_shared_tier_down_calls_compute_once_per_process() {
     assert_eq!(answers, [16; 8]);
     assert_eq!(DOWN_RUNS.get() - before, 1);
     assert!(start.elapsed() < Duration::from_secs(20), "no hang");
+}
+
+/// The lease primitives themselves: one holder at a time, renew and release
+/// only with the holder's token, and a lease that lapses by itself.
+fn check_lease_primitives(b: &dyn Backend, key: &str) {
+    let ttl = Duration::from_millis(400);
+    assert!(b.lease_acquire(key, b"one", ttl).unwrap());
+    assert!(!b.lease_acquire(key, b"two", ttl).unwrap(), "held");
+    assert!(!b.lease_renew(key, b"two", ttl).unwrap(), "not two's");
+    assert!(!b.lease_release(key, b"two").unwrap(), "not two's");
+    assert!(b.lease_renew(key, b"one", Duration::from_secs(5)).unwrap());
+    // Renewed to 5 s: still held after the first lifetime.
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(!b.lease_acquire(key, b"two", ttl).unwrap(), "renewed");
+    assert!(b.lease_release(key, b"one").unwrap());
+    assert!(!b.lease_release(key, b"one").unwrap(), "released once");
+    // A lease nobody renews lapses.
+    assert!(b.lease_acquire(key, b"three", ttl).unwrap());
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(b.lease_acquire(key, b"four", ttl).unwrap(), "lapsed");
+    assert!(!b.lease_renew(key, b"three", ttl).unwrap(), "three's is gone");
+    assert!(b.lease_release(key, b"four").unwrap());
+}
+
+async fn check_lease_primitives_async(b: &dyn Backend, key: &str) {
+    let ttl = Duration::from_secs(5);
+    assert!(b.lease_acquire_async(key, b"one", ttl).await.unwrap());
+    assert!(!b.lease_acquire_async(key, b"two", ttl).await.unwrap());
+    assert!(!b.lease_renew_async(key, b"two", ttl).await.unwrap());
+    assert!(b.lease_renew_async(key, b"one", ttl).await.unwrap());
+    assert!(!b.lease_release_async(key, b"two").await.unwrap());
+    assert!(b.lease_release_async(key, b"one").await.unwrap());
+    assert!(b.lease_acquire_async(key, b"two", ttl).await.unwrap());
+    assert!(b.lease_release_async(key, b"two").await.unwrap());
+}
+
+#[test]
+fn redis_leases_are_exclusive_renewable_and_released_by_their_holder() {
+    let server = started!(RedisServer::start());
+    let redis = Redis::open(&server.url()).unwrap();
+    check_lease_primitives(&redis, "p:k#lease");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(check_lease_primitives_async(&redis, "p:k2#lease"));
+    // Through the circuit breaker every cache wraps its tier in.
+    let tier = cachefn::backends::CircuitBreaker::new(redis);
+    check_lease_primitives(&tier, "p:k3#lease");
+    // A dead server is an error (the cache then computes per process).
+    let dead = Redis::open("redis://127.0.0.1:1/0").unwrap();
+    assert!(dead.lease_acquire("k", b"t", Duration::from_secs(1)).is_err());
+}
+
+#[test]
+fn cluster_leases_are_exclusive_renewable_and_released_by_their_holder() {
+    let servers = started!(RedisClusterServers::start());
+    let cluster = RedisCluster::open(&servers.urls()).unwrap();
+    // Keys on several slots (and so on several masters).
+    for key in ["p:a#lease", "p:b#lease", "p:c#lease"] {
+        check_lease_primitives(&cluster, key);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(check_lease_primitives_async(&cluster, "p:d#lease"));
+}
+
+#[test]
+fn stores_without_leases_say_so() {
+    let null = cachefn::backends::Null;
+    let err = null
+        .lease_acquire("k", b"t", Duration::from_secs(1))
+        .unwrap_err();
+    assert_eq!(err.failure(), Some(cachefn::backends::Failure::Refused));
+    assert!(err.to_string().contains("no leases"), "{err}");
 }
