@@ -257,7 +257,10 @@ impl Lease {
     /// Give the lease up now (the value is stored, or will not be).
     pub(crate) async fn release(mut self, io: Io) {
         self.keeper.forget(self.id);
-        match io.lease_release(&*self.shared, &self.key, &self.token).await {
+        match io
+            .lease_release(&*self.shared, &self.key, &self.token)
+            .await
+        {
             Ok(_) => self.released = true,
             // Dropped unreleased: the keeper tries once more.
             Err(e) => tracing::debug!(target: "cachefn", key = %self.key, error = %e,
@@ -390,7 +393,11 @@ impl Drop for Watching<'_> {
                 s.users -= 1;
                 s.users == 0
             };
-            if last && map.get(&self.fp).is_some_and(|w| Arc::ptr_eq(w, &self.watch)) {
+            if last
+                && map
+                    .get(&self.fp)
+                    .is_some_and(|w| Arc::ptr_eq(w, &self.watch))
+            {
                 map.remove(&self.fp);
             }
         }

@@ -288,7 +288,11 @@ fn without_an_invalidation_feed_waiters_poll_for_the_value() {
     let (children, mut conn) = start_children(
         &server,
         4,
-        &[("SF_MODE", "shared"), ("SF_LOCAL", "off"), ("SF_THREADS", "4")],
+        &[
+            ("SF_MODE", "shared"),
+            ("SF_LOCAL", "off"),
+            ("SF_THREADS", "4"),
+        ],
     );
     for mut child in children {
         expect_all(child.answer(), "49", 4);
@@ -312,11 +316,8 @@ fn the_control_per_process_single_flight_computes_once_per_process() {
 fn async_callers_in_four_processes_compute_a_cold_key_once() {
     let _serial = SERIAL.lock();
     let server = started!(RedisServer::start());
-    let (children, mut conn) = start_children(
-        &server,
-        4,
-        &[("SF_MODE", "async"), ("SF_THREADS", "32")],
-    );
+    let (children, mut conn) =
+        start_children(&server, 4, &[("SF_MODE", "async"), ("SF_THREADS", "32")]);
     for mut child in children {
         expect_all(child.answer(), "49", 32);
     }
@@ -328,11 +329,8 @@ fn a_killed_holder_is_replaced_once_its_lease_lapses() {
     let _serial = SERIAL.lock();
     let server = started!(RedisServer::start());
     let start = Instant::now();
-    let (children, mut conn) = start_children(
-        &server,
-        4,
-        &[("SF_MODE", "kill"), ("SF_BODY_MS", "300")],
-    );
+    let (children, mut conn) =
+        start_children(&server, 4, &[("SF_MODE", "kill"), ("SF_BODY_MS", "300")]);
     // The process that runs the first body says so, then hangs in it.
     let holder = loop {
         if let Some(pid) = conn.get::<_, Option<u32>>("holder_pid").unwrap() {
@@ -371,7 +369,11 @@ fn a_holder_whose_body_fails_lets_the_others_compute() {
     let (children, mut conn) = start_children(
         &server,
         4,
-        &[("SF_MODE", "err"), ("SF_THREADS", "1"), ("SF_BODY_MS", "500")],
+        &[
+            ("SF_MODE", "err"),
+            ("SF_THREADS", "1"),
+            ("SF_BODY_MS", "500"),
+        ],
     );
     let mut answers: Vec<String> = children
         .into_iter()
@@ -461,7 +463,11 @@ fn with_the_shared_tier_down_calls_compute_once_per_process() {
             assert_eq!(c.join().unwrap(), 9);
         }
     });
-    assert_eq!(DOWN_RUNS.get() - before, 1, "process single-flight still holds");
+    assert_eq!(
+        DOWN_RUNS.get() - before,
+        1,
+        "process single-flight still holds"
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -469,9 +475,7 @@ fn with_the_shared_tier_down_calls_compute_once_per_process() {
         .unwrap();
     let before = DOWN_RUNS.get();
     let answers = rt.block_on(async {
-        let tasks: Vec<_> = (0..8)
-            .map(|_| tokio::spawn(down_square_async(4)))
-            .collect();
+        let tasks: Vec<_> = (0..8).map(|_| tokio::spawn(down_square_async(4))).collect();
         let mut answers = Vec::new();
         for t in tasks {
             answers.push(t.await.unwrap());
@@ -501,7 +505,10 @@ fn check_lease_primitives(b: &dyn Backend, key: &str) {
     assert!(b.lease_acquire(key, b"three", ttl).unwrap());
     std::thread::sleep(Duration::from_millis(600));
     assert!(b.lease_acquire(key, b"four", ttl).unwrap(), "lapsed");
-    assert!(!b.lease_renew(key, b"three", ttl).unwrap(), "three's is gone");
+    assert!(
+        !b.lease_renew(key, b"three", ttl).unwrap(),
+        "three's is gone"
+    );
     assert!(b.lease_release(key, b"four").unwrap());
 }
 
@@ -532,7 +539,9 @@ fn redis_leases_are_exclusive_renewable_and_released_by_their_holder() {
     check_lease_primitives(&tier, "p:k3#lease");
     // A dead server is an error (the cache then computes per process).
     let dead = Redis::open("redis://127.0.0.1:1/0").unwrap();
-    assert!(dead.lease_acquire("k", b"t", Duration::from_secs(1)).is_err());
+    assert!(dead
+        .lease_acquire("k", b"t", Duration::from_secs(1))
+        .is_err());
 }
 
 #[test]

@@ -15,6 +15,9 @@
 //!
 //! Callers of one cold key join its flight *before* the shared tier is
 //! read: a cold key costs one shared read per process, not one per caller.
+//! With `single_flight = "shared"` the leader then takes the key's lease in
+//! the shared tier before the body, or waits for the process that holds it
+//! ([`crate::shared_flight`]): one computation across processes.
 //!
 //! Freshness (`stale_while_revalidate`, `stale_if_error`, `early_refresh`)
 //! is part of this path, not beside it. Every value carries its logical
@@ -572,28 +575,11 @@ impl Cache {
                         }
                     }
                 }
-                // single_flight = "shared": one process computes; the
-                // others' leaders wait for its value.
-                let mut lease = None;
                 if plan.shared_flight {
-                    match Box::pin(self.lead_shared::<F>(io, plan)).await {
-                        SharedLead::Landed(v, bytes, meta) => {
-                            leader.finish(|| F::keep(&v, Some(&bytes), meta).map(payload));
-                            return F::from_value(v);
-                        }
-                        SharedLead::Holder(held) => lease = Some(held),
-                        SharedLead::Alone => {}
-                    }
+                    return Box::pin(self.compute_shared::<F, B>(io, plan, body, leader, fallback))
+                        .await;
                 }
-                let ret =
-                    Box::pin(self.compute::<F, B>(io, plan, body, Some(leader), fallback)).await;
-                // After the store: waiters that find the lease gone find the
-                // value (or, after an `Err`, compute it themselves). A panic
-                // or a cancellation drops the lease, which releases it.
-                if let Some(lease) = lease {
-                    Box::pin(lease.release(io)).await;
-                }
-                ret
+                Box::pin(self.compute::<F, B>(io, plan, body, Some(leader), fallback)).await
             }
             Joined::Value(shared) => match self.payload_value::<F>(plan, &shared) {
                 Some(v) => F::from_value(v),
@@ -635,6 +621,41 @@ impl Cache {
                 F::from_value(stale)
             }
         }
+    }
+
+    /// [`Cache::compute`] for `single_flight = "shared"`: this process's
+    /// leader first takes the key's lease in the shared tier, or waits for
+    /// the process that holds it and hands its value to our waiters.
+    async fn compute_shared<F, B>(
+        &self,
+        io: Io,
+        plan: &Plan<'_>,
+        body: B,
+        leader: Leader<'_>,
+        fallback: Option<F::Value>,
+    ) -> F::Ret
+    where
+        F: Flavor,
+        B: Future<Output = F::Ret>,
+    {
+        let lease = match self.lead_shared::<F>(io, plan).await {
+            SharedLead::Landed(v, bytes, meta) => {
+                leader.finish(|| F::keep(&v, Some(&bytes), meta).map(payload));
+                return F::from_value(v);
+            }
+            SharedLead::Holder(lease) => Some(lease),
+            SharedLead::Alone => None,
+        };
+        let ret = self
+            .compute::<F, B>(io, plan, body, Some(leader), fallback)
+            .await;
+        // After the store: waiters that find the lease gone find the value
+        // (or, after an `Err`, compute it themselves). A panic or a
+        // cancellation drops the lease, which releases it.
+        if let Some(lease) = lease {
+            lease.release(io).await;
+        }
+        ret
     }
 
     /// Run the body, store what is cacheable, and hand it to the waiters.
