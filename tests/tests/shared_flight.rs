@@ -37,6 +37,14 @@ fn count_run() -> i64 {
     raw().incr("runs", 1).unwrap()
 }
 
+/// Note in Redis (`lease_seen`) whether the running body holds its key's
+/// lease, so that a test of the lease's release cannot pass without one.
+fn note_lease(key: cachefn::Key) {
+    let lease = format!("{PREFIX}:{key}#lease");
+    let held: bool = raw().exists(&lease).unwrap();
+    let _: () = raw().set("lease_seen", held).unwrap();
+}
+
 fn body_time() -> Duration {
     let ms = std::env::var("SF_BODY_MS")
         .ok()
@@ -94,10 +102,7 @@ fn fallible(x: u64) -> Result<u64, String> {
 #[quickcache(cache = "sf", timeout = 600, single_flight = "shared")]
 async fn slow_first(x: u64) -> u64 {
     if count_run() == 1 {
-        // Note that this run holds the key's lease.
-        let lease = format!("{PREFIX}:{}#lease", slow_first::key(x));
-        let held: bool = raw().exists(&lease).unwrap();
-        let _: () = raw().set("lease_seen", held).unwrap();
+        note_lease(slow_first::key(x));
         tokio::time::sleep(Duration::from_secs(60)).await;
     }
     x + 1
@@ -429,6 +434,46 @@ fn a_cancelled_async_holder_releases_its_lease_at_once() {
     assert_eq!(runs(&mut conn), 2);
     assert!(dropped_at.elapsed() < Duration::from_secs(5));
     assert!(children[0].child.try_wait().unwrap().is_none(), "alive");
+}
+
+/// The first run anywhere panics.
+#[quickcache(cache = "sf", timeout = 600, single_flight = "shared")]
+fn panics_first(x: u64) -> u64 {
+    if count_run() == 1 {
+        note_lease(panics_first::key(x));
+        panic!("the first run panics");
+    }
+    x * 3
+}
+
+#[test]
+fn a_panicking_holder_releases_its_lease() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    *URL.lock() = Some(url.clone());
+    let mut conn = server.raw();
+    // A 60 s lease: only a release frees it in time.
+    let cache = shared_cache(&url, Duration::from_secs(60));
+    let lease_key = format!("{}#lease", cache.storage_key(panics_first::key(5)));
+    cachefn::register("sf", cache);
+    let panicked = std::panic::catch_unwind(|| panics_first(5));
+    assert!(panicked.is_err());
+    assert_eq!(
+        conn.get::<_, Option<bool>>("lease_seen").unwrap(),
+        Some(true),
+        "the body ran holding {lease_key}"
+    );
+    let start = Instant::now();
+    while conn.exists::<_, bool>(&lease_key).unwrap() {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the lease outlived the panic"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(panics_first(5), 15);
+    assert_eq!(runs(&mut conn), 2);
 }
 
 static DOWN_RUNS: Runs = Runs::new();
