@@ -31,6 +31,15 @@ use crate::{Error, InvalidationFeed};
 /// Errors mean "could not reach or use the store". A missing key is
 /// `Ok(None)`, never an error.
 ///
+/// Three optional methods, [`lease_acquire`](Self::lease_acquire),
+/// [`lease_renew`](Self::lease_renew) and
+/// [`lease_release`](Self::lease_release) (and their twins), give
+/// `#[quickcache(single_flight = "shared")]` its cross-process lease. A
+/// store that does not override them answers [`Failure::Refused`]
+/// ("unsupported"), and such functions then compute once per process.
+///
+/// [`Failure::Refused`]: crate::Failure::Refused
+///
 /// # Example
 ///
 /// A backend that stores nothing (this is how [`Null`](crate::Null) is written):
@@ -178,6 +187,87 @@ pub trait Backend: Send + Sync + 'static {
     fn invalidations(&self) -> Option<InvalidationFeed> {
         None
     }
+
+    /// Take the lease `key` for `ttl` if nobody holds it, marking it with
+    /// `token` (unique to this acquisition): `Ok(true)` if taken, `Ok(false)`
+    /// if another holder has it. Must be atomic across every client of the
+    /// store (Redis: `SET key token NX PX ms`). A lease lapses by itself
+    /// after `ttl` unless [renewed](Self::lease_renew), so a holder that
+    /// dies is replaced.
+    ///
+    /// This is how `#[quickcache(single_flight = "shared")]` computes a cold
+    /// key once across processes. The default answers
+    /// [`Failure::Refused`](crate::Failure::Refused) ("unsupported"): the
+    /// cache then computes once per process instead. Override all three
+    /// lease methods, or none.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachefn_backends::{Backend, Failure, Null};
+    ///
+    /// // A store without leases says so; callers fall back to per-process work.
+    /// let e = Null.lease_acquire("k#lease", b"token", Duration::from_secs(10)).unwrap_err();
+    /// assert_eq!(e.failure(), Some(Failure::Refused));
+    /// ```
+    fn lease_acquire(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, Error> {
+        let _ = (key, token, ttl);
+        Err(no_leases(self.name()))
+    }
+
+    /// Extend the lease `key` to `ttl` from now, only if it is still marked
+    /// with `token` (atomically: compare and `PEXPIRE`). `Ok(false)`: the
+    /// lease lapsed or another holder has it now.
+    fn lease_renew(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, Error> {
+        let _ = (key, token, ttl);
+        Err(no_leases(self.name()))
+    }
+
+    /// Give up the lease `key`, only if it is still marked with `token`
+    /// (atomically: compare and `DEL`), so a holder whose lease lapsed never
+    /// removes its successor's. `Ok(true)` if it was removed.
+    fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, Error> {
+        let _ = (key, token);
+        Err(no_leases(self.name()))
+    }
+
+    /// [`lease_acquire`](Self::lease_acquire) without blocking the executor.
+    fn lease_acquire_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move { self.lease_acquire(key, token, ttl) })
+    }
+
+    /// [`lease_renew`](Self::lease_renew) without blocking the executor.
+    fn lease_renew_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move { self.lease_renew(key, token, ttl) })
+    }
+
+    /// [`lease_release`](Self::lease_release) without blocking the executor.
+    fn lease_release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move { self.lease_release(key, token) })
+    }
+}
+
+/// What a store without leases answers (a refusal: the store is fine, it
+/// just cannot do this).
+fn no_leases(backend: &'static str) -> Error {
+    Error::refused(
+        backend,
+        "this store has no leases (single_flight = \"shared\" needs Redis or Redis Cluster): \
+         computing once per process instead",
+    )
 }
 
 /// The future a backend's `_async` method returns: boxed, so that
@@ -214,6 +304,12 @@ macro_rules! delegate_backend {
             fn set_many_async<'a>(&'a self, items: &'a [(&'a str, &'a [u8])], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> { let $s = self; $crate::Backend::set_many_async($inner, items, ttl) }
             fn delete_many_async<'a>(&'a self, keys: &'a [&'a str]) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> { let $s = self; $crate::Backend::delete_many_async($inner, keys) }
             fn invalidations(&self) -> Option<$crate::InvalidationFeed> { let $s = self; $crate::Backend::invalidations($inner) }
+            fn lease_acquire(&self, key: &str, token: &[u8], ttl: ::std::time::Duration) -> Result<bool, $crate::Error> { let $s = self; $crate::Backend::lease_acquire($inner, key, token, ttl) }
+            fn lease_renew(&self, key: &str, token: &[u8], ttl: ::std::time::Duration) -> Result<bool, $crate::Error> { let $s = self; $crate::Backend::lease_renew($inner, key, token, ttl) }
+            fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, $crate::Error> { let $s = self; $crate::Backend::lease_release($inner, key, token) }
+            fn lease_acquire_async<'a>(&'a self, key: &'a str, token: &'a [u8], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::lease_acquire_async($inner, key, token, ttl) }
+            fn lease_renew_async<'a>(&'a self, key: &'a str, token: &'a [u8], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::lease_renew_async($inner, key, token, ttl) }
+            fn lease_release_async<'a>(&'a self, key: &'a str, token: &'a [u8]) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::lease_release_async($inner, key, token) }
         }
     };
 }

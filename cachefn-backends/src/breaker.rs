@@ -211,6 +211,40 @@ impl<B: Backend> Backend for CircuitBreaker<B> {
     fn invalidations(&self) -> Option<crate::InvalidationFeed> {
         self.backend.invalidations()
     }
+    // Leases go through the breaker too: an open circuit makes a
+    // `single_flight = "shared"` function compute per process at once.
+    fn lease_acquire(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, Error> {
+        self.guard(|b| b.lease_acquire(key, token, ttl))
+    }
+    fn lease_renew(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, Error> {
+        self.guard(|b| b.lease_renew(key, token, ttl))
+    }
+    fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, Error> {
+        self.guard(|b| b.lease_release(key, token))
+    }
+    fn lease_acquire_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        self.guard_async(move |b| b.lease_acquire_async(key, token, ttl))
+    }
+    fn lease_renew_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        self.guard_async(move |b| b.lease_renew_async(key, token, ttl))
+    }
+    fn lease_release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        self.guard_async(move |b| b.lease_release_async(key, token))
+    }
 }
 
 #[cfg(test)]

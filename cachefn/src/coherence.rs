@@ -140,6 +140,7 @@ mod sink {
 
     impl InvalidationSink for Inner {
         fn invalidate(&self, key: &str) {
+            self.shared_flight.changed(key);
             let fp = key::fingerprint(key.as_bytes());
             if self.own.as_ref().is_some_and(|o| o.is_echo(fp)) {
                 return;
@@ -155,6 +156,7 @@ mod sink {
         }
 
         fn flush(&self) {
+            self.shared_flight.changed_all();
             if let Some(local) = &self.local {
                 let held = local.len();
                 local.clear();

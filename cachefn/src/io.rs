@@ -49,6 +49,8 @@ io_methods! {
     get_many / get_many_async (keys: &[&str]) -> Vec<Option<Vec<u8>>>;
     set_many / set_many_async (items: &[(&str, &[u8])], ttl: Duration) -> ();
     delete_many / delete_many_async (keys: &[&str]) -> ();
+    lease_acquire / lease_acquire_async (key: &str, token: &[u8], ttl: Duration) -> bool;
+    lease_release / lease_release_async (key: &str, token: &[u8]) -> bool;
 }
 
 struct ThreadWaker(std::thread::Thread);

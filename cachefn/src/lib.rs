@@ -13,6 +13,7 @@ mod key;
 mod log;
 mod memo;
 mod registry;
+mod shared_flight;
 mod stats;
 mod weigh;
 

@@ -21,6 +21,7 @@ mod aio;
 #[cfg(feature = "redis-cluster")]
 mod cluster;
 mod conn;
+mod lease;
 mod resp;
 mod tracking;
 
@@ -848,6 +849,50 @@ impl Backend for Redis {
             }
             self.run::<i64>(unlink_cmd(keys)).await.map(drop)
         })
+    }
+
+    /// `SET key token NX PX ms`.
+    fn lease_acquire(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, Error> {
+        self.acquire_lease(key, token, ttl)
+    }
+
+    /// A Lua script: `PEXPIRE` while the key holds `token`.
+    fn lease_renew(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, Error> {
+        self.renew_lease(key, token, ttl)
+    }
+
+    /// A Lua script: `DEL` while the key holds `token`.
+    fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, Error> {
+        self.release_lease(key, token)
+    }
+
+    #[cfg(feature = "tokio")]
+    fn lease_acquire_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(self.acquire_lease_async(key, token, ttl))
+    }
+
+    #[cfg(feature = "tokio")]
+    fn lease_renew_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(self.renew_lease_async(key, token, ttl))
+    }
+
+    #[cfg(feature = "tokio")]
+    fn lease_release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(self.release_lease_async(key, token))
     }
 }
 

@@ -192,6 +192,7 @@ impl Cache {
             freshness: super::Freshness::default(),
             site: None,
             early_drawn: false,
+            shared_flight: false,
         };
         self.read_through::<Owned<T>, _>(io, &plan, false, f).await
     }

@@ -83,6 +83,8 @@ pub(crate) struct Inner {
     /// Writes whose invalidation echo is awaited: set for a cache that
     /// follows its shared tier's change feed.
     pub(crate) own: Option<crate::coherence::OwnWrites>,
+    /// Leases and waiters of `single_flight = "shared"`.
+    pub(crate) shared_flight: crate::shared_flight::SharedFlight,
 }
 
 /// Builds a [`Cache`]; from [`Cache::builder`].
@@ -104,6 +106,7 @@ pub struct CacheBuilder {
     prefix: String,
     local_ttl: Duration,
     invalidation: bool,
+    lease_timeout: Duration,
 }
 
 impl CacheBuilder {
@@ -177,6 +180,30 @@ impl CacheBuilder {
         self
     }
 
+    /// How long the lease of a `#[quickcache(single_flight = "shared")]`
+    /// computation lives in the shared tier unless renewed (default 10 s,
+    /// at least 100 ms). While the body runs, its process renews the lease
+    /// every third of this, so a long body keeps it; a process that dies
+    /// mid-body stops renewing, and once its lease lapses another process
+    /// computes the key. A shorter lease replaces a dead holder sooner, at
+    /// the cost of more renewals.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachefn::{Cache, backends::{Memory, Null}};
+    ///
+    /// let cache = Cache::builder()
+    ///     .local(Memory::with_capacity(1_000))
+    ///     .shared(Null) // a Redis or RedisCluster tier in production
+    ///     .lease_timeout(Duration::from_secs(3))
+    ///     .build();
+    /// # drop(cache);
+    /// ```
+    pub fn lease_timeout(mut self, timeout: Duration) -> Self {
+        self.lease_timeout = timeout;
+        self
+    }
+
     /// The cache.
     pub fn build(self) -> Cache {
         let feed = match (&self.shared, &self.local) {
@@ -189,10 +216,13 @@ impl CacheBuilder {
             clean_prefix(&self.prefix).into(),
             self.local_ttl,
         );
-        if let Some(feed) = feed {
-            if let Some(inner) = Arc::get_mut(&mut cache.inner) {
+        if let Some(inner) = Arc::get_mut(&mut cache.inner) {
+            inner.shared_flight = crate::shared_flight::SharedFlight::new(self.lease_timeout);
+            if feed.is_some() {
                 inner.own = Some(crate::coherence::OwnWrites::new());
             }
+        }
+        if let Some(feed) = feed {
             let sink: std::sync::Weak<dyn cachefn_backends::InvalidationSink> =
                 Arc::downgrade(&cache.inner) as _;
             feed.follow(&cache.inner.prefix, sink);
@@ -318,6 +348,7 @@ impl Cache {
             prefix: String::new(),
             local_ttl: DEFAULT_LOCAL_TTL,
             invalidation: true,
+            lease_timeout: crate::shared_flight::DEFAULT_LEASE_TIMEOUT,
         }
     }
 
@@ -405,6 +436,9 @@ impl Cache {
                 counters: Counters::default(),
                 shared_log: RateLimited::new(),
                 own: None,
+                shared_flight: crate::shared_flight::SharedFlight::new(
+                    crate::shared_flight::DEFAULT_LEASE_TIMEOUT,
+                ),
             }),
         }
     }

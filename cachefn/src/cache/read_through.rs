@@ -15,6 +15,9 @@
 //!
 //! Callers of one cold key join its flight *before* the shared tier is
 //! read: a cold key costs one shared read per process, not one per caller.
+//! With `single_flight = "shared"` the leader then takes the key's lease in
+//! the shared tier before the body, or waits for the process that holds it
+//! ([`crate::shared_flight`]): one computation across processes.
 //!
 //! Freshness (`stale_while_revalidate`, `stale_if_error`, `early_refresh`)
 //! is part of this path, not beside it. Every value carries its logical
@@ -39,6 +42,7 @@ use super::{expiry_for, min_ttl, ttl_ms, Cache, Encoded, SharedRead};
 use crate::codec;
 use crate::flight::{Joined, Leader, Payload};
 use crate::io::Io;
+use crate::shared_flight::SharedLead;
 use crate::stats::{Event, SiteStats};
 use crate::Error;
 
@@ -295,6 +299,9 @@ pub(crate) struct Plan<'a> {
     /// The caller's hit check already drew an early refresh (XFetch) for
     /// the local value: do not draw again.
     pub(crate) early_drawn: bool,
+    /// `single_flight = "shared"`: a cold key is computed once across
+    /// processes (see [`crate::shared_flight`]).
+    pub(crate) shared_flight: bool,
 }
 
 impl Plan<'_> {
@@ -568,6 +575,10 @@ impl Cache {
                         }
                     }
                 }
+                if plan.shared_flight {
+                    return Box::pin(self.compute_shared::<F, B>(io, plan, body, leader, fallback))
+                        .await;
+                }
                 Box::pin(self.compute::<F, B>(io, plan, body, Some(leader), fallback)).await
             }
             Joined::Value(shared) => match self.payload_value::<F>(plan, &shared) {
@@ -610,6 +621,41 @@ impl Cache {
                 F::from_value(stale)
             }
         }
+    }
+
+    /// [`Cache::compute`] for `single_flight = "shared"`: this process's
+    /// leader first takes the key's lease in the shared tier, or waits for
+    /// the process that holds it and hands its value to our waiters.
+    async fn compute_shared<F, B>(
+        &self,
+        io: Io,
+        plan: &Plan<'_>,
+        body: B,
+        leader: Leader<'_>,
+        fallback: Option<F::Value>,
+    ) -> F::Ret
+    where
+        F: Flavor,
+        B: Future<Output = F::Ret>,
+    {
+        let lease = match self.lead_shared::<F>(io, plan).await {
+            SharedLead::Landed(v, bytes, meta) => {
+                leader.finish(|| F::keep(&v, Some(&bytes), meta).map(payload));
+                return F::from_value(v);
+            }
+            SharedLead::Holder(lease) => Some(lease),
+            SharedLead::Alone => None,
+        };
+        let ret = self
+            .compute::<F, B>(io, plan, body, Some(leader), fallback)
+            .await;
+        // After the store: waiters that find the lease gone find the value
+        // (or, after an `Err`, compute it themselves). A panic or a
+        // cancellation drops the lease, which releases it.
+        if let Some(lease) = lease {
+            lease.release(io).await;
+        }
+        ret
     }
 
     /// Run the body, store what is cacheable, and hand it to the waiters.
@@ -692,6 +738,22 @@ impl Cache {
             }
         }
         Some((value, bytes, meta))
+    }
+
+    /// The shared tier's value of `plan`'s key if it is there and fresh
+    /// (or drawn for an early refresh): what a value computed by another
+    /// process looks like.
+    pub(crate) async fn shared_fresh<F: Flavor>(
+        &self,
+        io: Io,
+        plan: &Plan<'_>,
+    ) -> Option<(F::Value, Vec<u8>, Meta)> {
+        let (v, bytes, meta) = self.shared_value::<F>(io, plan).await?;
+        matches!(
+            state(&meta, &plan.freshness, clock::now_ms()),
+            State::Fresh | State::Early
+        )
+        .then_some((v, bytes, meta))
     }
 
     /// [`Cache::read_shared`], counted for `plan`'s function too.

@@ -73,6 +73,8 @@ struct Settings {
     local_timeout: Duration,
     cache: Option<&'static str>,
     cache_none: bool,
+    /// `single_flight = "shared"`.
+    shared_flight: bool,
     freshness: Freshness,
     /// This function's counters in this process.
     stats: SiteStats,
@@ -127,12 +129,6 @@ impl Site {
             }
             SiteName::Custom(n) => (*n).to_owned(),
         };
-        if o.single_flight_shared {
-            // Accepted so that code written for it compiles; not built yet.
-            tracing::warn!(target: "cachefn", function = %name,
-                "single_flight = \"shared\" is not implemented in this version of cachefn: \
-                 the function computes each key once per process, not once across processes");
-        }
         // Leave room for arguments under MAX_KEY_LEN: a very long name
         // (deep modules, generic types) keeps its start and a hash.
         let name = if name.len() > MAX_NAME_LEN {
@@ -152,6 +148,7 @@ impl Site {
             local_timeout: Duration::from_secs(o.local_timeout),
             cache: o.cache,
             cache_none: o.cache_none,
+            shared_flight: o.single_flight_shared,
             freshness: Freshness {
                 stale_while_revalidate: Duration::from_secs(o.stale_while_revalidate),
                 stale_if_error: Duration::from_secs(o.stale_if_error),
@@ -293,6 +290,7 @@ impl Site {
             freshness: s.freshness,
             site: Some(&s.stats),
             early_drawn: false,
+            shared_flight: s.shared_flight,
         }
     }
 

@@ -17,6 +17,7 @@ use route::{redirect, Node, NodeOptions, Router, NAME};
 use slots::key_slot;
 
 mod feed;
+mod lease;
 mod route;
 mod slots;
 
@@ -713,6 +714,40 @@ impl Backend for RedisCluster {
     }
 
     crate::pool::offloaded_async_methods!();
+
+    // Leases (single_flight = "shared"): see lease.rs.
+    fn lease_acquire(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, Error> {
+        self.acquire_lease(key, token, ttl)
+    }
+    fn lease_renew(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, Error> {
+        self.renew_lease(key, token, ttl)
+    }
+    fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, Error> {
+        self.release_lease(key, token)
+    }
+    fn lease_acquire_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        self.acquire_lease_async(key, token, ttl)
+    }
+    fn lease_renew_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        self.renew_lease_async(key, token, ttl)
+    }
+    fn lease_release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        self.release_lease_async(key, token)
+    }
 }
 
 #[cfg(test)]

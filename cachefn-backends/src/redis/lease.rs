@@ -1,0 +1,148 @@
+//! Leases on a Redis server: what `single_flight = "shared"` needs. A lease
+//! is a plain key holding its holder's token, with a lifetime:
+//!
+//! - acquire: `SET key token NX PX ms`;
+//! - renew: `PEXPIRE` only while the key still holds our token;
+//! - release: `DEL` only while the key still holds our token.
+//!
+//! The compare-and-act steps run as one Lua script each (`EVAL`), so a
+//! holder whose lease lapsed and was taken by another never extends or
+//! removes its successor's lease. The same commands serve a Redis Cluster
+//! (one key per script, routed by that key's slot).
+
+use std::time::Duration;
+
+use super::conn::CallFail;
+use super::resp::{self, Value};
+use super::{int, ms, set_args, unexpected, Redis};
+use crate::Error;
+
+/// `PEXPIRE` the key only while it holds our token: 1 if renewed, else 0.
+pub(super) const RENEW: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
+     return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+
+/// `DEL` the key only while it holds our token: 1 if removed, else 0.
+pub(super) const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
+     return redis.call('del', KEYS[1]) else return 0 end";
+
+/// The reply to `SET .. NX`: `OK` if taken, nil if held by another.
+pub(super) fn taken(v: Value) -> Result<bool, CallFail> {
+    match v {
+        Value::Nil => Ok(false),
+        Value::Status(_) => Ok(true),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// The reply of [`RENEW`] or [`RELEASE`].
+pub(super) fn done(v: Value) -> Result<bool, CallFail> {
+    int(v).map(|n| n > 0)
+}
+
+/// A lease's lifetime in ms, as text (at least 1 ms: a zero would make the
+/// lease last forever).
+pub(super) fn lease_ms(ttl: Duration) -> resp::Digits {
+    resp::itoa_buf(ms(ttl.max(Duration::from_millis(1))))
+}
+
+/// `SET key token NX PX ms`.
+pub(super) fn acquire_args<'a>(
+    key: &'a str,
+    token: &'a [u8],
+    ttl: Duration,
+    px: &'a resp::Digits,
+) -> Vec<&'a [u8]> {
+    set_args(key, token, ttl.max(Duration::from_millis(1)), true, px)
+}
+
+/// `EVAL RENEW 1 key token ms`.
+pub(super) fn renew_args<'a>(key: &'a str, token: &'a [u8], px: &'a resp::Digits) -> Vec<&'a [u8]> {
+    vec![
+        b"EVAL",
+        RENEW.as_bytes(),
+        b"1",
+        key.as_bytes(),
+        token,
+        px.as_bytes(),
+    ]
+}
+
+/// `EVAL RELEASE 1 key token`.
+pub(super) fn release_args<'a>(key: &'a str, token: &'a [u8]) -> Vec<&'a [u8]> {
+    vec![b"EVAL", RELEASE.as_bytes(), b"1", key.as_bytes(), token]
+}
+
+impl Redis {
+    pub(super) fn acquire_lease(
+        &self,
+        key: &str,
+        token: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let px = lease_ms(ttl);
+        self.with(|c| taken(c.call(&acquire_args(key, token, ttl, &px))?))
+    }
+
+    pub(super) fn renew_lease(
+        &self,
+        key: &str,
+        token: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let px = lease_ms(ttl);
+        self.with(|c| done(c.call(&renew_args(key, token, &px))?))
+    }
+
+    pub(super) fn release_lease(&self, key: &str, token: &[u8]) -> Result<bool, Error> {
+        self.with(|c| done(c.call(&release_args(key, token))?))
+    }
+}
+
+#[cfg(feature = "tokio")]
+mod asynchronous {
+    use std::time::Duration;
+
+    use redis::Cmd;
+
+    use super::{RELEASE, RENEW};
+    use crate::redis::{ms, set_cmd, Redis};
+    use crate::Error;
+
+    fn eval(script: &str, key: &str, token: &[u8]) -> Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script).arg(1).arg(key).arg(token);
+        cmd
+    }
+
+    impl Redis {
+        pub(in crate::redis) async fn acquire_lease_async(
+            &self,
+            key: &str,
+            token: &[u8],
+            ttl: Duration,
+        ) -> Result<bool, Error> {
+            let ttl = ttl.max(Duration::from_millis(1));
+            let reply: Option<String> = self.run(set_cmd(key, token, ttl, true)).await?;
+            Ok(reply.is_some())
+        }
+
+        pub(in crate::redis) async fn renew_lease_async(
+            &self,
+            key: &str,
+            token: &[u8],
+            ttl: Duration,
+        ) -> Result<bool, Error> {
+            let mut cmd = eval(RENEW, key, token);
+            cmd.arg(ms(ttl.max(Duration::from_millis(1))));
+            Ok(self.run::<i64>(cmd).await? > 0)
+        }
+
+        pub(in crate::redis) async fn release_lease_async(
+            &self,
+            key: &str,
+            token: &[u8],
+        ) -> Result<bool, Error> {
+            Ok(self.run::<i64>(eval(RELEASE, key, token)).await? > 0)
+        }
+    }
+}

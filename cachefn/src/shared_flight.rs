@@ -1,0 +1,636 @@
+//! `single_flight = "shared"`: one computation of a cold key across every
+//! process that uses the shared tier.
+//!
+//! Inside a process, [`Flights`](crate::flight::Flights) already makes one
+//! caller per key the leader; only that leader takes part here. After its
+//! shared read misses, it tries to take the key's **lease** in the shared
+//! tier (`SET prefix:key#lease token NX PX ttl`,
+//! [`Backend::lease_acquire`]):
+//!
+//! - **Taken**: it reads the shared tier once more (the value may have
+//!   landed between its first read and the lease), then runs the body. The
+//!   lease is renewed every `ttl / 3` while the body runs, by one
+//!   background thread per process ([`Keeper`]: a sync body runs on its
+//!   caller's thread, so nothing else could), and released (compare the
+//!   token, then `DEL`) once the value is stored, or when the body returns
+//!   a value that is not cached (`Err`), panics, or its future is dropped:
+//!   a [`Lease`] guard hands that release to the background thread, which
+//!   sends it at once (nothing blocks inside `Drop`).
+//! - **Held by another process**: it waits for the value to land in the
+//!   shared tier. The cache's invalidation feed (a local tier over Redis)
+//!   wakes it when the value key or the lease key changes; without a feed
+//!   (or when a message is missed) it polls, every 20 ms at first and at
+//!   most every 200 ms. Each time it reads the value, then tries the lease
+//!   again: when the lease is gone without a value (the holder's body
+//!   failed, or the holder died and its lease lapsed), one waiter takes it
+//!   and computes. A holder whose body returns `Err` therefore makes the
+//!   other processes compute in turn, one at a time; none waits forever.
+//! - **No lease** (the shared tier is down, its circuit breaker is open, it
+//!   refuses the command, or it is a store without leases): the leader
+//!   computes at once, as with per-process single-flight. A memoized call
+//!   never fails or hangs because of the lease.
+//!
+//! The lease key is the value's stored key and `#lease`: under the cache's
+//! prefix (so `Cache::clear` and `f::clear_all` remove leases too), and no
+//! key the cache builds ends that way (`#` appears in keys only before a
+//! 32-digit hash).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use cachefn_backends::sync::{Condvar, Mutex};
+use cachefn_backends::{clock, Backend, Failure};
+
+use crate::cache::{Cache, Flavor, Meta, Plan};
+use crate::io::Io;
+use crate::stats::Event;
+
+/// How long a lease lives unless renewed: how soon the holder of a key that
+/// died (a killed process) is replaced.
+pub(crate) const DEFAULT_LEASE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest lease a cache accepts.
+pub(crate) const MIN_LEASE_TIMEOUT: Duration = Duration::from_millis(100);
+/// What follows a stored key in its lease's key.
+const LEASE_SUFFIX: &str = "#lease";
+/// The first and the longest wait between two polls of a waiter.
+const FIRST_POLL: Duration = Duration::from_millis(20);
+const MAX_POLL: Duration = Duration::from_millis(200);
+
+/// A cache's side of shared single-flight: its lease lifetime, and the
+/// waiters that its invalidation feed wakes.
+pub(crate) struct SharedFlight {
+    pub(crate) lease_timeout: Duration,
+    waits: Waits,
+}
+
+impl SharedFlight {
+    pub(crate) fn new(lease_timeout: Duration) -> Self {
+        SharedFlight {
+            lease_timeout: lease_timeout.max(MIN_LEASE_TIMEOUT),
+            waits: Waits::default(),
+        }
+    }
+
+    /// The feed reports that `key` (the text after the prefix) changed: wake
+    /// whoever waits for it, or for the key whose lease it is. Costs one
+    /// atomic load when nobody waits.
+    #[cfg(feature = "redis")]
+    pub(crate) fn changed(&self, key: &str) {
+        if self.waits.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let key = key.strip_suffix(LEASE_SUFFIX).unwrap_or(key);
+        let fp = crate::key::fingerprint(key.as_bytes());
+        let watch = self.waits.map.lock().get(&fp).cloned();
+        if let Some(watch) = watch {
+            watch.bump();
+        }
+    }
+
+    /// The feed reports a flush (or lost track): wake every waiter.
+    #[cfg(feature = "redis")]
+    pub(crate) fn changed_all(&self) {
+        if self.waits.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let all: Vec<Arc<Watch>> = self.waits.map.lock().values().cloned().collect();
+        for watch in all {
+            watch.bump();
+        }
+    }
+}
+
+/// What [`Cache::lead_shared`] decided for a process's leader.
+pub(crate) enum SharedLead<F: Flavor> {
+    /// Another process computed the value meanwhile: its value, bytes and meta.
+    Landed(F::Value, Vec<u8>, Meta),
+    /// This process holds the lease: compute, store, then [`Lease::release`].
+    Holder(Lease),
+    /// No lease to be had (tier down, unsupported): compute now.
+    Alone,
+}
+
+impl Cache {
+    /// The cross-process step of a leader whose shared read missed: take
+    /// the key's lease, or wait until the value lands or the lease is free.
+    pub(crate) async fn lead_shared<F: Flavor>(&self, io: Io, plan: &Plan<'_>) -> SharedLead<F> {
+        let Some(shared) = self.inner.shared.clone() else {
+            return SharedLead::Alone;
+        };
+        let Some(keeper) = Keeper::get() else {
+            return SharedLead::Alone;
+        };
+        let sf = &self.inner.shared_flight;
+        let key: Arc<str> = format!("{}{LEASE_SUFFIX}", self.stored(plan.text)).into();
+        let token: Arc<[u8]> = token().into_bytes().into();
+        // Registered before the first attempt, so that no wake-up between
+        // a lost attempt and the wait is missed.
+        let watch = sf.waits.watch(plan.fp);
+        let mut pause = FIRST_POLL;
+        let mut waited = false;
+        loop {
+            let seen = watch.seq();
+            match io
+                .lease_acquire(&*shared, &key, &token, sf.lease_timeout)
+                .await
+            {
+                Ok(true) => {
+                    let lease = Lease::new(keeper, shared, key, token, sf.lease_timeout);
+                    // The value may have landed between our miss and the
+                    // lease (its holder then released it): do not compute
+                    // it a second time.
+                    return match self.shared_fresh::<F>(io, plan).await {
+                        Some((v, bytes, meta)) => {
+                            lease.release(io).await;
+                            SharedLead::Landed(v, bytes, meta)
+                        }
+                        None => {
+                            tracing::debug!(target: "cachefn", key = %plan.text,
+                                "shared single-flight: this process holds the lease and computes");
+                            SharedLead::Holder(lease)
+                        }
+                    };
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.lease_failed(plan, &e);
+                    return SharedLead::Alone;
+                }
+            }
+            if !waited {
+                waited = true;
+                tracing::debug!(target: "cachefn", key = %plan.text,
+                    "shared single-flight: another process computes this key; waiting for it");
+                // A preload scope's "absent" is out of date from now on.
+                self.forget_preloaded(Some(plan.fp));
+            }
+            watch.wait(io, seen, pause).await;
+            pause = (pause * 2).min(MAX_POLL);
+            if let Some((v, bytes, meta)) = self.shared_fresh::<F>(io, plan).await {
+                return SharedLead::Landed(v, bytes, meta);
+            }
+        }
+    }
+
+    /// The lease could not be used: count an outage as a shared-tier
+    /// failure, log a refusal ("unsupported"); either way, compute.
+    fn lease_failed(&self, plan: &Plan<'_>, e: &crate::Error) {
+        if e.failure() == Some(Failure::Refused) {
+            if self.inner.shared_log.allow() {
+                tracing::warn!(target: "cachefn", key = %plan.text, error = %e,
+                    prefix = %self.inner.prefix,
+                    "single_flight = \"shared\": no lease in the shared tier; computing once per process");
+            }
+            return;
+        }
+        self.shared_failed("lease", e);
+        if let Some(site) = plan.site {
+            site.note(Event::SharedError);
+        }
+    }
+}
+
+/// A unique token for one acquisition: process, time, a counter and a
+/// per-process random part.
+fn token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static SALT: OnceLock<u64> = OnceLock::new();
+    let salt = *SALT.get_or_init(|| {
+        let here = &COUNTER as *const AtomicU64 as u64;
+        let seed = format!(
+            "{}:{}:{here}:{:?}",
+            std::process::id(),
+            clock::unix_ms(),
+            Instant::now()
+        );
+        xxhash_rust::xxh3::xxh3_64(seed.as_bytes())
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!("{:x}.{nanos:x}.{n:x}.{salt:016x}", std::process::id())
+}
+
+/// A lease this process holds: renewed by the [`Keeper`] until released.
+/// Dropped unreleased (the body panicked, or its future was dropped), it
+/// hands the release to the keeper's thread.
+pub(crate) struct Lease {
+    keeper: &'static Keeper,
+    id: u64,
+    shared: Arc<dyn Backend>,
+    key: Arc<str>,
+    token: Arc<[u8]>,
+    released: bool,
+}
+
+impl Lease {
+    fn new(
+        keeper: &'static Keeper,
+        shared: Arc<dyn Backend>,
+        key: Arc<str>,
+        token: Arc<[u8]>,
+        ttl: Duration,
+    ) -> Lease {
+        let id = keeper.hold(Held {
+            shared: shared.clone(),
+            key: key.clone(),
+            token: token.clone(),
+            ttl,
+            due: Instant::now() + renew_every(ttl),
+        });
+        Lease {
+            keeper,
+            id,
+            shared,
+            key,
+            token,
+            released: false,
+        }
+    }
+
+    /// Give the lease up now (the value is stored, or will not be).
+    pub(crate) async fn release(mut self, io: Io) {
+        self.keeper.forget(self.id);
+        match io
+            .lease_release(&*self.shared, &self.key, &self.token)
+            .await
+        {
+            Ok(_) => self.released = true,
+            // Dropped unreleased: the keeper tries once more.
+            Err(e) => tracing::debug!(target: "cachefn", key = %self.key, error = %e,
+                "shared single-flight: releasing the lease failed; retrying in the background"),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.released {
+            self.keeper.forget(self.id);
+            self.keeper.release_later(Release {
+                shared: self.shared.clone(),
+                key: self.key.clone(),
+                token: self.token.clone(),
+            });
+        }
+    }
+}
+
+/// How often a lease of `ttl` is renewed: three times per lifetime.
+fn renew_every(ttl: Duration) -> Duration {
+    (ttl / 3).max(Duration::from_millis(10))
+}
+
+// ----- waiters --------------------------------------------------------------
+
+/// The keys whose value waiters of this cache wait for.
+#[derive(Default)]
+struct Waits {
+    /// Waiters registered (so that the feed skips the map when there are none).
+    count: AtomicUsize,
+    map: Mutex<HashMap<u128, Arc<Watch>>>,
+}
+
+/// One key's waiters: a sequence number the feed moves, and how to wake
+/// blocked and awaiting waiters.
+#[derive(Default)]
+struct Watch {
+    state: Mutex<WatchState>,
+    moved: Condvar,
+}
+
+#[derive(Default)]
+struct WatchState {
+    seq: u64,
+    users: usize,
+    wakers: Vec<Waker>,
+}
+
+impl Watch {
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    fn bump(&self) {
+        let wakers = {
+            let mut s = self.state.lock();
+            s.seq += 1;
+            std::mem::take(&mut s.wakers)
+        };
+        self.moved.notify_all();
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+impl Waits {
+    fn watch(&self, fp: u128) -> Watching<'_> {
+        let watch = {
+            // Users are counted under the map's lock, so that the last one
+            // leaving never removes a watch that a new one has just joined.
+            let mut map = self.map.lock();
+            let watch = map.entry(fp).or_default().clone();
+            watch.state.lock().users += 1;
+            watch
+        };
+        self.count.fetch_add(1, Ordering::AcqRel);
+        Watching {
+            waits: self,
+            fp,
+            watch,
+        }
+    }
+}
+
+/// A waiter's registration for one key, removed when dropped.
+struct Watching<'a> {
+    waits: &'a Waits,
+    fp: u128,
+    watch: Arc<Watch>,
+}
+
+impl Watching<'_> {
+    fn seq(&self) -> u64 {
+        self.watch.state.lock().seq
+    }
+
+    /// Wait until the key changes after `seen`, or `pause` passes: blocking
+    /// this thread, or awaiting (woken by the keeper's timer).
+    async fn wait(&self, io: Io, seen: u64, pause: Duration) {
+        let deadline = Instant::now() + pause;
+        match io {
+            Io::Blocking => {
+                let mut s = self.watch.state.lock();
+                while s.seq == seen {
+                    if self.watch.moved.wait_until(&mut s, deadline).timed_out() {
+                        break;
+                    }
+                }
+            }
+            Io::Async => {
+                Sleep {
+                    watch: &self.watch,
+                    seen,
+                    deadline,
+                    timer: None,
+                }
+                .await
+            }
+        }
+    }
+}
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        {
+            let mut map = self.waits.map.lock();
+            let last = {
+                let mut s = self.watch.state.lock();
+                s.users -= 1;
+                s.users == 0
+            };
+            if last
+                && map
+                    .get(&self.fp)
+                    .is_some_and(|w| Arc::ptr_eq(w, &self.watch))
+            {
+                map.remove(&self.fp);
+            }
+        }
+        self.waits.count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// An awaiting waiter's pause: ready when the key changes or at `deadline`.
+struct Sleep<'a> {
+    watch: &'a Watch,
+    seen: u64,
+    deadline: Instant,
+    /// The waker the keeper's timer wakes (set again when the task's waker
+    /// changes).
+    timer: Option<Waker>,
+}
+
+impl Future for Sleep<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.deadline {
+            return Poll::Ready(());
+        }
+        {
+            let mut s = self.watch.state.lock();
+            if s.seq != self.seen {
+                return Poll::Ready(());
+            }
+            if !s.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                s.wakers.push(cx.waker().clone());
+            }
+        }
+        if !self.timer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            match Keeper::get() {
+                Some(keeper) => keeper.wake_at(self.deadline, cx.waker().clone()),
+                // No timer thread: poll again at once rather than hang.
+                None => return Poll::Ready(()),
+            }
+            self.timer = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+// ----- the keeper thread ----------------------------------------------------
+
+/// One background thread per process: renews the leases this process holds,
+/// sends the releases that guards handed over, and wakes awaiting waiters
+/// at their deadlines. Started on first use; it needs no async runtime.
+struct Keeper {
+    state: Mutex<KeeperState>,
+    work: Condvar,
+}
+
+#[derive(Default)]
+struct KeeperState {
+    next_id: u64,
+    held: HashMap<u64, Held>,
+    releases: Vec<Release>,
+    timers: Vec<(Instant, Waker)>,
+}
+
+/// A lease being renewed.
+struct Held {
+    shared: Arc<dyn Backend>,
+    key: Arc<str>,
+    token: Arc<[u8]>,
+    ttl: Duration,
+    /// When to renew it next.
+    due: Instant,
+}
+
+/// A lease to give up.
+struct Release {
+    shared: Arc<dyn Backend>,
+    key: Arc<str>,
+    token: Arc<[u8]>,
+}
+
+impl Keeper {
+    /// The process's keeper, its thread started; `None` if no thread could
+    /// be started (logged once): shared single-flight is then off.
+    fn get() -> Option<&'static Keeper> {
+        static KEEPER: OnceLock<Option<&'static Keeper>> = OnceLock::new();
+        *KEEPER.get_or_init(|| {
+            let keeper: &'static Keeper = Box::leak(Box::new(Keeper {
+                state: Mutex::new(KeeperState::default()),
+                work: Condvar::new(),
+            }));
+            match std::thread::Builder::new()
+                .name("cachefn-lease".into())
+                .spawn(move || keeper.run())
+            {
+                Ok(_) => Some(keeper),
+                Err(e) => {
+                    tracing::error!(target: "cachefn", error = %e,
+                        "cannot start the lease thread: single_flight = \"shared\" computes once per process");
+                    None
+                }
+            }
+        })
+    }
+
+    fn hold(&self, held: Held) -> u64 {
+        let mut s = self.state.lock();
+        s.next_id += 1;
+        let id = s.next_id;
+        s.held.insert(id, held);
+        drop(s);
+        self.work.notify_one();
+        id
+    }
+
+    fn forget(&self, id: u64) {
+        self.state.lock().held.remove(&id);
+    }
+
+    fn release_later(&self, release: Release) {
+        self.state.lock().releases.push(release);
+        self.work.notify_one();
+    }
+
+    fn wake_at(&self, at: Instant, waker: Waker) {
+        self.state.lock().timers.push((at, waker));
+        self.work.notify_one();
+    }
+
+    fn run(&self) {
+        let mut s = self.state.lock();
+        loop {
+            let now = Instant::now();
+            let mut due_timers = Vec::new();
+            s.timers.retain(|(at, w)| {
+                let due = *at <= now;
+                if due {
+                    due_timers.push(w.clone());
+                }
+                !due
+            });
+            let releases = std::mem::take(&mut s.releases);
+            let mut renewals = Vec::new();
+            for held in s.held.values_mut() {
+                if held.due <= now {
+                    held.due = now + renew_every(held.ttl);
+                    renewals.push((
+                        held.shared.clone(),
+                        held.key.clone(),
+                        held.token.clone(),
+                        held.ttl,
+                    ));
+                }
+            }
+            if due_timers.is_empty() && releases.is_empty() && renewals.is_empty() {
+                let next = s
+                    .timers
+                    .iter()
+                    .map(|(at, _)| *at)
+                    .chain(s.held.values().map(|h| h.due))
+                    .min();
+                match next {
+                    Some(at) => {
+                        self.work.wait_until(&mut s, at);
+                    }
+                    None => self.work.wait(&mut s),
+                }
+                continue;
+            }
+            drop(s);
+            for w in due_timers {
+                w.wake();
+            }
+            for r in releases {
+                if let Err(e) = r.shared.lease_release(&r.key, &r.token) {
+                    tracing::debug!(target: "cachefn", key = %r.key, error = %e,
+                        "shared single-flight: a lease could not be released; it lapses by itself");
+                }
+            }
+            for (shared, key, token, ttl) in renewals {
+                match shared.lease_renew(&key, &token, ttl) {
+                    Ok(true) => {}
+                    Ok(false) => tracing::debug!(target: "cachefn", key = %key,
+                        "shared single-flight: the lease was lost (lapsed or cleared) while the body ran"),
+                    Err(e) => tracing::debug!(target: "cachefn", key = %key, error = %e,
+                        "shared single-flight: renewing a lease failed"),
+                }
+            }
+            s = self.state.lock();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_unique() {
+        let a = token();
+        let b = token();
+        assert_ne!(a, b);
+        assert!(a.bytes().all(|c| c.is_ascii_graphic()), "{a}");
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_change_wakes_a_blocked_waiter_and_the_watch_is_removed() {
+        let sf = SharedFlight::new(DEFAULT_LEASE_TIMEOUT);
+        let fp = crate::Key::new("f:v1:1").fingerprint();
+        std::thread::scope(|s| {
+            let watch = sf.waits.watch(fp);
+            let seen = watch.seq();
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(30));
+                sf.changed("f:v1:1#lease");
+            });
+            let start = Instant::now();
+            crate::io::block_on(watch.wait(Io::Blocking, seen, Duration::from_secs(30)));
+            assert!(start.elapsed() < Duration::from_secs(20));
+            assert_ne!(watch.seq(), seen);
+        });
+        assert!(sf.waits.map.lock().is_empty());
+        assert_eq!(sf.waits.count.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn the_keeper_wakes_an_awaiting_waiter_at_its_deadline() {
+        let sf = SharedFlight::new(DEFAULT_LEASE_TIMEOUT);
+        let watch = sf.waits.watch(7);
+        let seen = watch.seq();
+        let start = Instant::now();
+        // `block_on` parks until the keeper's timer wakes the future.
+        crate::io::block_on(watch.wait(Io::Async, seen, Duration::from_millis(30)));
+        assert!(start.elapsed() >= Duration::from_millis(30));
+    }
+}

@@ -1,0 +1,615 @@
+//! `single_flight = "shared"`: a cold key is computed once across processes.
+//!
+//! The processes are child processes of this test binary (running
+//! [`child_process_entry`]) on one real `redis-server`. Bodies count their
+//! runs in Redis (`INCR`), so the count covers every process.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cachefn::backends::{Backend, Memory, Redis, RedisCluster};
+use cachefn::{quickcache, Cache};
+use cachefn_tests::redis_cluster::RedisClusterServers;
+use cachefn_tests::redis_server::RedisServer;
+use cachefn_tests::server_process::signal_process;
+use cachefn_tests::{started, Runs};
+use redis::Commands;
+
+/// The tests of this file share the registry's names: one at a time.
+static SERIAL: parking_lot::Mutex<()> = parking_lot::const_mutex(());
+
+const CHILD_TEST: &str = "child_process_entry";
+const PREFIX: &str = "sf";
+
+/// The Redis server of this process's test (children: from the environment).
+static URL: parking_lot::Mutex<Option<String>> = parking_lot::const_mutex(None);
+
+fn raw() -> redis::Connection {
+    let url = URL.lock().clone().expect("the test's Redis URL");
+    redis::Client::open(url.as_str())
+        .and_then(|c| c.get_connection())
+        .expect("connect to the test server")
+}
+
+/// A body run, counted in Redis; its number (1 for the first anywhere).
+fn count_run() -> i64 {
+    raw().incr("runs", 1).unwrap()
+}
+
+/// Note in Redis (`lease_seen`) whether the running body holds its key's
+/// lease, so that a test of the lease's release cannot pass without one.
+fn note_lease(key: cachefn::Key) {
+    let lease = format!("{PREFIX}:{key}#lease");
+    let held: bool = raw().exists(&lease).unwrap();
+    let _: () = raw().set("lease_seen", held).unwrap();
+}
+
+fn body_time() -> Duration {
+    let ms = std::env::var("SF_BODY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_500);
+    Duration::from_millis(ms)
+}
+
+/// The holder of the first run in a "kill" test: says who it is, then
+/// waits to be killed.
+fn maybe_hang(run: i64) {
+    if run == 1 && std::env::var("SF_MODE").as_deref() == Ok("kill") {
+        let _: () = raw().set("holder_pid", std::process::id()).unwrap();
+        std::thread::sleep(Duration::from_secs(120));
+    }
+}
+
+#[quickcache(cache = "sf", timeout = 600, single_flight = "shared")]
+fn square(x: u64) -> u64 {
+    let run = count_run();
+    maybe_hang(run);
+    std::thread::sleep(body_time());
+    x * x
+}
+
+/// The control: the same body, computed once per process.
+#[quickcache(cache = "sf", timeout = 600, single_flight = "process")]
+fn square_per_process(x: u64) -> u64 {
+    count_run();
+    std::thread::sleep(body_time());
+    x * x
+}
+
+#[quickcache(cache = "sf", timeout = 600, single_flight = "shared")]
+async fn square_async(x: u64) -> u64 {
+    let run = count_run();
+    maybe_hang(run);
+    tokio::time::sleep(body_time()).await;
+    x * x
+}
+
+/// The first run anywhere fails (after a while); later runs succeed.
+#[quickcache(cache = "sf", timeout = 600, single_flight = "shared")]
+fn fallible(x: u64) -> Result<u64, String> {
+    let run = count_run();
+    std::thread::sleep(body_time());
+    if run == 1 {
+        Err("the first run fails".into())
+    } else {
+        Ok(x * x)
+    }
+}
+
+/// The first run anywhere takes a minute (and is cancelled).
+#[quickcache(cache = "sf", timeout = 600, single_flight = "shared")]
+async fn slow_first(x: u64) -> u64 {
+    if count_run() == 1 {
+        note_lease(slow_first::key(x));
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    x + 1
+}
+
+fn shared_cache(url: &str, lease: Duration) -> Cache {
+    let builder = Cache::builder();
+    // Without a local tier there is no invalidation feed: waiters poll.
+    let builder = if std::env::var("SF_LOCAL").as_deref() == Ok("off") {
+        builder
+    } else {
+        builder.local(Memory::with_capacity(1_000))
+    };
+    builder
+        .shared(Redis::open(url).unwrap())
+        .prefix(PREFIX)
+        .lease_timeout(lease)
+        .build()
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A child's side: build the cache, say it is ready, wait for `go` in
+/// Redis, run its callers, print `CHILD answers`.
+#[test]
+fn child_process_entry() {
+    let Ok(url) = std::env::var("SF_URL") else {
+        return;
+    };
+    *URL.lock() = Some(url.clone());
+    let mode = std::env::var("SF_MODE").unwrap_or_default();
+    let threads = env_num("SF_THREADS", 8) as usize;
+    let lease = Duration::from_millis(env_num("SF_LEASE_MS", 1_000));
+    cachefn::register("sf", shared_cache(&url, lease));
+    let mut conn = raw();
+    let _: i64 = conn.incr("ready", 1).unwrap();
+    while !conn.exists::<_, bool>("go").unwrap() {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let answers: Vec<String> = match mode.as_str() {
+        "shared" | "kill" | "process" | "err" => std::thread::scope(|s| {
+            let callers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| match mode.as_str() {
+                        "process" => square_per_process(7).to_string(),
+                        "err" => format!("{:?}", fallible(7)),
+                        _ => square(7).to_string(),
+                    })
+                })
+                .collect();
+            callers.into_iter().map(|c| c.join().unwrap()).collect()
+        }),
+        "async" => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(4)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..threads)
+                    .map(|_| tokio::spawn(square_async(7)))
+                    .collect();
+                let mut answers = Vec::new();
+                for t in tasks {
+                    answers.push(t.await.unwrap().to_string());
+                }
+                answers
+            })
+        }
+        "cancel" => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let dropped = rt.block_on(async {
+                tokio::time::timeout(Duration::from_millis(500), slow_first(1))
+                    .await
+                    .is_err()
+            });
+            println!("CHILD dropped={dropped}");
+            std::io::stdout().flush().unwrap();
+            // Stay alive (holding nothing): the lease must be gone anyway.
+            std::thread::sleep(Duration::from_secs(60));
+            return;
+        }
+        other => panic!("unknown mode {other:?}"),
+    };
+    println!("CHILD {}", answers.join(","));
+}
+
+/// A child process, its stdout read line by line.
+struct ChildProcess {
+    child: Child,
+    out: BufReader<ChildStdout>,
+}
+
+impl ChildProcess {
+    fn spawn(url: &str, env: &[(&str, &str)]) -> ChildProcess {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+            .env("SF_URL", url)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start a child process");
+        let out = BufReader::new(child.stdout.take().unwrap());
+        ChildProcess { child, out }
+    }
+
+    /// The child's `CHILD ...` line; `None` if it ended without one.
+    fn answer(&mut self) -> Option<String> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.out.read_line(&mut line).unwrap_or(0) == 0 {
+                return None;
+            }
+            if let Some((_, answer)) = line.split_once("CHILD ") {
+                return Some(answer.trim_end().to_owned());
+            }
+        }
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `n` children with `env`, wait until each has built its cache,
+/// then let them all go at once.
+fn start_children(
+    server: &RedisServer,
+    n: usize,
+    env: &[(&str, &str)],
+) -> (Vec<ChildProcess>, redis::Connection) {
+    let url = server.url();
+    *URL.lock() = Some(url.clone());
+    let mut conn = server.raw();
+    let _: () = redis::cmd("FLUSHDB").query(&mut conn).unwrap();
+    let children: Vec<ChildProcess> = (0..n).map(|_| ChildProcess::spawn(&url, env)).collect();
+    let start = Instant::now();
+    while conn.get::<_, Option<usize>>("ready").unwrap().unwrap_or(0) < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the children never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _: () = conn.set("go", 1).unwrap();
+    (children, conn)
+}
+
+fn runs(conn: &mut redis::Connection) -> i64 {
+    conn.get::<_, Option<i64>>("runs").unwrap().unwrap_or(0)
+}
+
+fn expect_all(answer: Option<String>, each: &str, threads: usize) {
+    let answer = answer.expect("a child ended without answering");
+    let parts: Vec<&str> = answer.split(',').collect();
+    assert_eq!(parts.len(), threads, "{answer}");
+    assert!(parts.iter().all(|p| *p == each), "{answer}");
+}
+
+#[test]
+fn four_processes_of_eight_threads_compute_a_cold_key_once() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    // The body (2.5 s) outlives the lease (1 s): the holder must renew it.
+    let (children, mut conn) = start_children(&server, 4, &[("SF_MODE", "shared")]);
+    for mut child in children {
+        expect_all(child.answer(), "49", 8);
+    }
+    assert_eq!(runs(&mut conn), 1, "one body run across 4 processes");
+}
+
+#[test]
+fn without_an_invalidation_feed_waiters_poll_for_the_value() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let (children, mut conn) = start_children(
+        &server,
+        4,
+        &[
+            ("SF_MODE", "shared"),
+            ("SF_LOCAL", "off"),
+            ("SF_THREADS", "4"),
+        ],
+    );
+    for mut child in children {
+        expect_all(child.answer(), "49", 4);
+    }
+    assert_eq!(runs(&mut conn), 1, "one body run across 4 processes");
+}
+
+#[test]
+fn the_control_per_process_single_flight_computes_once_per_process() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let (children, mut conn) = start_children(&server, 4, &[("SF_MODE", "process")]);
+    for mut child in children {
+        expect_all(child.answer(), "49", 8);
+    }
+    // What the test above would see without the lease.
+    assert!(runs(&mut conn) > 1, "{} runs", runs(&mut conn));
+}
+
+#[test]
+fn async_callers_in_four_processes_compute_a_cold_key_once() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let (children, mut conn) =
+        start_children(&server, 4, &[("SF_MODE", "async"), ("SF_THREADS", "32")]);
+    for mut child in children {
+        expect_all(child.answer(), "49", 32);
+    }
+    assert_eq!(runs(&mut conn), 1, "one body run across 4 processes");
+}
+
+#[test]
+fn a_killed_holder_is_replaced_once_its_lease_lapses() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let start = Instant::now();
+    let (children, mut conn) =
+        start_children(&server, 4, &[("SF_MODE", "kill"), ("SF_BODY_MS", "300")]);
+    // The process that runs the first body says so, then hangs in it.
+    let holder = loop {
+        if let Some(pid) = conn.get::<_, Option<u32>>("holder_pid").unwrap() {
+            break pid;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no holder");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let killed_at = Instant::now();
+    signal_process(holder, "-KILL");
+    let mut answered = 0;
+    for mut child in children {
+        if child.child.id() == holder {
+            assert_eq!(child.answer(), None, "the killed process answered");
+            continue;
+        }
+        expect_all(child.answer(), "49", 8);
+        answered += 1;
+    }
+    assert_eq!(answered, 3);
+    assert_eq!(runs(&mut conn), 2, "the killed run and one more");
+    // A 1 s lease, a 0.3 s body: generous slack for a loaded machine.
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(15),
+        "the others waited {:?}",
+        killed_at.elapsed()
+    );
+}
+
+#[test]
+fn a_holder_whose_body_fails_lets_the_others_compute() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let start = Instant::now();
+    let (children, mut conn) = start_children(
+        &server,
+        4,
+        &[
+            ("SF_MODE", "err"),
+            ("SF_THREADS", "1"),
+            ("SF_BODY_MS", "500"),
+        ],
+    );
+    let mut answers: Vec<String> = children
+        .into_iter()
+        .map(|mut c| c.answer().expect("a child ended without answering"))
+        .collect();
+    answers.sort();
+    assert_eq!(
+        answers,
+        ["Err(\"the first run fails\")", "Ok(49)", "Ok(49)", "Ok(49)"],
+    );
+    // The failed run, then one process computes the value for the others
+    // (without the lease every process would have run: 4).
+    assert_eq!(runs(&mut conn), 2);
+    assert!(start.elapsed() < Duration::from_secs(30), "no hang");
+}
+
+#[test]
+fn a_cancelled_async_holder_releases_its_lease_at_once() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    // The child's lease lives 10 s: only a release frees it sooner.
+    let (mut children, mut conn) = start_children(
+        &server,
+        1,
+        &[("SF_MODE", "cancel"), ("SF_LEASE_MS", "10000")],
+    );
+    assert_eq!(children[0].answer().as_deref(), Some("dropped=true"));
+    let dropped_at = Instant::now();
+    let cache = shared_cache(&url, Duration::from_secs(10));
+    let lease_key = format!("{}#lease", cache.storage_key(slow_first::key(1)));
+    assert_eq!(
+        conn.get::<_, Option<bool>>("lease_seen").unwrap(),
+        Some(true),
+        "the child's body ran holding {lease_key}"
+    );
+    while conn.exists::<_, bool>(&lease_key).unwrap() {
+        assert!(
+            dropped_at.elapsed() < Duration::from_secs(3),
+            "the dropped holder's lease is still held after {:?}",
+            dropped_at.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // This process now takes the key over, long before the child's lease
+    // would have lapsed (the child is still alive).
+    cachefn::register("sf", cache);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(slow_first(1)), 2);
+    assert_eq!(runs(&mut conn), 2);
+    assert!(dropped_at.elapsed() < Duration::from_secs(5));
+    assert!(children[0].child.try_wait().unwrap().is_none(), "alive");
+}
+
+/// The first run anywhere panics.
+#[quickcache(cache = "sf", timeout = 600, single_flight = "shared")]
+fn panics_first(x: u64) -> u64 {
+    if count_run() == 1 {
+        note_lease(panics_first::key(x));
+        panic!("the first run panics");
+    }
+    x * 3
+}
+
+#[test]
+fn a_panicking_holder_releases_its_lease() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    *URL.lock() = Some(url.clone());
+    let mut conn = server.raw();
+    // A 60 s lease: only a release frees it in time.
+    let cache = shared_cache(&url, Duration::from_secs(60));
+    let lease_key = format!("{}#lease", cache.storage_key(panics_first::key(5)));
+    cachefn::register("sf", cache);
+    let panicked = std::panic::catch_unwind(|| panics_first(5));
+    assert!(panicked.is_err());
+    assert_eq!(
+        conn.get::<_, Option<bool>>("lease_seen").unwrap(),
+        Some(true),
+        "the body ran holding {lease_key}"
+    );
+    let start = Instant::now();
+    while conn.exists::<_, bool>(&lease_key).unwrap() {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the lease outlived the panic"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(panics_first(5), 15);
+    assert_eq!(runs(&mut conn), 2);
+}
+
+static DOWN_RUNS: Runs = Runs::new();
+
+#[quickcache(cache = "sf_down", timeout = 600, single_flight = "shared")]
+fn down_square(x: u64) -> u64 {
+    DOWN_RUNS.hit();
+    std::thread::sleep(Duration::from_millis(300));
+    x * x
+}
+
+#[quickcache(cache = "sf_down", timeout = 600, single_flight = "shared")]
+async fn down_square_async(x: u64) -> u64 {
+    DOWN_RUNS.hit();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    x * x
+}
+
+#[test]
+fn with_the_shared_tier_down_calls_compute_once_per_process() {
+    // Nothing listens on port 1.
+    let cache = Cache::builder()
+        .local(Memory::with_capacity(100))
+        .shared(Redis::open("redis://127.0.0.1:1/0").unwrap())
+        .build();
+    cachefn::register("sf_down", cache);
+    let start = Instant::now();
+    let before = DOWN_RUNS.get();
+    std::thread::scope(|s| {
+        let callers: Vec<_> = (0..8).map(|_| s.spawn(|| down_square(3))).collect();
+        for c in callers {
+            assert_eq!(c.join().unwrap(), 9);
+        }
+    });
+    assert_eq!(
+        DOWN_RUNS.get() - before,
+        1,
+        "process single-flight still holds"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let before = DOWN_RUNS.get();
+    let answers = rt.block_on(async {
+        let tasks: Vec<_> = (0..8).map(|_| tokio::spawn(down_square_async(4))).collect();
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        answers
+    });
+    assert_eq!(answers, [16; 8]);
+    assert_eq!(DOWN_RUNS.get() - before, 1);
+    assert!(start.elapsed() < Duration::from_secs(20), "no hang");
+}
+
+/// The lease primitives themselves: one holder at a time, renew and release
+/// only with the holder's token, and a lease that lapses by itself.
+fn check_lease_primitives(b: &dyn Backend, key: &str) {
+    let ttl = Duration::from_millis(400);
+    assert!(b.lease_acquire(key, b"one", ttl).unwrap());
+    assert!(!b.lease_acquire(key, b"two", ttl).unwrap(), "held");
+    assert!(!b.lease_renew(key, b"two", ttl).unwrap(), "not two's");
+    assert!(!b.lease_release(key, b"two").unwrap(), "not two's");
+    assert!(b.lease_renew(key, b"one", Duration::from_secs(5)).unwrap());
+    // Renewed to 5 s: still held after the first lifetime.
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(!b.lease_acquire(key, b"two", ttl).unwrap(), "renewed");
+    assert!(b.lease_release(key, b"one").unwrap());
+    assert!(!b.lease_release(key, b"one").unwrap(), "released once");
+    // A lease nobody renews lapses.
+    assert!(b.lease_acquire(key, b"three", ttl).unwrap());
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(b.lease_acquire(key, b"four", ttl).unwrap(), "lapsed");
+    assert!(
+        !b.lease_renew(key, b"three", ttl).unwrap(),
+        "three's is gone"
+    );
+    assert!(b.lease_release(key, b"four").unwrap());
+}
+
+async fn check_lease_primitives_async(b: &dyn Backend, key: &str) {
+    let ttl = Duration::from_secs(5);
+    assert!(b.lease_acquire_async(key, b"one", ttl).await.unwrap());
+    assert!(!b.lease_acquire_async(key, b"two", ttl).await.unwrap());
+    assert!(!b.lease_renew_async(key, b"two", ttl).await.unwrap());
+    assert!(b.lease_renew_async(key, b"one", ttl).await.unwrap());
+    assert!(!b.lease_release_async(key, b"two").await.unwrap());
+    assert!(b.lease_release_async(key, b"one").await.unwrap());
+    assert!(b.lease_acquire_async(key, b"two", ttl).await.unwrap());
+    assert!(b.lease_release_async(key, b"two").await.unwrap());
+}
+
+#[test]
+fn redis_leases_are_exclusive_renewable_and_released_by_their_holder() {
+    let server = started!(RedisServer::start());
+    let redis = Redis::open(&server.url()).unwrap();
+    check_lease_primitives(&redis, "p:k#lease");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(check_lease_primitives_async(&redis, "p:k2#lease"));
+    // Through the circuit breaker every cache wraps its tier in.
+    let tier = cachefn::backends::CircuitBreaker::new(redis);
+    check_lease_primitives(&tier, "p:k3#lease");
+    // A dead server is an error (the cache then computes per process).
+    let dead = Redis::open("redis://127.0.0.1:1/0").unwrap();
+    assert!(dead
+        .lease_acquire("k", b"t", Duration::from_secs(1))
+        .is_err());
+}
+
+#[test]
+fn cluster_leases_are_exclusive_renewable_and_released_by_their_holder() {
+    let servers = started!(RedisClusterServers::start());
+    let cluster = RedisCluster::open(&servers.urls()).unwrap();
+    // Keys on several slots (and so on several masters).
+    for key in ["p:a#lease", "p:b#lease", "p:c#lease"] {
+        check_lease_primitives(&cluster, key);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(check_lease_primitives_async(&cluster, "p:d#lease"));
+}
+
+#[test]
+fn stores_without_leases_say_so() {
+    let null = cachefn::backends::Null;
+    let err = null
+        .lease_acquire("k", b"t", Duration::from_secs(1))
+        .unwrap_err();
+    assert_eq!(err.failure(), Some(cachefn::backends::Failure::Refused));
+    assert!(err.to_string().contains("no leases"), "{err}");
+}
