@@ -10,9 +10,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use crate::sync::{Condvar, Mutex};
+use std::time::Duration;
 
-use crate::{Backend, Error};
+use crate::sync::{Condvar, Mutex};
+use crate::{Backend, BoxFuture, Error};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -234,7 +235,7 @@ impl<B: Backend> Offloaded<B> {
     }
 
     /// Run `f` on an I/O thread.
-    fn offload<T, F>(&self, f: F) -> crate::BoxFuture<'static, Result<T, Error>>
+    fn offload<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, Error>>
     where
         T: Send + 'static,
         F: FnOnce(&B) -> Result<T, Error> + Send + 'static,
@@ -271,10 +272,10 @@ impl<B: Backend> Backend for Offloaded<B> {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         self.inner.get(key)
     }
-    fn set(&self, key: &str, value: &[u8], ttl: std::time::Duration) -> Result<(), Error> {
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
         self.inner.set(key, value, ttl)
     }
-    fn add(&self, key: &str, value: &[u8], ttl: std::time::Duration) -> Result<bool, Error> {
+    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, Error> {
         self.inner.add(key, value, ttl)
     }
     fn delete(&self, key: &str) -> Result<bool, Error> {
@@ -292,7 +293,7 @@ impl<B: Backend> Backend for Offloaded<B> {
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> {
         self.inner.get_many(keys)
     }
-    fn set_many(&self, items: &[(&str, &[u8])], ttl: std::time::Duration) -> Result<(), Error> {
+    fn set_many(&self, items: &[(&str, &[u8])], ttl: Duration) -> Result<(), Error> {
         self.inner.set_many(items, ttl)
     }
     fn delete_many(&self, keys: &[&str]) -> Result<(), Error> {
@@ -301,111 +302,111 @@ impl<B: Backend> Backend for Offloaded<B> {
     fn invalidations(&self) -> Option<crate::InvalidationFeed> {
         self.inner.invalidations()
     }
+    fn lease_acquire(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, Error> {
+        self.inner.lease_acquire(key, token, ttl)
+    }
+    fn lease_renew(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, Error> {
+        self.inner.lease_renew(key, token, ttl)
+    }
+    fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, Error> {
+        self.inner.lease_release(key, token)
+    }
 
-    crate::pool::offloaded_async_methods!();
-}
-
-/// The `_async` methods of a backend whose blocking calls run on a [`Pool`]:
-/// expand it inside `impl Backend for X`, where `X` has
-/// `fn offload(&self, f: impl FnOnce(&Inner) -> Result<T, Error>) -> BoxFuture<'static, Result<T, Error>>`
-/// and `Inner: Backend` does the blocking work. Arguments are copied into
-/// the job, which runs even if its future is dropped.
-macro_rules! offloaded_async_methods {
-    () => {
-        fn get_async<'a>(
-            &'a self,
-            key: &'a str,
-        ) -> $crate::BoxFuture<'a, Result<Option<Vec<u8>>, $crate::Error>> {
-            let key = key.to_owned();
-            self.offload(move |b| $crate::Backend::get(b, &key))
-        }
-        fn set_async<'a>(
-            &'a self,
-            key: &'a str,
-            value: &'a [u8],
-            ttl: std::time::Duration,
-        ) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> {
-            let (key, value) = (key.to_owned(), value.to_vec());
-            self.offload(move |b| $crate::Backend::set(b, &key, &value, ttl))
-        }
-        fn add_async<'a>(
-            &'a self,
-            key: &'a str,
-            value: &'a [u8],
-            ttl: std::time::Duration,
-        ) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> {
-            let (key, value) = (key.to_owned(), value.to_vec());
-            self.offload(move |b| $crate::Backend::add(b, &key, &value, ttl))
-        }
-        fn delete_async<'a>(
-            &'a self,
-            key: &'a str,
-        ) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> {
-            let key = key.to_owned();
-            self.offload(move |b| $crate::Backend::delete(b, &key))
-        }
-        fn incr_async<'a>(
-            &'a self,
-            key: &'a str,
-            delta: i64,
-        ) -> $crate::BoxFuture<'a, Result<i64, $crate::Error>> {
-            let key = key.to_owned();
-            self.offload(move |b| $crate::Backend::incr(b, &key, delta))
-        }
-        fn clear_prefix_async<'a>(
-            &'a self,
-            prefix: &'a str,
-        ) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> {
-            let prefix = prefix.to_owned();
-            self.offload(move |b| $crate::Backend::clear_prefix(b, &prefix))
-        }
-        fn has_async<'a>(
-            &'a self,
-            key: &'a str,
-        ) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> {
-            let key = key.to_owned();
-            self.offload(move |b| $crate::Backend::has(b, &key))
-        }
-        fn get_many_async<'a>(
-            &'a self,
-            keys: &'a [&'a str],
-        ) -> $crate::BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, $crate::Error>> {
-            let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
-            self.offload(move |b| {
-                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                $crate::Backend::get_many(b, &keys)
-            })
-        }
-        fn set_many_async<'a>(
-            &'a self,
-            items: &'a [(&'a str, &'a [u8])],
-            ttl: std::time::Duration,
-        ) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> {
-            let items: Vec<(String, Vec<u8>)> = items
+    // The `_async` twins: arguments are copied into the job, which runs
+    // even if its future is dropped.
+    fn get_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        let key = key.to_owned();
+        self.offload(move |b| b.get(&key))
+    }
+    fn set_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.offload(move |b| b.set(&key, &value, ttl))
+    }
+    fn add_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.offload(move |b| b.add(&key, &value, ttl))
+    }
+    fn delete_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        let key = key.to_owned();
+        self.offload(move |b| b.delete(&key))
+    }
+    fn incr_async<'a>(&'a self, key: &'a str, delta: i64) -> BoxFuture<'a, Result<i64, Error>> {
+        let key = key.to_owned();
+        self.offload(move |b| b.incr(&key, delta))
+    }
+    fn clear_prefix_async<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        let prefix = prefix.to_owned();
+        self.offload(move |b| b.clear_prefix(&prefix))
+    }
+    fn has_async<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, Error>> {
+        let key = key.to_owned();
+        self.offload(move |b| b.has(&key))
+    }
+    fn get_many_async<'a>(
+        &'a self,
+        keys: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, Error>> {
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        self.offload(move |b| b.get_many(&keys.iter().map(String::as_str).collect::<Vec<_>>()))
+    }
+    fn set_many_async<'a>(
+        &'a self,
+        items: &'a [(&'a str, &'a [u8])],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let items: Vec<(String, Vec<u8>)> = items
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+            .collect();
+        self.offload(move |b| {
+            let items: Vec<(&str, &[u8])> = items
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
                 .collect();
-            self.offload(move |b| {
-                let items: Vec<(&str, &[u8])> = items
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_slice()))
-                    .collect();
-                $crate::Backend::set_many(b, &items, ttl)
-            })
-        }
-        fn delete_many_async<'a>(
-            &'a self,
-            keys: &'a [&'a str],
-        ) -> $crate::BoxFuture<'a, Result<(), $crate::Error>> {
-            let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
-            self.offload(move |b| {
-                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                $crate::Backend::delete_many(b, &keys)
-            })
-        }
-    };
+            b.set_many(&items, ttl)
+        })
+    }
+    fn delete_many_async<'a>(&'a self, keys: &'a [&'a str]) -> BoxFuture<'a, Result<(), Error>> {
+        let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+        self.offload(move |b| b.delete_many(&keys.iter().map(String::as_str).collect::<Vec<_>>()))
+    }
+    fn lease_acquire_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let (key, token) = (key.to_owned(), token.to_vec());
+        self.offload(move |b| b.lease_acquire(&key, &token, ttl))
+    }
+    fn lease_renew_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let (key, token) = (key.to_owned(), token.to_vec());
+        self.offload(move |b| b.lease_renew(&key, &token, ttl))
+    }
+    fn lease_release_async<'a>(
+        &'a self,
+        key: &'a str,
+        token: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let (key, token) = (key.to_owned(), token.to_vec());
+        self.offload(move |b| b.lease_release(&key, &token))
+    }
 }
-pub(crate) use offloaded_async_methods;
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -471,10 +472,10 @@ pub(crate) mod tests {
             self.0.lock().push(thread_name()?);
             Ok(Some(key.as_bytes().to_vec()))
         }
-        fn set(&self, _: &str, _: &[u8], _: std::time::Duration) -> Result<(), Error> {
+        fn set(&self, _: &str, _: &[u8], _: Duration) -> Result<(), Error> {
             Ok(())
         }
-        fn add(&self, _: &str, _: &[u8], _: std::time::Duration) -> Result<bool, Error> {
+        fn add(&self, _: &str, _: &[u8], _: Duration) -> Result<bool, Error> {
             Ok(true)
         }
         fn delete(&self, _: &str) -> Result<bool, Error> {

@@ -10,8 +10,8 @@ use super::{
     unexpected, Redis, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IDLE,
     DEFAULT_MAX_REPLY_SIZE, DEFAULT_RESPONSE_TIMEOUT, SCAN_BATCH,
 };
-use crate::pool::Pool;
-use crate::{Backend, BoxFuture, Error};
+use crate::Offloaded;
+use crate::{Backend, Error};
 use feed::ClusterFeed;
 use route::{redirect, Node, NodeOptions, Router, NAME};
 use slots::key_slot;
@@ -94,8 +94,8 @@ const DEFAULT_IO_THREADS: usize = 4;
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
 pub struct RedisCluster {
-    inner: Arc<Cluster>,
-    pool: Arc<Pool>,
+    /// The blocking client; its `_async` twins on I/O threads.
+    inner: Offloaded<Cluster>,
 }
 
 /// The blocking side of a [`RedisCluster`].
@@ -282,8 +282,7 @@ impl RedisClusterBuilder {
         let feed = ClusterFeed::new(&router);
         router.watch(&feed);
         Ok(RedisCluster {
-            inner: Arc::new(Cluster { router, feed }),
-            pool: Arc::new(Pool::new(self.io_threads, NAME)),
+            inner: Offloaded::new(Cluster { router, feed }, self.io_threads),
         })
     }
 }
@@ -337,21 +336,11 @@ impl RedisCluster {
             tls_client_cert: None,
         }
     }
-
-    /// Run `f` on an I/O thread.
-    fn offload<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, Error>>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Cluster) -> Result<T, Error> + Send + 'static,
-    {
-        let inner = self.inner.clone();
-        Box::pin(self.pool.run(move || f(&inner)))
-    }
 }
 
 impl std::fmt::Debug for RedisCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let router = &self.inner.router;
+        let router = &self.inner.get_ref().router;
         let masters: Vec<String> = router
             .current()
             .map(|t| t.serving().iter().map(|n| n.addr.clone()).collect())
@@ -361,7 +350,7 @@ impl std::fmt::Debug for RedisCluster {
             .field("masters", &masters)
             .field("connect_timeout", &router.options().connect_timeout)
             .field("response_timeout", &router.options().response_timeout)
-            .field("io_threads", &self.pool.threads())
+            .field("io_threads", &self.inner.threads())
             .finish()
     }
 }
@@ -664,56 +653,11 @@ impl Backend for Cluster {
         }
         Ok(())
     }
-}
 
-/// What an unexpected reply was, for an error message.
-fn unexpected_text(v: &Value) -> String {
-    match unexpected(v) {
-        CallFail::Broken(super::resp::Fail::Protocol(why)) => why,
-        _ => "unexpected reply".into(),
-    }
-}
-
-impl Backend for RedisCluster {
-    fn name(&self) -> &'static str {
-        NAME
-    }
     /// `CLIENT TRACKING` on every master, followed through failovers.
     fn invalidations(&self) -> Option<crate::InvalidationFeed> {
-        Some(self.inner.feed.handle())
+        Some(self.feed.handle())
     }
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.inner.get(key)
-    }
-    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), Error> {
-        self.inner.set(key, value, ttl)
-    }
-    fn add(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, Error> {
-        self.inner.add(key, value, ttl)
-    }
-    fn delete(&self, key: &str) -> Result<bool, Error> {
-        self.inner.delete(key)
-    }
-    fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> {
-        self.inner.incr(key, delta)
-    }
-    fn clear_prefix(&self, prefix: &str) -> Result<(), Error> {
-        self.inner.clear_prefix(prefix)
-    }
-    fn has(&self, key: &str) -> Result<bool, Error> {
-        self.inner.has(key)
-    }
-    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, Error> {
-        self.inner.get_many(keys)
-    }
-    fn set_many(&self, items: &[(&str, &[u8])], ttl: Duration) -> Result<(), Error> {
-        self.inner.set_many(items, ttl)
-    }
-    fn delete_many(&self, keys: &[&str]) -> Result<(), Error> {
-        self.inner.delete_many(keys)
-    }
-
-    crate::pool::offloaded_async_methods!();
 
     // Leases (single_flight = "shared"): see lease.rs.
     fn lease_acquire(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, Error> {
@@ -725,30 +669,19 @@ impl Backend for RedisCluster {
     fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, Error> {
         self.release_lease(key, token)
     }
-    fn lease_acquire_async<'a>(
-        &'a self,
-        key: &'a str,
-        token: &'a [u8],
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        self.acquire_lease_async(key, token, ttl)
-    }
-    fn lease_renew_async<'a>(
-        &'a self,
-        key: &'a str,
-        token: &'a [u8],
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        self.renew_lease_async(key, token, ttl)
-    }
-    fn lease_release_async<'a>(
-        &'a self,
-        key: &'a str,
-        token: &'a [u8],
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        self.release_lease_async(key, token)
+}
+
+/// What an unexpected reply was, for an error message.
+fn unexpected_text(v: &Value) -> String {
+    match unexpected(v) {
+        CallFail::Broken(super::resp::Fail::Protocol(why)) => why,
+        _ => "unexpected reply".into(),
     }
 }
+
+// Every call is the blocking client's (`Cluster`: slot routing, redirects,
+// leases, the feed); the `_async` twins run it on an I/O thread.
+crate::backend::delegate_backend!(impl[] for RedisCluster, |c| &c.inner);
 
 #[cfg(test)]
 mod tests {
