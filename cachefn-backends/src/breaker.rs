@@ -97,6 +97,13 @@ impl<B: Backend> CircuitBreaker<B> {
                 if n >= TRIP_AFTER {
                     let next = clock::now_ms() + COOL_DOWN.as_millis() as u64;
                     self.open_until.store(next, Ordering::Release);
+                    if until != 0 {
+                        tracing::debug!(target: "cachefn", backend = self.backend.name(), error = %e,
+                            "circuit breaker: the probe failed; the circuit stays open for {COOL_DOWN:?}");
+                    } else if n == TRIP_AFTER {
+                        tracing::debug!(target: "cachefn", backend = self.backend.name(), error = %e,
+                            "circuit breaker opened: {TRIP_AFTER} calls in a row failed; calls are skipped for {COOL_DOWN:?}, then one probes");
+                    }
                 }
                 Err(e)
             }
@@ -104,6 +111,10 @@ impl<B: Backend> CircuitBreaker<B> {
                 if until != 0 || self.failures.load(Ordering::Relaxed) != 0 {
                     self.failures.store(0, Ordering::Release);
                     self.open_until.store(0, Ordering::Release);
+                    if until != 0 {
+                        tracing::debug!(target: "cachefn", backend = self.backend.name(),
+                            "circuit breaker closed: the probe got an answer");
+                    }
                 }
                 other
             }
@@ -256,11 +267,13 @@ mod tests {
     struct Flaky {
         down: AtomicBool,
         calls: AtomicU32,
+        /// Another name than "flaky", to tell this breaker's events apart.
+        name: Option<&'static str>,
     }
 
     impl Backend for Flaky {
         fn name(&self) -> &'static str {
-            "flaky"
+            self.name.unwrap_or("flaky")
         }
         fn get(&self, _key: &str) -> Result<Option<Vec<u8>>, Error> {
             self.calls.fetch_add(1, Ordering::SeqCst);
@@ -332,5 +345,76 @@ mod tests {
             assert!(b.set("k", b"v", COOL_DOWN).is_err());
         }
         assert!(!b.is_open());
+    }
+
+    /// Collects the messages of the events whose `backend` is "logged".
+    /// Installed as the global subscriber: a scoped one would race with the
+    /// other tests' threads over the callsites' cached interest.
+    struct Events(std::sync::Mutex<Vec<String>>);
+
+    impl tracing::Subscriber for Events {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            #[derive(Default)]
+            struct Fields {
+                message: String,
+                backend: String,
+            }
+            impl tracing::field::Visit for Fields {
+                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                    if f.name() == "message" {
+                        self.message = format!("{v:?}");
+                    }
+                }
+                fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+                    if f.name() == "backend" {
+                        self.backend = v.to_owned();
+                    }
+                }
+            }
+            let mut fields = Fields::default();
+            event.record(&mut fields);
+            if fields.backend == "logged" {
+                self.0.lock().unwrap().push(fields.message);
+            }
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn opening_a_failed_probe_and_closing_are_logged_once_each() {
+        static EVENTS: std::sync::OnceLock<std::sync::Arc<Events>> = std::sync::OnceLock::new();
+        let events = EVENTS.get_or_init(|| {
+            let events = std::sync::Arc::new(Events(Default::default()));
+            tracing::subscriber::set_global_default(events.clone()).unwrap();
+            events
+        });
+        let b = CircuitBreaker::new(Flaky {
+            name: Some("logged"),
+            ..Flaky::default()
+        });
+        b.backend.down.store(true, Ordering::SeqCst);
+        for _ in 0..10 {
+            let _ = b.get("k");
+        }
+        std::thread::sleep(COOL_DOWN + Duration::from_millis(50));
+        let _ = b.get("k"); // the probe fails
+        b.backend.down.store(false, Ordering::SeqCst);
+        std::thread::sleep(COOL_DOWN + Duration::from_millis(50));
+        b.get("k").unwrap(); // the probe succeeds
+        b.get("k").unwrap();
+        let seen = events.0.lock().unwrap().clone();
+        assert_eq!(seen.len(), 3, "{seen:#?}");
+        assert!(seen[0].starts_with("circuit breaker opened"), "{seen:#?}");
+        assert!(seen[1].contains("probe failed"), "{seen:#?}");
+        assert!(seen[2].starts_with("circuit breaker closed"), "{seen:#?}");
     }
 }
