@@ -55,7 +55,7 @@ pub use stats::Stats;
 /// | `stale_while_revalidate = 30` | seconds past `timeout` an entry is still served while one caller recomputes it |
 /// | `stale_if_error = 600` | for `Result`: seconds past `timeout` an entry is served when recomputing returns `Err` |
 /// | `early_refresh = 1.0` | XFetch's beta (0 to 1000; 0, the default, is off) |
-/// | `single_flight = "process"` | one computation per key per process |
+/// | `single_flight = "process"` | one computation per key per process (the default); `"shared"`: one across every process using a Redis or Redis Cluster shared tier, through a lease in it (see the README) |
 ///
 /// Unset options come from [`config::quickcache!`](crate::config::quickcache),
 /// then from the library defaults. A mistake is a compile error at its token.
