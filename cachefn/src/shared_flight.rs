@@ -24,7 +24,11 @@
 //!   again: when the lease is gone without a value (the holder's body
 //!   failed, or the holder died and its lease lapsed), one waiter takes it
 //!   and computes. A holder whose body returns `Err` therefore makes the
-//!   other processes compute in turn, one at a time; none waits forever.
+//!   other processes compute in turn, one at a time. No waiter waits
+//!   forever: after six lease lifetimes (60 s by default) without a value
+//!   it computes the key itself (a holder that is alive but stuck, or two
+//!   shared bodies that wait on each other's keys, cost a second
+//!   computation, not a hang).
 //! - **No lease** (the shared tier is down, its circuit breaker is open, it
 //!   refuses the command, or it is a store without leases): the leader
 //!   computes at once, as with per-process single-flight. A memoized call
@@ -60,6 +64,11 @@ const LEASE_SUFFIX: &str = "#lease";
 /// The first and the longest wait between two polls of a waiter.
 const FIRST_POLL: Duration = Duration::from_millis(20);
 const MAX_POLL: Duration = Duration::from_millis(200);
+/// How many lease lifetimes a waiter waits for another process's body at
+/// most (60 s by default) before it computes the value itself: a holder
+/// that is alive but stuck, or two shared bodies that each wait for the
+/// other's key, cost a second computation, never a call that hangs.
+const MAX_WAIT_LEASES: u32 = 6;
 
 /// A cache's side of shared single-flight: its lease lifetime, and the
 /// waiters that its invalidation feed wakes.
@@ -133,6 +142,7 @@ impl Cache {
         let watch = sf.waits.watch(plan.fp);
         let mut pause = FIRST_POLL;
         let mut waited = false;
+        let give_up = Instant::now() + sf.lease_timeout * MAX_WAIT_LEASES;
         loop {
             let seen = watch.seq();
             match io
@@ -173,6 +183,14 @@ impl Cache {
             pause = (pause * 2).min(MAX_POLL);
             if let Some((v, bytes, meta)) = self.shared_fresh::<F>(io, plan).await {
                 return SharedLead::Landed(v, bytes, meta);
+            }
+            if Instant::now() >= give_up {
+                tracing::warn!(target: "cachefn", key = %plan.text,
+                    waited = ?(sf.lease_timeout * MAX_WAIT_LEASES),
+                    "shared single-flight: the process holding this key's lease has not stored \
+                     a value in time (a long body, or shared bodies waiting on each other); \
+                     computing it here too");
+                return SharedLead::Alone;
             }
         }
     }

@@ -56,7 +56,8 @@ fn body_time() -> Duration {
 /// The holder of the first run in a "kill" test: says who it is, then
 /// waits to be killed.
 fn maybe_hang(run: i64) {
-    if run == 1 && std::env::var("SF_MODE").as_deref() == Ok("kill") {
+    let mode = std::env::var("SF_MODE");
+    if run == 1 && matches!(mode.as_deref(), Ok("kill") | Ok("stuck")) {
         let _: () = raw().set("holder_pid", std::process::id()).unwrap();
         std::thread::sleep(Duration::from_secs(120));
     }
@@ -148,7 +149,7 @@ fn child_process_entry() {
         std::thread::sleep(Duration::from_millis(2));
     }
     let answers: Vec<String> = match mode.as_str() {
-        "shared" | "kill" | "process" | "err" => std::thread::scope(|s| {
+        "shared" | "kill" | "stuck" | "process" | "err" => std::thread::scope(|s| {
             let callers: Vec<_> = (0..threads)
                 .map(|_| {
                     s.spawn(|| match mode.as_str() {
@@ -363,6 +364,47 @@ fn a_killed_holder_is_replaced_once_its_lease_lapses() {
         killed_at.elapsed() < Duration::from_secs(15),
         "the others waited {:?}",
         killed_at.elapsed()
+    );
+}
+
+#[test]
+fn waiters_of_a_stuck_holder_compute_after_six_lease_lifetimes() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let start = Instant::now();
+    // The first body hangs for two minutes in a live process, renewing its
+    // 300 ms lease: the others wait 1.8 s, then compute themselves.
+    let (children, mut conn) = start_children(
+        &server,
+        4,
+        &[
+            ("SF_MODE", "stuck"),
+            ("SF_LEASE_MS", "300"),
+            ("SF_BODY_MS", "100"),
+            ("SF_THREADS", "2"),
+        ],
+    );
+    let holder = loop {
+        if let Some(pid) = conn.get::<_, Option<u32>>("holder_pid").unwrap() {
+            break pid;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no holder");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut answered = 0;
+    for mut child in children {
+        if child.child.id() == holder {
+            continue; // still in its body; dropped (killed) below
+        }
+        expect_all(child.answer(), "49", 2);
+        answered += 1;
+    }
+    assert_eq!(answered, 3);
+    assert!(runs(&mut conn) >= 2, "{} runs", runs(&mut conn));
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "the waiters waited {:?} for a holder that never stores",
+        start.elapsed()
     );
 }
 

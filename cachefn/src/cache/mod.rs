@@ -186,7 +186,8 @@ impl CacheBuilder {
     /// every third of this, so a long body keeps it; a process that dies
     /// mid-body stops renewing, and once its lease lapses another process
     /// computes the key. A shorter lease replaces a dead holder sooner, at
-    /// the cost of more renewals.
+    /// the cost of more renewals. It also bounds waiting: a process waits
+    /// at most six lease lifetimes for another's value, then computes it.
     ///
     /// ```
     /// use std::time::Duration;
