@@ -57,7 +57,7 @@ pub use error::{Error, Failure, Source};
 #[cfg(feature = "memcached")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub use memcached::{Memcached, MemcachedBuilder};
-pub use memory::{LocalValue, Memory, Slot};
+pub use memory::{sweep_epoch, Held, LocalValue, Memory, Slot};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{

@@ -136,17 +136,40 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
     } else {
         (quote!(&mut #kb), quote!(), quote!(), quote!(move || #block))
     };
+    let parts: Vec<TokenStream> = plan
+        .key_exprs
+        .iter()
+        .map(|e| {
+            let span = e.clone().into_iter().next().map(|t| t.span()).unwrap_or(ms);
+            quote_spanned!(span=> #kb.part(&(#e));)
+        })
+        .collect();
+    let hash_parts: Vec<TokenStream> = plan
+        .key_exprs
+        .iter()
+        .map(|e| {
+            let span = e.clone().into_iter().next().map(|t| t.span()).unwrap_or(ms);
+            quote_spanned!(span=> #kb.hash_part(&(#e));)
+        })
+        .collect();
+    // The hit path (issue 13): the wrapper gives the key builder the
+    // arguments' raw streams (`hash_part`), checks the local hit by them
+    // (`hit` / `hit_async`, before the body's future is built), and writes
+    // the key text (`part`) only when that misses.
+    let hit_fn = if is_async {
+        quote!(hit_async)
+    } else {
+        quote!(hit)
+    };
     let call_site = |site: TokenStream| {
-        if is_async {
-            // The local hit is checked before the body's future is built.
-            quote_spanned! {rs=>
-                match ::cachefn::__private::hit_async::<#mode>(#site, &mut #kb, #refresh) {
-                    ::core::result::Result::Ok(hit) => hit,
-                    ::core::result::Result::Err(cold) => ::cachefn::__private::#call(#site, #kb_arg, #refresh, cold, #body) #dot_await,
+        quote_spanned! {rs=>
+            match ::cachefn::__private::#hit_fn::<#mode>(#site, &mut #kb, #refresh) {
+                ::core::result::Result::Ok(hit) => hit,
+                ::core::result::Result::Err(cold) => {
+                    #(#parts)*
+                    ::cachefn::__private::#call(#site, #kb_arg, #refresh, cold, #body) #dot_await
                 }
             }
-        } else {
-            quote_spanned!(rs=> ::cachefn::__private::#call(#site, #kb_arg, #refresh, #body))
         }
     };
     let call_method = call_site(quote!(__cachefn_site));
@@ -161,14 +184,6 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
     let assert_value = quote_spanned! {cached_span=>
         const _: () = ::cachefn::__private::assert_value::<<#mode as ::cachefn::__private::Memo>::Cached>();
     };
-    let parts: Vec<TokenStream> = plan
-        .key_exprs
-        .iter()
-        .map(|e| {
-            let span = e.clone().into_iter().next().map(|t| t.span()).unwrap_or(ms);
-            quote_spanned!(span=> #kb.part(&(#e));)
-        })
-        .collect();
     let site_options = site_options(o);
     let site_name = |method: bool| match (&o.name, method) {
         (Some(n), _) => quote!(::cachefn::__private::SiteName::Custom(#n)),
@@ -217,7 +232,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                 let __cachefn_site = Self::#site_fn();
                 #[allow(unused_mut)]
                 let mut #kb = __cachefn_site.key_builder();
-                #(#parts)*
+                #(#hash_parts)*
                 #call_method
             }
 
@@ -288,7 +303,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                 #assert_value
                 #[allow(unused_mut)]
                 let mut #kb = #fn_name::__SITE.key_builder();
-                #(#parts)*
+                #(#hash_parts)*
                 #call_free
             }
 

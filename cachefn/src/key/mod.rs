@@ -40,6 +40,7 @@
 //! sequence, and a `HashSet` iterates in a random order.
 
 pub(crate) mod builder;
+mod raw;
 pub(crate) mod scheme;
 pub(crate) mod writer;
 
