@@ -367,3 +367,100 @@ impl ser::SerializeStructVariant for Raw<'_, '_> {
         Raw::end(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Serialize;
+
+    use super::super::KeyBuilder;
+
+    /// The raw fingerprint and the key text of one argument.
+    fn both<T: Serialize + ?Sized>(v: &T) -> (Option<u128>, String) {
+        let mut kb = KeyBuilder::new("f:v1");
+        kb.hash_part(v);
+        let raw = kb.raw_fingerprint();
+        kb.part(v);
+        (raw, kb.into_key().unwrap().as_str().to_owned())
+    }
+
+    #[derive(Serialize)]
+    struct S {
+        a: u8,
+        b: Option<String>,
+    }
+    #[derive(Serialize)]
+    enum E {
+        U,
+        N(u8),
+        T(u8, u8),
+        S { x: u8 },
+    }
+
+    #[test]
+    fn arguments_with_different_texts_have_different_streams() {
+        let values: Vec<(Option<u128>, String)> = vec![
+            both(&0u64),
+            both(&1u64),
+            both(&-1i64),
+            both(&1.5f64),
+            both("a"),
+            both(""),
+            both(&("a", "bc")),
+            both(&("ab", "c")),
+            both(&Option::<u8>::None),
+            both(&Some(Option::<u8>::None)),
+            both(&Some(Some(3u8))),
+            both(&()),
+            both(&[1u8, 2]),
+            both(&vec![vec![1u8], vec![2]]),
+            both(&vec![vec![1u8, 2]]),
+            both(&S { a: 1, b: None }),
+            both(&S {
+                a: 1,
+                b: Some("x".into()),
+            }),
+            both(&E::U),
+            both(&E::N(1)),
+            both(&E::T(1, 2)),
+            both(&E::S { x: 1 }),
+            both(&'a'),
+            both(&true),
+        ];
+        for (i, (raw_i, text_i)) in values.iter().enumerate() {
+            assert!(raw_i.is_some(), "{text_i} has a raw stream");
+            for (raw_j, text_j) in &values[i + 1..] {
+                assert_ne!(text_i, text_j);
+                assert_ne!(raw_i, raw_j, "{text_i} and {text_j}");
+            }
+        }
+    }
+
+    #[test]
+    fn what_has_no_stream_takes_the_text_path() {
+        // A map (sorted in the text), a stream past the buffer.
+        let map: BTreeMap<u8, u8> = [(1, 2)].into();
+        assert_eq!(both(&map).0, None);
+        assert_eq!(both("x".repeat(500).as_str()).0, None);
+        // The text is what it was.
+        assert_eq!(both(&map).1, "f:v1:{1=2}");
+    }
+
+    #[test]
+    fn the_stream_depends_on_the_function_and_not_on_the_text() {
+        let mut a = KeyBuilder::new("f:v1");
+        a.hash_part(&5u8);
+        let mut b = KeyBuilder::new("f:v2");
+        b.hash_part(&5u8);
+        let mut c = KeyBuilder::new("f:v1");
+        c.hash_part(&5u64);
+        let (a, b, c) = (a.raw_fingerprint(), b.raw_fingerprint(), c.raw_fingerprint());
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        // No raw fingerprint is the text's.
+        let mut t = KeyBuilder::new("f:v1");
+        t.part(&5u8);
+        assert_ne!(Some(t.finish().unwrap()), a);
+    }
+}
