@@ -144,18 +144,11 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
             quote_spanned!(span=> #kb.part(&(#e));)
         })
         .collect();
-    let hash_parts: Vec<TokenStream> = plan
-        .key_exprs
-        .iter()
-        .map(|e| {
-            let span = e.clone().into_iter().next().map(|t| t.span()).unwrap_or(ms);
-            quote_spanned!(span=> #kb.hash_part(&(#e));)
-        })
-        .collect();
     // The hit path (issue 13): the wrapper gives the key builder the
-    // arguments' raw streams (`hash_part`), checks the local hit by them
-    // (`hit` / `hit_async`, before the body's future is built), and writes
-    // the key text (`part`) only when that misses.
+    // arguments' raw streams (`hashing()`, then the parts), checks the
+    // local hit by them (`hit` / `hit_async`, before the body's future is
+    // built), and writes the key text (the same parts again) only when
+    // that misses.
     let hit_fn = if is_async {
         quote!(hit_async)
     } else {
@@ -232,7 +225,8 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                 let __cachefn_site = Self::#site_fn();
                 #[allow(unused_mut)]
                 let mut #kb = __cachefn_site.key_builder();
-                #(#hash_parts)*
+                #kb.hashing();
+                #(#parts)*
                 #call_method
             }
 
@@ -303,7 +297,8 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                 #assert_value
                 #[allow(unused_mut)]
                 let mut #kb = #fn_name::__SITE.key_builder();
-                #(#hash_parts)*
+                #kb.hashing();
+                #(#parts)*
                 #call_free
             }
 

@@ -34,9 +34,10 @@ pub struct KeyBuilder {
     overflow: Option<Box<Xxh3>>,
     error: Option<String>,
     /// The arguments' raw stream (see [`raw`](super::raw)) is in `buf`
-    /// (until [`KeyBuilder::raw_fingerprint`] takes it); `false` once a
-    /// part has none.
+    /// while `hashing`; `false` once a part has none.
     raw_ok: bool,
+    /// [`KeyBuilder::part`] writes raw streams (see [`KeyBuilder::hashing`]).
+    hashing: bool,
 }
 
 /// The key builder's buffer, not zeroed: a hit writes a few bytes of it,
@@ -111,6 +112,7 @@ impl KeyBuilder {
             overflow: None,
             error: None,
             raw_ok: true,
+            hashing: false,
         }
     }
 
@@ -134,8 +136,17 @@ impl KeyBuilder {
     }
 
     /// Append one argument.
-    #[inline]
+    #[inline(always)]
     pub fn part<T: crate::KeyPart + ?Sized>(&mut self, value: &T) {
+        if self.hashing {
+            self.hash_part(value);
+        } else {
+            self.text_part(value);
+        }
+    }
+
+    #[inline]
+    fn text_part<T: crate::KeyPart + ?Sized>(&mut self, value: &T) {
         if self.parts > 0 {
             self.push(b":");
         }
@@ -145,11 +156,18 @@ impl KeyBuilder {
         }
     }
 
-    /// Append one argument's raw stream, which a local hit is looked up by
-    /// (the key text is then written by [`KeyBuilder::part`] only on a
-    /// miss, after [`KeyBuilder::raw_fingerprint`]).
-    #[inline]
-    pub fn hash_part<T: crate::KeyPart + ?Sized>(&mut self, value: &T) {
+    /// From now until [`KeyBuilder::raw_fingerprint`], [`KeyBuilder::part`]
+    /// writes each argument's raw stream, which a local hit is looked up
+    /// by; the key text is written (by the same calls, again) only when
+    /// that misses. One method for both, so that an argument that cannot
+    /// be part of a key is one error, not two.
+    #[inline(always)]
+    pub fn hashing(&mut self) {
+        self.hashing = true;
+    }
+
+    #[inline(always)]
+    fn hash_part<T: crate::KeyPart + ?Sized>(&mut self, value: &T) {
         if !self.raw_ok {
             return;
         }
@@ -161,12 +179,15 @@ impl KeyBuilder {
         self.len = sink.len;
     }
 
-    /// The fingerprint of the raw stream written by [`KeyBuilder::hash_part`]
-    /// (distinct from every key text's fingerprint, and a function of the
-    /// head and the stream); `None` when some part had none. The buffer is
-    /// then empty again, for the key text.
+    /// The fingerprint of the raw stream written since
+    /// [`KeyBuilder::hashing`] (distinct from every key text's fingerprint,
+    /// and a function of the head and the stream); `None` when some part
+    /// had none, or without `hashing`. The builder then takes the key text.
     #[inline]
     pub(crate) fn raw_fingerprint(&mut self) -> Option<u128> {
+        if !std::mem::take(&mut self.hashing) {
+            return None;
+        }
         let fp = self
             .raw_ok
             .then(|| raw_combine(self.head_fp, self.buf.filled(self.len)));

@@ -379,7 +379,8 @@ mod tests {
     /// The raw fingerprint and the key text of one argument.
     fn both<T: Serialize + ?Sized>(v: &T) -> (Option<u128>, String) {
         let mut kb = KeyBuilder::new("f:v1");
-        kb.hash_part(v);
+        kb.hashing();
+        kb.part(v);
         let raw = kb.raw_fingerprint();
         kb.part(v);
         (raw, kb.into_key().unwrap().as_str().to_owned())
@@ -450,11 +451,14 @@ mod tests {
     #[test]
     fn the_stream_depends_on_the_function_and_not_on_the_text() {
         let mut a = KeyBuilder::new("f:v1");
-        a.hash_part(&5u8);
+        a.hashing();
+        a.part(&5u8);
         let mut b = KeyBuilder::new("f:v2");
-        b.hash_part(&5u8);
+        b.hashing();
+        b.part(&5u8);
         let mut c = KeyBuilder::new("f:v1");
-        c.hash_part(&5u64);
+        c.hashing();
+        c.part(&5u64);
         let (a, b, c) = (a.raw_fingerprint(), b.raw_fingerprint(), c.raw_fingerprint());
         assert_ne!(a, b);
         assert_ne!(a, c);

@@ -9,7 +9,7 @@ use crate::key::KeyBuilder;
 use crate::{Cache, Error};
 
 /// The local hit of a memoized `async fn` (see
-/// [`KeyBuilder::hash_part`]), checked before its body's future is even
+/// [`KeyBuilder::hashing`]), checked before its body's future is even
 /// built (a hit then costs what a sync hit costs). `Err`: what the check
 /// found out: write the key's text parts into `kb` and await the rest with
 /// [`call_async`].

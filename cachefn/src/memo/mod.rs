@@ -191,7 +191,7 @@ impl Site {
 
     /// The cache this site uses now, memoized per thread until the registry
     /// changes (no shared atomic is written on the hot path).
-    #[inline]
+    #[inline(always)]
     fn resolved(&'static self) -> Rc<ResolvedCache> {
         let epoch = registry::epoch();
         let mut slot = self.slot.load(Ordering::Relaxed);
@@ -469,7 +469,7 @@ pub struct Cold {
 }
 
 /// The local hit of a memoized call: the hash of the arguments' raw
-/// streams, which `kb` was given with [`KeyBuilder::hash_part`], looked up
+/// streams, which `kb` was given with [`KeyBuilder::hashing`], looked up
 /// in this thread's hot entries of the function (see [`hot`]). No key text
 /// is written. Shared by the sync and the async call, and one function for
 /// every value type (not inlined into each wrapper: the wrapper writes the
@@ -565,7 +565,7 @@ fn remember_hot<T: 'static>(site: &'static Site, cache: &Cache, alias: u128, fp:
     };
 }
 
-/// The local hit of a memoized sync call (see [`KeyBuilder::hash_part`]);
+/// The local hit of a memoized sync call (see [`KeyBuilder::hashing`]);
 /// `Err`: write the key's text parts into `kb` and go on with [`call`].
 #[inline]
 pub fn hit<M: Memo>(site: &'static Site, kb: &mut KeyBuilder, refresh: bool) -> Result<M::Ret, Cold> {
