@@ -210,11 +210,53 @@ fn every_thread_sees_a_clear() {
                 }
                 barrier.wait();
                 for id in 0..20 {
-                    assert_eq!(shared(id), format!("new:{id}"), "was {}", before[id as usize]);
+                    assert_eq!(
+                        shared(id),
+                        format!("new:{id}"),
+                        "was {}",
+                        before[id as usize]
+                    );
                 }
             });
         }
     });
     assert_eq!(SHARED_RUNS.get(), 20);
-    std::thread::sleep(Duration::from_millis(1));
+}
+
+static BOUNDED_RUNS: Runs = Runs::new();
+
+#[quickcache(cache = "local-hit-bounded")]
+fn bounded(id: u64) -> String {
+    BOUNDED_RUNS.hit();
+    format!("bounded {id}")
+}
+
+#[test]
+fn hot_entries_stay_within_the_tiers_pin_budget() {
+    let cache = Cache::builder().local(Memory::with_capacity(80)).build();
+    cachefn::register("local-hit-bounded", cache.clone());
+    let tier = cache.local_store().expect("a local tier");
+    let (_, limit) = tier.front_held();
+    assert_eq!(limit, 10);
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                for _ in 0..4 {
+                    for id in 0..60 {
+                        assert_eq!(bounded(id), format!("bounded {id}"));
+                    }
+                    assert!(tier.front_held().0 <= limit);
+                }
+            });
+        }
+    });
+    assert!(tier.front_held().0 <= limit);
+    // Threads that ended let go of what they held (their thread-local
+    // destructors may still be running when the scope returns).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tier.front_held().0 != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(tier.front_held(), (0, limit));
+    assert_eq!(BOUNDED_RUNS.get(), 60);
 }

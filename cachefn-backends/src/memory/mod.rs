@@ -13,8 +13,8 @@ use crate::sync::Mutex;
 use crate::clock;
 use crate::Error;
 
-pub use front::{sweep_epoch, Held};
 use front::PinBudget;
+pub use front::{sweep_epoch, Held};
 use store::Store;
 
 /// A value held by [`Memory`]: typed, so that a hit clones a value instead of

@@ -4,10 +4,11 @@ use std::mem::MaybeUninit;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::scheme::{
-    combine, head_fingerprint, key_text, raw_combine, write_hash_tail, Key, Sink, HASH_TAIL, KEEP, MAX_KEY_LEN,
-};
 use super::raw::{self, RawSink};
+use super::scheme::{
+    combine, head_fingerprint, key_text, raw_combine, write_hash_tail, Key, Sink, HASH_TAIL, KEEP,
+    MAX_KEY_LEN,
+};
 use super::writer;
 use crate::Error;
 

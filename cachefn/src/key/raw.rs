@@ -72,7 +72,10 @@ fn too_long() -> KeyError {
 
 /// Write `value`'s serde calls into `sink`.
 #[inline]
-pub(crate) fn write<T: Serialize + ?Sized>(value: &T, sink: &mut RawSink<'_>) -> Result<(), KeyError> {
+pub(crate) fn write<T: Serialize + ?Sized>(
+    value: &T,
+    sink: &mut RawSink<'_>,
+) -> Result<(), KeyError> {
     value.serialize(Raw(sink))
 }
 
@@ -459,7 +462,11 @@ mod tests {
         let mut c = KeyBuilder::new("f:v1");
         c.hashing();
         c.part(&5u64);
-        let (a, b, c) = (a.raw_fingerprint(), b.raw_fingerprint(), c.raw_fingerprint());
+        let (a, b, c) = (
+            a.raw_fingerprint(),
+            b.raw_fingerprint(),
+            c.raw_fingerprint(),
+        );
         assert_ne!(a, b);
         assert_ne!(a, c);
         // No raw fingerprint is the text's.

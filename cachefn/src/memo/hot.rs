@@ -27,6 +27,8 @@ use crate::cache::Timed;
 /// One hot entry in this many goes to the store instead, so that its
 /// eviction policy still sees which entries are hot.
 const TOUCH_EVERY: u32 = 128;
+/// Misses that add no entry after the tier's pin budget refused one.
+const BACKOFF: u32 = 64;
 /// Entries of a table when it first holds one.
 const FIRST_LEN: usize = 16;
 /// The largest table (entries, [`WAYS`] per set).
@@ -56,6 +58,11 @@ pub(super) struct Hot {
     len: usize,
     /// The sweep epoch the table was last swept in.
     swept: u64,
+    /// Misses left before the next try after the tier's pin budget refused
+    /// an entry: while it is full (of other functions' or threads' hot
+    /// entries) a miss must not pay for a store lookup and a refusal each
+    /// time.
+    backoff: u32,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -67,6 +74,7 @@ impl Hot {
             ticks: 0,
             len: 0,
             swept: 0,
+            backoff: 0,
             _not_send: PhantomData,
         }
     }
@@ -110,6 +118,10 @@ impl Hot {
         if *self.ty.get_or_insert(ty) != ty {
             return;
         }
+        if self.backoff > 0 {
+            self.backoff -= 1;
+            return;
+        }
         let now = clock::now_ms();
         let epoch = sweep_epoch();
         if epoch != self.swept {
@@ -141,6 +153,7 @@ impl Hot {
         }
         self.len -= freed;
         let Some(held) = local.hold(fp) else {
+            self.backoff = BACKOFF;
             return;
         };
         let Some(timed) = held.slot().value().as_any().downcast_ref::<Timed<T>>() else {
@@ -171,11 +184,15 @@ impl Hot {
     /// Four times the sets, entries kept where they fit.
     fn grow(&mut self) {
         let old = std::mem::take(&mut self.entries);
-        self.entries.resize_with((old.len() * 4).min(MAX_LEN), || None);
+        self.entries
+            .resize_with((old.len() * 4).min(MAX_LEN), || None);
         self.len = 0;
         for e in old.into_iter().flatten() {
             let set = self.set(e.alias);
-            if let Some(way) = self.entries[set..set + WAYS].iter_mut().find(|w| w.is_none()) {
+            if let Some(way) = self.entries[set..set + WAYS]
+                .iter_mut()
+                .find(|w| w.is_none())
+            {
                 *way = Some(e);
                 self.len += 1;
             }

@@ -19,8 +19,8 @@ use crate::key::{escape_name, head_fingerprint, KeyBuilder};
 use crate::log::RateLimited;
 use crate::registry::{self, Options};
 use crate::stats::SiteStats;
-use hot::Hot;
 use crate::{Cache, Error, Key, Stats};
+use hot::Hot;
 
 #[cfg(feature = "tokio")]
 mod asynchronous;
@@ -568,7 +568,11 @@ fn remember_hot<T: 'static>(site: &'static Site, cache: &Cache, alias: u128, fp:
 /// The local hit of a memoized sync call (see [`KeyBuilder::hashing`]);
 /// `Err`: write the key's text parts into `kb` and go on with [`call`].
 #[inline]
-pub fn hit<M: Memo>(site: &'static Site, kb: &mut KeyBuilder, refresh: bool) -> Result<M::Ret, Cold> {
+pub fn hit<M: Memo>(
+    site: &'static Site,
+    kb: &mut KeyBuilder,
+    refresh: bool,
+) -> Result<M::Ret, Cold> {
     check::<M>(site, kb, refresh).map(M::from_cached)
 }
 
