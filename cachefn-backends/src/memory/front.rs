@@ -139,10 +139,11 @@ impl PinBudget {
     }
 }
 
-/// A hold on one slot of a tier, charged to the tier's [`PinBudget`] (the
+/// A hold on one slot of a tier, charged to the tier's pin budget (the
 /// first hold on a slot charges its weight, the last one to let go releases
 /// it): what a front entry is, and what a caller's own per-thread cache of
-/// hot entries keeps (see [`Memory::hold`](super::Memory::hold)).
+/// hot entries keeps (see [`Memory::hold`](super::Memory::hold), whose
+/// example takes one).
 pub struct Held {
     slot: Arc<Slot>,
     /// The tier's budget; it also identifies the tier (a budget lives as
@@ -192,7 +193,16 @@ impl Drop for Held {
 }
 
 /// The sweep epoch: when it moves on, per-thread caches of held slots drop
-/// their entries for dead or expired slots the next time they add one.
+/// their entries for dead or expired slots the next time they add one. It
+/// moves on when a tier's pin budget refuses a hold (at most every 20 ms).
+///
+/// ```
+/// let seen = cachefn_backends::sweep_epoch();
+/// // ... later, before adding an entry to a per-thread cache:
+/// if cachefn_backends::sweep_epoch() != seen {
+///     // drop the entries whose slots are no longer live
+/// }
+/// ```
 pub fn sweep_epoch() -> u64 {
     SWEEP_EPOCH.load(Ordering::Acquire)
 }
