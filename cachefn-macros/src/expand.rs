@@ -383,17 +383,26 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
     } else {
         (quote!(call::<#mode>), quote!(move || #block))
     };
+    let parts = key_parts(&plan.key.parts, &kb);
+    // The hit path (issue 13): the wrapper gives the key builder the
+    // arguments' raw streams (`hashing()`, then the parts), checks the
+    // local hit by them (`hit` / `hit_async`, before the body's future is
+    // built), and writes the key text (the same parts again) only when
+    // that misses.
+    let hit_fn = if is_async {
+        quote!(hit_async)
+    } else {
+        quote!(hit)
+    };
     let call_site = |site: TokenStream| {
-        if is_async {
-            // The local hit is checked before the body's future is built.
-            quote_spanned! {rs=>
-                match ::cachefn::__private::hit_async::<#mode>(#site, &mut #kb, #refresh) {
-                    ::core::result::Result::Ok(hit) => hit,
-                    ::core::result::Result::Err(cold) => ::cachefn::__private::#call(#site, #kb_arg, #refresh, cold, #body) #dot_await,
+        quote_spanned! {rs=>
+            match ::cachefn::__private::#hit_fn::<#mode>(#site, &mut #kb, #refresh) {
+                ::core::result::Result::Ok(hit) => hit,
+                ::core::result::Result::Err(cold) => {
+                    #(#parts)*
+                    ::cachefn::__private::#call(#site, #kb_arg, #refresh, cold, #body) #dot_await
                 }
             }
-        } else {
-            quote_spanned!(rs=> ::cachefn::__private::#call(#site, #kb_arg, #refresh, #body))
         }
     };
     let call = call_site(quote!(__cachefn_site));
@@ -402,7 +411,6 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
     let assert_value = quote_spanned! {cached_span=>
         const _: () = ::cachefn::__private::assert_value::<<#mode as ::cachefn::__private::Memo>::Cached>();
     };
-    let parts = key_parts(&plan.key.parts, &kb);
     let site_options = site_options(o);
     let site_name = match (&o.name, plan.sig.receiver) {
         (Some(n), _) => quote!(::cachefn::__private::SiteName::Custom(#n)),
@@ -441,6 +449,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
             let __cachefn_site: &'static ::cachefn::__private::Site = #wrapper_site;
             #[allow(unused_mut)]
             let mut #kb = __cachefn_site.key_builder();
+            #kb.hashing();
             #(#parts)*
             #call
         }

@@ -139,28 +139,84 @@ impl PinBudget {
     }
 }
 
+/// A hold on one slot of a tier, charged to the tier's pin budget (the
+/// first hold on a slot charges its weight, the last one to let go releases
+/// it): what a front entry is, and what a caller's own per-thread cache of
+/// hot entries keeps (see [`Memory::hold`](super::Memory::hold), whose
+/// example takes one).
+pub struct Held {
+    slot: Arc<Slot>,
+    /// The tier's budget; it also identifies the tier (a budget lives as
+    /// long as a tier or a hold refers to it, so no other tier's budget
+    /// can have its address meanwhile).
+    budget: Arc<PinBudget>,
+}
+
+impl Held {
+    /// A hold on `slot` of `budget`'s tier, if the budget has room for it
+    /// (else a sweep of the front caches is requested).
+    pub(super) fn take(budget: &Arc<PinBudget>, slot: Arc<Slot>, now: u64) -> Option<Held> {
+        if slot.weight > budget.largest {
+            return None;
+        }
+        if !budget.hold(&slot) {
+            request_sweep(now);
+            return None;
+        }
+        Some(Held {
+            slot,
+            budget: budget.clone(),
+        })
+    }
+
+    /// The held slot, dead or alive.
+    #[inline]
+    pub fn slot(&self) -> &Slot {
+        &self.slot
+    }
+
+    /// Whether the tier still holds the slot and it has not expired at
+    /// `now` ([`crate::clock::now_ms`]): a hold on a slot that is not live
+    /// must not serve it.
+    #[inline(always)]
+    pub fn is_live(&self, now: u64) -> bool {
+        self.slot.is_live(now)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.slot.fronts.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.budget.release(self.slot.weight);
+        }
+    }
+}
+
+/// The sweep epoch: when it moves on, per-thread caches of held slots drop
+/// their entries for dead or expired slots the next time they add one. It
+/// moves on when a tier's pin budget refuses a hold (at most every 20 ms).
+///
+/// ```
+/// let seen = cachefn_backends::sweep_epoch();
+/// // ... later, before adding an entry to a per-thread cache:
+/// if cachefn_backends::sweep_epoch() != seen {
+///     // drop the entries whose slots are no longer live
+/// }
+/// ```
+pub fn sweep_epoch() -> u64 {
+    SWEEP_EPOCH.load(Ordering::Acquire)
+}
+
 /// One front entry: a held slot of the tier whose budget this is.
 struct FrontEntry {
     fp: u128,
-    slot: Arc<Slot>,
-    /// The tier's budget; it also identifies the tier (a budget lives as
-    /// long as a tier or an entry refers to it, so no other tier's budget
-    /// can have its address meanwhile).
-    budget: Arc<PinBudget>,
+    held: Held,
 }
 
 impl FrontEntry {
     #[inline]
     fn is(&self, budget: &Arc<PinBudget>, fp: u128) -> bool {
-        self.fp == fp && Arc::ptr_eq(&self.budget, budget)
-    }
-}
-
-impl Drop for FrontEntry {
-    fn drop(&mut self) {
-        if self.slot.fronts.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.budget.release(self.slot.weight);
-        }
+        self.fp == fp && Arc::ptr_eq(&self.held.budget, budget)
     }
 }
 
@@ -177,7 +233,7 @@ impl Front {
     /// Drop the entries of dead or expired slots (of every tier).
     fn sweep(&mut self, now: u64) {
         for e in &mut self.entries {
-            if e.as_ref().is_some_and(|e| !e.slot.is_live(now)) {
+            if e.as_ref().is_some_and(|e| !e.held.is_live(now)) {
                 *e = None;
             }
         }
@@ -217,7 +273,7 @@ fn front_set(fp: u128) -> usize {
 /// slot if it is live. `Ok(None)` or `Err` (and `f` left in place) when there is none,
 /// when it is dead or expired (the entry is dropped), or on the one hit in
 /// [`PASS_THROUGH_EVERY`] that must go to the store.
-#[inline]
+#[inline(always)]
 pub(super) fn read<R, F: FnOnce(&Slot) -> R>(
     budget: &Arc<PinBudget>,
     fp: u128,
@@ -236,12 +292,12 @@ pub(super) fn read<R, F: FnOnce(&Slot) -> R>(
         for way in set..set + WAYS {
             if let Some(e) = &front.entries[way] {
                 if e.is(budget, fp) {
-                    if !e.slot.is_live(now) {
+                    if !e.held.is_live(now) {
                         front.entries[way] = None;
                         return None;
                     }
                     let f = f.take()?;
-                    return Some(f(&e.slot));
+                    return Some(f(&e.held.slot));
                 }
             }
         }
@@ -270,14 +326,14 @@ pub(super) fn remember(budget: &Arc<PinBudget>, fp: u128, slot: Arc<Slot>, now: 
         if ways
             .iter()
             .flatten()
-            .any(|held| held.is(budget, fp) && Arc::ptr_eq(&held.slot, &slot))
+            .any(|held| held.is(budget, fp) && Arc::ptr_eq(&held.held.slot, &slot))
         {
             return;
         }
         // Drop this set's dead entries, and an older copy of this key.
         for e in ways.iter_mut() {
             if e.as_ref()
-                .is_some_and(|held| held.is(budget, fp) || !held.slot.is_live(now))
+                .is_some_and(|held| held.is(budget, fp) || !held.held.is_live(now))
             {
                 *e = None;
             }
@@ -291,16 +347,11 @@ pub(super) fn remember(budget: &Arc<PinBudget>, fp: u128, slot: Arc<Slot>, now: 
         if ways.iter().all(Option::is_some) {
             ways[WAYS - 1] = None;
         }
-        if !budget.hold(&slot) {
-            request_sweep(now);
+        let Some(held) = Held::take(budget, slot, now) else {
             return;
-        }
+        };
         let free = ways.iter().position(Option::is_none).unwrap_or(WAYS - 1);
         ways[..=free].rotate_right(1);
-        ways[0] = Some(FrontEntry {
-            fp,
-            slot,
-            budget: budget.clone(),
-        });
+        ways[0] = Some(FrontEntry { fp, held });
     });
 }

@@ -14,6 +14,7 @@ use crate::clock;
 use crate::Error;
 
 use front::PinBudget;
+pub use front::{sweep_epoch, Held};
 use store::Store;
 
 /// A value held by [`Memory`]: typed, so that a hit clones a value instead of
@@ -228,6 +229,44 @@ impl Memory {
         let out = f.take().map(|f| f(&slot));
         front::remember(&self.front, fp, slot, now);
         out
+    }
+
+    /// A hold on the live entry under `fp`, for a per-thread cache of the
+    /// caller's own: cachefn's memoized functions keep one per function,
+    /// typed and looked up by a hash of the arguments. The hold counts
+    /// against the same budget as the front caches (so what per-thread
+    /// caches keep alive stays within an eighth of the bound, however many
+    /// threads hold what); `None` when there is no live entry or no room
+    /// in the budget. Whoever holds a slot must check
+    /// [`Held::is_live`] before serving it (a write, removal, eviction or
+    /// invalidation of the key ends it), and should drop holds on slots
+    /// that are no longer live when [`sweep_epoch`] moves on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachefn_backends::{clock, Error, LocalValue, Memory};
+    ///
+    /// struct Page(Vec<u8>);
+    /// impl LocalValue for Page {
+    ///     fn as_any(&self) -> &dyn std::any::Any { self }
+    ///     fn encode(&self) -> Result<Vec<u8>, Error> { Ok(self.0.clone()) }
+    ///     fn size_hint(&self) -> usize { self.0.len() }
+    /// }
+    ///
+    /// let tier = Memory::with_capacity(800);
+    /// tier.insert(1, "k", Page(b"<p>".to_vec()), Duration::ZERO);
+    /// let held = tier.hold(1).expect("live, and the budget has room");
+    /// assert_eq!(held.slot().key(), "k");
+    /// assert_eq!(tier.front_held(), (1, 100));
+    /// assert!(held.is_live(clock::now_ms()));
+    /// tier.remove(1);
+    /// assert!(!held.is_live(clock::now_ms()));
+    /// drop(held);
+    /// assert_eq!(tier.front_held(), (0, 100));
+    /// ```
+    pub fn hold(&self, fp: u128) -> Option<Held> {
+        let now = clock::now_ms();
+        Held::take(&self.front, self.get_at(fp, now)?, now)
     }
 
     /// The live entry under `fp`, if any, as a shared handle. Prefer

@@ -380,7 +380,7 @@ impl Cache {
     /// A local hit, in the cache's counters and the function's: one
     /// stripe lookup for both.
     #[inline(always)]
-    fn count_local_hit(&self, site: &SiteStats) {
+    pub(crate) fn count_local_hit(&self, site: &SiteStats) {
         let stripe = crate::stats::stripe();
         self.inner.counters.local_hits.add_at(stripe);
         site.note_at(Event::LocalHit, stripe);

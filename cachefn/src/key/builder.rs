@@ -1,9 +1,13 @@
 //! [`KeyBuilder`]: a memoized call's key, built on the stack.
 
+use std::mem::MaybeUninit;
+
 use xxhash_rust::xxh3::Xxh3;
 
+use super::raw::{self, RawSink};
 use super::scheme::{
-    combine, head_fingerprint, key_text, write_hash_tail, Key, Sink, HASH_TAIL, KEEP, MAX_KEY_LEN,
+    combine, head_fingerprint, key_text, raw_combine, write_hash_tail, Key, Sink, HASH_TAIL, KEEP,
+    MAX_KEY_LEN,
 };
 use super::writer;
 use crate::Error;
@@ -21,7 +25,7 @@ pub struct KeyBuilder {
     head: &'static str,
     head_fp: u128,
     /// The arguments, `:`-separated (the `:` after the head is implied).
-    buf: [u8; MAX_KEY_LEN],
+    buf: Buf,
     len: usize,
     /// Room for arguments before the whole text would pass [`MAX_KEY_LEN`].
     room: usize,
@@ -30,6 +34,46 @@ pub struct KeyBuilder {
     /// stays small enough to build on the stack cheaply.
     overflow: Option<Box<Xxh3>>,
     error: Option<String>,
+    /// The arguments' raw stream (see [`raw`](super::raw)) is in `buf`
+    /// while `hashing`; `false` once a part has none.
+    raw_ok: bool,
+    /// [`KeyBuilder::part`] writes raw streams (see [`KeyBuilder::hashing`]).
+    hashing: bool,
+}
+
+/// The key builder's buffer, not zeroed: a hit writes a few bytes of it,
+/// and zeroing all of it cost more than the rest of building the key.
+/// Invariant (kept by [`KeyBuilder`]): its first `len` bytes are written.
+struct Buf([MaybeUninit<u8>; MAX_KEY_LEN]);
+
+/// `dst.copy_from_slice(src)` for a buffer not yet written (MSRV 1.85 has
+/// no `write_copy_of_slice`); the loop compiles to a copy.
+#[inline(always)]
+pub(super) fn write_bytes(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    assert_eq!(dst.len(), src.len());
+    for (d, &s) in dst.iter_mut().zip(src) {
+        d.write(s);
+    }
+}
+
+impl Buf {
+    #[inline(always)]
+    fn new() -> Buf {
+        // SAFETY: an array of `MaybeUninit` needs no initialization (the
+        // idiom of `MaybeUninit`'s docs; `[MaybeUninit::uninit(); N]` was
+        // compiled to a 200-byte memset).
+        Buf(unsafe { MaybeUninit::<[MaybeUninit<u8>; MAX_KEY_LEN]>::uninit().assume_init() })
+    }
+
+    /// The first `len` bytes, all written.
+    #[inline(always)]
+    fn filled(&self, len: usize) -> &[u8] {
+        let written = &self.0[..len];
+        // SAFETY: the builder writes its buffer from the start with no gap
+        // and never reads past what it wrote (`len`); `MaybeUninit<u8>`
+        // has the layout of `u8`.
+        unsafe { &*(written as *const [MaybeUninit<u8>] as *const [u8]) }
+    }
 }
 
 impl Sink for KeyBuilder {
@@ -39,9 +83,9 @@ impl Sink for KeyBuilder {
         if self.overflow.is_none() && len + n <= self.room {
             // Most pushes are a separator or a short number: avoid a memcpy call.
             if n == 1 {
-                self.buf[len] = bytes[0];
+                self.buf.0[len].write(bytes[0]);
             } else {
-                self.buf[len..len + n].copy_from_slice(bytes);
+                write_bytes(&mut self.buf.0[len..len + n], bytes);
             }
             self.len = len + n;
         } else {
@@ -62,12 +106,14 @@ impl KeyBuilder {
         KeyBuilder {
             head,
             head_fp,
-            buf: [0; MAX_KEY_LEN],
+            buf: Buf::new(),
             len: 0,
             room: MAX_KEY_LEN.saturating_sub(head.len() + 1),
             parts: 0,
             overflow: None,
             error: None,
+            raw_ok: true,
+            hashing: false,
         }
     }
 
@@ -81,18 +127,27 @@ impl KeyBuilder {
         let mut h = Box::new(Xxh3::new());
         h.update(self.head.as_bytes());
         h.update(b":");
-        h.update(&self.buf[..self.len]);
+        h.update(self.buf.filled(self.len));
         h.update(bytes);
         // Keep the readable start of the text in the buffer.
         let fits = self.room - self.len;
-        self.buf[self.len..self.room].copy_from_slice(&bytes[..fits]);
+        write_bytes(&mut self.buf.0[self.len..self.room], &bytes[..fits]);
         self.len = self.room;
         self.overflow = Some(h);
     }
 
     /// Append one argument.
-    #[inline]
+    #[inline(always)]
     pub fn part<T: crate::KeyPart + ?Sized>(&mut self, value: &T) {
+        if self.hashing {
+            self.hash_part(value);
+        } else {
+            self.text_part(value);
+        }
+    }
+
+    #[inline]
+    fn text_part<T: crate::KeyPart + ?Sized>(&mut self, value: &T) {
         if self.parts > 0 {
             self.push(b":");
         }
@@ -121,6 +176,45 @@ impl KeyBuilder {
         self.part(value);
     }
 
+    /// From now until [`KeyBuilder::raw_fingerprint`], [`KeyBuilder::part`]
+    /// writes each argument's raw stream, which a local hit is looked up
+    /// by; the key text is written (by the same calls, again) only when
+    /// that misses. One method for both, so that an argument that cannot
+    /// be part of a key is one error, not two.
+    #[inline(always)]
+    pub fn hashing(&mut self) {
+        self.hashing = true;
+    }
+
+    #[inline(always)]
+    fn hash_part<T: crate::KeyPart + ?Sized>(&mut self, value: &T) {
+        if !self.raw_ok {
+            return;
+        }
+        let mut sink = RawSink {
+            buf: &mut self.buf.0,
+            len: self.len,
+        };
+        self.raw_ok = raw::write(value, &mut sink).is_ok();
+        self.len = sink.len;
+    }
+
+    /// The fingerprint of the raw stream written since
+    /// [`KeyBuilder::hashing`] (distinct from every key text's fingerprint,
+    /// and a function of the head and the stream); `None` when some part
+    /// had none, or without `hashing`. The builder then takes the key text.
+    #[inline]
+    pub(crate) fn raw_fingerprint(&mut self) -> Option<u128> {
+        if !std::mem::take(&mut self.hashing) {
+            return None;
+        }
+        let fp = self
+            .raw_ok
+            .then(|| raw_combine(self.head_fp, self.buf.filled(self.len)));
+        self.len = 0;
+        fp
+    }
+
     /// The text `value` writes as one argument, however long (never
     /// hashed). Not an API: the key scheme's tests read it back.
     pub fn arg_text<T: crate::KeyPart + ?Sized>(value: &T) -> Result<String, Error> {
@@ -144,16 +238,16 @@ impl KeyBuilder {
             let keep = KEEP.saturating_sub(self.head.len() + 1).min(self.len);
             let mut tail = Vec::with_capacity(HASH_TAIL);
             write_hash_tail(&mut tail, h.digest128());
-            self.buf[keep..keep + HASH_TAIL].copy_from_slice(&tail);
+            write_bytes(&mut self.buf.0[keep..keep + HASH_TAIL], &tail);
             self.len = keep + HASH_TAIL;
             self.room = self.len;
         }
-        Ok(combine(self.head_fp, Some(&self.buf[..self.len])))
+        Ok(combine(self.head_fp, Some(self.buf.filled(self.len))))
     }
 
     /// The finished key text (after [`KeyBuilder::finish`]).
     pub(crate) fn text(&self) -> Result<String, Error> {
-        let args = key_text(&self.buf[..self.len])?;
+        let args = key_text(self.buf.filled(self.len))?;
         let mut text = String::with_capacity(self.head.len() + 1 + args.len());
         text.push_str(self.head);
         if self.parts > 0 {

@@ -43,6 +43,7 @@
 
 pub(crate) mod builder;
 mod kind;
+mod raw;
 pub(crate) mod scheme;
 pub(crate) mod writer;
 

@@ -147,6 +147,17 @@ pub(crate) fn combine(head: u128, rest: Option<&[u8]>) -> u128 {
     head ^ rest.rotate_left(1)
 }
 
+const RAW_SEED: u64 = 0x7261_7761_7267_7331; // "rawargs1"
+
+/// The fingerprint of a memoized call's raw argument stream (see
+/// [`raw`](super::raw)): another seed and another rotation than
+/// [`combine`]'s, so that it is no key text's fingerprint by construction
+/// of the inputs, only by a 128-bit accident.
+#[inline]
+pub(crate) fn raw_combine(head: u128, stream: &[u8]) -> u128 {
+    head ^ xxh3_128_with_seed(stream, RAW_SEED).rotate_left(65)
+}
+
 #[inline]
 fn is_clean(b: u8) -> bool {
     (0x21..=0x7e).contains(&b) && b != b'#'

@@ -3,41 +3,45 @@
 
 use std::future::Future;
 
-use super::{clear_all_io, clear_io, get_cached_io, set_cached_io, start, Memo, Site, Start};
+use super::{check, clear_all_io, clear_io, get_cached_io, keyed, set_cached_io, Memo, Site};
 use crate::io::Io;
 use crate::key::KeyBuilder;
 use crate::{Cache, Error};
 
-/// The local hit of a memoized `async fn`, checked before its body's future
-/// is even built (a hit then costs what a sync hit costs). `Err`: what the
-/// check found out, for [`call_async`] to await the rest with.
+/// The local hit of a memoized `async fn` (see
+/// [`KeyBuilder::hashing`]), checked before its body's future is even
+/// built (a hit then costs what a sync hit costs). `Err`: what the check
+/// found out: write the key's text parts into `kb` and await the rest with
+/// [`call_async`].
 #[inline]
 pub fn hit_async<M: Memo>(
     site: &'static Site,
     kb: &mut KeyBuilder,
     refresh: bool,
 ) -> Result<M::Ret, AsyncCold> {
-    // The thread-local `Rc` inside `Start` is dropped here: it must not
+    // The thread-local `Rc` inside `Cold` is dropped here: it must not
     // live across an `.await` (it would make the future `!Send`).
-    match start::<M>(site, kb, refresh) {
-        Start::Hit(v) => Ok(M::from_cached(v)),
-        Start::Uncached => Err(AsyncCold(None)),
-        Start::Cold(resolved, fp, early) => Err(AsyncCold(
-            resolved.cache.as_ref().ok().map(|c| (c.clone(), fp, early)),
-        )),
-    }
+    check::<M>(site, kb, refresh)
+        .map(M::from_cached)
+        .map_err(|cold| {
+            AsyncCold(
+                cold.resolved
+                    .and_then(|r| r.cache.as_ref().ok().cloned())
+                    .map(|c| (c, cold.alias)),
+            )
+        })
 }
 
-/// A memoized `async fn` call that missed the local tier: the cache and the
-/// key's fingerprint, or `None` when the call runs uncached (logged).
-pub struct AsyncCold(Option<(Cache, u128, bool)>);
+/// A memoized `async fn` call that missed the local hit check: the cache
+/// and the arguments' alias, or `None` when the call runs uncached (logged).
+pub struct AsyncCold(Option<(Cache, Option<u128>)>);
 
 /// The rest of a memoized `async fn` call after [`hit_async`]: `kb` holds
-/// the key, `refresh` is the `skip_arg`, `body` the function's own future
-/// (run at most once). The future is `Send` whenever `body` is.
+/// the key's text, `refresh` is the `skip_arg`, `body` the function's own
+/// future (run at most once). The future is `Send` whenever `body` is.
 pub async fn call_async<M, F>(
     site: &'static Site,
-    kb: KeyBuilder,
+    mut kb: KeyBuilder,
     refresh: bool,
     cold: AsyncCold,
     body: F,
@@ -46,10 +50,14 @@ where
     M: Memo,
     F: Future<Output = M::Ret>,
 {
-    let AsyncCold(Some((cache, fp, early))) = cold else {
+    let AsyncCold(Some((cache, alias))) = cold else {
         return body.await;
     };
-    call_cold_async::<M, F>(site, &cache, &kb, (fp, early), refresh, body).await
+    match keyed::<M>(site, &cache, &mut kb, alias, refresh) {
+        Ok(v) => M::from_cached(v),
+        Err(None) => body.await,
+        Err(Some(drawn)) => call_cold_async::<M, F>(site, &cache, &kb, drawn, refresh, body).await,
+    }
 }
 
 async fn call_cold_async<M, F>(

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use cachefn_backends::sync::Mutex;
@@ -20,9 +20,11 @@ use crate::log::RateLimited;
 use crate::registry::{self, Options};
 use crate::stats::SiteStats;
 use crate::{Cache, Error, Key, Stats};
+use hot::Hot;
 
 #[cfg(feature = "tokio")]
 mod asynchronous;
+mod hot;
 #[cfg(feature = "tokio")]
 pub use asynchronous::*;
 #[cfg(not(feature = "tokio"))]
@@ -76,6 +78,9 @@ struct Settings {
     /// `single_flight = "shared"`.
     shared_flight: bool,
     freshness: Freshness,
+    /// Whether local hits are served from the hot entries (no freshness
+    /// option is on).
+    hot: bool,
     /// This function's counters in this process.
     stats: SiteStats,
 }
@@ -89,6 +94,8 @@ const MAX_NAME_LEN: usize = 100;
 struct ResolvedCache {
     epoch: u64,
     cache: Result<Cache, Error>,
+    /// This thread's hot entries of the function in `cache`.
+    hot: RefCell<Hot>,
 }
 
 thread_local! {
@@ -139,6 +146,11 @@ impl Site {
         };
         let head = format!("{name}:v{}", o.version);
         self.claim_head(&head);
+        let freshness = Freshness {
+            stale_while_revalidate: Duration::from_secs(o.stale_while_revalidate),
+            stale_if_error: Duration::from_secs(o.stale_if_error),
+            early_refresh: o.early_refresh,
+        };
         Settings {
             stats: SiteStats::new(&name),
             head_fp: head_fingerprint(head.as_bytes()),
@@ -149,17 +161,14 @@ impl Site {
             cache: o.cache,
             cache_none: o.cache_none,
             shared_flight: o.single_flight_shared,
-            freshness: Freshness {
-                stale_while_revalidate: Duration::from_secs(o.stale_while_revalidate),
-                stale_if_error: Duration::from_secs(o.stale_if_error),
-                early_refresh: o.early_refresh,
-            },
+            hot: freshness.is_off(),
+            freshness,
         }
     }
 
     /// The cache this site uses now, memoized per thread until the registry
     /// changes (no shared atomic is written on the hot path).
-    #[inline]
+    #[inline(always)]
     fn resolved(&'static self) -> Rc<ResolvedCache> {
         let epoch = registry::epoch();
         let mut slot = self.slot.load(Ordering::Relaxed);
@@ -195,7 +204,11 @@ impl Site {
             None => Ok(registry::default_cache()),
             Some(name) => registry::cache(name),
         };
-        let res = Rc::new(ResolvedCache { epoch, cache });
+        let res = Rc::new(ResolvedCache {
+            epoch,
+            cache,
+            hot: RefCell::new(Hot::new()),
+        });
         let _ = RESOLVED.try_with(|r| {
             if let Ok(mut v) = r.try_borrow_mut() {
                 if v.len() <= slot {
@@ -419,65 +432,146 @@ impl<M: Memo> Flavor for M {
     }
 }
 
-/// How a memoized call begins, before any I/O: shared by the sync and the
-/// async call.
-enum Start<T> {
-    /// A local hit.
-    Hit(T),
-    /// Caching is off for this call (logged): run the body.
-    Uncached,
-    /// Not in the local tier: the resolved cache (always `Ok`), and the
-    /// key's fingerprint. The thread-local `Rc` keeps the sync path free of
-    /// atomic reference counts; the async path clones the `Cache` out of it,
-    /// as an `Rc` must not live across an `.await`.
-    Cold(Rc<ResolvedCache>, u128, bool),
+/// What the hit check of a memoized call found out, for the rest of the
+/// call ([`call`]) when it was not a local hit.
+pub struct Cold {
+    /// The resolved cache (always `Ok`); `None`: the call runs uncached
+    /// (logged). The thread-local `Rc` keeps the sync path free of atomic
+    /// reference counts; the async path clones the `Cache` out of it, as an
+    /// `Rc` must not live across an `.await`.
+    resolved: Option<Rc<ResolvedCache>>,
+    /// The arguments' raw fingerprint, under which the function's hot
+    /// entries are looked up (`None`: the arguments have no raw stream, or
+    /// the function has freshness options).
+    alias: Option<u128>,
 }
 
-#[inline(always)]
-fn start<M: Memo>(site: &'static Site, kb: &mut KeyBuilder, refresh: bool) -> Start<M::Cached> {
+/// The local hit of a memoized call: the hash of the arguments' raw
+/// streams, which `kb` was given with [`KeyBuilder::hashing`], looked up
+/// in this thread's hot entries of the function (see [`hot`]). No key text
+/// is written. Shared by the sync and the async call, and one function for
+/// every value type (not inlined into each wrapper: the wrapper writes the
+/// raw stream and calls it).
+#[inline(never)]
+fn check<M: Memo>(
+    site: &'static Site,
+    kb: &mut KeyBuilder,
+    refresh: bool,
+) -> Result<M::Cached, Cold> {
+    let alias = kb.raw_fingerprint();
     if site.is_disabled() {
-        return Start::Uncached;
+        return Err(Cold {
+            resolved: None,
+            alias: None,
+        });
     }
     let resolved = site.resolved();
     let cache = match &resolved.cache {
         Ok(cache) => cache,
         Err(e) => {
             site.warn("the function's cache is not registered", e);
-            return Start::Uncached;
+            return Err(Cold {
+                resolved: None,
+                alias: None,
+            });
         }
     };
+    let s = site.settings();
+    let alias = alias.filter(|_| s.hot);
+    if let (false, Some(alias), Some(local)) = (refresh, alias, cache.inner.local.as_deref()) {
+        let found = match resolved.hot.try_borrow_mut() {
+            Ok(mut hot) => hot.get::<M::Cached>(alias, local),
+            Err(_) => None,
+        };
+        if let Some(v) = found {
+            cache.count_local_hit(&s.stats);
+            return Ok(v);
+        }
+    }
+    Err(Cold {
+        resolved: Some(resolved),
+        alias,
+    })
+}
+
+/// The key text's step of a call that [`check`] did not serve: `kb` got
+/// its text parts before; the key's fingerprint is made and (unless
+/// `refresh`) the local tier read by it, and a value found there becomes a
+/// hot entry of this thread under the alias. `Err(None)`: no key (logged),
+/// the call runs uncached; `Err(Some)`: the fingerprint and whether XFetch
+/// drew an early refresh, for read-through.
+#[inline]
+fn keyed<M: Memo>(
+    site: &'static Site,
+    cache: &Cache,
+    kb: &mut KeyBuilder,
+    alias: Option<u128>,
+    refresh: bool,
+) -> Result<M::Cached, Option<(u128, bool)>> {
     let fp = match kb.finish() {
         Ok(fp) => fp,
         Err(e) => {
             site.warn("no key", &e);
-            return Start::Uncached;
+            return Err(None);
         }
     };
-    if !refresh {
-        let s = site.settings();
-        match cache.local_fresh::<M>(fp, &s.freshness, &s.stats) {
-            Ok(v) => return Start::Hit(v),
-            Err(early) => return Start::Cold(resolved, fp, early),
-        }
+    if refresh {
+        return Err(Some((fp, false)));
     }
-    Start::Cold(resolved, fp, false)
+    let s = site.settings();
+    let v = cache
+        .local_fresh::<M>(fp, &s.freshness, &s.stats)
+        .map_err(|drawn| Some((fp, drawn)))?;
+    if let Some(alias) = alias {
+        remember_hot::<M::Cached>(site, cache, alias, fp);
+    }
+    Ok(v)
 }
 
-/// A memoized call: `kb` holds the key, `refresh` is the `skip_arg`.
+/// Make `fp`'s local entry a hot entry of this thread under `alias`.
+#[cold]
+fn remember_hot<T: 'static>(site: &'static Site, cache: &Cache, alias: u128, fp: u128) {
+    let resolved = site.resolved();
+    let (Ok(current), Some(local)) = (&resolved.cache, cache.inner.local.as_deref()) else {
+        return;
+    };
+    if !Arc::ptr_eq(&current.inner, &cache.inner) {
+        return;
+    }
+    if let Ok(mut hot) = resolved.hot.try_borrow_mut() {
+        hot.insert::<T>(alias, fp, local);
+    };
+}
+
+/// The local hit of a memoized sync call (see [`KeyBuilder::hashing`]);
+/// `Err`: write the key's text parts into `kb` and go on with [`call`].
+#[inline]
+pub fn hit<M: Memo>(
+    site: &'static Site,
+    kb: &mut KeyBuilder,
+    refresh: bool,
+) -> Result<M::Ret, Cold> {
+    check::<M>(site, kb, refresh).map(M::from_cached)
+}
+
+/// The rest of a memoized call after [`hit`]: `kb` holds the key's text,
+/// `refresh` is the `skip_arg`.
 #[inline]
 pub fn call<M: Memo>(
     site: &'static Site,
     kb: &mut KeyBuilder,
     refresh: bool,
+    cold: Cold,
     body: impl FnOnce() -> M::Ret,
 ) -> M::Ret {
-    match start::<M>(site, kb, refresh) {
-        Start::Hit(v) => M::from_cached(v),
-        Start::Uncached => body(),
-        Start::Cold(resolved, fp, early) => match &resolved.cache {
-            Ok(cache) => call_cold::<M>(site, cache, kb, (fp, early), refresh, body),
-            Err(_) => body(),
-        },
+    let Cold { resolved, alias } = cold;
+    let Some(Ok(cache)) = resolved.as_ref().map(|r| &r.cache) else {
+        return body();
+    };
+    match keyed::<M>(site, cache, kb, alias, refresh) {
+        Ok(v) => M::from_cached(v),
+        Err(None) => body(),
+        Err(Some(drawn)) => call_cold::<M>(site, cache, kb, drawn, refresh, body),
     }
 }
 

@@ -1,0 +1,477 @@
+//! The raw form of a memoized call's arguments: their serde calls, written
+//! as tagged binary into a small buffer, for the local hit's fingerprint.
+//!
+//! A local hit looks its entry up by the hash of this stream instead of by
+//! the key text's fingerprint, so it formats no integer, escapes no string
+//! and hashes a few bytes. The stream records every serde call with a tag,
+//! its names and its data (lengths before variable data, an end tag after
+//! every compound), so it tells apart every pair of call sequences: two
+//! arguments with one stream make the same serde calls, hence the same key
+//! text. (The converse does not hold, and need not: `5u8` and `5u64` write
+//! the same text from different streams, and reach the same entry through
+//! two front entries.)
+//!
+//! What the stream does not cover — maps (written sorted in the key text, so
+//! their iteration order does not matter), a failing `Serialize`, a stream
+//! longer than the buffer — makes the call take the key text's path.
+
+use std::mem::MaybeUninit;
+
+use serde::ser::{self, Serialize};
+
+use super::writer::KeyError;
+
+/// The buffer a raw stream is written into (the key builder's own).
+pub(crate) struct RawSink<'a> {
+    pub(crate) buf: &'a mut [MaybeUninit<u8>],
+    pub(crate) len: usize,
+}
+
+impl RawSink<'_> {
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) -> Result<(), KeyError> {
+        let (len, n) = (self.len, bytes.len());
+        match self.buf.get_mut(len..len + n) {
+            Some(room) => {
+                super::builder::write_bytes(room, bytes);
+                self.len = len + n;
+                Ok(())
+            }
+            None => Err(too_long()),
+        }
+    }
+    #[inline(always)]
+    fn tag(&mut self, tag: u8) -> Result<(), KeyError> {
+        match self.buf.get_mut(self.len) {
+            Some(b) => {
+                b.write(tag);
+                self.len += 1;
+                Ok(())
+            }
+            None => Err(too_long()),
+        }
+    }
+    /// A tag, then `bytes` as one word.
+    #[inline(always)]
+    fn word<const N: usize>(&mut self, tag: u8, bytes: [u8; N]) -> Result<(), KeyError> {
+        self.tag(tag)?;
+        self.put(&bytes)
+    }
+    /// Variable data: its length first.
+    #[inline]
+    fn sized(&mut self, bytes: &[u8]) -> Result<(), KeyError> {
+        self.put(&(bytes.len() as u64).to_le_bytes())?;
+        self.put(bytes)
+    }
+}
+
+#[cold]
+fn too_long() -> KeyError {
+    ser::Error::custom("the raw stream does not fit")
+}
+
+/// Write `value`'s serde calls into `sink`.
+#[inline]
+pub(crate) fn write<T: Serialize + ?Sized>(
+    value: &T,
+    sink: &mut RawSink<'_>,
+) -> Result<(), KeyError> {
+    value.serialize(Raw(sink))
+}
+
+// Tags: one per serde call (and per integer width: the stream need not
+// merge what the key text merges).
+const BOOL: u8 = 1;
+const I8: u8 = 2;
+const I16: u8 = 3;
+const I32: u8 = 4;
+const I64: u8 = 5;
+const I128: u8 = 6;
+const U8: u8 = 7;
+const U16: u8 = 8;
+const U32: u8 = 9;
+const U64: u8 = 10;
+const U128: u8 = 11;
+const F32: u8 = 12;
+const F64: u8 = 13;
+const CHAR: u8 = 14;
+const STR: u8 = 15;
+const BYTES: u8 = 16;
+const NONE: u8 = 17;
+const SOME: u8 = 18;
+const UNIT: u8 = 19;
+const UNIT_STRUCT: u8 = 20;
+const UNIT_VARIANT: u8 = 21;
+const NEWTYPE_STRUCT: u8 = 22;
+const NEWTYPE_VARIANT: u8 = 23;
+const SEQ: u8 = 24;
+const TUPLE: u8 = 25;
+const TUPLE_STRUCT: u8 = 26;
+const TUPLE_VARIANT: u8 = 27;
+const STRUCT: u8 = 28;
+const STRUCT_VARIANT: u8 = 29;
+const ELEMENT: u8 = 30;
+const FIELD: u8 = 31;
+const SKIPPED: u8 = 32;
+const END: u8 = 33;
+
+struct Raw<'s, 'b>(&'s mut RawSink<'b>);
+
+impl<'s, 'b> Raw<'s, 'b> {
+    fn variant(self, tag: u8, index: u32, variant: &str) -> Result<Self, KeyError> {
+        self.0.word(tag, index.to_le_bytes())?;
+        self.0.sized(variant.as_bytes())?;
+        Ok(self)
+    }
+}
+
+impl<'s, 'b> ser::Serializer for Raw<'s, 'b> {
+    type Ok = ();
+    type Error = KeyError;
+    type SerializeSeq = Self;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = ser::Impossible<(), KeyError>;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    fn serialize_bool(self, v: bool) -> Result<(), KeyError> {
+        self.0.word(BOOL, [v as u8])
+    }
+    fn serialize_i8(self, v: i8) -> Result<(), KeyError> {
+        self.0.word(I8, v.to_le_bytes())
+    }
+    fn serialize_i16(self, v: i16) -> Result<(), KeyError> {
+        self.0.word(I16, v.to_le_bytes())
+    }
+    fn serialize_i32(self, v: i32) -> Result<(), KeyError> {
+        self.0.word(I32, v.to_le_bytes())
+    }
+    #[inline]
+    fn serialize_i64(self, v: i64) -> Result<(), KeyError> {
+        self.0.word(I64, v.to_le_bytes())
+    }
+    fn serialize_i128(self, v: i128) -> Result<(), KeyError> {
+        self.0.word(I128, v.to_le_bytes())
+    }
+    fn serialize_u8(self, v: u8) -> Result<(), KeyError> {
+        self.0.word(U8, v.to_le_bytes())
+    }
+    fn serialize_u16(self, v: u16) -> Result<(), KeyError> {
+        self.0.word(U16, v.to_le_bytes())
+    }
+    fn serialize_u32(self, v: u32) -> Result<(), KeyError> {
+        self.0.word(U32, v.to_le_bytes())
+    }
+    #[inline]
+    fn serialize_u64(self, v: u64) -> Result<(), KeyError> {
+        self.0.word(U64, v.to_le_bytes())
+    }
+    fn serialize_u128(self, v: u128) -> Result<(), KeyError> {
+        self.0.word(U128, v.to_le_bytes())
+    }
+    fn serialize_f32(self, v: f32) -> Result<(), KeyError> {
+        self.0.word(F32, v.to_bits().to_le_bytes())
+    }
+    fn serialize_f64(self, v: f64) -> Result<(), KeyError> {
+        self.0.word(F64, v.to_bits().to_le_bytes())
+    }
+    fn serialize_char(self, v: char) -> Result<(), KeyError> {
+        self.0.word(CHAR, u32::from(v).to_le_bytes())
+    }
+    #[inline]
+    fn serialize_str(self, v: &str) -> Result<(), KeyError> {
+        self.0.tag(STR)?;
+        self.0.sized(v.as_bytes())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), KeyError> {
+        self.0.tag(BYTES)?;
+        self.0.sized(v)
+    }
+    fn serialize_none(self) -> Result<(), KeyError> {
+        self.0.tag(NONE)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), KeyError> {
+        self.0.tag(SOME)?;
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), KeyError> {
+        self.0.tag(UNIT)
+    }
+    fn serialize_unit_struct(self, name: &'static str) -> Result<(), KeyError> {
+        self.0.tag(UNIT_STRUCT)?;
+        self.0.sized(name.as_bytes())
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        index: u32,
+        variant: &'static str,
+    ) -> Result<(), KeyError> {
+        self.variant(UNIT_VARIANT, index, variant).map(drop)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), KeyError> {
+        self.0.tag(NEWTYPE_STRUCT)?;
+        self.0.sized(name.as_bytes())?;
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), KeyError> {
+        value.serialize(self.variant(NEWTYPE_VARIANT, index, variant)?)
+    }
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Self, KeyError> {
+        self.0.tag(SEQ)?;
+        Ok(self)
+    }
+    fn serialize_tuple(self, len: usize) -> Result<Self, KeyError> {
+        self.0.word(TUPLE, (len as u64).to_le_bytes())?;
+        Ok(self)
+    }
+    fn serialize_tuple_struct(self, name: &'static str, len: usize) -> Result<Self, KeyError> {
+        self.0.word(TUPLE_STRUCT, (len as u64).to_le_bytes())?;
+        self.0.sized(name.as_bytes())?;
+        Ok(self)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Self, KeyError> {
+        self.variant(TUPLE_VARIANT, index, variant)
+    }
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, KeyError> {
+        // The key text sorts a map's entries; the stream would follow the
+        // iteration order. Such calls take the text's path.
+        Err(ser::Error::custom("a map has no raw stream"))
+    }
+    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self, KeyError> {
+        self.0.word(STRUCT, (len as u64).to_le_bytes())?;
+        self.0.sized(name.as_bytes())?;
+        Ok(self)
+    }
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<Self, KeyError> {
+        self.variant(STRUCT_VARIANT, index, variant)
+    }
+}
+
+impl Raw<'_, '_> {
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
+        self.0.tag(ELEMENT)?;
+        value.serialize(Raw(self.0))
+    }
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), KeyError> {
+        self.0.tag(FIELD)?;
+        self.0.sized(key.as_bytes())?;
+        value.serialize(Raw(self.0))
+    }
+    fn skip(&mut self, key: &str) -> Result<(), KeyError> {
+        self.0.tag(SKIPPED)?;
+        self.0.sized(key.as_bytes())
+    }
+    fn end(self) -> Result<(), KeyError> {
+        self.0.tag(END)
+    }
+}
+
+impl ser::SerializeSeq for Raw<'_, '_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), KeyError> {
+        Raw::end(self)
+    }
+}
+
+impl ser::SerializeTuple for Raw<'_, '_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), KeyError> {
+        Raw::end(self)
+    }
+}
+
+impl ser::SerializeTupleStruct for Raw<'_, '_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), KeyError> {
+        Raw::end(self)
+    }
+}
+
+impl ser::SerializeTupleVariant for Raw<'_, '_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
+        self.element(value)
+    }
+    fn end(self) -> Result<(), KeyError> {
+        Raw::end(self)
+    }
+}
+
+impl ser::SerializeStruct for Raw<'_, '_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), KeyError> {
+        self.field(key, value)
+    }
+    fn skip_field(&mut self, key: &'static str) -> Result<(), KeyError> {
+        self.skip(key)
+    }
+    fn end(self) -> Result<(), KeyError> {
+        Raw::end(self)
+    }
+}
+
+impl ser::SerializeStructVariant for Raw<'_, '_> {
+    type Ok = ();
+    type Error = KeyError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), KeyError> {
+        self.field(key, value)
+    }
+    fn skip_field(&mut self, key: &'static str) -> Result<(), KeyError> {
+        self.skip(key)
+    }
+    fn end(self) -> Result<(), KeyError> {
+        Raw::end(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::Serialize;
+
+    use super::super::KeyBuilder;
+
+    /// The raw fingerprint and the key text of one argument.
+    fn both<T: Serialize + ?Sized>(v: &T) -> (Option<u128>, String) {
+        let mut kb = KeyBuilder::new("f:v1");
+        kb.hashing();
+        kb.part(v);
+        let raw = kb.raw_fingerprint();
+        kb.part(v);
+        (raw, kb.into_key().unwrap().as_str().to_owned())
+    }
+
+    #[derive(Serialize)]
+    struct S {
+        a: u8,
+        b: Option<String>,
+    }
+    #[derive(Serialize)]
+    enum E {
+        U,
+        N(u8),
+        T(u8, u8),
+        S { x: u8 },
+    }
+
+    #[test]
+    fn arguments_with_different_texts_have_different_streams() {
+        let values: Vec<(Option<u128>, String)> = vec![
+            both(&0u64),
+            both(&1u64),
+            both(&-1i64),
+            both(&1.5f64),
+            both("a"),
+            both(""),
+            both(&("a", "bc")),
+            both(&("ab", "c")),
+            both(&Option::<u8>::None),
+            both(&Some(Option::<u8>::None)),
+            both(&Some(Some(3u8))),
+            both(&()),
+            both(&[1u8, 2]),
+            both(&vec![vec![1u8], vec![2]]),
+            both(&vec![vec![1u8, 2]]),
+            both(&S { a: 1, b: None }),
+            both(&S {
+                a: 1,
+                b: Some("x".into()),
+            }),
+            both(&E::U),
+            both(&E::N(1)),
+            both(&E::T(1, 2)),
+            both(&E::S { x: 1 }),
+            both(&'a'),
+            both(&true),
+        ];
+        for (i, (raw_i, text_i)) in values.iter().enumerate() {
+            assert!(raw_i.is_some(), "{text_i} has a raw stream");
+            for (raw_j, text_j) in &values[i + 1..] {
+                assert_ne!(text_i, text_j);
+                assert_ne!(raw_i, raw_j, "{text_i} and {text_j}");
+            }
+        }
+    }
+
+    #[test]
+    fn what_has_no_stream_takes_the_text_path() {
+        // A map (sorted in the text), a stream past the buffer.
+        let map: BTreeMap<u8, u8> = [(1, 2)].into();
+        assert_eq!(both(&map).0, None);
+        assert_eq!(both("x".repeat(500).as_str()).0, None);
+        // The text is what it was.
+        assert_eq!(both(&map).1, "f:v1:{1=2}");
+    }
+
+    #[test]
+    fn the_stream_depends_on_the_function_and_not_on_the_text() {
+        let mut a = KeyBuilder::new("f:v1");
+        a.hashing();
+        a.part(&5u8);
+        let mut b = KeyBuilder::new("f:v2");
+        b.hashing();
+        b.part(&5u8);
+        let mut c = KeyBuilder::new("f:v1");
+        c.hashing();
+        c.part(&5u64);
+        let (a, b, c) = (
+            a.raw_fingerprint(),
+            b.raw_fingerprint(),
+            c.raw_fingerprint(),
+        );
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        // No raw fingerprint is the text's.
+        let mut t = KeyBuilder::new("f:v1");
+        t.part(&5u8);
+        assert_ne!(Some(t.finish().unwrap()), a);
+    }
+}
