@@ -81,6 +81,14 @@ fn square(x: u64) -> u64 {
     x * x
 }
 
+#[quickcache(cache = "csf", timeout = 600, single_flight = "shared")]
+async fn square_async(x: u64) -> u64 {
+    let runs = step_key(&format!("runs:{x}"));
+    cluster().incr_async(&runs, 1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(env_num("CSF_BODY_MS", 1_500))).await;
+    x * x
+}
+
 /// The control: the same body, computed once per process.
 #[quickcache(cache = "csf", timeout = 600, single_flight = "process")]
 fn square_per_process(x: u64) -> u64 {
@@ -103,12 +111,18 @@ fn ids_from(text: &str) -> Vec<u64> {
     text.split(',').map(|i| i.parse().unwrap()).collect()
 }
 
-/// What a caller answers: the squares of `ids`, in their order.
-fn expected(ids: &[u64]) -> String {
-    ids.iter()
-        .map(|x| (x * x).to_string())
+/// What a caller answers: its values, in the order of the ids.
+fn joined(values: &[u64]) -> String {
+    values
+        .iter()
+        .map(u64::to_string)
         .collect::<Vec<_>>()
         .join(":")
+}
+
+/// What a caller answers: the squares of `ids`, in their order.
+fn expected(ids: &[u64]) -> String {
+    joined(&ids.iter().map(|x| x * x).collect::<Vec<_>>())
 }
 
 /// A child's side: build the cache, say it is ready, wait for `go`, run
@@ -130,29 +144,53 @@ fn child_entry() {
     while !c.has(&step_key("go")).unwrap() {
         std::thread::sleep(Duration::from_millis(2));
     }
-    let answers: Vec<String> = std::thread::scope(|s| {
-        let callers: Vec<_> = (0..threads)
-            .map(|t| {
-                let (ids, mode) = (&ids, &mode);
-                s.spawn(move || {
-                    let mut values = vec![0; ids.len()];
-                    for j in 0..ids.len() {
-                        let at = (t + j) % ids.len();
-                        values[at] = match mode.as_str() {
-                            "process" => square_per_process(ids[at]),
-                            _ => square(ids[at]),
-                        };
-                    }
-                    values
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(":")
+    let answers: Vec<String> = if mode == "async" {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..threads)
+                .map(|t| {
+                    let ids = ids.clone();
+                    tokio::spawn(async move {
+                        let mut values = vec![0; ids.len()];
+                        for j in 0..ids.len() {
+                            let at = (t + j) % ids.len();
+                            values[at] = square_async(ids[at]).await;
+                        }
+                        joined(&values)
+                    })
                 })
-            })
-            .collect();
-        callers.into_iter().map(|c| c.join().unwrap()).collect()
-    });
+                .collect();
+            let mut answers = Vec::new();
+            for t in tasks {
+                answers.push(t.await.unwrap());
+            }
+            answers
+        })
+    } else {
+        std::thread::scope(|s| {
+            let callers: Vec<_> = (0..threads)
+                .map(|t| {
+                    let (ids, mode) = (&ids, &mode);
+                    s.spawn(move || {
+                        let mut values = vec![0; ids.len()];
+                        for j in 0..ids.len() {
+                            let at = (t + j) % ids.len();
+                            values[at] = match mode.as_str() {
+                                "process" => square_per_process(ids[at]),
+                                _ => square(ids[at]),
+                            };
+                        }
+                        joined(&values)
+                    })
+                })
+                .collect();
+            callers.into_iter().map(|c| c.join().unwrap()).collect()
+        })
+    };
     println!("CHILD {}", answers.join(","));
 }
 
@@ -218,13 +256,14 @@ impl Step {
     }
 }
 
-/// Ids of `square` whose values (stored under `prefix`) live on every
+/// Ids of a function (its `key`) whose values (stored under `prefix`) live on every
 /// master, and at least one of them with its lease on another master than
 /// its value; with (value master, lease master) of each.
 fn ids_over_every_master(
     servers: &RedisClusterServers,
     prefix: &str,
     masters: &[u16],
+    key: fn(u64) -> cachefn::Key,
 ) -> Vec<(u64, u16, u16)> {
     let cache = Cache::builder()
         .shared(RedisCluster::open(&servers.urls()).unwrap())
@@ -232,7 +271,7 @@ fn ids_over_every_master(
         .build();
     let mut picked: Vec<(u64, u16, u16)> = Vec::new();
     for x in 1..1_000u64 {
-        let stored = cache.storage_key(square::key(x));
+        let stored = cache.storage_key(key(x));
         let value = servers.master_of(&stored);
         let lease = servers.master_of(&format!("{stored}#lease"));
         let split = picked.iter().any(|p| p.1 != p.2);
@@ -249,6 +288,10 @@ fn ids_over_every_master(
     panic!("no ids over every master: {picked:?}");
 }
 
+fn ids_of(picked: &[(u64, u16, u16)]) -> Vec<u64> {
+    picked.iter().map(|p| p.0).collect()
+}
+
 /// One cluster: 4 processes x 8 threads compute cold keys on every master
 /// once (and, the control, once per process with per-process
 /// single-flight), then a holder SIGKILLed mid-body is replaced once its
@@ -263,9 +306,9 @@ fn shared_single_flight_on_a_cluster_computes_once_and_survives_a_killed_holder(
     // 4 x 8 callers on three cold keys, one per master. The body (1.5 s)
     // outlives the lease (1 s): the holders renew their leases on the
     // cluster.
-    let picked = ids_over_every_master(&servers, "shared", &masters);
+    let picked = ids_over_every_master(&servers, "shared", &masters, square::key);
     eprintln!("(id, value's master, lease's master): {picked:?}");
-    let ids: Vec<u64> = picked.iter().map(|p| p.0).collect();
+    let ids = ids_of(&picked);
     let mut step = Step::start(&servers, "shared", 4, &ids, &[("CSF_MODE", "shared")]);
     for mut child in std::mem::take(&mut step.children) {
         step.expect_all(child.answer_within(ANSWER_WITHIN), 8);
@@ -275,6 +318,27 @@ fn shared_single_flight_on_a_cluster_computes_once_and_survives_a_killed_holder(
             step.runs(x),
             1,
             "{x} (value on {value}, lease on {lease}): one run across 4 processes"
+        );
+    }
+
+    // The same with async callers (8 tasks in each process).
+    let picked = ids_over_every_master(&servers, "async", &masters, square_async::key);
+    eprintln!("async (id, value's master, lease's master): {picked:?}");
+    let mut step = Step::start(
+        &servers,
+        "async",
+        4,
+        &ids_of(&picked),
+        &[("CSF_MODE", "async")],
+    );
+    for mut child in std::mem::take(&mut step.children) {
+        step.expect_all(child.answer_within(ANSWER_WITHIN), 8);
+    }
+    for &(x, value, lease) in &picked {
+        assert_eq!(
+            step.runs(x),
+            1,
+            "async {x} (value on {value}, lease on {lease})"
         );
     }
 
