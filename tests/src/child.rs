@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 /// A child process answering commands.
@@ -88,5 +89,73 @@ pub fn serve(mut answer: impl FnMut(&str) -> String) {
         }
         println!("CHILD {}", answer(line));
         std::io::stdout().flush().expect("write to the parent");
+    }
+}
+
+/// A child process that runs one test entry of this binary by itself (no
+/// commands), whose `CHILD <answer>` lines a thread reads as they come.
+/// Killed (if still running) when dropped.
+pub struct Runner {
+    child: Child,
+    answers: Receiver<String>,
+}
+
+impl Runner {
+    /// Run the test named `entry` of this binary in a child process, with
+    /// `env` set.
+    pub fn spawn(entry: &str, env: &[(&str, &str)]) -> Runner {
+        let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+            .args(["--exact", entry, "--nocapture", "--test-threads=1"])
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start a child process");
+        let out = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let (tx, answers) = channel();
+        std::thread::spawn(move || {
+            for line in out.lines() {
+                let Ok(line) = line else { return };
+                if let Some((_, answer)) = line.split_once("CHILD ") {
+                    if tx.send(answer.trim_end().to_owned()).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Runner { child, answers }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the child still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The child's next `CHILD ...` line; `None` if it ended without one.
+    pub fn answer(&mut self) -> Option<String> {
+        self.answers.recv().ok()
+    }
+
+    /// The same, or a panic when none comes `within` (a hung child fails
+    /// its test instead of hanging it).
+    pub fn answer_within(&mut self, within: Duration) -> Option<String> {
+        match self.answers.recv_timeout(within) {
+            Ok(answer) => Some(answer),
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("child {} did not answer within {within:?}", self.pid())
+            }
+        }
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

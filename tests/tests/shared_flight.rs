@@ -4,12 +4,12 @@
 //! [`child_process_entry`]) on one real `redis-server`. Bodies count their
 //! runs in Redis (`INCR`), so the count covers every process.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use cachefn::backends::{Backend, Memory, Redis, RedisCluster};
 use cachefn::{quickcache, Cache};
+use cachefn_tests::child::Runner;
 use cachefn_tests::redis_cluster::RedisClusterServers;
 use cachefn_tests::redis_server::RedisServer;
 use cachefn_tests::server_process::signal_process;
@@ -199,59 +199,22 @@ fn child_process_entry() {
     println!("CHILD {}", answers.join(","));
 }
 
-/// A child process, its stdout read line by line.
-struct ChildProcess {
-    child: Child,
-    out: BufReader<ChildStdout>,
-}
-
-impl ChildProcess {
-    fn spawn(url: &str, env: &[(&str, &str)]) -> ChildProcess {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
-            .env("SF_URL", url)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start a child process");
-        let out = BufReader::new(child.stdout.take().unwrap());
-        ChildProcess { child, out }
-    }
-
-    /// The child's `CHILD ...` line; `None` if it ended without one.
-    fn answer(&mut self) -> Option<String> {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if self.out.read_line(&mut line).unwrap_or(0) == 0 {
-                return None;
-            }
-            if let Some((_, answer)) = line.split_once("CHILD ") {
-                return Some(answer.trim_end().to_owned());
-            }
-        }
-    }
-}
-
-impl Drop for ChildProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Start `n` children with `env`, wait until each has built its cache,
 /// then let them all go at once.
 fn start_children(
     server: &RedisServer,
     n: usize,
     env: &[(&str, &str)],
-) -> (Vec<ChildProcess>, redis::Connection) {
+) -> (Vec<Runner>, redis::Connection) {
     let url = server.url();
     *URL.lock() = Some(url.clone());
     let mut conn = server.raw();
     let _: () = redis::cmd("FLUSHDB").query(&mut conn).unwrap();
-    let children: Vec<ChildProcess> = (0..n).map(|_| ChildProcess::spawn(&url, env)).collect();
+    let env: Vec<(&str, &str)> = [("SF_URL", url.as_str())]
+        .into_iter()
+        .chain(env.iter().copied())
+        .collect();
+    let children: Vec<Runner> = (0..n).map(|_| Runner::spawn(CHILD_TEST, &env)).collect();
     let start = Instant::now();
     while conn.get::<_, Option<usize>>("ready").unwrap().unwrap_or(0) < n {
         assert!(
@@ -350,7 +313,7 @@ fn a_killed_holder_is_replaced_once_its_lease_lapses() {
     signal_process(holder, "-KILL");
     let mut answered = 0;
     for mut child in children {
-        if child.child.id() == holder {
+        if child.pid() == holder {
             assert_eq!(child.answer(), None, "the killed process answered");
             continue;
         }
@@ -475,7 +438,7 @@ fn a_cancelled_async_holder_releases_its_lease_at_once() {
     assert_eq!(rt.block_on(slow_first(1)), 2);
     assert_eq!(runs(&mut conn), 2);
     assert!(dropped_at.elapsed() < Duration::from_secs(5));
-    assert!(children[0].child.try_wait().unwrap().is_none(), "alive");
+    assert!(children[0].running(), "alive");
 }
 
 /// The first run anywhere panics.
