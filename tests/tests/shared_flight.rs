@@ -356,7 +356,7 @@ fn waiters_of_a_stuck_holder_compute_after_six_lease_lifetimes() {
     };
     let mut answered = 0;
     for mut child in children {
-        if child.child.id() == holder {
+        if child.pid() == holder {
             continue; // still in its body; dropped (killed) below
         }
         expect_all(child.answer(), "49", 2);
