@@ -88,7 +88,6 @@ impl SharedFlight {
     /// The feed reports that `key` (the text after the prefix) changed: wake
     /// whoever waits for it, or for the key whose lease it is. Costs one
     /// atomic load when nobody waits.
-    #[cfg(feature = "redis")]
     pub(crate) fn changed(&self, key: &str) {
         if self.waits.count.load(Ordering::Acquire) == 0 {
             return;
@@ -102,7 +101,6 @@ impl SharedFlight {
     }
 
     /// The feed reports a flush (or lost track): wake every waiter.
-    #[cfg(feature = "redis")]
     pub(crate) fn changed_all(&self) {
         if self.waits.count.load(Ordering::Acquire) == 0 {
             return;
@@ -331,7 +329,6 @@ struct WatchState {
 }
 
 impl Watch {
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     fn bump(&self) {
         let wakers = {
             let mut s = self.state.lock();

@@ -63,7 +63,6 @@ impl Counter {
         c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
     /// Count `n` (rare events: a plain atomic add).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn add_n(&self, n: u64) {
         self.stripes[0].0.fetch_add(n, Ordering::Relaxed);
     }
