@@ -24,16 +24,26 @@ mk with-cached 'cached = "0.56"' '
 fn square(x: u64) -> u64 { x * x }
 fn main() { println!("{}", square(7)); }'
 
-for c in with-cachefn with-cached; do
+# What a typical user of either has too: serde's derive for their own types
+# (cachefn needs it for cached values; postcard builds serde_derive anyway).
+mk with-cached-and-serde 'cached = "0.56"
+serde = { version = "1", features = ["derive"] }' '
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct User { id: u64, name: String }
+#[cached::proc_macro::cached]
+fn square(x: u64) -> u64 { x * x }
+fn main() { let u = User { id: 1, name: "a".into() }; println!("{} {}", square(u.id), u.name); }'
+
+for c in with-cachefn with-cached with-cached-and-serde; do
     n=$(cd "$work/$c" && cargo tree -e normal --prefix none 2>/dev/null | sed 's/ (\*)//' | sort -u | wc -l)
     echo "$c: $((n - 1)) distinct crates besides the binary"
 done
 for r in $(seq "$rounds"); do
-    for c in with-cachefn with-cached; do
+    for c in with-cachefn with-cached with-cached-and-serde; do
         rm -rf "$work/$c/target"
         s=$(date +%s.%N)
         (cd "$work/$c" && cargo build -q --offline -j2 2>/dev/null || cargo build -q -j2)
         e=$(date +%s.%N)
-        printf 'round %s %-13s %.1f s\n' "$r" "$c" "$(echo "$e - $s" | bc)"
+        printf 'round %s %-22s %.1f s\n' "$r" "$c" "$(echo "$e - $s" | bc)"
     done
 done
