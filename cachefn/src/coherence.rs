@@ -151,6 +151,7 @@ mod sink {
                 // back-fill the old value after it.
                 if local.remove(fp) {
                     self.counters.invalidations.add_n(1);
+                    crate::memo::invalidated(key);
                 }
             }
         }
@@ -158,9 +159,12 @@ mod sink {
         fn flush(&self) {
             self.shared_flight.changed_all();
             if let Some(local) = &self.local {
-                let held = local.len();
-                local.clear();
-                self.counters.invalidations.add_n(held as u64);
+                let mut held = 0;
+                local.clear_with(|key| {
+                    held += 1;
+                    crate::memo::invalidated(key);
+                });
+                self.counters.invalidations.add_n(held);
             }
         }
 
@@ -169,8 +173,12 @@ mod sink {
                 own.set_suspended(true);
             }
             if let Some(local) = &self.local {
-                let held = local.suspend();
-                self.counters.invalidations.add_n(held as u64);
+                let mut held = 0;
+                local.suspend_with(|key| {
+                    held += 1;
+                    crate::memo::invalidated(key);
+                });
+                self.counters.invalidations.add_n(held);
             }
         }
 

@@ -127,6 +127,8 @@ pub struct Stats {
     /// Local entries dropped because the shared tier reported a change
     /// (another process, or any client, wrote or deleted the key), or
     /// because the invalidation feed was lost and the local tier emptied.
+    /// A function's `f::stats()` counts its own entries; a cache's
+    /// `stats()` counts all of them.
     pub invalidations: u64,
 }
 

@@ -25,6 +25,12 @@ fn page(id: u32) -> String {
     format!("B{id}#{}", RUNS.get())
 }
 
+/// A second function of the same cache, for per-function counts.
+#[quickcache(cache = "coherent", timeout = 600, local_timeout = 60)]
+fn sidebar(id: u32) -> String {
+    format!("S{id}")
+}
+
 const CHILD_TEST: &str = "child_process_entry";
 
 fn coherent_cache(url: &str, invalidation: bool) -> Cache {
@@ -568,4 +574,55 @@ fn a_wrapped_redis_is_followed_too() {
             "the wrapped tier's local copy was not dropped"
         );
     }
+}
+
+#[test]
+fn invalidations_are_counted_for_the_function_whose_entry_was_dropped() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    let cache = coherent_cache(&url, true);
+    cachefn::register("coherent", cache.clone());
+    let ttl = Duration::from_secs(600);
+    cache.set("probe", &1u64, ttl).unwrap();
+    until_kept(&cache, "probe"); // the feed is live
+    let (p0, s0) = (page::stats().invalidations, sidebar::stats().invalidations);
+    let c0 = cache.stats().invalidations;
+    page(7);
+    sidebar(7);
+    sidebar(8);
+    // Another client deletes the three entries: each local copy goes, and
+    // is counted for its own function.
+    for key in [page::key(7), sidebar::key(7), sidebar::key(8)] {
+        redis_cli(&server, &["DEL", &cache.storage_key(key)]);
+    }
+    let start = Instant::now();
+    while (page::stats().invalidations, sidebar::stats().invalidations) != (p0 + 1, s0 + 2) {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "page {} -> {}, sidebar {} -> {}",
+            p0,
+            page::stats().invalidations,
+            s0,
+            sidebar::stats().invalidations
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(cache.stats().invalidations, c0 + 3);
+    // A flush drops (and counts) every copy, by function too.
+    page(7);
+    sidebar(8);
+    cache.get::<u64>("probe");
+    redis_cli(&server, &["FLUSHALL"]);
+    let start = Instant::now();
+    while (page::stats().invalidations, sidebar::stats().invalidations) != (p0 + 2, s0 + 3) {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "after FLUSHALL: page {}, sidebar {}",
+            page::stats().invalidations,
+            sidebar::stats().invalidations
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(cache.stats().invalidations, c0 + 6);
 }

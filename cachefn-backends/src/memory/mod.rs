@@ -436,8 +436,28 @@ impl Memory {
 
     /// Remove every entry.
     pub fn clear(&self) {
+        self.clear_with(|_| {});
+    }
+
+    /// Remove every entry, calling `dropped` with each removed entry's key
+    /// (to count what went, per function).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachefn_backends::Memory;
+    ///
+    /// let tier = Memory::with_capacity(100);
+    /// tier.insert(1, "f:v1:1", b"x".to_vec(), Duration::from_secs(60));
+    /// let mut keys = Vec::new();
+    /// tier.clear_with(|k| keys.push(k.to_owned()));
+    /// assert_eq!(keys, ["f:v1:1"]);
+    /// assert!(tier.is_empty());
+    /// ```
+    pub fn clear_with(&self, dropped: impl FnMut(&str)) {
         self.global_generation.fetch_add(1, Ordering::AcqRel);
+        let dropped = std::cell::RefCell::new(dropped);
         self.store.retain(|_, slot| {
+            (dropped.borrow_mut())(&slot.key);
             slot.kill();
             false
         });
@@ -460,6 +480,13 @@ impl Memory {
     /// assert!(!tier.is_suspended());
     /// ```
     pub fn suspend(&self) -> usize {
+        let mut held = 0;
+        self.suspend_with(|_| held += 1);
+        held
+    }
+
+    /// [`Memory::suspend`], calling `dropped` with each dropped entry's key.
+    pub fn suspend_with(&self, dropped: impl FnMut(&str)) {
         self.suspended.store(true, Ordering::SeqCst);
         // A writer that saw the flag clear holds its stripe's lock until
         // its entry is in: after taking every lock once, the clear below
@@ -467,9 +494,7 @@ impl Memory {
         for w in &self.writers {
             drop(w.lock());
         }
-        let held = self.len();
-        self.clear();
-        held
+        self.clear_with(dropped);
     }
 
     /// Accept inserts again after [`Memory::suspend`]. A back-fill whose

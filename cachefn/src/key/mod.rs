@@ -50,4 +50,6 @@ pub(crate) mod writer;
 pub use builder::KeyBuilder;
 pub use scheme::{Key, MAX_KEY_LEN};
 
-pub(crate) use scheme::{escape_name, escape_text, fingerprint, head_fingerprint, normalize};
+pub(crate) use scheme::{
+    escape_name, escape_text, fingerprint, head_fingerprint, normalize, split_head,
+};

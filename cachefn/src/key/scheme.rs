@@ -113,7 +113,7 @@ const REST_SEED: u64 = 0x7265_7374_6f66_6b31; // "restofk1"
 const NO_REST: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834;
 
 /// `name:vN` and what follows its `:`, if the text has that form.
-fn split_head(text: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+pub(crate) fn split_head(text: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     let colon = text.iter().position(|&b| b == b':')?;
     let after = &text[colon + 1..];
     if colon == 0 || after.first() != Some(&b'v') {

@@ -64,6 +64,28 @@ pub struct Site {
     log: RateLimited,
 }
 
+/// Every site's key head (`name:vN`), claimed when its settings are first
+/// resolved: two sites never share one, and an invalidation of a key is
+/// counted for the function it belongs to ([`invalidated`]).
+static HEADS: Mutex<BTreeMap<String, &'static Site>> = Mutex::new(BTreeMap::new());
+
+/// The local copy of the key `text` (without the cache's prefix) was
+/// dropped because the shared tier reported a change: count it in its
+/// function's [`Stats::invalidations`](crate::Stats). A key of no memoized
+/// function (a `get_or_set` key, say) counts only in its cache's.
+pub(crate) fn invalidated(text: &str) {
+    let Some((head, _)) = crate::key::split_head(text.as_bytes()) else {
+        return;
+    };
+    let Ok(head) = std::str::from_utf8(head) else {
+        return;
+    };
+    let site = HEADS.lock().get(head).copied();
+    if let Some(site) = site {
+        site.settings().stats.counters.invalidations.add_n(1);
+    }
+}
+
 struct Settings {
     /// `name:vN`, the start of every key.
     head: Box<str>,
@@ -264,16 +286,14 @@ impl Site {
 
     /// Make sure no other site has this key head; disable this one if so.
     fn claim_head(&'static self, head: &str) {
-        static HEADS: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
-        let me = self as *const Site as usize;
         let mut heads = HEADS.lock();
         match heads.get(head) {
-            Some(&other) if other != me => self.disable(&format!(
+            Some(&other) if !std::ptr::eq(other, self) => self.disable(&format!(
                 "another memoized function already uses the key head `{head}` (two functions with one name in one module, e.g. inside different function bodies, or the same `name`); give one of them `name = \"...\"` or another `version`"
             )),
             Some(_) => {}
             None => {
-                heads.insert(head.to_owned(), me);
+                heads.insert(head.to_owned(), self);
             }
         }
     }
