@@ -391,7 +391,11 @@ mod tests {
                 Joined::Lead(l) => l.finish(|| None),
                 _ => panic!("the waiter leads after the leader is dropped"),
             });
-            thread::sleep(std::time::Duration::from_millis(50));
+            let start = std::time::Instant::now();
+            while leader.flight.state.lock().waiters == 0 {
+                assert!(start.elapsed() < std::time::Duration::from_secs(10));
+                thread::sleep(std::time::Duration::from_millis(1));
+            }
             drop(leader);
             waiter.join().unwrap();
         });
@@ -417,7 +421,13 @@ mod tests {
                 }
             })
         });
-        thread::sleep(std::time::Duration::from_millis(50));
+        // Finish only once the waiter waits (a finish before it joins would
+        // leave it a fresh flight to lead, and the test nothing to check).
+        let start = std::time::Instant::now();
+        while leader.flight.state.lock().waiters == 0 {
+            assert!(start.elapsed() < std::time::Duration::from_secs(10));
+            thread::sleep(std::time::Duration::from_millis(1));
+        }
         leader.finish(|| Some(Arc::new(Num(11))));
         assert_eq!(waiter.join().unwrap(), Some(11));
     }
