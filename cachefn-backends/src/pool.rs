@@ -176,8 +176,8 @@ impl<T> Future for Pending<T> {
 ///
 /// A new blocking backend implements the six required [`Backend`] methods
 /// (and the batch ones, if it can do better than a loop) and is wrapped in
-/// `Offloaded`; this is how [`Disk`](crate::Disk) and
-/// [`Memcached`](crate::Memcached) are written. The threads start on the
+/// `Offloaded`; this is how `Disk` and
+/// `Memcached` are written. The threads start on the
 /// first async call and stop when the last clone is dropped; the futures
 /// work under any executor (they are woken through the task's `Waker`).
 /// A job is queued at once: dropping its future does not cancel it (a write
