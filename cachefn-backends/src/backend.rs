@@ -230,6 +230,78 @@ pub trait Backend: Send + Sync + 'static {
         Err(no_leases(self.name()))
     }
 
+    /// Read `key`; if it holds no value, take the lease `lease` for `ttl`
+    /// (as [`lease_acquire`](Self::lease_acquire) does): the cold miss of
+    /// `single_flight = "shared"` in one call.
+    ///
+    /// [`GetOrLease::Taken`] promises that `key` held no value while the
+    /// lease was already ours, so the holder never computes a value that
+    /// has landed. Redis does both in one round trip (a Lua script); a
+    /// Redis Cluster too when both keys are in one slot. The default takes
+    /// the steps one by one: `get`, then `lease_acquire`, then `get` again
+    /// once the lease is ours (releasing it if the value landed meanwhile);
+    /// a store without leases answers the read's value, or the lease's
+    /// refusal.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachefn_backends::{Backend, Failure, Null};
+    ///
+    /// // No value, and no leases in this store: the lease's refusal
+    /// // (`single_flight = "shared"` then computes once per process).
+    /// let ttl = Duration::from_secs(10);
+    /// let e = Null.get_or_lease("k", "k#lease", b"token", ttl).unwrap_err();
+    /// assert_eq!(e.failure(), Some(Failure::Refused));
+    /// ```
+    fn get_or_lease(
+        &self,
+        key: &str,
+        lease: &str,
+        token: &[u8],
+        ttl: Duration,
+    ) -> Result<GetOrLease, Error> {
+        if let Some(bytes) = self.get(key)? {
+            return Ok(GetOrLease::Value(bytes));
+        }
+        if !self.lease_acquire(lease, token, ttl)? {
+            return Ok(GetOrLease::Held);
+        }
+        match self.get(key) {
+            Ok(None) => Ok(GetOrLease::Taken),
+            found => {
+                // The value landed between the read and the lease (or the
+                // second read failed): give the lease back.
+                let _ = self.lease_release(lease, token);
+                found.map(|v| v.map_or(GetOrLease::Held, GetOrLease::Value))
+            }
+        }
+    }
+
+    /// [`get_or_lease`](Self::get_or_lease) without blocking the executor.
+    fn get_or_lease_async<'a>(
+        &'a self,
+        key: &'a str,
+        lease: &'a str,
+        token: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<GetOrLease, Error>> {
+        Box::pin(async move {
+            if let Some(bytes) = self.get_async(key).await? {
+                return Ok(GetOrLease::Value(bytes));
+            }
+            if !self.lease_acquire_async(lease, token, ttl).await? {
+                return Ok(GetOrLease::Held);
+            }
+            match self.get_async(key).await {
+                Ok(None) => Ok(GetOrLease::Taken),
+                found => {
+                    let _ = self.lease_release_async(lease, token).await;
+                    found.map(|v| v.map_or(GetOrLease::Held, GetOrLease::Value))
+                }
+            }
+        })
+    }
+
     /// [`lease_acquire`](Self::lease_acquire) without blocking the executor.
     fn lease_acquire_async<'a>(
         &'a self,
@@ -258,6 +330,17 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move { self.lease_release(key, token) })
     }
+}
+
+/// What [`Backend::get_or_lease`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GetOrLease {
+    /// The key's value (no lease was taken).
+    Value(Vec<u8>),
+    /// No value, and the lease is now ours.
+    Taken,
+    /// No value, and another holder has the lease.
+    Held,
 }
 
 /// What a store without leases answers (a refusal: the store is fine, it
@@ -307,6 +390,8 @@ macro_rules! delegate_backend {
             fn lease_acquire(&self, key: &str, token: &[u8], ttl: ::std::time::Duration) -> Result<bool, $crate::Error> { let $s = self; $crate::Backend::lease_acquire($inner, key, token, ttl) }
             fn lease_renew(&self, key: &str, token: &[u8], ttl: ::std::time::Duration) -> Result<bool, $crate::Error> { let $s = self; $crate::Backend::lease_renew($inner, key, token, ttl) }
             fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, $crate::Error> { let $s = self; $crate::Backend::lease_release($inner, key, token) }
+            fn get_or_lease(&self, key: &str, lease: &str, token: &[u8], ttl: ::std::time::Duration) -> Result<$crate::GetOrLease, $crate::Error> { let $s = self; $crate::Backend::get_or_lease($inner, key, lease, token, ttl) }
+            fn get_or_lease_async<'a>(&'a self, key: &'a str, lease: &'a str, token: &'a [u8], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<$crate::GetOrLease, $crate::Error>> { let $s = self; $crate::Backend::get_or_lease_async($inner, key, lease, token, ttl) }
             fn lease_acquire_async<'a>(&'a self, key: &'a str, token: &'a [u8], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::lease_acquire_async($inner, key, token, ttl) }
             fn lease_renew_async<'a>(&'a self, key: &'a str, token: &'a [u8], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::lease_renew_async($inner, key, token, ttl) }
             fn lease_release_async<'a>(&'a self, key: &'a str, token: &'a [u8]) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::lease_release_async($inner, key, token) }
