@@ -679,9 +679,7 @@ fn command_calls(conn: &mut redis::Connection) -> [u64; 3] {
     ["get", "set", "eval"].map(|name| {
         info.lines()
             .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
-            .map_or(0, |rest| {
-                rest.split(',').next().unwrap().parse().unwrap()
-            })
+            .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
     })
 }
 
@@ -690,7 +688,10 @@ fn redis_get_or_lease_reads_or_leases_in_one_script() {
     let server = started!(RedisServer::start());
     let mut conn = server.raw();
     let redis = Redis::open(&server.url()).unwrap();
-    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut conn).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut conn)
+        .unwrap();
     assert_eq!(
         redis
             .get_or_lease("p:k", "p:k#lease", b"one", Duration::from_secs(5))
@@ -770,7 +771,10 @@ fn a_cold_miss_reads_and_leases_in_one_call_and_releases_after_returning() {
     let lease_of = |x: u64| format!("{}#lease", cache.storage_key(cold::key(x)));
     let (ok_lease, err_lease) = (lease_of(1), lease_of(0));
     cachefn::register("sf_cold", cache);
-    let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query(&mut conn).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut conn)
+        .unwrap();
     assert_eq!(cold(1), Ok(2));
     // The read and the lease: one script (its GET and SET NX), then the
     // value's SET; no GET outside a script (each script runs one), where
@@ -778,7 +782,10 @@ fn a_cold_miss_reads_and_leases_in_one_call_and_releases_after_returning() {
     let [gets, sets, evals] = command_calls(&mut conn);
     assert_eq!(gets, evals, "GET {gets} outside the scripts ({evals} EVAL)");
     assert_eq!(sets, 2, "the lease's SET NX and the value's SET");
-    assert!((1..=2).contains(&evals), "EVAL {evals}: the script, maybe the release");
+    assert!(
+        (1..=2).contains(&evals),
+        "EVAL {evals}: the script, maybe the release"
+    );
     // The lease of a stored value goes in the background, at once.
     let start = Instant::now();
     while conn.exists::<_, bool>(&ok_lease).unwrap() {

@@ -557,19 +557,18 @@ impl Cache {
                 // `single_flight = "shared"`: the shared read and the
                 // lease are one call (unless a preload scope knows the key).
                 let mut lead = None;
-                let found = if plan.shared_flight
-                    && matches!(self.preloaded(plan.fp), Known::Unknown)
-                {
-                    match self.lead_shared::<F>(io, plan, true).await {
-                        SharedLead::Found(v, bytes, meta) => Some((v, bytes, meta)),
-                        other => {
-                            lead = Some(other);
-                            None
+                let found =
+                    if plan.shared_flight && matches!(self.preloaded(plan.fp), Known::Unknown) {
+                        match self.lead_shared::<F>(io, plan, true).await {
+                            SharedLead::Found(v, bytes, meta) => Some((v, bytes, meta)),
+                            other => {
+                                lead = Some(other);
+                                None
+                            }
                         }
-                    }
-                } else {
-                    self.shared_value::<F>(io, plan).await
-                };
+                    } else {
+                        self.shared_value::<F>(io, plan).await
+                    };
                 if let Some((v, bytes, meta)) = found {
                     let now = clock::now_ms();
                     match state(&meta, fr, now) {

@@ -15,8 +15,7 @@ use std::time::Duration;
 use super::slots::key_slot;
 use super::Cluster;
 use crate::redis::lease::{
-    acquire_args, done, get_or_lease_args, got_or_leased, lease_ms, release_args, renew_args,
-    taken,
+    acquire_args, done, get_or_lease_args, got_or_leased, lease_ms, release_args, renew_args, taken,
 };
 use crate::{Backend, Error, GetOrLease};
 
