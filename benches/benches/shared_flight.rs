@@ -6,11 +6,16 @@
 //!   `single_flight = "process"` (read, body, store) vs `"shared"` (read
 //!   and lease in one script, body, store; the lease is released in the
 //!   background);
-//! - the same protocols as raw redis-rs calls on one sync connection: `GET`
-//!   + `SET` (process), the five round trips of the first shared version
-//!   (`GET`, `SET NX PX`, `GET`, `SET`, `EVAL` release), and the two of
-//!   this one (`EVAL` get-or-lease, `SET`; the release left out, as the
+//! - the same protocols as raw redis-rs calls on one sync connection:
+//!   `GET`, `SET` (process); the five round trips of the first shared
+//!   version (`GET`, `SET NX PX`, `GET`, `SET`, `EVAL` release); and the two
+//!   of this one (`EVAL` get-or-lease, `SET`; the release left out, as the
 //!   caller does not wait for it).
+//!
+//! Before criterion's runs, the two cachefn contenders also run in
+//! alternating batches (so that a change in the machine's load hits both),
+//! for cold misses and for shared-tier hits (no local copy), and the
+//! ratios of their medians are printed.
 //!
 //! ```text
 //! cargo bench -j2 -p cachefn-benches --bench shared_flight -- --warm-up-time 1 --measurement-time 3
@@ -85,7 +90,7 @@ fn cold_miss(c: &mut Criterion) {
     let fresh = || next.fetch_add(1, Ordering::Relaxed);
     let value = b"<p>x</p>".as_slice();
 
-    interleaved(&mut raw);
+    interleaved();
     let mut g = c.benchmark_group("cold_miss");
     g.bench_function("cachefn: single_flight = process", |b| {
         b.iter(|| page_process(black_box(fresh())))
@@ -165,11 +170,11 @@ fn cold_miss(c: &mut Criterion) {
 /// The two contenders in alternating batches (so that a change in the
 /// machine's load hits both), each batch's cost per key; prints the median
 /// of each and their ratio.
-fn interleaved(raw: &mut redis::Connection) {
+fn interleaved() {
     const BATCH: u64 = 300;
     const ROUNDS: usize = 30;
     static NEXT: AtomicU64 = AtomicU64::new(1 << 40);
-    let mut per_key = |f: &dyn Fn(u64) -> String| {
+    let per_key = |f: &dyn Fn(u64) -> String| {
         let start = std::time::Instant::now();
         for _ in 0..BATCH {
             black_box(f(NEXT.fetch_add(1, Ordering::Relaxed)));
@@ -195,7 +200,7 @@ fn interleaved(raw: &mut redis::Connection) {
         hit_process(k);
         hit_shared(k);
     }
-    let mut hits = |f: &dyn Fn(u64) -> String| {
+    let hits = |f: &dyn Fn(u64) -> String| {
         let start = std::time::Instant::now();
         for k in 0..BATCH {
             black_box(f(k));
@@ -212,7 +217,6 @@ fn interleaved(raw: &mut redis::Connection) {
         "interleaved shared hits: process {p:.1} us/key, shared {s:.1} us/key, shared/process = {:.2}",
         s / p
     );
-    let _ = raw;
 }
 
 criterion_group!(benches, cold_miss);
