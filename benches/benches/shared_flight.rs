@@ -90,7 +90,7 @@ fn cold_miss(c: &mut Criterion) {
     let fresh = || next.fetch_add(1, Ordering::Relaxed);
     let value = b"<p>x</p>".as_slice();
 
-    interleaved();
+    interleaved(&url);
     let mut g = c.benchmark_group("cold_miss");
     g.bench_function("cachefn: single_flight = process", |b| {
         b.iter(|| page_process(black_box(fresh())))
@@ -170,7 +170,7 @@ fn cold_miss(c: &mut Criterion) {
 /// The two contenders in alternating batches (so that a change in the
 /// machine's load hits both), each batch's cost per key; prints the median
 /// of each and their ratio.
-fn interleaved() {
+fn interleaved(url: &str) {
     const BATCH: u64 = 300;
     const ROUNDS: usize = 30;
     static NEXT: AtomicU64 = AtomicU64::new(1 << 40);
@@ -216,6 +216,47 @@ fn interleaved() {
     println!(
         "interleaved shared hits: process {p:.1} us/key, shared {s:.1} us/key, shared/process = {:.2}",
         s / p
+    );
+    // The same hits as raw calls: `GET` against the get-or-lease script.
+    let mut raw = redis::Client::open(url)
+        .and_then(|c| c.get_connection())
+        .unwrap();
+    let stored: Vec<String> = (0..BATCH)
+        .map(|k| {
+            cachefn::cache("bench-sf-shared")
+                .unwrap()
+                .storage_key(hit_shared::key(k))
+        })
+        .collect();
+    let mut raw_hits = |script: bool| {
+        let start = std::time::Instant::now();
+        for key in &stored {
+            let cmd = if script {
+                let mut c = redis::cmd("EVAL");
+                c.arg(GET_OR_LEASE)
+                    .arg(2)
+                    .arg(key)
+                    .arg(format!("{key}#lease"));
+                c.arg("token").arg(10_000);
+                c
+            } else {
+                let mut c = redis::cmd("GET");
+                c.arg(key);
+                c
+            };
+            black_box(cmd.query::<redis::Value>(&mut raw).unwrap());
+        }
+        start.elapsed().as_secs_f64() * 1e6 / BATCH as f64
+    };
+    let (mut get, mut eval) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        get.push(raw_hits(false));
+        eval.push(raw_hits(true));
+    }
+    let (g, e) = (median(&mut get), median(&mut eval));
+    println!(
+        "interleaved raw hits: GET {g:.1} us, EVAL get-or-lease {e:.1} us, EVAL/GET = {:.2}",
+        e / g
     );
 }
 
