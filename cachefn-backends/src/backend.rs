@@ -36,7 +36,10 @@ use crate::{Error, InvalidationFeed};
 /// [`lease_release`](Self::lease_release) (and their twins), give
 /// `#[quickcache(single_flight = "shared")]` its cross-process lease. A
 /// store that does not override them answers [`Failure::Refused`]
-/// ("unsupported"), and such functions then compute once per process.
+/// ("unsupported"), and such functions then compute once per process. A
+/// fourth, [`get_or_lease`](Self::get_or_lease), reads a value or takes
+/// its lease in one call; its default takes the steps with the other
+/// methods, so a store overrides it only to save round trips.
 ///
 /// [`Failure::Refused`]: crate::Failure::Refused
 ///
