@@ -445,3 +445,116 @@ impl Backend for Null {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::sync::Mutex;
+
+    /// A store with leases but without its own `get_or_lease`: the default
+    /// steps. `land_on_lease`: a value lands as the lease is taken (the
+    /// race the second read is for).
+    #[derive(Default)]
+    struct Steps {
+        map: Mutex<HashMap<String, Vec<u8>>>,
+        land_on_lease: Option<(&'static str, &'static [u8])>,
+    }
+
+    impl Backend for Steps {
+        fn name(&self) -> &'static str {
+            "steps"
+        }
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+            Ok(self.map.lock().get(key).cloned())
+        }
+        fn set(&self, key: &str, value: &[u8], _: Duration) -> Result<(), Error> {
+            self.map.lock().insert(key.into(), value.to_vec());
+            Ok(())
+        }
+        fn add(&self, key: &str, value: &[u8], _: Duration) -> Result<bool, Error> {
+            let mut map = self.map.lock();
+            if map.contains_key(key) {
+                return Ok(false);
+            }
+            map.insert(key.into(), value.to_vec());
+            Ok(true)
+        }
+        fn delete(&self, key: &str) -> Result<bool, Error> {
+            Ok(self.map.lock().remove(key).is_some())
+        }
+        fn incr(&self, _: &str, delta: i64) -> Result<i64, Error> {
+            Ok(delta)
+        }
+        fn clear_prefix(&self, _: &str) -> Result<(), Error> {
+            Ok(())
+        }
+        fn lease_acquire(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, Error> {
+            let taken = self.add(key, token, ttl)?;
+            if let (true, Some((k, v))) = (taken, self.land_on_lease) {
+                self.set(k, v, ttl)?;
+            }
+            Ok(taken)
+        }
+        fn lease_renew(&self, key: &str, token: &[u8], _: Duration) -> Result<bool, Error> {
+            Ok(self.map.lock().get(key).is_some_and(|t| t == token))
+        }
+        fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, Error> {
+            let mut map = self.map.lock();
+            if map.get(key).is_some_and(|t| t == token) {
+                map.remove(key);
+                return Ok(true);
+            }
+            Ok(false)
+        }
+    }
+
+    #[test]
+    fn the_default_get_or_lease_takes_the_steps() {
+        let ttl = Duration::from_secs(10);
+        let b = Steps::default();
+        assert_eq!(
+            b.get_or_lease("k", "k#l", b"1", ttl).unwrap(),
+            GetOrLease::Taken
+        );
+        assert_eq!(
+            b.get_or_lease("k", "k#l", b"2", ttl).unwrap(),
+            GetOrLease::Held
+        );
+        b.set("k", b"v", ttl).unwrap();
+        assert_eq!(
+            b.get_or_lease("k", "k#l", b"2", ttl).unwrap(),
+            GetOrLease::Value(b"v".to_vec())
+        );
+        assert!(b.lease_release("k#l", b"1").unwrap());
+        assert!(
+            !b.map.lock().contains_key("k#l"),
+            "no lease taken for a value"
+        );
+    }
+
+    #[test]
+    fn a_value_that_lands_before_the_lease_is_answered_and_the_lease_given_back() {
+        let ttl = Duration::from_secs(10);
+        let b = Steps {
+            land_on_lease: Some(("k", b"landed")),
+            ..Steps::default()
+        };
+        assert_eq!(
+            b.get_or_lease("k", "k#l", b"1", ttl).unwrap(),
+            GetOrLease::Value(b"landed".to_vec())
+        );
+        assert!(
+            !b.map.lock().contains_key("k#l"),
+            "the lease was given back"
+        );
+        let b = Steps {
+            land_on_lease: Some(("j", b"landed")),
+            ..Steps::default()
+        };
+        let answer = crate::pool::tests::block_on(b.get_or_lease_async("j", "j#l", b"1", ttl));
+        assert_eq!(answer.unwrap(), GetOrLease::Value(b"landed".to_vec()));
+        assert!(!b.map.lock().contains_key("j#l"), "given back");
+    }
+}

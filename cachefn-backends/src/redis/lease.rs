@@ -219,3 +219,22 @@ mod asynchronous {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_get_or_lease_reply_is_read_strictly() {
+        let got = |v| got_or_leased(v).ok();
+        assert_eq!(
+            got(Value::Bulk(b"v".to_vec())),
+            Some(GetOrLease::Value(b"v".to_vec()))
+        );
+        assert_eq!(got(Value::Int(1)), Some(GetOrLease::Taken));
+        assert_eq!(got(Value::Int(0)), Some(GetOrLease::Held));
+        assert_eq!(got(Value::Int(2)), None);
+        assert_eq!(got(Value::Nil), None);
+        assert_eq!(got(Value::Status("OK".into())), None);
+    }
+}
