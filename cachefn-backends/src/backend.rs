@@ -36,7 +36,10 @@ use crate::{Error, InvalidationFeed};
 /// [`lease_release`](Self::lease_release) (and their twins), give
 /// `#[quickcache(single_flight = "shared")]` its cross-process lease. A
 /// store that does not override them answers [`Failure::Refused`]
-/// ("unsupported"), and such functions then compute once per process.
+/// ("unsupported"), and such functions then compute once per process. A
+/// fourth, [`get_or_lease`](Self::get_or_lease), reads a value or takes
+/// its lease in one call; its default takes the steps with the other
+/// methods, so a store overrides it only to save round trips.
 ///
 /// [`Failure::Refused`]: crate::Failure::Refused
 ///
@@ -230,6 +233,78 @@ pub trait Backend: Send + Sync + 'static {
         Err(no_leases(self.name()))
     }
 
+    /// Read `key`; if it holds no value, take the lease `lease` for `ttl`
+    /// (as [`lease_acquire`](Self::lease_acquire) does): the cold miss of
+    /// `single_flight = "shared"` in one call.
+    ///
+    /// [`GetOrLease::Taken`] promises that `key` held no value while the
+    /// lease was already ours, so the holder never computes a value that
+    /// has landed. Redis does both in one round trip (a Lua script); a
+    /// Redis Cluster too when both keys are in one slot. The default takes
+    /// the steps one by one: `get`, then `lease_acquire`, then `get` again
+    /// once the lease is ours (releasing it if the value landed meanwhile);
+    /// a store without leases answers the read's value, or the lease's
+    /// refusal.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachefn_backends::{Backend, Failure, Null};
+    ///
+    /// // No value, and no leases in this store: the lease's refusal
+    /// // (`single_flight = "shared"` then computes once per process).
+    /// let ttl = Duration::from_secs(10);
+    /// let e = Null.get_or_lease("k", "k#lease", b"token", ttl).unwrap_err();
+    /// assert_eq!(e.failure(), Some(Failure::Refused));
+    /// ```
+    fn get_or_lease(
+        &self,
+        key: &str,
+        lease: &str,
+        token: &[u8],
+        ttl: Duration,
+    ) -> Result<GetOrLease, Error> {
+        if let Some(bytes) = self.get(key)? {
+            return Ok(GetOrLease::Value(bytes));
+        }
+        if !self.lease_acquire(lease, token, ttl)? {
+            return Ok(GetOrLease::Held);
+        }
+        match self.get(key) {
+            Ok(None) => Ok(GetOrLease::Taken),
+            found => {
+                // The value landed between the read and the lease (or the
+                // second read failed): give the lease back.
+                let _ = self.lease_release(lease, token);
+                found.map(|v| v.map_or(GetOrLease::Held, GetOrLease::Value))
+            }
+        }
+    }
+
+    /// [`get_or_lease`](Self::get_or_lease) without blocking the executor.
+    fn get_or_lease_async<'a>(
+        &'a self,
+        key: &'a str,
+        lease: &'a str,
+        token: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<GetOrLease, Error>> {
+        Box::pin(async move {
+            if let Some(bytes) = self.get_async(key).await? {
+                return Ok(GetOrLease::Value(bytes));
+            }
+            if !self.lease_acquire_async(lease, token, ttl).await? {
+                return Ok(GetOrLease::Held);
+            }
+            match self.get_async(key).await {
+                Ok(None) => Ok(GetOrLease::Taken),
+                found => {
+                    let _ = self.lease_release_async(lease, token).await;
+                    found.map(|v| v.map_or(GetOrLease::Held, GetOrLease::Value))
+                }
+            }
+        })
+    }
+
     /// [`lease_acquire`](Self::lease_acquire) without blocking the executor.
     fn lease_acquire_async<'a>(
         &'a self,
@@ -258,6 +333,17 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move { self.lease_release(key, token) })
     }
+}
+
+/// What [`Backend::get_or_lease`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GetOrLease {
+    /// The key's value (no lease was taken).
+    Value(Vec<u8>),
+    /// No value, and the lease is now ours.
+    Taken,
+    /// No value, and another holder has the lease.
+    Held,
 }
 
 /// What a store without leases answers (a refusal: the store is fine, it
@@ -307,6 +393,8 @@ macro_rules! delegate_backend {
             fn lease_acquire(&self, key: &str, token: &[u8], ttl: ::std::time::Duration) -> Result<bool, $crate::Error> { let $s = self; $crate::Backend::lease_acquire($inner, key, token, ttl) }
             fn lease_renew(&self, key: &str, token: &[u8], ttl: ::std::time::Duration) -> Result<bool, $crate::Error> { let $s = self; $crate::Backend::lease_renew($inner, key, token, ttl) }
             fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, $crate::Error> { let $s = self; $crate::Backend::lease_release($inner, key, token) }
+            fn get_or_lease(&self, key: &str, lease: &str, token: &[u8], ttl: ::std::time::Duration) -> Result<$crate::GetOrLease, $crate::Error> { let $s = self; $crate::Backend::get_or_lease($inner, key, lease, token, ttl) }
+            fn get_or_lease_async<'a>(&'a self, key: &'a str, lease: &'a str, token: &'a [u8], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<$crate::GetOrLease, $crate::Error>> { let $s = self; $crate::Backend::get_or_lease_async($inner, key, lease, token, ttl) }
             fn lease_acquire_async<'a>(&'a self, key: &'a str, token: &'a [u8], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::lease_acquire_async($inner, key, token, ttl) }
             fn lease_renew_async<'a>(&'a self, key: &'a str, token: &'a [u8], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::lease_renew_async($inner, key, token, ttl) }
             fn lease_release_async<'a>(&'a self, key: &'a str, token: &'a [u8]) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::lease_release_async($inner, key, token) }
@@ -355,5 +443,118 @@ impl Backend for Null {
     }
     fn clear_prefix(&self, _prefix: &str) -> Result<(), Error> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::sync::Mutex;
+
+    /// A store with leases but without its own `get_or_lease`: the default
+    /// steps. `land_on_lease`: a value lands as the lease is taken (the
+    /// race the second read is for).
+    #[derive(Default)]
+    struct Steps {
+        map: Mutex<HashMap<String, Vec<u8>>>,
+        land_on_lease: Option<(&'static str, &'static [u8])>,
+    }
+
+    impl Backend for Steps {
+        fn name(&self) -> &'static str {
+            "steps"
+        }
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+            Ok(self.map.lock().get(key).cloned())
+        }
+        fn set(&self, key: &str, value: &[u8], _: Duration) -> Result<(), Error> {
+            self.map.lock().insert(key.into(), value.to_vec());
+            Ok(())
+        }
+        fn add(&self, key: &str, value: &[u8], _: Duration) -> Result<bool, Error> {
+            let mut map = self.map.lock();
+            if map.contains_key(key) {
+                return Ok(false);
+            }
+            map.insert(key.into(), value.to_vec());
+            Ok(true)
+        }
+        fn delete(&self, key: &str) -> Result<bool, Error> {
+            Ok(self.map.lock().remove(key).is_some())
+        }
+        fn incr(&self, _: &str, delta: i64) -> Result<i64, Error> {
+            Ok(delta)
+        }
+        fn clear_prefix(&self, _: &str) -> Result<(), Error> {
+            Ok(())
+        }
+        fn lease_acquire(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, Error> {
+            let taken = self.add(key, token, ttl)?;
+            if let (true, Some((k, v))) = (taken, self.land_on_lease) {
+                self.set(k, v, ttl)?;
+            }
+            Ok(taken)
+        }
+        fn lease_renew(&self, key: &str, token: &[u8], _: Duration) -> Result<bool, Error> {
+            Ok(self.map.lock().get(key).is_some_and(|t| t == token))
+        }
+        fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, Error> {
+            let mut map = self.map.lock();
+            if map.get(key).is_some_and(|t| t == token) {
+                map.remove(key);
+                return Ok(true);
+            }
+            Ok(false)
+        }
+    }
+
+    #[test]
+    fn the_default_get_or_lease_takes_the_steps() {
+        let ttl = Duration::from_secs(10);
+        let b = Steps::default();
+        assert_eq!(
+            b.get_or_lease("k", "k#l", b"1", ttl).unwrap(),
+            GetOrLease::Taken
+        );
+        assert_eq!(
+            b.get_or_lease("k", "k#l", b"2", ttl).unwrap(),
+            GetOrLease::Held
+        );
+        b.set("k", b"v", ttl).unwrap();
+        assert_eq!(
+            b.get_or_lease("k", "k#l", b"2", ttl).unwrap(),
+            GetOrLease::Value(b"v".to_vec())
+        );
+        assert!(b.lease_release("k#l", b"1").unwrap());
+        assert!(
+            !b.map.lock().contains_key("k#l"),
+            "no lease taken for a value"
+        );
+    }
+
+    #[test]
+    fn a_value_that_lands_before_the_lease_is_answered_and_the_lease_given_back() {
+        let ttl = Duration::from_secs(10);
+        let b = Steps {
+            land_on_lease: Some(("k", b"landed")),
+            ..Steps::default()
+        };
+        assert_eq!(
+            b.get_or_lease("k", "k#l", b"1", ttl).unwrap(),
+            GetOrLease::Value(b"landed".to_vec())
+        );
+        assert!(
+            !b.map.lock().contains_key("k#l"),
+            "the lease was given back"
+        );
+        let b = Steps {
+            land_on_lease: Some(("j", b"landed")),
+            ..Steps::default()
+        };
+        let answer = crate::pool::tests::block_on(b.get_or_lease_async("j", "j#l", b"1", ttl));
+        assert_eq!(answer.unwrap(), GetOrLease::Value(b"landed".to_vec()));
+        assert!(!b.map.lock().contains_key("j#l"), "given back");
     }
 }

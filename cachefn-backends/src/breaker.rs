@@ -233,6 +233,24 @@ impl<B: Backend> Backend for CircuitBreaker<B> {
     fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, Error> {
         self.guard(|b| b.lease_release(key, token))
     }
+    fn get_or_lease(
+        &self,
+        key: &str,
+        lease: &str,
+        token: &[u8],
+        ttl: Duration,
+    ) -> Result<crate::GetOrLease, Error> {
+        self.guard(|b| b.get_or_lease(key, lease, token, ttl))
+    }
+    fn get_or_lease_async<'a>(
+        &'a self,
+        key: &'a str,
+        lease: &'a str,
+        token: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<crate::GetOrLease, Error>> {
+        self.guard_async(move |b| b.get_or_lease_async(key, lease, token, ttl))
+    }
     fn lease_acquire_async<'a>(
         &'a self,
         key: &'a str,

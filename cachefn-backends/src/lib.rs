@@ -48,7 +48,7 @@ mod net;
 #[cfg(feature = "redis")]
 mod redis;
 
-pub use backend::{Backend, BoxFuture, Null};
+pub use backend::{Backend, BoxFuture, GetOrLease, Null};
 pub use breaker::{CircuitBreaker, COOL_DOWN, TRIP_AFTER};
 #[cfg(feature = "disk")]
 #[cfg_attr(docsrs, doc(cfg(feature = "disk")))]

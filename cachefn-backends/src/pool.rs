@@ -308,6 +308,15 @@ impl<B: Backend> Backend for Offloaded<B> {
     fn lease_renew(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool, Error> {
         self.inner.lease_renew(key, token, ttl)
     }
+    fn get_or_lease(
+        &self,
+        key: &str,
+        lease: &str,
+        token: &[u8],
+        ttl: Duration,
+    ) -> Result<crate::GetOrLease, Error> {
+        self.inner.get_or_lease(key, lease, token, ttl)
+    }
     fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, Error> {
         self.inner.lease_release(key, token)
     }
@@ -388,6 +397,16 @@ impl<B: Backend> Backend for Offloaded<B> {
     ) -> BoxFuture<'a, Result<bool, Error>> {
         let (key, token) = (key.to_owned(), token.to_vec());
         self.offload(move |b| b.lease_acquire(&key, &token, ttl))
+    }
+    fn get_or_lease_async<'a>(
+        &'a self,
+        key: &'a str,
+        lease: &'a str,
+        token: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<crate::GetOrLease, Error>> {
+        let (key, lease, token) = (key.to_owned(), lease.to_owned(), token.to_vec());
+        self.offload(move |b| b.get_or_lease(&key, &lease, &token, ttl))
     }
     fn lease_renew_async<'a>(
         &'a self,

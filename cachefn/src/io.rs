@@ -51,6 +51,7 @@ io_methods! {
     delete_many / delete_many_async (keys: &[&str]) -> ();
     lease_acquire / lease_acquire_async (key: &str, token: &[u8], ttl: Duration) -> bool;
     lease_release / lease_release_async (key: &str, token: &[u8]) -> bool;
+    get_or_lease / get_or_lease_async (key: &str, lease: &str, token: &[u8], ttl: Duration) -> cachefn_backends::GetOrLease;
 }
 
 struct ThreadWaker(std::thread::Thread);

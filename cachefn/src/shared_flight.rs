@@ -2,20 +2,25 @@
 //! process that uses the shared tier.
 //!
 //! Inside a process, [`Flights`](crate::flight::Flights) already makes one
-//! caller per key the leader; only that leader takes part here. After its
-//! shared read misses, it tries to take the key's **lease** in the shared
-//! tier (`SET prefix:key#lease token NX PX ttl`,
-//! [`Backend::lease_acquire`]):
+//! caller per key the leader; only that leader takes part here. Its shared
+//! read and its attempt at the key's **lease** in the shared tier (`SET
+//! prefix:key#lease token NX PX ttl`) are one call,
+//! [`Backend::get_or_lease`] (on Redis one Lua script: a cold miss costs
+//! the read, the body's store, and nothing else the caller waits for):
 //!
-//! - **Taken**: it reads the shared tier once more (the value may have
-//!   landed between its first read and the lease), then runs the body. The
-//!   lease is renewed every `ttl / 3` while the body runs, by one
-//!   background thread per process ([`Keeper`]: a sync body runs on its
-//!   caller's thread, so nothing else could), and released (compare the
-//!   token, then `DEL`) once the value is stored, or when the body returns
-//!   a value that is not cached (`Err`), panics, or its future is dropped:
-//!   a [`Lease`] guard hands that release to the background thread, which
-//!   sends it at once (nothing blocks inside `Drop`).
+//! - **Taken**: the value was absent while the lease was already ours, so
+//!   no value can have landed before it: it runs the body. (Where the read
+//!   and the lease are separate calls, the value is read once more after
+//!   the lease is taken.) The lease is renewed every `ttl / 3` while the
+//!   body runs, by one background thread per process ([`Keeper`]: a sync
+//!   body runs on its caller's thread, so nothing else could), and released
+//!   (compare the token, then `DEL`): once the value is stored, by that
+//!   background thread, so that the caller does not wait for it (waiters
+//!   are woken by the value itself); when the body returns a value that is
+//!   not cached (`Err`), by the caller before it returns, so that the next
+//!   process can take over at once; when the body panics or its future is
+//!   dropped, by the background thread, which a [`Lease`] guard hands it
+//!   to (nothing blocks inside `Drop`).
 //! - **Held by another process**: it waits for the value to land in the
 //!   shared tier. The cache's invalidation feed (a local tier over Redis)
 //!   wakes it when the value key or the lease key changes; without a feed
@@ -48,7 +53,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use cachefn_backends::sync::{Condvar, Mutex};
-use cachefn_backends::{clock, Backend, Failure};
+use cachefn_backends::{clock, Backend, Failure, GetOrLease};
 
 use crate::cache::{Cache, Flavor, Meta, Plan};
 use crate::io::Io;
@@ -116,6 +121,9 @@ impl SharedFlight {
 pub(crate) enum SharedLead<F: Flavor> {
     /// Another process computed the value meanwhile: its value, bytes and meta.
     Landed(F::Value, Vec<u8>, Meta),
+    /// The first read found a value, fresh or not (only when asked to
+    /// read first): the caller judges it as its shared read.
+    Found(F::Value, Vec<u8>, Meta),
     /// This process holds the lease: compute, store, then [`Lease::release`].
     Holder(Lease),
     /// No lease to be had (tier down, unsupported): compute now.
@@ -123,13 +131,27 @@ pub(crate) enum SharedLead<F: Flavor> {
 }
 
 impl Cache {
-    /// The cross-process step of a leader whose shared read missed: take
-    /// the key's lease, or wait until the value lands or the lease is free.
-    pub(crate) async fn lead_shared<F: Flavor>(&self, io: Io, plan: &Plan<'_>) -> SharedLead<F> {
+    /// The cross-process step of a leader: take the key's lease, or wait
+    /// until the value lands or the lease is free. `read_first`: the leader
+    /// has not read the shared tier yet; the first attempt reads the value
+    /// and takes the lease in one call ([`Backend::get_or_lease`]), and a
+    /// value it finds is [`SharedLead::Found`]. Otherwise the leader's read
+    /// missed.
+    pub(crate) async fn lead_shared<F: Flavor>(
+        &self,
+        io: Io,
+        plan: &Plan<'_>,
+        mut read_first: bool,
+    ) -> SharedLead<F> {
         let Some(shared) = self.inner.shared.clone() else {
             return SharedLead::Alone;
         };
         let Some(keeper) = Keeper::get() else {
+            if read_first {
+                if let Some((v, bytes, meta)) = self.shared_value::<F>(io, plan).await {
+                    return SharedLead::Found(v, bytes, meta);
+                }
+            }
             return SharedLead::Alone;
         };
         let sf = &self.inner.shared_flight;
@@ -143,31 +165,68 @@ impl Cache {
         let give_up = Instant::now() + sf.lease_timeout * MAX_WAIT_LEASES;
         loop {
             let seen = watch.seq();
-            match io
-                .lease_acquire(&*shared, &key, &token, sf.lease_timeout)
-                .await
-            {
-                Ok(true) => {
-                    let lease = Lease::new(keeper, shared, key, token, sf.lease_timeout);
-                    // The value may have landed between our miss and the
-                    // lease (its holder then released it): do not compute
-                    // it a second time.
-                    return match self.shared_fresh::<F>(io, plan).await {
-                        Some((v, bytes, meta)) => {
-                            lease.release(io).await;
-                            SharedLead::Landed(v, bytes, meta)
+            if read_first {
+                read_first = false;
+                let generation = self.inner.local.as_ref().map(|l| l.generation(plan.fp));
+                let stored = self.stored(plan.text);
+                match io
+                    .get_or_lease(&*shared, &stored, &key, &token, sf.lease_timeout)
+                    .await
+                {
+                    Ok(GetOrLease::Value(bytes)) => {
+                        if let Some((v, bytes, meta)) =
+                            self.shared_bytes::<F>(plan, bytes, generation)
+                        {
+                            return SharedLead::Found(v, bytes, meta);
                         }
-                        None => {
-                            tracing::debug!(target: "cachefn", key = %plan.text,
-                                "shared single-flight: this process holds the lease and computes");
-                            SharedLead::Holder(lease)
-                        }
-                    };
+                        // Not readable as ours (another type): a miss;
+                        // take the lease as after any miss.
+                        continue;
+                    }
+                    Ok(GetOrLease::Taken) => {
+                        tracing::debug!(target: "cachefn", key = %plan.text,
+                            "shared single-flight: this process holds the lease and computes");
+                        return SharedLead::Holder(Lease::new(
+                            keeper,
+                            shared,
+                            key,
+                            token,
+                            sf.lease_timeout,
+                        ));
+                    }
+                    Ok(GetOrLease::Held) => {}
+                    Err(e) => {
+                        self.lease_failed(plan, &e);
+                        return SharedLead::Alone;
+                    }
                 }
-                Ok(false) => {}
-                Err(e) => {
-                    self.lease_failed(plan, &e);
-                    return SharedLead::Alone;
+            } else {
+                match io
+                    .lease_acquire(&*shared, &key, &token, sf.lease_timeout)
+                    .await
+                {
+                    Ok(true) => {
+                        let lease = Lease::new(keeper, shared, key, token, sf.lease_timeout);
+                        // The value may have landed between our miss and the
+                        // lease (its holder then released it): do not compute
+                        // it a second time.
+                        return match self.shared_fresh::<F>(io, plan).await {
+                            Some((v, bytes, meta)) => {
+                                lease.release(io).await;
+                                SharedLead::Landed(v, bytes, meta)
+                            }
+                            None => {
+                                tracing::debug!(target: "cachefn", key = %plan.text,
+                                    "shared single-flight: this process holds the lease and computes");
+                                SharedLead::Holder(lease)
+                            }
+                        };
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        self.lease_failed(plan, &e);
+                        return SharedLead::Alone;
+                    }
                 }
             }
             if !waited {
@@ -270,7 +329,15 @@ impl Lease {
         }
     }
 
-    /// Give the lease up now (the value is stored, or will not be).
+    /// Give the lease up in the background (the value is stored: waiters
+    /// find it, and only a later failing holder's successor could need
+    /// the lease gone sooner): the keeper's thread sends the release at
+    /// once, without the caller waiting for it.
+    pub(crate) fn release_later(self) {
+        drop(self);
+    }
+
+    /// Give the lease up now (the value will not be stored).
     pub(crate) async fn release(mut self, io: Io) {
         self.keeper.forget(self.id);
         match io

@@ -11,7 +11,8 @@
 //! A lease key is the value's stored key and `#lease`, with no hash tag: it
 //! has its own slot, most often on another master than the value. The
 //! steps use keys whose values live on every master and at least one whose
-//! lease lives on another master than its value.
+//! lease lives on another master than its value (read, then leased, step by
+//! step), and a prefix with a hash tag (both in one slot: one script).
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -319,6 +320,16 @@ fn shared_single_flight_on_a_cluster_computes_once_and_survives_a_killed_holder(
             1,
             "{x} (value on {value}, lease on {lease}): one run across 4 processes"
         );
+    }
+
+    // A prefix with a hash tag: each value and its lease share a slot, so
+    // the read and the lease are one script on the cluster.
+    let mut step = Step::start(&servers, "{tagged}", 4, &[4, 5], &[("CSF_MODE", "shared")]);
+    for mut child in std::mem::take(&mut step.children) {
+        step.expect_all(child.answer_within(ANSWER_WITHIN), 8);
+    }
+    for x in [4, 5] {
+        assert_eq!(step.runs(x), 1, "{x} under a tagged prefix");
     }
 
     // The same with async callers (8 tasks in each process).

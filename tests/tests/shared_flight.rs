@@ -618,3 +618,191 @@ fn stores_without_leases_say_so() {
     assert_eq!(err.failure(), Some(cachefn::backends::Failure::Refused));
     assert!(err.to_string().contains("no leases"), "{err}");
 }
+
+/// `get_or_lease`: the value if there is one (no lease taken), else the
+/// lease for one caller at a time.
+fn check_get_or_lease(b: &dyn Backend, key: &str, lease: &str) {
+    use cachefn::backends::GetOrLease;
+    let ttl = Duration::from_secs(5);
+    assert_eq!(
+        b.get_or_lease(key, lease, b"one", ttl).unwrap(),
+        GetOrLease::Taken
+    );
+    assert!(
+        !b.lease_acquire(lease, b"two", ttl).unwrap(),
+        "taken by one"
+    );
+    assert_eq!(
+        b.get_or_lease(key, lease, b"two", ttl).unwrap(),
+        GetOrLease::Held
+    );
+    // The holder's token is the lease's: only "one" releases it.
+    assert!(!b.lease_release(lease, b"two").unwrap());
+    b.set(key, b"v", ttl).unwrap();
+    assert_eq!(
+        b.get_or_lease(key, lease, b"two", ttl).unwrap(),
+        GetOrLease::Value(b"v".to_vec()),
+        "a value is answered whoever holds the lease"
+    );
+    assert!(b.lease_release(lease, b"one").unwrap());
+    assert_eq!(
+        b.get_or_lease(key, lease, b"three", ttl).unwrap(),
+        GetOrLease::Value(b"v".to_vec())
+    );
+    assert!(
+        b.lease_acquire(lease, b"four", ttl).unwrap(),
+        "a read that found the value took no lease"
+    );
+    assert!(b.lease_release(lease, b"four").unwrap());
+    b.delete(key).unwrap();
+}
+
+async fn check_get_or_lease_async(b: &dyn Backend, key: &str, lease: &str) {
+    use cachefn::backends::GetOrLease;
+    let ttl = Duration::from_secs(5);
+    let got = b.get_or_lease_async(key, lease, b"one", ttl).await.unwrap();
+    assert_eq!(got, GetOrLease::Taken);
+    let got = b.get_or_lease_async(key, lease, b"two", ttl).await.unwrap();
+    assert_eq!(got, GetOrLease::Held);
+    b.set_async(key, b"w", ttl).await.unwrap();
+    let got = b.get_or_lease_async(key, lease, b"two", ttl).await.unwrap();
+    assert_eq!(got, GetOrLease::Value(b"w".to_vec()));
+    assert!(b.lease_release_async(lease, b"one").await.unwrap());
+    b.delete_async(key).await.unwrap();
+}
+
+/// How many times each of `GET`, `SET` and `EVAL` ran on the server since
+/// the last `CONFIG RESETSTAT` (the commands a script runs count too: each
+/// lease script runs one `GET`).
+fn command_calls(conn: &mut redis::Connection) -> [u64; 3] {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
+    ["get", "set", "eval"].map(|name| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{name}:calls=")))
+            .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+    })
+}
+
+#[test]
+fn redis_get_or_lease_reads_or_leases_in_one_script() {
+    let server = started!(RedisServer::start());
+    let mut conn = server.raw();
+    let redis = Redis::open(&server.url()).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(
+        redis
+            .get_or_lease("p:k", "p:k#lease", b"one", Duration::from_secs(5))
+            .unwrap(),
+        cachefn::backends::GetOrLease::Taken
+    );
+    // One EVAL, whose GET and SET NX ran inside it.
+    assert_eq!(command_calls(&mut conn), [1, 1, 1], "one round trip");
+    assert!(redis.lease_release("p:k#lease", b"one").unwrap());
+    check_get_or_lease(&redis, "p:k", "p:k#lease");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(check_get_or_lease_async(&redis, "p:k2", "p:k2#lease"));
+    let tier = cachefn::backends::CircuitBreaker::new(redis);
+    check_get_or_lease(&tier, "p:k3", "p:k3#lease");
+    // A dead server is an error (the cache then computes per process).
+    let dead = Redis::open("redis://127.0.0.1:1/0").unwrap();
+    assert!(dead
+        .get_or_lease("k", "k#lease", b"t", Duration::from_secs(1))
+        .is_err());
+    // A store without leases: its value, else the refusal.
+    let null = cachefn::backends::Null;
+    let err = null
+        .get_or_lease("k", "k#lease", b"t", Duration::from_secs(1))
+        .unwrap_err();
+    assert_eq!(err.failure(), Some(cachefn::backends::Failure::Refused));
+}
+
+#[test]
+fn cluster_get_or_lease_in_one_slot_and_across_slots() {
+    let servers = started!(RedisClusterServers::start());
+    let cluster = RedisCluster::open(&servers.urls()).unwrap();
+    // A hash tag puts the value and its lease in one slot (one script);
+    // without one they are apart (taken step by step).
+    for (key, lease) in [
+        ("{p}:a", "{p}:a#lease"),
+        ("p:{a=1}", "p:{a=1}#lease"),
+        ("p:a", "p:a#lease"),
+        ("p:b", "p:b#lease"),
+        ("p:c", "p:c#lease"),
+    ] {
+        check_get_or_lease(&cluster, key, lease);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(check_get_or_lease_async(&cluster, "{p}:d", "{p}:d#lease"));
+    rt.block_on(check_get_or_lease_async(&cluster, "p:d", "p:d#lease"));
+}
+
+static COLD_RUNS: Runs = Runs::new();
+
+#[quickcache(cache = "sf_cold", timeout = 600, single_flight = "shared")]
+fn cold(x: u64) -> Result<u64, String> {
+    COLD_RUNS.hit();
+    if x == 0 {
+        Err("zero".into())
+    } else {
+        Ok(x * 2)
+    }
+}
+
+#[test]
+fn a_cold_miss_reads_and_leases_in_one_call_and_releases_after_returning() {
+    let server = started!(RedisServer::start());
+    let mut conn = server.raw();
+    // A minute's lease: only a release frees it in time.
+    let cache = Cache::builder()
+        .local(Memory::with_capacity(100))
+        .shared(Redis::open(&server.url()).unwrap())
+        .prefix("cold")
+        .lease_timeout(Duration::from_secs(60))
+        .build();
+    let lease_of = |x: u64| format!("{}#lease", cache.storage_key(cold::key(x)));
+    let (ok_lease, err_lease) = (lease_of(1), lease_of(0));
+    cachefn::register("sf_cold", cache);
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(cold(1), Ok(2));
+    // The read and the lease: one script (its GET and SET NX), then the
+    // value's SET; no GET outside a script (each script runs one), where
+    // separate calls would have read twice and taken the lease apart.
+    let [gets, sets, evals] = command_calls(&mut conn);
+    assert_eq!(gets, evals, "GET {gets} outside the scripts ({evals} EVAL)");
+    assert_eq!(sets, 2, "the lease's SET NX and the value's SET");
+    assert!(
+        (1..=2).contains(&evals),
+        "EVAL {evals}: the script, maybe the release"
+    );
+    // The lease of a stored value goes in the background, at once.
+    let start = Instant::now();
+    while conn.exists::<_, bool>(&ok_lease).unwrap() {
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "the lease outlived the stored value"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // A failed body's lease is gone before the call returns: the next
+    // process may compute at once.
+    assert_eq!(cold(0), Err("zero".into()));
+    assert!(
+        !conn.exists::<_, bool>(&err_lease).unwrap(),
+        "a failed holder's lease is released before it returns"
+    );
+    let before = COLD_RUNS.get();
+    assert_eq!(cold(0), Err("zero".into()));
+    assert_eq!(COLD_RUNS.get() - before, 1, "computed again at once");
+}

@@ -3,7 +3,9 @@
 //!
 //! - acquire: `SET key token NX PX ms`;
 //! - renew: `PEXPIRE` only while the key still holds our token;
-//! - release: `DEL` only while the key still holds our token.
+//! - release: `DEL` only while the key still holds our token;
+//! - get or lease: the value key's value if it has one, else `SET lease
+//!   token NX PX ms`, in one script (a cold miss in one round trip).
 //!
 //! The compare-and-act steps run as one Lua script each (`EVAL`), so a
 //! holder whose lease lapsed and was taken by another never extends or
@@ -15,7 +17,7 @@ use std::time::Duration;
 use super::conn::CallFail;
 use super::resp::{self, Value};
 use super::{int, ms, set_args, unexpected, Redis};
-use crate::Error;
+use crate::{Error, GetOrLease};
 
 /// `PEXPIRE` the key only while it holds our token: 1 if renewed, else 0.
 pub(super) const RENEW: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
@@ -24,6 +26,41 @@ pub(super) const RENEW: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
 /// `DEL` the key only while it holds our token: 1 if removed, else 0.
 pub(super) const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
      return redis.call('del', KEYS[1]) else return 0 end";
+
+/// `GET` the value key; if it has none, `SET` the lease key `NX PX`:
+/// the value, or 1 if the lease was taken, or 0 if another holder has it.
+pub(super) const GET_OR_LEASE: &str = "local v = redis.call('get', KEYS[1]) \
+     if v then return v end \
+     if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end \
+     return 0";
+
+/// The reply of [`GET_OR_LEASE`].
+pub(super) fn got_or_leased(v: Value) -> Result<GetOrLease, CallFail> {
+    match v {
+        Value::Bulk(b) => Ok(GetOrLease::Value(b)),
+        Value::Int(1) => Ok(GetOrLease::Taken),
+        Value::Int(0) => Ok(GetOrLease::Held),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// `EVAL GET_OR_LEASE 2 key lease token ms`.
+pub(super) fn get_or_lease_args<'a>(
+    key: &'a str,
+    lease: &'a str,
+    token: &'a [u8],
+    px: &'a resp::Digits,
+) -> Vec<&'a [u8]> {
+    vec![
+        b"EVAL",
+        GET_OR_LEASE.as_bytes(),
+        b"2",
+        key.as_bytes(),
+        lease.as_bytes(),
+        token,
+        px.as_bytes(),
+    ]
+}
 
 /// The reply to `SET .. NX`: `OK` if taken, nil if held by another.
 pub(super) fn taken(v: Value) -> Result<bool, CallFail> {
@@ -96,6 +133,17 @@ impl Redis {
     pub(super) fn release_lease(&self, key: &str, token: &[u8]) -> Result<bool, Error> {
         self.with(|c| done(c.call(&release_args(key, token))?))
     }
+
+    pub(super) fn get_or_lease_script(
+        &self,
+        key: &str,
+        lease: &str,
+        token: &[u8],
+        ttl: Duration,
+    ) -> Result<GetOrLease, Error> {
+        let px = lease_ms(ttl);
+        self.with(|c| got_or_leased(c.call(&get_or_lease_args(key, lease, token, &px))?))
+    }
 }
 
 #[cfg(feature = "tokio")]
@@ -104,9 +152,9 @@ mod asynchronous {
 
     use redis::Cmd;
 
-    use super::{RELEASE, RENEW};
+    use super::{GET_OR_LEASE, RELEASE, RENEW};
     use crate::redis::{ms, set_cmd, Redis};
-    use crate::Error;
+    use crate::{Error, GetOrLease};
 
     fn eval(script: &str, key: &str, token: &[u8]) -> Cmd {
         let mut cmd = redis::cmd("EVAL");
@@ -137,6 +185,31 @@ mod asynchronous {
             Ok(self.run::<i64>(cmd).await? > 0)
         }
 
+        pub(in crate::redis) async fn get_or_lease_script_async(
+            &self,
+            key: &str,
+            lease: &str,
+            token: &[u8],
+            ttl: Duration,
+        ) -> Result<GetOrLease, Error> {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(GET_OR_LEASE)
+                .arg(2)
+                .arg(key)
+                .arg(lease)
+                .arg(token)
+                .arg(ms(ttl.max(Duration::from_millis(1))));
+            match self.run::<redis::Value>(cmd).await? {
+                redis::Value::BulkString(b) => Ok(GetOrLease::Value(b)),
+                redis::Value::Int(1) => Ok(GetOrLease::Taken),
+                redis::Value::Int(0) => Ok(GetOrLease::Held),
+                other => Err(Error::backend(
+                    "redis",
+                    format!("unexpected reply to the get-or-lease script: {other:?}"),
+                )),
+            }
+        }
+
         pub(in crate::redis) async fn release_lease_async(
             &self,
             key: &str,
@@ -144,5 +217,24 @@ mod asynchronous {
         ) -> Result<bool, Error> {
             Ok(self.run::<i64>(eval(RELEASE, key, token)).await? > 0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_get_or_lease_reply_is_read_strictly() {
+        let got = |v| got_or_leased(v).ok();
+        assert_eq!(
+            got(Value::Bulk(b"v".to_vec())),
+            Some(GetOrLease::Value(b"v".to_vec()))
+        );
+        assert_eq!(got(Value::Int(1)), Some(GetOrLease::Taken));
+        assert_eq!(got(Value::Int(0)), Some(GetOrLease::Held));
+        assert_eq!(got(Value::Int(2)), None);
+        assert_eq!(got(Value::Nil), None);
+        assert_eq!(got(Value::Status("OK".into())), None);
     }
 }

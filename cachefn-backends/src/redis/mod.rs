@@ -866,6 +866,28 @@ impl Backend for Redis {
         self.release_lease(key, token)
     }
 
+    /// One Lua script: the value, else `SET lease token NX PX`.
+    fn get_or_lease(
+        &self,
+        key: &str,
+        lease: &str,
+        token: &[u8],
+        ttl: Duration,
+    ) -> Result<crate::GetOrLease, Error> {
+        self.get_or_lease_script(key, lease, token, ttl)
+    }
+
+    #[cfg(feature = "tokio")]
+    fn get_or_lease_async<'a>(
+        &'a self,
+        key: &'a str,
+        lease: &'a str,
+        token: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<crate::GetOrLease, Error>> {
+        Box::pin(self.get_or_lease_script_async(key, lease, token, ttl))
+    }
+
     #[cfg(feature = "tokio")]
     fn lease_acquire_async<'a>(
         &'a self,

@@ -554,7 +554,22 @@ impl Cache {
                         return F::from_value(v);
                     }
                 }
-                if let Some((v, bytes, meta)) = self.shared_value::<F>(io, plan).await {
+                // `single_flight = "shared"`: the shared read and the
+                // lease are one call (unless a preload scope knows the key).
+                let mut lead = None;
+                let found =
+                    if plan.shared_flight && matches!(self.preloaded(plan.fp), Known::Unknown) {
+                        match self.lead_shared::<F>(io, plan, true).await {
+                            SharedLead::Found(v, bytes, meta) => Some((v, bytes, meta)),
+                            other => {
+                                lead = Some(other);
+                                None
+                            }
+                        }
+                    } else {
+                        self.shared_value::<F>(io, plan).await
+                    };
+                if let Some((v, bytes, meta)) = found {
                     let now = clock::now_ms();
                     match state(&meta, fr, now) {
                         State::Fresh | State::Early => {
@@ -576,8 +591,10 @@ impl Cache {
                     }
                 }
                 if plan.shared_flight {
-                    return Box::pin(self.compute_shared::<F, B>(io, plan, body, leader, fallback))
-                        .await;
+                    return Box::pin(
+                        self.compute_shared::<F, B>(io, plan, body, leader, fallback, lead),
+                    )
+                    .await;
                 }
                 Box::pin(self.compute::<F, B>(io, plan, body, Some(leader), fallback)).await
             }
@@ -626,6 +643,7 @@ impl Cache {
     /// [`Cache::compute`] for `single_flight = "shared"`: this process's
     /// leader first takes the key's lease in the shared tier, or waits for
     /// the process that holds it and hands its value to our waiters.
+    /// `lead`: what the leader's first call already decided, if it made one.
     async fn compute_shared<F, B>(
         &self,
         io: Io,
@@ -633,13 +651,18 @@ impl Cache {
         body: B,
         leader: Leader<'_>,
         fallback: Option<F::Value>,
+        lead: Option<SharedLead<F>>,
     ) -> F::Ret
     where
         F: Flavor,
         B: Future<Output = F::Ret>,
     {
-        let lease = match self.lead_shared::<F>(io, plan).await {
-            SharedLead::Landed(v, bytes, meta) => {
+        let lead = match lead {
+            Some(lead) => lead,
+            None => self.lead_shared::<F>(io, plan, false).await,
+        };
+        let lease = match lead {
+            SharedLead::Landed(v, bytes, meta) | SharedLead::Found(v, bytes, meta) => {
                 leader.finish(|| F::keep(&v, Some(&bytes), meta).map(payload));
                 return F::from_value(v);
             }
@@ -649,11 +672,18 @@ impl Cache {
         let ret = self
             .compute::<F, B>(io, plan, body, Some(leader), fallback)
             .await;
-        // After the store: waiters that find the lease gone find the value
-        // (or, after an `Err`, compute it themselves). A panic or a
-        // cancellation drops the lease, which releases it.
+        // After the store: waiters find the value (its invalidation wakes
+        // them), so the keeper's thread releases the lease while the caller
+        // returns. After an `Err` nothing was stored: the next process may
+        // only compute once the lease is gone, so release it before
+        // returning. A panic or a cancellation drops the lease, which hands
+        // the release to the keeper.
         if let Some(lease) = lease {
-            lease.release(io).await;
+            if F::cacheable(&ret, plan.cache_none).is_some() {
+                lease.release_later();
+            } else {
+                lease.release(io).await;
+            }
         }
         ret
     }
@@ -728,6 +758,33 @@ impl Cache {
         let read = self.read_shared_of::<F::Value>(io, plan).await?;
         self.tally(plan.site, Event::SharedHit);
         let SharedRead { value, bytes, seen } = read;
+        Some(self.keep_shared::<F>(plan, value, bytes, seen))
+    }
+
+    /// The shared tier's `bytes` for `plan`'s key, read by another call
+    /// than [`Cache::shared_value`] (`seen`: the local tier's write
+    /// generation before that read): decoded, counted and back-filled as
+    /// that function does. `None`: not readable as an `F::Value`.
+    pub(crate) fn shared_bytes<F: Flavor>(
+        &self,
+        plan: &Plan<'_>,
+        bytes: Vec<u8>,
+        seen: Option<u64>,
+    ) -> Option<(F::Value, Vec<u8>, Meta)> {
+        let value = self.decode_bytes::<F::Value>(&bytes, plan.site)?;
+        self.tally(plan.site, Event::SharedHit);
+        Some(self.keep_shared::<F>(plan, value, bytes, seen))
+    }
+
+    /// Keep a value read from the shared tier in the local tier too, unless
+    /// the key was written since `seen`.
+    fn keep_shared<F: Flavor>(
+        &self,
+        plan: &Plan<'_>,
+        value: F::Value,
+        bytes: Vec<u8>,
+        seen: Option<u64>,
+    ) -> (F::Value, Vec<u8>, Meta) {
         let meta = Meta::of_bytes(&bytes);
         if let (Some(tier), Some(seen)) = (&self.inner.local, seen) {
             if let Some(ttl) = super::back_fill_ttl(&bytes, plan.local_ttl) {
@@ -737,7 +794,7 @@ impl Cache {
                 }
             }
         }
-        Some((value, bytes, meta))
+        (value, bytes, meta)
     }
 
     /// The shared tier's value of `plan`'s key if it is there and fresh

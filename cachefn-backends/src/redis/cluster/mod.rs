@@ -669,6 +669,15 @@ impl Backend for Cluster {
     fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, Error> {
         self.release_lease(key, token)
     }
+    fn get_or_lease(
+        &self,
+        key: &str,
+        lease: &str,
+        token: &[u8],
+        ttl: Duration,
+    ) -> Result<crate::GetOrLease, Error> {
+        self.get_or_lease_in_slot(key, lease, token, ttl)
+    }
 }
 
 /// What an unexpected reply was, for an error message.
