@@ -2,11 +2,12 @@
 //! process that uses the shared tier.
 //!
 //! Inside a process, [`Flights`](crate::flight::Flights) already makes one
-//! caller per key the leader; only that leader takes part here. Its shared
-//! read and its attempt at the key's **lease** in the shared tier (`SET
+//! caller per key the leader; only that leader takes part here. When its
+//! plain shared read misses (a shared hit stays one `GET`), a second read
+//! and its attempt at the key's **lease** in the shared tier (`SET
 //! prefix:key#lease token NX PX ttl`) are one call,
 //! [`Backend::get_or_lease`] (on Redis one Lua script: a cold miss costs
-//! the read, the body's store, and nothing else the caller waits for):
+//! the two reads, the body's store, and nothing else the caller waits for):
 //!
 //! - **Taken**: the value was absent while the lease was already ours, so
 //!   no value can have landed before it: it runs the body. (Where the read

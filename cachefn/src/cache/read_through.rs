@@ -554,21 +554,21 @@ impl Cache {
                         return F::from_value(v);
                     }
                 }
-                // `single_flight = "shared"`: the shared read and the
-                // lease are one call (unless a preload scope knows the key).
+                // A plain read first: a shared hit costs one GET, whatever
+                // `single_flight` says. On a miss, `single_flight = "shared"`
+                // reads again and takes the lease in one call (unless a
+                // preload scope knows the key).
                 let mut lead = None;
-                let found =
-                    if plan.shared_flight && matches!(self.preloaded(plan.fp), Known::Unknown) {
-                        match self.lead_shared::<F>(io, plan, true).await {
-                            SharedLead::Found(v, bytes, meta) => Some((v, bytes, meta)),
-                            other => {
-                                lead = Some(other);
-                                None
-                            }
-                        }
-                    } else {
-                        self.shared_value::<F>(io, plan).await
-                    };
+                let mut found = self.shared_value::<F>(io, plan).await;
+                if found.is_none()
+                    && plan.shared_flight
+                    && matches!(self.preloaded(plan.fp), Known::Unknown)
+                {
+                    match self.lead_shared::<F>(io, plan, true).await {
+                        SharedLead::Found(v, bytes, meta) => found = Some((v, bytes, meta)),
+                        other => lead = Some(other),
+                    }
+                }
                 if let Some((v, bytes, meta)) = found {
                     let now = clock::now_ms();
                     match state(&meta, fr, now) {
