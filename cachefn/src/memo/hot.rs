@@ -264,7 +264,63 @@ impl Hot {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::cache::Meta;
+
+    fn tier_with(keys: impl IntoIterator<Item = u128>) -> Memory {
+        let tier = Memory::with_capacity(800);
+        for fp in keys {
+            let value = Timed {
+                value: format!("v{fp}"),
+                meta: Meta::ALWAYS,
+            };
+            tier.insert(fp, &format!("k{fp}"), value, Duration::from_secs(60));
+        }
+        tier
+    }
+
+    /// A vacant way (alias 0, the `VACANT` head) never serves, not even
+    /// the alias 0; a held entry serves until its slot dies.
+    #[test]
+    fn vacant_ways_never_serve_and_dead_slots_stop_serving() {
+        let tier = tier_with([1, 2]);
+        let mut hot = Hot::new();
+        assert_eq!(hot.get::<String>(0, &tier), None);
+        hot.insert::<String>(0x55, 1, &tier);
+        hot.insert::<String>(0x66, 2, &tier);
+        assert_eq!(hot.get::<String>(0, &tier), None);
+        assert_eq!(hot.get::<String>(0x55, &tier).as_deref(), Some("v1"));
+        assert_eq!(hot.get::<String>(0x66, &tier).as_deref(), Some("v2"));
+        // Another type never reads the table's values.
+        assert_eq!(hot.get::<u64>(0x55, &tier), None);
+        tier.remove(1);
+        assert_eq!(hot.get::<String>(0x55, &tier), None);
+        assert_eq!(hot.get::<String>(0x66, &tier).as_deref(), Some("v2"));
+    }
+
+    /// Entries survive growth, and ways and their holds stay paired
+    /// (each alias reads its own value) through rotations and evictions.
+    #[test]
+    fn ways_and_holds_stay_paired_through_growth_and_eviction() {
+        let tier = tier_with(1..=90);
+        let mut hot = Hot::new();
+        for fp in 1..=90u128 {
+            // Aliases that crowd a few sets, to force rotations and
+            // evictions of the least recent way.
+            hot.insert::<String>(fp << 12 | (fp % 3), fp, &tier);
+        }
+        let mut served = 0;
+        for fp in 1..=90u128 {
+            if let Some(v) = hot.get::<String>(fp << 12 | (fp % 3), &tier) {
+                assert_eq!(v, format!("v{fp}"));
+                served += 1;
+            }
+        }
+        assert!(served >= 8, "{served}");
+        assert_eq!(tier.front_held().0, hot.len as u64);
+    }
 
     #[test]
     fn a_set_is_two_aligned_lines() {
