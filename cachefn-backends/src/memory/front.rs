@@ -114,7 +114,8 @@ impl PinBudget {
                     return false;
                 }
                 match slot
-                    .head.fronts
+                    .head
+                    .fronts
                     .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
                 {
                     Ok(_) => return true,

@@ -62,7 +62,7 @@ pub struct Slot<V: ?Sized = dyn LocalValue> {
 ///
 /// // A head that never serves: a vacant entry of a per-thread cache can
 /// // point at it instead of being tested for vacancy.
-/// static VACANT: SlotHead = SlotHead::DEAD;
+/// static VACANT: SlotHead = SlotHead::dead();
 /// assert!(!VACANT.is_live(clock::now_ms()));
 /// ```
 #[repr(C)]
@@ -76,12 +76,15 @@ pub struct SlotHead {
 }
 
 impl SlotHead {
-    /// The head of no slot: never live.
-    pub const DEAD: SlotHead = SlotHead {
-        expires_at: 0,
-        dead: AtomicBool::new(true),
-        fronts: AtomicU32::new(0),
-    };
+    /// The head of no slot: never live (for a `static`: see the example
+    /// on [`SlotHead`]).
+    pub const fn dead() -> SlotHead {
+        SlotHead {
+            expires_at: 0,
+            dead: AtomicBool::new(true),
+            fronts: AtomicU32::new(0),
+        }
+    }
 
     /// Whether the tier still holds the slot and it has not expired at
     /// `now` ([`clock::now_ms`]).

@@ -510,9 +510,12 @@ mod tests {
             add(alias(&(x as u32)), format!("{}u32", x as u32));
             add(alias(&x), format!("{x}u64"));
             add(alias(&i), format!("{i}u64"));
-            // 10 bytes (`Some` and a u64), 11 (two words), 13 (a pair).
+            // 6 and 10 bytes (`Some` and a word), 9 (another tag).
+            add(alias(&Some(i as u32)), format!("Some({i}u32)"));
             add(alias(&Some(i)), format!("Some({i})"));
-            add(alias(&(i as u16, (i >> 16) as u64)), format!("({i}, ..)"));
+            add(alias(&(i as i64).wrapping_neg()), format!("-{i}i64"));
+            // Tuples (a header word): 19 and 21 bytes, xxh3's side.
+            add(alias(&(i as u16, i >> 16)), format!("({i}, ..)"));
             add(alias(&(i as u32, x as u32)), format!("({i}u32, {x}u32)"));
         }
         // Strings of 0 to 8 bytes (streams of 9 to 17: both sides of 15).
@@ -545,8 +548,9 @@ mod tests {
         kb.part(&7u8);
         assert_eq!(kb.raw_fingerprint(), Some(fresh));
         // And the set index bits (the low ones) vary with every byte.
-        let low: std::collections::HashSet<u64> =
-            (0..64u64).map(|i| alias(&(1u64 << i)) as u64 & 1023).collect();
+        let low: std::collections::HashSet<u64> = (0..64u64)
+            .map(|i| alias(&(1u64 << i)) as u64 & 1023)
+            .collect();
         assert!(low.len() > 48, "{}", low.len());
     }
 }

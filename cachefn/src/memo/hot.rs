@@ -46,7 +46,7 @@ const WAYS: usize = 4;
 
 /// The liveness a vacant way points at: dead, so a vacant way never
 /// serves, whatever alias is looked up (no separate "occupied" test).
-static VACANT: SlotHead = SlotHead::DEAD;
+static VACANT: SlotHead = SlotHead::dead();
 
 /// What a hit reads of one entry.
 #[derive(Clone, Copy)]
