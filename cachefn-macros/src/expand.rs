@@ -395,12 +395,39 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
         quote!(hit)
     };
     let call_site = |site: TokenStream| {
-        quote_spanned! {rs=>
-            match ::cachefn::__private::#hit_fn::<#mode>(#site, &mut #kb, #refresh) {
-                ::core::result::Result::Ok(hit) => hit,
-                ::core::result::Result::Err(cold) => {
+        if is_async {
+            // An `async fn`'s own future stays small (a hit pays for
+            // writing and dropping what its state holds): the key builder
+            // lives in a block that ends before the one `.await`, and the
+            // rest of a call that missed is boxed (`call_async_boxed`).
+            quote_spanned! {rs=>
+                let __cachefn_rest = {
+                    #[allow(unused_mut)]
+                    let mut #kb = #site.key_builder();
+                    #kb.hashing();
                     #(#parts)*
-                    ::cachefn::__private::#call(#site, #kb_arg, #refresh, cold, #body) #dot_await
+                    match ::cachefn::__private::#hit_fn::<#mode>(#site, &mut #kb, #refresh) {
+                        ::core::result::Result::Ok(hit) => return hit,
+                        ::core::result::Result::Err(cold) => {
+                            #(#parts)*
+                            ::cachefn::__private::call_async_boxed::<#mode, _>(#site, #kb_arg, #refresh, cold, #body)
+                        }
+                    }
+                };
+                __cachefn_rest.await
+            }
+        } else {
+            quote_spanned! {rs=>
+                #[allow(unused_mut)]
+                let mut #kb = #site.key_builder();
+                #kb.hashing();
+                #(#parts)*
+                match ::cachefn::__private::#hit_fn::<#mode>(#site, &mut #kb, #refresh) {
+                    ::core::result::Result::Ok(hit) => hit,
+                    ::core::result::Result::Err(cold) => {
+                        #(#parts)*
+                        ::cachefn::__private::#call(#site, #kb_arg, #refresh, cold, #body) #dot_await
+                    }
                 }
             }
         }
@@ -447,10 +474,6 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
         #vis #sig {
             #assert_value
             let __cachefn_site: &'static ::cachefn::__private::Site = #wrapper_site;
-            #[allow(unused_mut)]
-            let mut #kb = __cachefn_site.key_builder();
-            #kb.hashing();
-            #(#parts)*
             #call
         }
     };

@@ -107,13 +107,14 @@ impl PinBudget {
     /// `fronts` count is not zero, because a hold charges before it makes
     /// the count leave zero and releases after it made the count reach zero.
     fn hold(&self, slot: &Slot) -> bool {
-        let mut holders = slot.fronts.load(Ordering::Acquire);
+        let mut holders = slot.head.fronts.load(Ordering::Acquire);
         loop {
             if holders == 0 {
                 if !self.try_charge(slot.weight) {
                     return false;
                 }
                 match slot
+                    .head
                     .fronts
                     .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
                 {
@@ -125,7 +126,7 @@ impl PinBudget {
                     }
                 }
             } else {
-                match slot.fronts.compare_exchange_weak(
+                match slot.head.fronts.compare_exchange_weak(
                     holders,
                     holders + 1,
                     Ordering::AcqRel,
@@ -186,7 +187,7 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if self.slot.fronts.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.slot.head.fronts.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.budget.release(self.slot.weight);
         }
     }

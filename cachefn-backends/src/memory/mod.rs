@@ -45,15 +45,53 @@ pub trait LocalValue: Any + Send + Sync {
 /// and the value, which is stored inline (one allocation per entry).
 #[repr(C, align(64))]
 pub struct Slot<V: ?Sized = dyn LocalValue> {
+    head: SlotHead,
+    weight: u64,
+    key: Box<str>,
+    value: V,
+}
+
+/// What tells whether a [`Slot`] may still be served: its expiry and
+/// whether the tier still holds it. A sized part at the slot's start, so
+/// that a per-thread cache can keep a thin pointer to it next to its key
+/// (see [`Slot::head`]) and check a hit without a fat pointer or a second
+/// cache line.
+///
+/// ```
+/// use cachefn_backends::{clock, SlotHead};
+///
+/// // A head that never serves: a vacant entry of a per-thread cache can
+/// // point at it instead of being tested for vacancy.
+/// static VACANT: SlotHead = SlotHead::dead();
+/// assert!(!VACANT.is_live(clock::now_ms()));
+/// ```
+#[repr(C)]
+pub struct SlotHead {
     expires_at: u64,
     /// Set once the tier no longer holds this slot (replaced, removed,
     /// evicted, cleared): threads' front caches then stop serving it.
     dead: AtomicBool,
     /// How many threads' front caches hold this slot (see `front`).
     fronts: AtomicU32,
-    weight: u64,
-    key: Box<str>,
-    value: V,
+}
+
+impl SlotHead {
+    /// The head of no slot: never live (for a `static`: see the example
+    /// on [`SlotHead`]).
+    pub const fn dead() -> SlotHead {
+        SlotHead {
+            expires_at: 0,
+            dead: AtomicBool::new(true),
+            fronts: AtomicU32::new(0),
+        }
+    }
+
+    /// Whether the tier still holds the slot and it has not expired at
+    /// `now` ([`clock::now_ms`]).
+    #[inline(always)]
+    pub fn is_live(&self, now: u64) -> bool {
+        !self.dead.load(Ordering::Acquire) && now < self.expires_at
+    }
 }
 
 impl Slot {
@@ -70,22 +108,47 @@ impl Slot {
     /// How long the entry has left to live at `now` ([`clock::now_ms`]);
     /// `None` when it never expires.
     pub fn remaining(&self, now: u64) -> Option<Duration> {
-        (self.expires_at != u64::MAX)
-            .then(|| Duration::from_millis(self.expires_at.saturating_sub(now)))
+        (self.head.expires_at != u64::MAX)
+            .then(|| Duration::from_millis(self.head.expires_at.saturating_sub(now)))
+    }
+
+    /// The slot's expiry and liveness, at its start (see [`SlotHead`]).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachefn_backends::{clock, Error, LocalValue, Memory};
+    ///
+    /// struct Page(Vec<u8>);
+    /// impl LocalValue for Page {
+    ///     fn as_any(&self) -> &dyn std::any::Any { self }
+    ///     fn encode(&self) -> Result<Vec<u8>, Error> { Ok(self.0.clone()) }
+    ///     fn size_hint(&self) -> usize { self.0.len() }
+    /// }
+    ///
+    /// let tier = Memory::with_capacity(800);
+    /// tier.insert(1, "k", Page(b"<p>".to_vec()), Duration::ZERO);
+    /// let held = tier.hold(1).expect("live");
+    /// assert!(held.slot().head().is_live(clock::now_ms()));
+    /// tier.remove(1);
+    /// assert!(!held.slot().head().is_live(clock::now_ms()));
+    /// ```
+    #[inline(always)]
+    pub fn head(&self) -> &SlotHead {
+        &self.head
     }
 
     #[inline]
     fn is_expired(&self, now: u64) -> bool {
-        now >= self.expires_at
+        now >= self.head.expires_at
     }
 
     #[inline]
     fn is_live(&self, now: u64) -> bool {
-        !self.dead.load(Ordering::Acquire) && !self.is_expired(now)
+        self.head.is_live(now)
     }
 
     fn kill(&self) {
-        self.dead.store(true, Ordering::Release);
+        self.head.dead.store(true, Ordering::Release);
     }
 }
 
@@ -386,9 +449,11 @@ impl Memory {
             1
         };
         Arc::new(Slot {
-            expires_at,
-            dead: AtomicBool::new(false),
-            fronts: AtomicU32::new(0),
+            head: SlotHead {
+                expires_at,
+                dead: AtomicBool::new(false),
+                fronts: AtomicU32::new(0),
+            },
             weight,
             key: key.into(),
             value,

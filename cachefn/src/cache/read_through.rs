@@ -381,7 +381,12 @@ impl Cache {
     /// stripe lookup for both.
     #[inline(always)]
     pub(crate) fn count_local_hit(&self, site: &SiteStats) {
-        let stripe = crate::stats::stripe();
+        self.count_local_hit_at(site, crate::stats::stripe());
+    }
+
+    /// [`Cache::count_local_hit`] on this thread's stripe, already known.
+    #[inline(always)]
+    pub(crate) fn count_local_hit_at(&self, site: &SiteStats, stripe: usize) {
         self.inner.counters.local_hits.add_at(stripe);
         site.note_at(Event::LocalHit, stripe);
     }

@@ -6,8 +6,8 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::raw::{self, RawSink};
 use super::scheme::{
-    combine, head_fingerprint, key_text, raw_combine, write_hash_tail, Key, Sink, HASH_TAIL, KEEP,
-    MAX_KEY_LEN,
+    combine, head_fingerprint, key_text, raw_combine, raw_short, write_hash_tail, Key, Sink,
+    HASH_TAIL, KEEP, MAX_KEY_LEN, SHORT_RAW,
 };
 use super::writer;
 use crate::Error;
@@ -63,6 +63,16 @@ impl Buf {
         // idiom of `MaybeUninit`'s docs; `[MaybeUninit::uninit(); N]` was
         // compiled to a 200-byte memset).
         Buf(unsafe { MaybeUninit::<[MaybeUninit<u8>; MAX_KEY_LEN]>::uninit().assume_init() })
+    }
+
+    /// The first 16 bytes, written since [`KeyBuilder::hashing`] zeroed them.
+    #[inline(always)]
+    fn first16(&self) -> [u8; 16] {
+        const { assert!(MAX_KEY_LEN >= 16) };
+        // SAFETY: the buffer has at least 16 bytes (checked above), and
+        // `hashing` wrote them before any raw stream was written; a
+        // `[u8; 16]` has no alignment to keep.
+        unsafe { std::ptr::read_unaligned(self.0.as_ptr() as *const [u8; 16]) }
     }
 
     /// The first `len` bytes, all written.
@@ -181,9 +191,15 @@ impl KeyBuilder {
     /// by; the key text is written (by the same calls, again) only when
     /// that misses. One method for both, so that an argument that cannot
     /// be part of a key is one error, not two.
+    ///
+    /// The stream starts at the buffer's start, whose first 16 bytes are
+    /// zeroed here: a short stream is then read as one 16-byte word (see
+    /// `raw_short`).
     #[inline(always)]
     pub fn hashing(&mut self) {
         self.hashing = true;
+        self.len = 0;
+        self.buf.0[..16].fill(MaybeUninit::new(0));
     }
 
     #[inline(always)]
@@ -208,9 +224,11 @@ impl KeyBuilder {
         if !std::mem::take(&mut self.hashing) {
             return None;
         }
-        let fp = self
-            .raw_ok
-            .then(|| raw_combine(self.head_fp, self.buf.filled(self.len)));
+        let fp = match (self.raw_ok, self.len) {
+            (false, _) => None,
+            (true, len @ ..=SHORT_RAW) => Some(raw_short(self.head_fp, self.buf.first16(), len)),
+            (true, len) => Some(raw_combine(self.head_fp, self.buf.filled(len))),
+        };
         self.len = 0;
         fp
     }

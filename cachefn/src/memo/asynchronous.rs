@@ -2,6 +2,7 @@
 //! `async fn` expands to calls.
 
 use std::future::Future;
+use std::pin::Pin;
 
 use super::{check, clear_all_io, clear_io, get_cached_io, keyed, set_cached_io, Memo, Site};
 use crate::io::Io;
@@ -58,6 +59,25 @@ where
         Err(None) => body.await,
         Err(Some(drawn)) => call_cold_async::<M, F>(site, &cache, &kb, drawn, refresh, body).await,
     }
+}
+
+/// [`call_async`], boxed: what an `async fn`'s wrapper awaits after a
+/// miss of [`hit_async`], so that its own future (which a hit builds and
+/// drops) holds a pointer, not this one's state (the key builder, the
+/// body's future, the read-through's). A miss pays one allocation.
+#[inline]
+pub fn call_async_boxed<M, F>(
+    site: &'static Site,
+    kb: KeyBuilder,
+    refresh: bool,
+    cold: AsyncCold,
+    body: F,
+) -> Pin<Box<impl Future<Output = M::Ret>>>
+where
+    M: Memo,
+    F: Future<Output = M::Ret>,
+{
+    Box::pin(call_async::<M, F>(site, kb, refresh, cold, body))
 }
 
 async fn call_cold_async<M, F>(

@@ -11,6 +11,13 @@
 //! the slot is live, clones the value, and writes nothing shared. No key
 //! text is written, no downcast made.
 //!
+//! Layout: what a hit reads of a way (the alias, the slot's [`SlotHead`]
+//! and the value's address) is 32 bytes, and a set of [`WAYS`] ways is two
+//! cache lines, aligned: a hit on one of the two most recent ways of its set
+//! reads one line of the table. What keeps those addresses valid (the
+//! [`Held`]) and the key's fingerprint live in a parallel array that only
+//! misses and the occasional touch read.
+//!
 //! Coherence is the slot's: a write, removal, eviction, clear or
 //! invalidation of the key marks its slot dead, and the entry stops
 //! serving at once. Entries are added by the key text's path after a local
@@ -20,7 +27,7 @@
 use std::any::TypeId;
 use std::marker::PhantomData;
 
-use cachefn_backends::{clock, sweep_epoch, Held, Memory};
+use cachefn_backends::{clock, sweep_epoch, Held, Memory, SlotHead};
 
 use crate::cache::Timed;
 
@@ -29,27 +36,59 @@ use crate::cache::Timed;
 const TOUCH_EVERY: u32 = 128;
 /// Misses that add no entry after the tier's pin budget refused one.
 const BACKOFF: u32 = 64;
-/// Entries of a table when it first holds one.
-const FIRST_LEN: usize = 16;
-/// The largest table (entries, [`WAYS`] per set).
-const MAX_LEN: usize = 4096;
+/// Sets of a table when it first holds an entry.
+const FIRST_SETS: usize = 4;
+/// The most sets of a table ([`WAYS`] entries each).
+const MAX_SETS: usize = 1024;
 /// Entries per set: with fewer, a set that more keys map to than it has
 /// ways misses on every read of a key cycle (two ways: 8% of 1,000 keys).
 const WAYS: usize = 4;
 
-struct Entry {
+/// The liveness a vacant way points at: dead, so a vacant way never
+/// serves, whatever alias is looked up (no separate "occupied" test).
+static VACANT: SlotHead = SlotHead::dead();
+
+/// What a hit reads of one entry.
+#[derive(Clone, Copy)]
+struct Way {
     alias: u128,
-    /// The key's fingerprint, to touch the entry in the store now and then.
-    fp: u128,
-    held: Held,
-    /// The value inside `held`'s slot, of the table's type.
+    /// The head of the held slot (or [`VACANT`]), valid while the way's
+    /// [`Owner`] holds the slot.
+    life: *const SlotHead,
+    /// The value inside the held slot, of the table's type.
     value: *const (),
 }
 
+const EMPTY: Way = Way {
+    alias: 0,
+    life: &VACANT,
+    value: std::ptr::null(),
+};
+
+/// [`WAYS`] ways, most recent first, in two aligned cache lines.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct Set {
+    ways: [Way; WAYS],
+}
+
+const EMPTY_SET: Set = Set {
+    ways: [EMPTY; WAYS],
+};
+
+/// What keeps a way's addresses valid, and its key's fingerprint (to
+/// touch the entry in the store now and then).
+struct Owner {
+    held: Held,
+    fp: u128,
+}
+
 /// One thread's hot entries of one memoized function (of one resolved
-/// cache), [`WAYS`] per set, most recent first.
+/// cache).
 pub(super) struct Hot {
-    entries: Vec<Option<Entry>>,
+    sets: Vec<Set>,
+    /// `owners[s][w]` owns `sets[s].ways[w]` (`None`: the way is vacant).
+    owners: Vec<[Option<Owner>; WAYS]>,
     /// The value type of every entry (a generic function's site may see
     /// several: the first one to add an entry owns the table).
     ty: Option<TypeId>,
@@ -69,7 +108,8 @@ pub(super) struct Hot {
 impl Hot {
     pub(super) const fn new() -> Hot {
         Hot {
-            entries: Vec::new(),
+            sets: Vec::new(),
+            owners: Vec::new(),
             ty: None,
             ticks: 0,
             len: 0,
@@ -81,7 +121,7 @@ impl Hot {
 
     #[inline(always)]
     fn set(&self, alias: u128) -> usize {
-        (alias as usize) & (self.entries.len().wrapping_sub(1) & !(WAYS - 1))
+        (alias as usize) & self.sets.len().wrapping_sub(1)
     }
 
     /// The value of `alias`, if this table holds it and its slot is live.
@@ -90,24 +130,41 @@ impl Hot {
         if self.ty != Some(TypeId::of::<T>()) {
             return None;
         }
-        let set = self.set(alias);
-        let way = self
-            .entries
-            .get(set..set + WAYS)?
-            .iter()
-            .flatten()
-            .find(|e| e.alias == alias)?;
-        if !way.held.is_live(clock::now_ms()) {
+        let s = self.set(alias);
+        let set = self.sets.get(s)?;
+        let w = set.ways.iter().position(|w| w.alias == alias)?;
+        let way = set.ways[w];
+        // SAFETY: `life` is `VACANT` or the head of the slot that
+        // `owners[s][w]` holds (they change together).
+        if !unsafe { &*way.life }.is_live(clock::now_ms()) {
             return None;
         }
         self.ticks = self.ticks.wrapping_add(1);
         if self.ticks % TOUCH_EVERY == 0 {
-            drop(local.get(way.fp));
+            self.touch(s, w, local);
         }
-        // SAFETY: `value` points at the `T` inside the slot that `held`
-        // keeps alive (an entry is made only from a `Timed<T>` of the
-        // table's type, checked above), and a slot's value never changes.
+        // SAFETY: the way is live, so not vacant: `value` points at the `T`
+        // inside the slot that `owners[s][w]` keeps alive (an entry is made
+        // only from a `Timed<T>` of the table's type, checked above), and a
+        // slot's value never changes.
         Some(unsafe { &*(way.value as *const T) }.clone())
+    }
+
+    /// Let the store's eviction policy see that `sets[s].ways[w]` is hot.
+    #[cold]
+    #[inline(never)]
+    fn touch(&self, s: usize, w: usize, local: &Memory) {
+        if let Some(o) = &self.owners[s][w] {
+            drop(local.get(o.fp));
+        }
+    }
+
+    /// Vacate `sets[s].ways[w]` (giving back its charge).
+    fn vacate(&mut self, s: usize, w: usize) {
+        if self.owners[s][w].take().is_some() {
+            self.sets[s].ways[w] = EMPTY;
+            self.len -= 1;
+        }
     }
 
     /// Hold `fp`'s entry of `local` under `alias`, if it is a `Timed<T>`
@@ -126,32 +183,29 @@ impl Hot {
         let epoch = sweep_epoch();
         if epoch != self.swept {
             self.swept = epoch;
-            self.retain(|e| e.held.is_live(now));
+            self.retain(|o| o.held.is_live(now));
         }
-        if self.entries.is_empty() {
-            self.entries.resize_with(FIRST_LEN, || None);
-        } else if self.len * 2 >= self.entries.len() && self.entries.len() < MAX_LEN {
+        if self.sets.is_empty() {
+            self.sets = vec![EMPTY_SET; FIRST_SETS];
+            self.owners = (0..FIRST_SETS).map(|_| Default::default()).collect();
+        } else if self.len * 2 >= self.sets.len() * WAYS && self.sets.len() < MAX_SETS {
             self.grow();
         }
-        let set = self.set(alias);
-        let ways = &mut self.entries[set..set + WAYS];
+        let s = self.set(alias);
         // Make room first (giving back a charge): the budget may then have
         // room for the new entry. The least recent way goes when all are
         // taken.
-        let mut freed = 0;
-        for e in ways.iter_mut() {
-            if e.as_ref()
-                .is_some_and(|e| e.alias == alias || !e.held.is_live(now))
-            {
-                *e = None;
-                freed += 1;
+        for w in 0..WAYS {
+            let stale = self.owners[s][w]
+                .as_ref()
+                .is_some_and(|o| self.sets[s].ways[w].alias == alias || !o.held.is_live(now));
+            if stale {
+                self.vacate(s, w);
             }
         }
-        if ways.iter().all(Option::is_some) {
-            ways[WAYS - 1] = None;
-            freed += 1;
+        if self.owners[s].iter().all(Option::is_some) {
+            self.vacate(s, WAYS - 1);
         }
-        self.len -= freed;
         let Some(held) = local.hold(fp) else {
             self.backoff = BACKOFF;
             return;
@@ -159,43 +213,119 @@ impl Hot {
         let Some(timed) = held.slot().value().as_any().downcast_ref::<Timed<T>>() else {
             return;
         };
-        let value = &timed.value as *const T as *const ();
-        let ways = &mut self.entries[set..set + WAYS];
-        let free = ways.iter().position(Option::is_none).unwrap_or(WAYS - 1);
-        ways[..=free].rotate_right(1);
-        ways[0] = Some(Entry {
+        let way = Way {
             alias,
-            fp,
-            held,
-            value,
-        });
+            life: held.slot().head(),
+            value: &timed.value as *const T as *const (),
+        };
+        let free = self.owners[s]
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(WAYS - 1);
+        self.sets[s].ways[..=free].rotate_right(1);
+        self.owners[s][..=free].rotate_right(1);
+        self.sets[s].ways[0] = way;
+        self.owners[s][0] = Some(Owner { held, fp });
         self.len += 1;
     }
 
-    fn retain(&mut self, keep: impl Fn(&Entry) -> bool) {
-        for e in &mut self.entries {
-            if e.as_ref().is_some_and(|e| !keep(e)) {
-                *e = None;
-                self.len -= 1;
+    fn retain(&mut self, keep: impl Fn(&Owner) -> bool) {
+        for s in 0..self.sets.len() {
+            for w in 0..WAYS {
+                if self.owners[s][w].as_ref().is_some_and(|o| !keep(o)) {
+                    self.vacate(s, w);
+                }
             }
         }
     }
 
     /// Four times the sets, entries kept where they fit.
     fn grow(&mut self) {
-        let old = std::mem::take(&mut self.entries);
-        self.entries
-            .resize_with((old.len() * 4).min(MAX_LEN), || None);
+        let n = (self.sets.len() * 4).min(MAX_SETS);
+        let old_sets = std::mem::replace(&mut self.sets, vec![EMPTY_SET; n]);
+        let old_owners = std::mem::replace(
+            &mut self.owners,
+            (0..n).map(|_| Default::default()).collect(),
+        );
         self.len = 0;
-        for e in old.into_iter().flatten() {
-            let set = self.set(e.alias);
-            if let Some(way) = self.entries[set..set + WAYS]
-                .iter_mut()
-                .find(|w| w.is_none())
-            {
-                *way = Some(e);
-                self.len += 1;
+        for (set, owners) in old_sets.iter().zip(old_owners) {
+            for (way, owner) in set.ways.iter().zip(owners) {
+                let Some(owner) = owner else { continue };
+                let s = self.set(way.alias);
+                if let Some(w) = self.owners[s].iter().position(Option::is_none) {
+                    self.sets[s].ways[w] = *way;
+                    self.owners[s][w] = Some(owner);
+                    self.len += 1;
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cache::Meta;
+
+    fn tier_with(keys: impl IntoIterator<Item = u128>) -> Memory {
+        let tier = Memory::with_capacity(800);
+        for fp in keys {
+            let value = Timed {
+                value: format!("v{fp}"),
+                meta: Meta::ALWAYS,
+            };
+            tier.insert(fp, &format!("k{fp}"), value, Duration::from_secs(60));
+        }
+        tier
+    }
+
+    /// A vacant way (alias 0, the `VACANT` head) never serves, not even
+    /// the alias 0; a held entry serves until its slot dies.
+    #[test]
+    fn vacant_ways_never_serve_and_dead_slots_stop_serving() {
+        let tier = tier_with([1, 2]);
+        let mut hot = Hot::new();
+        assert_eq!(hot.get::<String>(0, &tier), None);
+        hot.insert::<String>(0x55, 1, &tier);
+        hot.insert::<String>(0x66, 2, &tier);
+        assert_eq!(hot.get::<String>(0, &tier), None);
+        assert_eq!(hot.get::<String>(0x55, &tier).as_deref(), Some("v1"));
+        assert_eq!(hot.get::<String>(0x66, &tier).as_deref(), Some("v2"));
+        // Another type never reads the table's values.
+        assert_eq!(hot.get::<u64>(0x55, &tier), None);
+        tier.remove(1);
+        assert_eq!(hot.get::<String>(0x55, &tier), None);
+        assert_eq!(hot.get::<String>(0x66, &tier).as_deref(), Some("v2"));
+    }
+
+    /// Entries survive growth, and ways and their holds stay paired
+    /// (each alias reads its own value) through rotations and evictions.
+    #[test]
+    fn ways_and_holds_stay_paired_through_growth_and_eviction() {
+        let tier = tier_with(1..=90);
+        let mut hot = Hot::new();
+        for fp in 1..=90u128 {
+            // Aliases that crowd a few sets, to force rotations and
+            // evictions of the least recent way.
+            hot.insert::<String>(fp << 12 | (fp % 3), fp, &tier);
+        }
+        let mut served = 0;
+        for fp in 1..=90u128 {
+            if let Some(v) = hot.get::<String>(fp << 12 | (fp % 3), &tier) {
+                assert_eq!(v, format!("v{fp}"));
+                served += 1;
+            }
+        }
+        assert!(served >= 8, "{served}");
+        assert_eq!(tier.front_held().0, hot.len as u64);
+    }
+
+    #[test]
+    fn a_set_is_two_aligned_lines() {
+        assert_eq!(std::mem::size_of::<Way>(), 32);
+        assert_eq!(std::mem::size_of::<Set>(), 128);
+        assert_eq!(std::mem::align_of::<Set>(), 64);
     }
 }

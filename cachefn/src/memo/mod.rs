@@ -118,6 +118,12 @@ struct ResolvedCache {
     cache: Result<Cache, Error>,
     /// This thread's hot entries of the function in `cache`.
     hot: RefCell<Hot>,
+    /// Whether hits are served from `hot` (the function has no freshness
+    /// option), and its counters: read here, a hit reads no settings.
+    hot_on: bool,
+    stats: &'static SiteStats,
+    /// This thread's stripe of the counters (see `stats::stripe`).
+    stripe: usize,
 }
 
 thread_local! {
@@ -209,6 +215,31 @@ impl Site {
         }
     }
 
+    /// The local hit of `alias` in this thread's hot entries of the site,
+    /// counted: one thread-local access, and no reference count, settings
+    /// or clock beyond the entry's own check. `None`: take [`check`]'s
+    /// slow path (first call on this thread, registry changed, no entry).
+    #[inline(always)]
+    fn hot_hit<T: Clone + 'static>(&'static self, alias: u128) -> Option<T> {
+        let slot = self.slot.load(Ordering::Relaxed);
+        let epoch = registry::epoch();
+        RESOLVED
+            .try_with(|r| {
+                let v = r.try_borrow().ok()?;
+                let res = v.get(slot)?.as_ref()?;
+                if res.epoch != epoch || !res.hot_on {
+                    return None;
+                }
+                let cache = res.cache.as_ref().ok()?;
+                let local = cache.inner.local.as_deref()?;
+                let found = res.hot.try_borrow_mut().ok()?.get::<T>(alias, local)?;
+                cache.count_local_hit_at(res.stats, res.stripe);
+                Some(found)
+            })
+            .ok()
+            .flatten()
+    }
+
     fn assign_slot(&self) -> usize {
         let fresh = NEXT_SLOT.fetch_add(1, Ordering::Relaxed);
         match self
@@ -226,10 +257,14 @@ impl Site {
             None => Ok(registry::default_cache()),
             Some(name) => registry::cache(name),
         };
+        let s = self.settings();
         let res = Rc::new(ResolvedCache {
             epoch,
             cache,
             hot: RefCell::new(Hot::new()),
+            hot_on: s.hot,
+            stats: &s.stats,
+            stripe: crate::stats::stripe(),
         });
         let _ = RESOLVED.try_with(|r| {
             if let Ok(mut v) = r.try_borrow_mut() {
@@ -485,6 +520,22 @@ fn check<M: Memo>(
             alias: None,
         });
     }
+    if let (false, Some(alias)) = (refresh, alias) {
+        if let Some(v) = site.hot_hit::<M::Cached>(alias) {
+            return Ok(v);
+        }
+    }
+    check_slow::<M>(site, alias, refresh)
+}
+
+/// [`check`] when the hot entries did not serve: resolve the cache (on a
+/// thread's first call, or after the registry changed) and look again.
+#[inline(never)]
+fn check_slow<M: Memo>(
+    site: &'static Site,
+    alias: Option<u128>,
+    refresh: bool,
+) -> Result<M::Cached, Cold> {
     let resolved = site.resolved();
     let cache = match &resolved.cache {
         Ok(cache) => cache,

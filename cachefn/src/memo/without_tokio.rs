@@ -40,6 +40,17 @@ pub async fn call_async<M: Memo, F: Future<Output = M::Ret>>(
 }
 
 /// See [`AsyncNeedsTheTokioFeature`].
+pub fn call_async_boxed<M: Memo, F: Future<Output = M::Ret>>(
+    _site: &'static impl AsyncNeedsTheTokioFeature,
+    _kb: KeyBuilder,
+    _refresh: bool,
+    _cold: AsyncCold,
+    body: F,
+) -> std::pin::Pin<Box<F>> {
+    Box::pin(body)
+}
+
+/// See [`AsyncNeedsTheTokioFeature`].
 pub async fn clear_async(
     _site: &'static impl AsyncNeedsTheTokioFeature,
     _kb: KeyBuilder,
