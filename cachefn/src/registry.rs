@@ -21,6 +21,7 @@ static REGISTRY: RwLock<Registry> = RwLock::new(Registry {
 /// their cache when it moves.
 static EPOCH: AtomicU64 = AtomicU64::new(1);
 
+#[inline]
 pub(crate) fn epoch() -> u64 {
     EPOCH.load(Ordering::Acquire)
 }
