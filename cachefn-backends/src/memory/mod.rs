@@ -509,10 +509,17 @@ impl Memory {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use cachefn_backends::Memory;
+    /// use cachefn_backends::{Error, LocalValue, Memory};
+    ///
+    /// struct Page(Vec<u8>);
+    /// impl LocalValue for Page {
+    ///     fn as_any(&self) -> &dyn std::any::Any { self }
+    ///     fn encode(&self) -> Result<Vec<u8>, Error> { Ok(self.0.clone()) }
+    ///     fn size_hint(&self) -> usize { self.0.len() }
+    /// }
     ///
     /// let tier = Memory::with_capacity(100);
-    /// tier.insert(1, "f:v1:1", b"x".to_vec(), Duration::from_secs(60));
+    /// tier.insert(1, "f:v1:1", Page(b"x".to_vec()), Duration::from_secs(60));
     /// let mut keys = Vec::new();
     /// tier.clear_with(|k| keys.push(k.to_owned()));
     /// assert_eq!(keys, ["f:v1:1"]);
