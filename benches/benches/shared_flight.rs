@@ -3,14 +3,15 @@
 //! skips, saying why). Every iteration computes a key nobody has computed:
 //!
 //! - cachefn, tiered cache (local tier + Redis, invalidation feed on),
-//!   `single_flight = "process"` (read, body, store) vs `"shared"` (read
-//!   and lease in one script, body, store; the lease is released in the
-//!   background);
+//!   `single_flight = "process"` (read, body, store) vs `"shared"` (read;
+//!   on a miss, read again and lease in one script; body, store; the lease
+//!   is released in the background);
 //! - the same protocols as raw redis-rs calls on one sync connection:
 //!   `GET`, `SET` (process); the five round trips of the first shared
-//!   version (`GET`, `SET NX PX`, `GET`, `SET`, `EVAL` release); and the two
-//!   of this one (`EVAL` get-or-lease, `SET`; the release left out, as the
-//!   caller does not wait for it).
+//!   version (`GET`, `SET NX PX`, `GET`, `SET`, `EVAL` release); and the
+//!   script and store of this one (`EVAL` get-or-lease, `SET`; cachefn sends
+//!   a plain `GET` first, so that a shared hit stays one `GET`; the release
+//!   is left out, as the caller does not wait for it).
 //!
 //! Before criterion's runs, the two cachefn contenders also run in
 //! alternating batches (so that a change in the machine's load hits both),
