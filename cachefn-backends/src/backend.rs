@@ -263,21 +263,7 @@ pub trait Backend: Send + Sync + 'static {
         token: &[u8],
         ttl: Duration,
     ) -> Result<GetOrLease, Error> {
-        if let Some(bytes) = self.get(key)? {
-            return Ok(GetOrLease::Value(bytes));
-        }
-        if !self.lease_acquire(lease, token, ttl)? {
-            return Ok(GetOrLease::Held);
-        }
-        match self.get(key) {
-            Ok(None) => Ok(GetOrLease::Taken),
-            found => {
-                // The value landed between the read and the lease (or the
-                // second read failed): give the lease back.
-                let _ = self.lease_release(lease, token);
-                found.map(|v| v.map_or(GetOrLease::Held, GetOrLease::Value))
-            }
-        }
+        get_or_lease_by_steps(self, key, lease, token, ttl)
     }
 
     /// [`get_or_lease`](Self::get_or_lease) without blocking the executor.
@@ -354,6 +340,34 @@ fn no_leases(backend: &'static str) -> Error {
         "this store has no leases (single_flight = \"shared\" needs Redis or Redis Cluster): \
          computing once per process instead",
     )
+}
+
+/// [`Backend::get_or_lease`] as separate calls: `GET`, `SET NX` the lease,
+/// and `GET` again once the lease is ours (a value that landed in between
+/// is answered, and the lease given back). The default of the trait, and a
+/// Redis Cluster's way when the key and its lease sit in different slots.
+pub(crate) fn get_or_lease_by_steps<B: Backend + ?Sized>(
+    backend: &B,
+    key: &str,
+    lease: &str,
+    token: &[u8],
+    ttl: Duration,
+) -> Result<GetOrLease, Error> {
+    if let Some(bytes) = backend.get(key)? {
+        return Ok(GetOrLease::Value(bytes));
+    }
+    if !backend.lease_acquire(lease, token, ttl)? {
+        return Ok(GetOrLease::Held);
+    }
+    match backend.get(key) {
+        Ok(None) => Ok(GetOrLease::Taken),
+        found => {
+            // The value landed between the read and the lease (or the
+            // second read failed): give the lease back.
+            let _ = backend.lease_release(lease, token);
+            found.map(|v| v.map_or(GetOrLease::Held, GetOrLease::Value))
+        }
+    }
 }
 
 /// The future a backend's `_async` method returns: boxed, so that

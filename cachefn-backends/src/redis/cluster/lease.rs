@@ -17,7 +17,7 @@ use super::Cluster;
 use crate::redis::lease::{
     acquire_args, done, get_or_lease_args, got_or_leased, lease_ms, release_args, renew_args, taken,
 };
-use crate::{Backend, Error, GetOrLease};
+use crate::{Error, GetOrLease};
 
 impl Cluster {
     pub(super) fn acquire_lease(
@@ -53,7 +53,7 @@ impl Cluster {
         ttl: Duration,
     ) -> Result<GetOrLease, Error> {
         if key_slot(key.as_bytes()) != key_slot(lease.as_bytes()) {
-            return self.get_or_lease_by_steps(key, lease, token, ttl);
+            return crate::backend::get_or_lease_by_steps(self, key, lease, token, ttl);
         }
         let px = lease_ms(ttl);
         self.router.call(
@@ -61,28 +61,5 @@ impl Cluster {
             &get_or_lease_args(key, lease, token, &px),
             got_or_leased,
         )
-    }
-
-    /// `GET`, `SET NX`, and `GET` again once the lease is ours.
-    fn get_or_lease_by_steps(
-        &self,
-        key: &str,
-        lease: &str,
-        token: &[u8],
-        ttl: Duration,
-    ) -> Result<GetOrLease, Error> {
-        if let Some(bytes) = self.get(key)? {
-            return Ok(GetOrLease::Value(bytes));
-        }
-        if !self.acquire_lease(lease, token, ttl)? {
-            return Ok(GetOrLease::Held);
-        }
-        match self.get(key) {
-            Ok(None) => Ok(GetOrLease::Taken),
-            found => {
-                let _ = self.release_lease(lease, token);
-                found.map(|v| v.map_or(GetOrLease::Held, GetOrLease::Value))
-            }
-        }
     }
 }
