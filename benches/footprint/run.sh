@@ -38,6 +38,9 @@ for c in with-cachefn with-cached with-cached-and-serde; do
     n=$(cd "$work/$c" && cargo tree -e normal --prefix none 2>/dev/null | sed 's/ (\*)//' | sort -u | wc -l)
     echo "$c: $((n - 1)) distinct crates besides the binary"
 done
+# A crate from crates.io is built without incremental compilation, but a path
+# dependency (cachefn here) with it: turn it off for all, as a user sees it.
+export CARGO_INCREMENTAL=0
 for r in $(seq "$rounds"); do
     for c in with-cachefn with-cached with-cached-and-serde; do
         rm -rf "$work/$c/target"

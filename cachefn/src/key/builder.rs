@@ -37,6 +37,8 @@ pub struct KeyBuilder {
     /// The arguments' raw stream (see [`raw`](super::raw)) is in `buf`
     /// while `hashing`; `false` once a part has none.
     raw_ok: bool,
+    /// A raw stream of at most [`SHORT_RAW`] bytes (see [`RawSink`]).
+    short: u128,
     /// [`KeyBuilder::part`] writes raw streams (see [`KeyBuilder::hashing`]).
     hashing: bool,
 }
@@ -46,7 +48,7 @@ pub struct KeyBuilder {
 /// Invariant (kept by [`KeyBuilder`]): its first `len` bytes are written.
 struct Buf([MaybeUninit<u8>; MAX_KEY_LEN]);
 
-/// `dst.copy_from_slice(src)` for a buffer not yet written (MSRV 1.85 has
+/// `dst.copy_from_slice(src)` for a buffer not yet written (MSRV 1.88 has
 /// no `write_copy_of_slice`); the loop compiles to a copy.
 #[inline(always)]
 pub(super) fn write_bytes(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
@@ -63,16 +65,6 @@ impl Buf {
         // idiom of `MaybeUninit`'s docs; `[MaybeUninit::uninit(); N]` was
         // compiled to a 200-byte memset).
         Buf(unsafe { MaybeUninit::<[MaybeUninit<u8>; MAX_KEY_LEN]>::uninit().assume_init() })
-    }
-
-    /// The first 16 bytes, written since [`KeyBuilder::hashing`] zeroed them.
-    #[inline(always)]
-    fn first16(&self) -> [u8; 16] {
-        const { assert!(MAX_KEY_LEN >= 16) };
-        // SAFETY: the buffer has at least 16 bytes (checked above), and
-        // `hashing` wrote them before any raw stream was written; a
-        // `[u8; 16]` has no alignment to keep.
-        unsafe { std::ptr::read_unaligned(self.0.as_ptr() as *const [u8; 16]) }
     }
 
     /// The first `len` bytes, all written.
@@ -123,6 +115,7 @@ impl KeyBuilder {
             overflow: None,
             error: None,
             raw_ok: true,
+            short: 0,
             hashing: false,
         }
     }
@@ -191,15 +184,11 @@ impl KeyBuilder {
     /// by; the key text is written (by the same calls, again) only when
     /// that misses. One method for both, so that an argument that cannot
     /// be part of a key is one error, not two.
-    ///
-    /// The stream starts at the buffer's start, whose first 16 bytes are
-    /// zeroed here: a short stream is then read as one 16-byte word (see
-    /// `raw_short`).
     #[inline(always)]
     pub fn hashing(&mut self) {
         self.hashing = true;
         self.len = 0;
-        self.buf.0[..16].fill(MaybeUninit::new(0));
+        self.short = 0;
     }
 
     #[inline(always)]
@@ -210,23 +199,25 @@ impl KeyBuilder {
         let mut sink = RawSink {
             buf: &mut self.buf.0,
             len: self.len,
+            short: self.short,
         };
         self.raw_ok = raw::write(value, &mut sink).is_ok();
         self.len = sink.len;
+        self.short = sink.short;
     }
 
     /// The fingerprint of the raw stream written since
     /// [`KeyBuilder::hashing`] (distinct from every key text's fingerprint,
     /// and a function of the head and the stream); `None` when some part
     /// had none, or without `hashing`. The builder then takes the key text.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn raw_fingerprint(&mut self) -> Option<u128> {
         if !std::mem::take(&mut self.hashing) {
             return None;
         }
         let fp = match (self.raw_ok, self.len) {
             (false, _) => None,
-            (true, len @ ..=SHORT_RAW) => Some(raw_short(self.head_fp, self.buf.first16(), len)),
+            (true, len @ ..=SHORT_RAW) => Some(raw_short(self.head_fp, self.short, len)),
             (true, len) => Some(raw_combine(self.head_fp, self.buf.filled(len))),
         };
         self.len = 0;

@@ -19,18 +19,52 @@ use std::mem::MaybeUninit;
 
 use serde::ser::{self, Serialize};
 
+use super::scheme::SHORT_RAW;
 use super::writer::KeyError;
 
-/// The buffer a raw stream is written into (the key builder's own).
+/// Where a raw stream is written: while it has at most [`SHORT_RAW`] bytes,
+/// into `short` (little-endian, byte `i` at bits `8 i..`), a value the
+/// compiler keeps in registers when the stream is written inline, as a
+/// memoized call's arguments are; past that, into `buf` (the key builder's
+/// own), which then holds the whole stream.
+///
+/// A short stream never goes through memory: its fingerprint (see
+/// `raw_short`) is computed from the register. Written byte by byte into a
+/// buffer and read back as one 16-byte word, it cost a store-forwarding
+/// stall (a load that spans several smaller stores waits for them to reach
+/// the cache) on every local hit.
 pub(crate) struct RawSink<'a> {
     pub(crate) buf: &'a mut [MaybeUninit<u8>],
     pub(crate) len: usize,
+    pub(crate) short: u128,
 }
 
 impl RawSink<'_> {
     #[inline(always)]
     fn put(&mut self, bytes: &[u8]) -> Result<(), KeyError> {
         let (len, n) = (self.len, bytes.len());
+        if len + n <= SHORT_RAW {
+            let mut word = [0u8; 16];
+            word[..n].copy_from_slice(bytes);
+            // `8 * len` is at most 120: no overflowing shift.
+            self.short |= u128::from_le_bytes(word) << (8 * len);
+            self.len = len + n;
+            return Ok(());
+        }
+        self.put_long(bytes)
+    }
+
+    /// [`RawSink::put`] past [`SHORT_RAW`] bytes: the first time, the short
+    /// stream moves into the buffer.
+    #[inline(never)]
+    fn put_long(&mut self, bytes: &[u8]) -> Result<(), KeyError> {
+        let (len, n) = (self.len, bytes.len());
+        if len <= SHORT_RAW {
+            match self.buf.get_mut(..16) {
+                Some(head) => super::builder::write_bytes(head, &self.short.to_le_bytes()),
+                None => return Err(too_long()),
+            }
+        }
         match self.buf.get_mut(len..len + n) {
             Some(room) => {
                 super::builder::write_bytes(room, bytes);
@@ -42,14 +76,7 @@ impl RawSink<'_> {
     }
     #[inline(always)]
     fn tag(&mut self, tag: u8) -> Result<(), KeyError> {
-        match self.buf.get_mut(self.len) {
-            Some(b) => {
-                b.write(tag);
-                self.len += 1;
-                Ok(())
-            }
-            None => Err(too_long()),
-        }
+        self.put(&[tag])
     }
     /// A tag, then `bytes` as one word.
     #[inline(always)]
@@ -534,8 +561,8 @@ mod tests {
         assert!(seen.len() > 1_000_000, "{}", seen.len());
     }
 
-    /// The short fingerprint reads 16 bytes of the buffer: what a longer
-    /// stream or a key text left there before does not change it.
+    /// What a longer stream or a key text left in the buffer before does
+    /// not change a short stream's fingerprint.
     #[test]
     fn a_short_fingerprint_ignores_what_the_buffer_held() {
         let fresh = alias(&7u8);
@@ -552,5 +579,63 @@ mod tests {
             .map(|i| alias(&(1u64 << i)) as u64 & 1023)
             .collect();
         assert!(low.len() > 48, "{}", low.len());
+    }
+
+    /// A stream is kept in a register while it has at most 15 bytes and
+    /// moves into the buffer when a write would pass that, whichever write
+    /// it is (a tag, a length, data, at any offset): the fingerprint is
+    /// always that of every byte of the stream, in order.
+    #[test]
+    fn a_stream_that_grows_past_the_register_keeps_every_byte() {
+        use super::super::scheme::{head_fingerprint, raw_combine, raw_short};
+        use super::{SHORT_RAW, STR, U64, U8};
+        let head_fp = head_fingerprint(b"f:v1");
+        let expected = |stream: &[u8]| {
+            if stream.len() <= SHORT_RAW {
+                let mut word = [0u8; 16];
+                word[..stream.len()].copy_from_slice(stream);
+                raw_short(head_fp, u128::from_le_bytes(word), stream.len())
+            } else {
+                raw_combine(head_fp, stream)
+            }
+        };
+        let text = "abcdefghijklmnopqrstuvwxyz0123456789";
+        for a in 0..=12 {
+            for b in 0..=12 {
+                for small in [false, true] {
+                    // Parts: a string of `a` bytes, a u8 or a u64, a
+                    // string of `b` bytes (9 + a, 2 or 9, 9 + b bytes).
+                    let (s1, s2) = (&text[..a], &text[text.len() - b..]);
+                    let mut stream = vec![STR];
+                    stream.extend((a as u64).to_le_bytes());
+                    stream.extend(s1.as_bytes());
+                    let mut kb = KeyBuilder::new("f:v1");
+                    kb.hashing();
+                    kb.part(s1);
+                    if small {
+                        stream.extend([U8, 0xA5]);
+                        kb.part(&0xA5u8);
+                    } else {
+                        stream.push(U64);
+                        stream.extend(0x0102_0304_0506_0708_u64.to_le_bytes());
+                        kb.part(&0x0102_0304_0506_0708_u64);
+                    }
+                    stream.push(STR);
+                    stream.extend((b as u64).to_le_bytes());
+                    stream.extend(s2.as_bytes());
+                    kb.part(s2);
+                    assert_eq!(
+                        kb.raw_fingerprint(),
+                        Some(expected(&stream)),
+                        "a = {a}, b = {b}, u8: {small}"
+                    );
+                    // Each prefix too (streams of 9 to 21 bytes).
+                    let mut kb = KeyBuilder::new("f:v1");
+                    kb.hashing();
+                    kb.part(s1);
+                    assert_eq!(kb.raw_fingerprint(), Some(expected(&stream[..9 + a])));
+                }
+            }
+        }
     }
 }

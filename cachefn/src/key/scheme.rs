@@ -153,7 +153,7 @@ const RAW_SEED: u64 = 0x7261_7761_7267_7331; // "rawargs1"
 /// [`raw`](super::raw)): another seed and another rotation than
 /// [`combine`]'s, so that it is no key text's fingerprint by construction
 /// of the inputs, only by a 128-bit accident.
-#[inline]
+#[inline(never)]
 pub(crate) fn raw_combine(head: u128, stream: &[u8]) -> u128 {
     head ^ xxh3_128_with_seed(stream, RAW_SEED).rotate_left(65)
 }
@@ -167,7 +167,7 @@ pub(crate) const SHORT_RAW: usize = 15;
 const SHORT_MUL: u128 = (0x9E37_79B9_7F4A_7C15_u128 << 64) | 0xBF58_476D_1CE4_E5B9;
 
 /// The fingerprint of a raw stream of at most [`SHORT_RAW`] bytes, given as
-/// the buffer's first 16 bytes (zero past the stream) and its length; about
+/// a little-endian word (zero past the stream) and its length; about
 /// a dozen instructions where xxh3 takes some fifty-five.
 ///
 /// No two short streams of one function ever get the same fingerprint,
@@ -182,9 +182,9 @@ const SHORT_MUL: u128 = (0x9E37_79B9_7F4A_7C15_u128 << 64) | 0xBF58_476D_1CE4_E5
 /// stream of 16 bytes or more) only when that 128-bit hash hits one given
 /// value: probability 2^-128 per pair, the bound every key fingerprint has.
 #[inline(always)]
-pub(crate) fn raw_short(head: u128, first: [u8; 16], len: usize) -> u128 {
-    debug_assert!(len <= SHORT_RAW && first[len..].iter().all(|&b| b == 0));
-    let x = u128::from_le_bytes(first) | ((len as u128) << 120);
+pub(crate) fn raw_short(head: u128, stream: u128, len: usize) -> u128 {
+    debug_assert!(len <= SHORT_RAW && stream >> (8 * len) == 0);
+    let x = stream | ((len as u128) << 120);
     let x = x.wrapping_mul(SHORT_MUL);
     head ^ x ^ (x >> 64)
 }

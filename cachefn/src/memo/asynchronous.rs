@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use super::{check, clear_all_io, clear_io, get_cached_io, keyed, set_cached_io, Memo, Site};
+use super::{
+    check, check_hot, clear_all_io, clear_io, get_cached_io, keyed, set_cached_io, Memo, Site,
+};
 use crate::io::Io;
 use crate::key::KeyBuilder;
 use crate::{Cache, Error};
@@ -22,7 +24,13 @@ pub fn hit_async<M: Memo>(
 ) -> Result<M::Ret, AsyncCold> {
     // The thread-local `Rc` inside `Cold` is dropped here: it must not
     // live across an `.await` (it would make the future `!Send`).
-    check::<M>(site, kb, refresh)
+    let alias = kb.raw_fingerprint();
+    let mut out = std::mem::MaybeUninit::uninit();
+    if check_hot::<M>(site, alias, refresh, &mut out) {
+        // SAFETY: `check_hot` wrote `out`.
+        return Ok(M::from_cached(unsafe { out.assume_init() }));
+    }
+    check::<M>(site, alias, refresh)
         .map(M::from_cached)
         .map_err(|cold| {
             AsyncCold(

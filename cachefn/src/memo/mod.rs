@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -220,24 +221,33 @@ impl Site {
     /// or clock beyond the entry's own check. `None`: take [`check`]'s
     /// slow path (first call on this thread, registry changed, no entry).
     #[inline(always)]
-    fn hot_hit<T: Clone + 'static>(&'static self, alias: u128) -> Option<T> {
+    fn hot_hit<T: Clone + 'static>(&'static self, alias: u128, out: &mut MaybeUninit<T>) -> bool {
         let slot = self.slot.load(Ordering::Relaxed);
         let epoch = registry::epoch();
         RESOLVED
             .try_with(|r| {
-                let v = r.try_borrow().ok()?;
-                let res = v.get(slot)?.as_ref()?;
+                let Ok(v) = r.try_borrow() else {
+                    return false;
+                };
+                let Some(Some(res)) = v.get(slot) else {
+                    return false;
+                };
                 if res.epoch != epoch || !res.hot_on {
-                    return None;
+                    return false;
                 }
-                let cache = res.cache.as_ref().ok()?;
-                let local = cache.inner.local.as_deref()?;
-                let found = res.hot.try_borrow_mut().ok()?.get::<T>(alias, local)?;
-                cache.count_local_hit_at(res.stats, res.stripe);
-                Some(found)
+                let (Ok(cache), Ok(mut hot)) = (&res.cache, res.hot.try_borrow_mut()) else {
+                    return false;
+                };
+                let Some(local) = cache.inner.local.as_deref() else {
+                    return false;
+                };
+                let found = hot.get_into::<T>(alias, local, out);
+                if found {
+                    cache.count_local_hit_at(res.stats, res.stripe);
+                }
+                found
             })
-            .ok()
-            .flatten()
+            .unwrap_or(false)
     }
 
     fn assign_slot(&self) -> usize {
@@ -506,24 +516,42 @@ pub struct Cold {
 /// in this thread's hot entries of the function (see [`hot`]). No key text
 /// is written. Shared by the sync and the async call, and one function for
 /// every value type (not inlined into each wrapper: the wrapper writes the
-/// raw stream and calls it).
+/// raw stream and calls it). `None`: go on with [`check`].
+///
+/// `alias` is `kb.raw_fingerprint()`, computed by the caller: inlined into
+/// the wrapper that wrote the raw stream, a short stream's fingerprint is
+/// made in registers (see `RawSink`) and passed here in two. And the value
+/// comes back alone, as an `Option` whose tag is the value's own niche:
+/// returned in a `Result` with [`Cold`] (whose `Option<u128>` made the tag
+/// a 16-byte word), the caller read the tag and the value back with wider
+/// loads than the stores that wrote them, and each such load waited for
+/// those stores to reach the cache (a store-forwarding stall).
+#[inline(never)]
+fn check_hot<M: Memo>(
+    site: &'static Site,
+    alias: Option<u128>,
+    refresh: bool,
+    out: &mut MaybeUninit<M::Cached>,
+) -> bool {
+    match alias {
+        Some(alias) if !refresh && !site.is_disabled() => site.hot_hit(alias, out),
+        _ => false,
+    }
+}
+
+/// The rest of the local hit check after [`check_hot`]: `Err` says what
+/// the call goes on with.
 #[inline(never)]
 fn check<M: Memo>(
     site: &'static Site,
-    kb: &mut KeyBuilder,
+    alias: Option<u128>,
     refresh: bool,
 ) -> Result<M::Cached, Cold> {
-    let alias = kb.raw_fingerprint();
     if site.is_disabled() {
         return Err(Cold {
             resolved: None,
             alias: None,
         });
-    }
-    if let (false, Some(alias)) = (refresh, alias) {
-        if let Some(v) = site.hot_hit::<M::Cached>(alias) {
-            return Ok(v);
-        }
     }
     check_slow::<M>(site, alias, refresh)
 }
@@ -622,7 +650,13 @@ pub fn hit<M: Memo>(
     kb: &mut KeyBuilder,
     refresh: bool,
 ) -> Result<M::Ret, Cold> {
-    check::<M>(site, kb, refresh).map(M::from_cached)
+    let alias = kb.raw_fingerprint();
+    let mut out = MaybeUninit::uninit();
+    if check_hot::<M>(site, alias, refresh, &mut out) {
+        // SAFETY: `check_hot` wrote `out`.
+        return Ok(M::from_cached(unsafe { out.assume_init() }));
+    }
+    check::<M>(site, alias, refresh).map(M::from_cached)
 }
 
 /// The rest of a memoized call after [`hit`]: `kb` holds the key's text,
