@@ -363,7 +363,11 @@ impl Cache {
 
     /// A cache that stores nothing: every memoized call runs its body.
     pub fn null() -> Cache {
-        Cache::builder().shared(cachefn_backends::Null).build()
+        // No breaker: `Null` never fails (and the breaker's code is not
+        // compiled into every build for it).
+        let mut builder = Cache::builder();
+        builder.shared = Some(Arc::new(cachefn_backends::Null));
+        builder.build()
     }
 
     /// The namespace of this cache's keys in its shared tier.

@@ -162,7 +162,7 @@ impl Hot {
             return false;
         }
         self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks % TOUCH_EVERY == 0 {
+        if self.ticks.is_multiple_of(TOUCH_EVERY) {
             self.touch(s, w, local);
         }
         // SAFETY: the way is live, so not vacant: `value` points at the `T`
