@@ -408,10 +408,10 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                     #(#parts)*
                     match ::cachefn::__private::#hit_fn::<#mode>(#site, &mut #kb, #refresh) {
                         ::core::result::Result::Ok(hit) => return hit,
-                        ::core::result::Result::Err(cold) => {
+                        ::core::result::Result::Err(cold) => ::cachefn::__private::outlined(move || {
                             #(#parts)*
                             ::cachefn::__private::call_async_boxed::<#mode, _>(#site, #kb_arg, #refresh, cold, #body)
-                        }
+                        }),
                     }
                 };
                 __cachefn_rest.await

@@ -217,12 +217,31 @@ fn blocking_would_stall(owner: Owner) -> bool {
 impl Flight {
     fn wait_blocking(&self) -> Outcome {
         let mut state = self.state.lock();
+        if let Some(outcome) = &state.outcome {
+            return outcome.for_late_waiter();
+        }
         state.waiters += 1;
         while state.outcome.is_none() {
             self.done.wait(&mut state);
         }
         state.waiters -= 1;
         state.outcome.clone().unwrap_or(Outcome::Retry)
+    }
+}
+
+impl Outcome {
+    /// The outcome for a caller that took the flight from the table but
+    /// registered as a waiter only after the leader had ended (the leader
+    /// saw no waiter, or not this one). `RunYourselves` was not meant for
+    /// it: the leader may have stored the value since, and a caller that
+    /// ran the body at once would run it again (a third run of a key whose
+    /// leader was cancelled, seen under load). It retries instead, and
+    /// leads a new flight that reads what the leader stored first.
+    fn for_late_waiter(&self) -> Outcome {
+        match self {
+            Outcome::RunYourselves => Outcome::Retry,
+            other => other.clone(),
+        }
     }
 }
 
@@ -238,11 +257,15 @@ impl Future for Wait<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
         let mut state = self.flight.state.lock();
         if let Some(outcome) = &state.outcome {
-            let outcome = outcome.clone();
-            if let Some(id) = self.id.take() {
-                state.waiters -= 1;
-                state.wakers.retain(|(i, _)| *i != id);
-            }
+            let outcome = match self.id.take() {
+                Some(id) => {
+                    let outcome = outcome.clone();
+                    state.waiters -= 1;
+                    state.wakers.retain(|(i, _)| *i != id);
+                    outcome
+                }
+                None => outcome.for_late_waiter(),
+            };
             return Poll::Ready(outcome);
         }
         match self.id {
@@ -339,6 +362,29 @@ mod tests {
         p.as_any().downcast_ref::<Num>().map(|n| n.0)
     }
 
+    /// A leader of `fp` taken on another thread (a leader on the test's
+    /// thread would make its waiters compute alone, as a re-entered key).
+    fn lead_elsewhere(flights: &Flights, fp: u128) -> Leader<'_> {
+        let joined = thread::scope(|s| {
+            s.spawn(|| block_on(flights.join(Io::Blocking, fp)))
+                .join()
+                .unwrap()
+        });
+        match joined {
+            Joined::Lead(leader) => leader,
+            _ => panic!("nobody else leads"),
+        }
+    }
+
+    /// Wait (10 s at most) until `leader`'s flight has a waiter.
+    fn until_waited_on(leader: &Leader<'_>) {
+        let start = std::time::Instant::now();
+        while leader.flight.state.lock().waiters == 0 {
+            assert!(start.elapsed() < std::time::Duration::from_secs(10));
+            thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     #[test]
     fn many_waiters_one_computation() {
         let flights = Flights::new();
@@ -391,11 +437,7 @@ mod tests {
                 Joined::Lead(l) => l.finish(|| None),
                 _ => panic!("the waiter leads after the leader is dropped"),
             });
-            let start = std::time::Instant::now();
-            while leader.flight.state.lock().waiters == 0 {
-                assert!(start.elapsed() < std::time::Duration::from_secs(10));
-                thread::sleep(std::time::Duration::from_millis(1));
-            }
+            until_waited_on(&leader);
             drop(leader);
             waiter.join().unwrap();
         });
@@ -423,11 +465,7 @@ mod tests {
         });
         // Finish only once the waiter waits (a finish before it joins would
         // leave it a fresh flight to lead, and the test nothing to check).
-        let start = std::time::Instant::now();
-        while leader.flight.state.lock().waiters == 0 {
-            assert!(start.elapsed() < std::time::Duration::from_secs(10));
-            thread::sleep(std::time::Duration::from_millis(1));
-        }
+        until_waited_on(&leader);
         leader.finish(|| Some(Arc::new(Num(11))));
         assert_eq!(waiter.join().unwrap(), Some(11));
     }
@@ -436,15 +474,7 @@ mod tests {
     #[test]
     fn a_cancelled_waiter_leaves_nothing_behind() {
         let flights = Flights::new();
-        // The leader is another thread (a leader on this thread would make
-        // the waiter compute alone, as a re-entered key).
-        let Joined::Lead(leader) = thread::scope(|s| {
-            s.spawn(|| block_on(flights.join(Io::Blocking, 4)))
-                .join()
-                .unwrap()
-        }) else {
-            panic!()
-        };
+        let leader = lead_elsewhere(&flights, 4);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -460,5 +490,37 @@ mod tests {
         assert_eq!(leader.flight.state.lock().waiters, 0);
         assert!(leader.flight.state.lock().wakers.is_empty());
         leader.finish(|| panic!("no waiter: nothing to share"));
+    }
+
+    /// A caller that took a flight from the table, then registered only
+    /// after its leader ended with no waiter, retries (and finds what the
+    /// leader stored) instead of running the body too: blocking or
+    /// awaiting. Before, it got `RunYourselves` and ran the body again.
+    #[test]
+    fn a_waiter_that_registers_after_the_end_retries() {
+        for io in [Io::Blocking, Io::Async] {
+            let flights = Flights::new();
+            let leader = lead_elsewhere(&flights, 6);
+            // What a late caller holds: the flight, taken from the table
+            // before the leader removed it.
+            let flight = leader.flight.clone();
+            leader.finish(|| panic!("no waiter: nothing to share"));
+            let outcome = match io {
+                Io::Blocking => flight.wait_blocking(),
+                Io::Async => block_on(Wait {
+                    flight: &flight,
+                    id: None,
+                }),
+            };
+            assert!(matches!(outcome, Outcome::Retry), "{io:?}");
+            // A waiter that registered in time is told to run its own.
+            let leader = lead_elsewhere(&flights, 6);
+            thread::scope(|s| {
+                let waiter = s.spawn(|| block_on(flights.join(io, 6)));
+                until_waited_on(&leader);
+                leader.finish(|| None);
+                assert!(matches!(waiter.join().unwrap(), Joined::Alone));
+            });
+        }
     }
 }

@@ -3,8 +3,10 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -642,6 +644,15 @@ fn remember_hot<T: 'static>(site: &'static Site, cache: &Cache, alias: u128, fp:
     };
 }
 
+/// `f()`, never inlined: the part of an `async fn`'s wrapper that only a
+/// miss runs (writing the key text, building the boxed rest of the call),
+/// out of the future's `poll`, which then stays small enough to be inlined
+/// where the call is awaited.
+#[inline(never)]
+pub fn outlined<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// The local hit of a memoized sync call (see [`KeyBuilder::hashing`]);
 /// `Err`: write the key's text parts into `kb` and go on with [`call`].
 #[inline]
@@ -698,7 +709,12 @@ fn call_cold<M: Memo>(
     };
     let mut plan = site.plan(&text, fp);
     plan.early_drawn = early;
-    block_on(cache.read_through::<M, _>(Io::Blocking, &plan, refresh, async { body() }))
+    // The body behind a `dyn Future`: the read-through path (a few hundred
+    // functions' worth of code) is compiled once per value type, not once
+    // per memoized function, at the cost of one indirect call on a miss.
+    let body = std::pin::pin!(async { body() });
+    let body: Pin<&mut dyn Future<Output = M::Ret>> = body;
+    block_on(cache.read_through::<M, _>(Io::Blocking, &plan, refresh, body))
 }
 
 fn finished(site: &'static Site, kb: &mut KeyBuilder) -> Result<(Cache, Key), Error> {
