@@ -55,17 +55,17 @@ impl std::fmt::Display for Host {
 }
 
 impl MemcachedBuilder {
-    /// How long opening a connection may take (default 250 ms).
+    /// How long opening a connection may take (default 250 ms; at least 1 ms).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self.connect_timeout = timeout.max(crate::net::MIN_TIMEOUT);
         self
     }
 
-    /// How long one round trip may take (default 250 ms): waiting for a
+    /// How long one round trip may take (default 250 ms; at least 1 ms): waiting for a
     /// pooled connection, writing the request and reading the whole reply,
     /// however the server sends it.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout.max(Duration::from_millis(1));
+        self.response_timeout = timeout.max(crate::net::MIN_TIMEOUT);
         self
     }
 

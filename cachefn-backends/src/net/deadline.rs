@@ -64,7 +64,7 @@ pub(crate) struct Timed<S> {
 impl<S: Socket> Timed<S> {
     /// `sock` with both timeouts set to `timeout`, and a deadline `timeout` from now.
     pub fn new(sock: S, timeout: Duration) -> io::Result<Self> {
-        let timeout = timeout.max(Duration::from_millis(1));
+        let timeout = timeout.max(super::MIN_TIMEOUT);
         sock.set_read_timeout(Some(timeout))?;
         sock.set_write_timeout(Some(timeout))?;
         Ok(Timed {

@@ -3,3 +3,10 @@
 
 pub(crate) mod conns;
 pub(crate) mod deadline;
+
+use std::time::Duration;
+
+/// The shortest connect or response timeout a network tier takes (a
+/// shorter one is raised to it): a socket refuses a zero timeout, and a
+/// zero deadline fails every call at once.
+pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(1);

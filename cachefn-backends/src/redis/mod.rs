@@ -107,18 +107,18 @@ pub struct RedisBuilder {
 }
 
 impl RedisBuilder {
-    /// How long opening a connection may take (default 250 ms).
+    /// How long opening a connection may take (default 250 ms; at least 1 ms).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.connect_timeout = timeout.max(crate::net::MIN_TIMEOUT);
         self
     }
 
-    /// How long one call may take (default 250 ms): for a blocking call,
+    /// How long one call may take (default 250 ms; at least 1 ms): for a blocking call,
     /// waiting for a pooled connection, writing the command and reading the
     /// whole reply, however the server sends it; for an async call, the
     /// reply.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout;
+        self.response_timeout = timeout.max(crate::net::MIN_TIMEOUT);
         self
     }
 
@@ -999,5 +999,22 @@ mod tests {
         let r = Redis::open("redis://127.0.0.1:1/0").unwrap();
         assert!(r.get("k").is_err());
         assert!(r.set("k", b"v", Duration::ZERO).is_err());
+    }
+
+    /// A zero timeout would make every call fail with the socket's "cannot
+    /// set a 0 duration timeout" (or at once by its deadline): like
+    /// memcached's, Redis's timeouts are at least 1 ms.
+    #[test]
+    fn zero_timeouts_are_raised_to_one_millisecond() {
+        let r = Redis::builder("redis://127.0.0.1:1/0")
+            .connect_timeout(Duration::ZERO)
+            .response_timeout(Duration::ZERO)
+            .build()
+            .unwrap();
+        let ms = Duration::from_millis(1);
+        assert_eq!((r.connect_timeout, r.response_timeout), (ms, ms));
+        // Nothing listens on port 1: refused, not an invalid timeout.
+        let e = r.get("k").unwrap_err().to_string();
+        assert!(!e.contains("0 duration"), "{e}");
     }
 }

@@ -123,13 +123,13 @@ pub struct RedisClusterBuilder {
 }
 
 impl RedisClusterBuilder {
-    /// How long opening a connection to a node may take (default 250 ms).
+    /// How long opening a connection to a node may take (default 250 ms; at least 1 ms).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.connect_timeout = timeout.max(crate::net::MIN_TIMEOUT);
         self
     }
 
-    /// How long one round trip to a node may take (default 250 ms):
+    /// How long one round trip to a node may take (default 250 ms; at least 1 ms):
     /// waiting for a pooled connection, writing the commands and reading
     /// the whole reply, however the node sends it.
     ///
@@ -144,7 +144,7 @@ impl RedisClusterBuilder {
     /// # Ok::<(), cachefn_backends::Error>(())
     /// ```
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout;
+        self.response_timeout = timeout.max(crate::net::MIN_TIMEOUT);
         self
     }
 
@@ -736,5 +736,15 @@ mod tests {
         );
         let e = crate::pool::tests::block_on(c.get_async("k")).unwrap_err();
         assert!(e.is_outage(), "{e}");
+    }
+
+    /// As a single Redis's: a zero timeout is raised to 1 ms.
+    #[test]
+    fn zero_timeouts_are_raised_to_one_millisecond() {
+        let b = RedisCluster::builder(&["redis://127.0.0.1:1"])
+            .connect_timeout(Duration::ZERO)
+            .response_timeout(Duration::ZERO);
+        let ms = Duration::from_millis(1);
+        assert_eq!((b.connect_timeout, b.response_timeout), (ms, ms));
     }
 }
