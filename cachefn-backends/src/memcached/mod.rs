@@ -23,15 +23,13 @@ mod protocol;
 
 use std::time::Duration;
 
+use crate::net::Limits;
 use crate::Error;
 use crate::Offloaded;
 use conn::Client;
 pub use options::MemcachedBuilder;
 
 const NAME: &str = "memcached";
-const DEFAULT_MAX_IDLE: usize = 16;
-const DEFAULT_MAX_CONNECTIONS: usize = 32;
-const DEFAULT_MAX_REPLY_SIZE: usize = 32 << 20;
 const DEFAULT_IO_THREADS: usize = 4;
 
 /// A memcached server as a shared tier.
@@ -138,9 +136,9 @@ pub struct Memcached {
 
 impl Memcached {
     /// How long opening a connection may take unless the builder says otherwise.
-    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Limits::DEFAULT.connect_timeout;
     /// How long a reply may take unless the builder says otherwise.
-    pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
+    pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Limits::DEFAULT.response_timeout;
 
     /// A tier for `url` (`memcache://host[:port]`) with the default
     /// timeouts. Nothing connects yet, so an application starts even when
@@ -165,11 +163,7 @@ impl Memcached {
     pub fn builder(url: &str) -> MemcachedBuilder {
         MemcachedBuilder {
             url: url.to_owned(),
-            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
-            response_timeout: Self::DEFAULT_RESPONSE_TIMEOUT,
-            max_idle: DEFAULT_MAX_IDLE,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_reply_size: DEFAULT_MAX_REPLY_SIZE,
+            limits: Limits::DEFAULT,
             io_threads: DEFAULT_IO_THREADS,
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::conn::Client;
 use super::{Memcached, NAME};
 use crate::net::conns::Conns;
+use crate::net::Limits;
 use crate::Error;
 use crate::Offloaded;
 
@@ -30,11 +31,7 @@ const DEFAULT_PORT: u16 = 11211;
 #[must_use]
 pub struct MemcachedBuilder {
     pub(super) url: String,
-    pub(super) connect_timeout: Duration,
-    pub(super) response_timeout: Duration,
-    pub(super) max_idle: usize,
-    pub(super) max_connections: usize,
-    pub(super) max_reply_size: usize,
+    pub(super) limits: Limits,
     pub(super) io_threads: usize,
 }
 
@@ -57,7 +54,7 @@ impl std::fmt::Display for Host {
 impl MemcachedBuilder {
     /// How long opening a connection may take (default 250 ms; at least 1 ms).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout.max(crate::net::MIN_TIMEOUT);
+        self.limits.set_connect_timeout(timeout);
         self
     }
 
@@ -65,14 +62,14 @@ impl MemcachedBuilder {
     /// pooled connection, writing the request and reading the whole reply,
     /// however the server sends it.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout.max(crate::net::MIN_TIMEOUT);
+        self.limits.set_response_timeout(timeout);
         self
     }
 
     /// Idle connections kept for reuse (default 16; at most
     /// [`max_connections`](Self::max_connections)).
     pub fn max_idle(mut self, connections: usize) -> Self {
-        self.max_idle = connections.max(1);
+        self.limits.set_max_idle(connections);
         self
     }
 
@@ -82,7 +79,7 @@ impl MemcachedBuilder {
     /// connections one process opens to the server, however many threads
     /// call it.
     pub fn max_connections(mut self, connections: usize) -> Self {
-        self.max_connections = connections.max(1);
+        self.limits.set_max_connections(connections);
         self
     }
 
@@ -94,7 +91,7 @@ impl MemcachedBuilder {
     /// 1 MiB by default (`-I`); 32 MiB leaves room for batches of large
     /// values while keeping that worst case near 1 GiB.
     pub fn max_reply_size(mut self, bytes: usize) -> Self {
-        self.max_reply_size = bytes.max(1024);
+        self.limits.set_max_reply_size(bytes);
         self
     }
 
@@ -127,10 +124,10 @@ impl MemcachedBuilder {
                 Client {
                     host,
                     port,
-                    conns: Conns::new(self.max_connections, self.max_idle),
-                    connect_timeout: self.connect_timeout,
-                    response_timeout: self.response_timeout,
-                    max_reply_size: self.max_reply_size,
+                    conns: Conns::new(self.limits.max_connections, self.limits.max_idle),
+                    connect_timeout: self.limits.connect_timeout,
+                    response_timeout: self.limits.response_timeout,
+                    max_reply_size: self.limits.max_reply_size,
                 },
                 self.io_threads,
             ),

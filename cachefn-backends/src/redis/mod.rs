@@ -7,6 +7,7 @@ use redis::{Client, RedisError};
 use redis::{Cmd, Pipeline};
 
 use crate::net::conns::Conns;
+use crate::net::Limits;
 #[cfg(feature = "tokio")]
 use crate::BoxFuture;
 use crate::{Backend, Error};
@@ -26,12 +27,9 @@ mod resp;
 mod tracking;
 
 /// Default time to open a connection.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Limits::DEFAULT.connect_timeout;
 /// Default time to wait for one reply (a frozen server fails a call after this).
-pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_millis(250);
-const DEFAULT_MAX_IDLE: usize = 16;
-const DEFAULT_MAX_CONNECTIONS: usize = 32;
-const DEFAULT_MAX_REPLY_SIZE: usize = 32 << 20;
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Limits::DEFAULT.response_timeout;
 const SCAN_BATCH: usize = 500;
 
 /// A Redis (or Valkey) server as a shared tier.
@@ -95,11 +93,7 @@ pub struct Redis {
 #[must_use]
 pub struct RedisBuilder {
     url: String,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-    max_idle: usize,
-    max_connections: usize,
-    max_reply_size: usize,
+    limits: Limits,
     #[cfg(feature = "redis-tls")]
     tls_root_cert: Option<Vec<u8>>,
     #[cfg(feature = "redis-tls")]
@@ -109,7 +103,7 @@ pub struct RedisBuilder {
 impl RedisBuilder {
     /// How long opening a connection may take (default 250 ms; at least 1 ms).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout.max(crate::net::MIN_TIMEOUT);
+        self.limits.set_connect_timeout(timeout);
         self
     }
 
@@ -118,14 +112,14 @@ impl RedisBuilder {
     /// whole reply, however the server sends it; for an async call, the
     /// reply.
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout.max(crate::net::MIN_TIMEOUT);
+        self.limits.set_response_timeout(timeout);
         self
     }
 
     /// Idle connections kept for reuse (default 16; at most
     /// [`max_connections`](Self::max_connections)).
     pub fn max_idle(mut self, connections: usize) -> Self {
-        self.max_idle = connections.max(1);
+        self.limits.set_max_idle(connections);
         self
     }
 
@@ -146,7 +140,7 @@ impl RedisBuilder {
     /// # Ok::<(), cachefn_backends::Error>(())
     /// ```
     pub fn max_connections(mut self, connections: usize) -> Self {
-        self.max_connections = connections.max(1);
+        self.limits.set_max_connections(connections);
         self
     }
 
@@ -168,7 +162,7 @@ impl RedisBuilder {
     /// # Ok::<(), cachefn_backends::Error>(())
     /// ```
     pub fn max_reply_size(mut self, bytes: usize) -> Self {
-        self.max_reply_size = bytes.max(1024);
+        self.limits.set_max_reply_size(bytes);
         self
     }
 
@@ -275,17 +269,17 @@ impl RedisBuilder {
             password: settings.password().map(str::to_owned),
             #[cfg(feature = "redis-tls")]
             tls: tls_config,
-            connect_timeout: self.connect_timeout,
-            response_timeout: self.response_timeout,
-            max_reply_size: self.max_reply_size,
+            connect_timeout: self.limits.connect_timeout,
+            response_timeout: self.limits.response_timeout,
+            max_reply_size: self.limits.max_reply_size,
         };
         Ok(Redis {
             client,
             tls: is_tls_url(&self.url),
             target,
-            conns: Conns::new(self.max_connections, self.max_idle),
-            connect_timeout: self.connect_timeout,
-            response_timeout: self.response_timeout,
+            conns: Conns::new(self.limits.max_connections, self.limits.max_idle),
+            connect_timeout: self.limits.connect_timeout,
+            response_timeout: self.limits.response_timeout,
             #[cfg(feature = "tokio")]
             multiplexed: aio::Multiplexed::default(),
         })
@@ -390,11 +384,7 @@ impl Redis {
     pub fn builder(url: &str) -> RedisBuilder {
         RedisBuilder {
             url: url.to_owned(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
-            max_idle: DEFAULT_MAX_IDLE,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_reply_size: DEFAULT_MAX_REPLY_SIZE,
+            limits: Limits::DEFAULT,
             #[cfg(feature = "redis-tls")]
             tls_root_cert: None,
             #[cfg(feature = "redis-tls")]

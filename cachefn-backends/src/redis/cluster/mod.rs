@@ -7,9 +7,9 @@ use super::conn::{CallFail, Conn};
 use super::resp::{self, Value};
 use super::{
     bytes, counter_error, glob_prefix, int, ms, redact, scan_reply, set_args, under_prefix,
-    unexpected, Redis, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IDLE,
-    DEFAULT_MAX_REPLY_SIZE, DEFAULT_RESPONSE_TIMEOUT, SCAN_BATCH,
+    unexpected, Redis, SCAN_BATCH,
 };
+use crate::net::Limits;
 use crate::Offloaded;
 use crate::{Backend, Error};
 use feed::ClusterFeed;
@@ -110,11 +110,7 @@ struct Cluster {
 #[must_use]
 pub struct RedisClusterBuilder {
     urls: Vec<String>,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-    max_idle: usize,
-    max_connections: usize,
-    max_reply_size: usize,
+    limits: Limits,
     io_threads: usize,
     #[cfg(feature = "redis-tls")]
     tls_root_cert: Option<Vec<u8>>,
@@ -125,7 +121,7 @@ pub struct RedisClusterBuilder {
 impl RedisClusterBuilder {
     /// How long opening a connection to a node may take (default 250 ms; at least 1 ms).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout.max(crate::net::MIN_TIMEOUT);
+        self.limits.set_connect_timeout(timeout);
         self
     }
 
@@ -144,13 +140,13 @@ impl RedisClusterBuilder {
     /// # Ok::<(), cachefn_backends::Error>(())
     /// ```
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
-        self.response_timeout = timeout.max(crate::net::MIN_TIMEOUT);
+        self.limits.set_response_timeout(timeout);
         self
     }
 
     /// Idle connections kept for reuse, per node (default 16).
     pub fn max_idle(mut self, connections: usize) -> Self {
-        self.max_idle = connections.max(1);
+        self.limits.set_max_idle(connections);
         self
     }
 
@@ -158,14 +154,14 @@ impl RedisClusterBuilder {
     /// 1). A call that finds them all busy waits for one within its
     /// response timeout, then fails with an error naming this setting.
     pub fn max_connections(mut self, connections: usize) -> Self {
-        self.max_connections = connections.max(1);
+        self.limits.set_max_connections(connections);
         self
     }
 
     /// The most bytes one reply may carry (default 32 MiB; at least 1 KiB),
     /// as [`RedisBuilder::max_reply_size`](super::RedisBuilder::max_reply_size).
     pub fn max_reply_size(mut self, bytes: usize) -> Self {
-        self.max_reply_size = bytes.max(1024);
+        self.limits.set_max_reply_size(bytes);
         self
     }
 
@@ -219,11 +215,11 @@ impl RedisClusterBuilder {
         let mut options = NodeOptions {
             scheme: "redis",
             userinfo: String::new(),
-            connect_timeout: self.connect_timeout,
-            response_timeout: self.response_timeout,
-            max_idle: self.max_idle,
-            max_connections: self.max_connections,
-            max_reply_size: self.max_reply_size,
+            connect_timeout: self.limits.connect_timeout,
+            response_timeout: self.limits.response_timeout,
+            max_idle: self.limits.max_idle,
+            max_connections: self.limits.max_connections,
+            max_reply_size: self.limits.max_reply_size,
             #[cfg(feature = "redis-tls")]
             tls_root_cert: self.tls_root_cert,
             #[cfg(feature = "redis-tls")]
@@ -324,11 +320,7 @@ impl RedisCluster {
     pub fn builder<S: AsRef<str>>(urls: &[S]) -> RedisClusterBuilder {
         RedisClusterBuilder {
             urls: urls.iter().map(|u| u.as_ref().to_owned()).collect(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
-            max_idle: DEFAULT_MAX_IDLE,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_reply_size: DEFAULT_MAX_REPLY_SIZE,
+            limits: Limits::DEFAULT,
             io_threads: DEFAULT_IO_THREADS,
             #[cfg(feature = "redis-tls")]
             tls_root_cert: None,
@@ -745,6 +737,9 @@ mod tests {
             .connect_timeout(Duration::ZERO)
             .response_timeout(Duration::ZERO);
         let ms = Duration::from_millis(1);
-        assert_eq!((b.connect_timeout, b.response_timeout), (ms, ms));
+        assert_eq!(
+            (b.limits.connect_timeout, b.limits.response_timeout),
+            (ms, ms)
+        );
     }
 }
