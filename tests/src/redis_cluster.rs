@@ -327,6 +327,24 @@ impl RedisClusterServers {
         node.stop();
     }
 
+    /// SIGSTOP the node on `port`: its port accepts connections, nothing
+    /// answers (and the other nodes fail it over after the node timeout).
+    pub fn freeze(&self, port: u16) {
+        self.node(port).freeze();
+    }
+
+    /// SIGCONT the node on `port`.
+    pub fn thaw(&self, port: u16) {
+        self.node(port).thaw();
+    }
+
+    fn node(&self, port: u16) -> &ServerProcess {
+        self.nodes
+            .iter()
+            .find(|n| n.port() == port)
+            .expect("a node of this cluster")
+    }
+
     /// Kill every node (they keep their ports for [`restart_all`](Self::restart_all)).
     pub fn stop_all(&mut self) {
         for node in &mut self.nodes {

@@ -660,3 +660,62 @@ fn a_cluster_that_starts_late_and_loses_a_master_is_followed() {
     }
     assert_eq!(stale.get("kept:1").unwrap(), Some(b"v".to_vec()));
 }
+
+static FROZEN_RUNS: Runs = Runs::new();
+
+#[quickcache(cache = "cluster-frozen", timeout = 600)]
+fn tripled(id: u32) -> u32 {
+    FROZEN_RUNS.hit();
+    id * 3
+}
+
+/// One master frozen (SIGSTOP: its port still accepts connections, nothing
+/// answers) under calls on every key: no call waits much past its deadline
+/// (250 ms to connect, 250 ms a round trip, a redirect), every value is the
+/// body's, the cluster fails the frozen master over, and once it thaws the
+/// tier serves every key again without computing it.
+#[test]
+fn a_frozen_master_holds_no_call_past_its_deadline() {
+    let cluster = started!(RedisClusterServers::start());
+    let urls = cluster.urls();
+    cachefn::register("cluster-frozen", shared_only(&urls, "frozen"));
+    for i in 0..120 {
+        assert_eq!(tripled(i), i * 3);
+    }
+    assert_eq!(FROZEN_RUNS.get(), 120);
+    let victim = cluster.masters()[2];
+    cluster.freeze(victim);
+    let frozen = Instant::now();
+    let mut slowest = Duration::ZERO;
+    // Three seconds of calls: past the node timeout (1 s), so the frozen
+    // master's slots move to its replica meanwhile.
+    while frozen.elapsed() < Duration::from_secs(3) {
+        for i in 0..120 {
+            let start = Instant::now();
+            assert_eq!(tripled(i), i * 3, "a wrong value");
+            slowest = slowest.max(start.elapsed());
+        }
+    }
+    cluster.thaw(victim);
+    assert!(slowest < Duration::from_secs(2), "a call took {slowest:?}");
+    assert!(
+        cluster.wait_ok(Duration::from_secs(30)),
+        "the cluster did not recover"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let before = FROZEN_RUNS.get();
+        for i in 0..120 {
+            assert_eq!(tripled(i), i * 3);
+        }
+        if FROZEN_RUNS.get() == before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still computing after the thaw: {} runs in the last pass",
+            FROZEN_RUNS.get() - before
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
