@@ -140,6 +140,58 @@ impl Backend for CountingBackend {
     }
 }
 
+/// What both network tiers' suites check against a real server: a
+/// memoized call (`call(1)` is 2, its body counted by `runs`; no local
+/// copy kept) never fails while the server is killed, restarted empty on
+/// its port, or frozen; writes report the failure; and once the server is
+/// back the cache uses it again by itself.
+pub fn killed_frozen_or_restarted_never_fails_a_call(
+    server: &mut server_process::ServerProcess,
+    cache: &cachefn::Cache,
+    call: impl Fn(u32) -> u32,
+    set_cached: impl Fn(u32, u32) -> Result<(), Error>,
+    runs: &Runs,
+) {
+    assert_eq!(call(1), 2);
+    assert_eq!(call(1), 2);
+    assert_eq!(runs.get(), 1, "served by the server");
+
+    // Killed: every call still returns the right value, quickly.
+    server.stop();
+    let start = Instant::now();
+    for _ in 0..40 {
+        assert_eq!(call(1), 2);
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "40 calls took {:?}",
+        start.elapsed()
+    );
+    assert!(cache.stats().shared_errors >= 40);
+    assert!(set_cached(1, 9).is_err(), "writes report the failure");
+
+    // Restarted on the same port (empty): used again by itself, once the
+    // circuit breaker's cool-down has passed and a probe succeeded.
+    server.restart();
+    std::thread::sleep(cachefn::backends::COOL_DOWN + Duration::from_millis(100));
+    let before = runs.get();
+    assert_eq!(call(1), 2);
+    assert_eq!(call(1), 2);
+    assert_eq!(runs.get(), before + 1, "stored again, then served");
+
+    // Frozen (SIGSTOP): a call returns the body's value after the response timeout.
+    server.freeze();
+    let start = Instant::now();
+    assert_eq!(call(1), 2);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    server.thaw();
+    assert_eq!(call(1), 2);
+}
+
 /// A counter of body runs.
 #[derive(Default)]
 pub struct Runs(AtomicUsize);

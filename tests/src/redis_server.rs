@@ -46,6 +46,11 @@ impl RedisServer {
         self.process.restart();
     }
 
+    /// The server's process (to stop, restart, freeze and thaw it).
+    pub fn process(&mut self) -> &mut ServerProcess {
+        &mut self.process
+    }
+
     /// SIGSTOP: the port accepts connections, nothing answers.
     pub fn freeze(&self) {
         self.process.freeze();

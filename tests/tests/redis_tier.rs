@@ -1,13 +1,13 @@
 //! The Redis shared tier against real `redis-server` processes that the
 //! tests start on free loopback ports, stop, freeze and restart.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cachefn::backends::{Backend, Memory, Redis};
 use cachefn::{quickcache, Cache};
 use cachefn_tests::redis_server::RedisServer;
 use cachefn_tests::started;
-use cachefn_tests::{child_answer, run_child, Runs};
+use cachefn_tests::{child_answer, killed_frozen_or_restarted_never_fails_a_call, run_child, Runs};
 
 const MIN: Duration = Duration::from_secs(60);
 
@@ -149,47 +149,13 @@ fn a_killed_frozen_or_restarted_server_never_fails_a_call() {
         .prefix("down")
         .build();
     cachefn::register("redis-down", cache.clone());
-    assert_eq!(resilient(1), 2);
-    assert_eq!(resilient(1), 2);
-    assert_eq!(DOWN_RUNS.get(), 1, "served by Redis");
-
-    // Killed: every call still returns the right value, quickly.
-    server.stop();
-    let start = Instant::now();
-    for _ in 0..40 {
-        assert_eq!(resilient(1), 2);
-    }
-    assert!(
-        start.elapsed() < Duration::from_secs(20),
-        "40 calls took {:?}",
-        start.elapsed()
+    killed_frozen_or_restarted_never_fails_a_call(
+        server.process(),
+        &cache,
+        resilient,
+        resilient::set_cached,
+        &DOWN_RUNS,
     );
-    assert!(cache.stats().shared_errors >= 40);
-    assert!(
-        resilient::set_cached(1, 9).is_err(),
-        "writes report the failure"
-    );
-
-    // Restarted on the same port (empty): used again by itself, once the
-    // circuit breaker's cool-down has passed and a probe succeeded.
-    server.restart();
-    std::thread::sleep(cachefn::backends::COOL_DOWN + Duration::from_millis(100));
-    let runs = DOWN_RUNS.get();
-    assert_eq!(resilient(1), 2);
-    assert_eq!(resilient(1), 2);
-    assert_eq!(DOWN_RUNS.get(), runs + 1, "stored again, then served");
-
-    // Frozen (SIGSTOP): a call returns the body's value after the response timeout.
-    server.freeze();
-    let start = Instant::now();
-    assert_eq!(resilient(1), 2);
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        start.elapsed()
-    );
-    server.thaw();
-    assert_eq!(resilient(1), 2);
 }
 
 static GARBAGE_RUNS: Runs = Runs::new();
