@@ -400,6 +400,10 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
             // writing and dropping what its state holds): the key builder
             // lives in a block that ends before the one `.await`, and the
             // rest of a call that missed is boxed (`call_async_boxed`).
+            // What only a miss runs is a closure called out of line
+            // (`outlined`), which keeps the future's `poll` small; not a
+            // `move` closure, so that an argument only the key reads stays
+            // where it was, and is dropped when the call ends, as without it.
             quote_spanned! {rs=>
                 let __cachefn_rest = {
                     #[allow(unused_mut)]
@@ -408,7 +412,7 @@ pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {
                     #(#parts)*
                     match ::cachefn::__private::#hit_fn::<#mode>(#site, &mut #kb, #refresh) {
                         ::core::result::Result::Ok(hit) => return hit,
-                        ::core::result::Result::Err(cold) => ::cachefn::__private::outlined(move || {
+                        ::core::result::Result::Err(cold) => ::cachefn::__private::outlined(|| {
                             #(#parts)*
                             ::cachefn::__private::call_async_boxed::<#mode, _>(#site, #kb_arg, #refresh, cold, #body)
                         }),

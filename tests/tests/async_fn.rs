@@ -315,3 +315,35 @@ fn get_or_set_async_computes_once_under_many_tasks() {
     });
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
+
+static ORDER: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+/// A by-value argument with a `Drop` of its own.
+#[derive(Serialize)]
+struct Marker(u64);
+
+impl Drop for Marker {
+    fn drop(&mut self) {
+        ORDER.lock().unwrap().push("argument dropped");
+    }
+}
+
+#[quickcache(cache = "async-drop-order")]
+async fn key_only(marker: Marker, n: u64) -> u64 {
+    ORDER.lock().unwrap().push("body ran");
+    n
+}
+
+/// An argument that only the key reads lives until the call ends, as in
+/// any `async fn`: on a miss it is dropped after the body ran, not when
+/// the wrapper has built the rest of the call.
+#[test]
+fn an_argument_only_the_key_reads_is_dropped_when_the_call_ends() {
+    cachefn::register("async-drop-order", Cache::memory());
+    assert_eq!(runtime().block_on(key_only(Marker(1), 7)), 7);
+    assert_eq!(
+        *ORDER.lock().unwrap(),
+        ["body ran", "argument dropped"],
+        "a miss"
+    );
+}

@@ -45,7 +45,11 @@ pub struct KeyBuilder {
 
 /// The key builder's buffer, not zeroed: a hit writes a few bytes of it,
 /// and zeroing all of it cost more than the rest of building the key.
-/// Invariant (kept by [`KeyBuilder`]): its first `len` bytes are written.
+/// Invariant (kept by [`KeyBuilder`]): its first `len` bytes are written,
+/// except while the builder writes a raw stream of at most [`SHORT_RAW`]
+/// bytes, which is in `short` instead. Nothing reads the buffer then:
+/// [`KeyBuilder::raw_fingerprint`] reads `short`, and `finish` and `text`
+/// refuse to run while the builder is `hashing`.
 struct Buf([MaybeUninit<u8>; MAX_KEY_LEN]);
 
 /// `dst.copy_from_slice(src)` for a buffer not yet written (MSRV 1.88 has
@@ -184,10 +188,13 @@ impl KeyBuilder {
     /// by; the key text is written (by the same calls, again) only when
     /// that misses. One method for both, so that an argument that cannot
     /// be part of a key is one error, not two.
+    ///
+    /// Called on a fresh builder: text parts written before are dropped.
     #[inline(always)]
     pub fn hashing(&mut self) {
         self.hashing = true;
         self.len = 0;
+        self.parts = 0;
         self.short = 0;
     }
 
@@ -236,6 +243,7 @@ impl KeyBuilder {
     /// gives the text, for the paths that need it.
     #[inline]
     pub(crate) fn finish(&mut self) -> Result<u128, Error> {
+        self.not_hashing()?;
         if let Some(e) = &self.error {
             return Err(Error::Key(e.clone()));
         }
@@ -256,6 +264,7 @@ impl KeyBuilder {
 
     /// The finished key text (after [`KeyBuilder::finish`]).
     pub(crate) fn text(&self) -> Result<String, Error> {
+        self.not_hashing()?;
         let args = key_text(self.buf.filled(self.len))?;
         let mut text = String::with_capacity(self.head.len() + 1 + args.len());
         text.push_str(self.head);
@@ -264,6 +273,18 @@ impl KeyBuilder {
             text.push_str(args);
         }
         Ok(text)
+    }
+
+    /// An error while the builder writes raw streams (between
+    /// [`KeyBuilder::hashing`] and [`KeyBuilder::raw_fingerprint`]): they
+    /// are not key text, and a short one is not in the buffer.
+    fn not_hashing(&self) -> Result<(), Error> {
+        match self.hashing {
+            false => Ok(()),
+            true => Err(Error::Key(
+                "a key builder cannot give a key while it writes raw streams".to_owned(),
+            )),
+        }
     }
 
     /// The finished key as an owned [`Key`].

@@ -638,4 +638,24 @@ mod tests {
             }
         }
     }
+
+    /// A builder asked for its key while it writes raw streams (a misuse
+    /// of the hidden builder API, never the macro's sequence) gets an
+    /// error, not a key read from a buffer the short stream never reached.
+    #[test]
+    fn no_key_while_hashing() {
+        let mut kb = KeyBuilder::new("f:v1");
+        kb.part("");
+        kb.hashing();
+        kb.part(&1u64);
+        assert!(kb.into_key().is_err());
+        // Text parts written before `hashing` are dropped with the text.
+        let mut kb = KeyBuilder::new("f:v1");
+        kb.part("a");
+        kb.hashing();
+        kb.part(&1u64);
+        assert!(kb.raw_fingerprint().is_some());
+        kb.part(&1u64);
+        assert_eq!(kb.into_key().unwrap().as_str(), "f:v1:1");
+    }
 }
