@@ -318,85 +318,51 @@ impl Raw<'_, '_> {
     }
 }
 
-impl ser::SerializeSeq for Raw<'_, '_> {
-    type Ok = ();
-    type Error = KeyError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), KeyError> {
-        Raw::end(self)
-    }
+// The compound impls, as `writer`'s: one body for the four element-wise
+// compounds and one for the two with named fields.
+macro_rules! elements {
+    ($($tr:ident :: $method:ident),*) => {$(
+        impl ser::$tr for Raw<'_, '_> {
+            type Ok = ();
+            type Error = KeyError;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
+                self.element(value)
+            }
+            fn end(self) -> Result<(), KeyError> {
+                Raw::end(self)
+            }
+        }
+    )*};
 }
+elements!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
-impl ser::SerializeTuple for Raw<'_, '_> {
-    type Ok = ();
-    type Error = KeyError;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), KeyError> {
-        Raw::end(self)
-    }
+macro_rules! fields {
+    ($($tr:ident),*) => {$(
+        impl ser::$tr for Raw<'_, '_> {
+            type Ok = ();
+            type Error = KeyError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), KeyError> {
+                self.field(key, value)
+            }
+            fn skip_field(&mut self, key: &'static str) -> Result<(), KeyError> {
+                self.skip(key)
+            }
+            fn end(self) -> Result<(), KeyError> {
+                Raw::end(self)
+            }
+        }
+    )*};
 }
-
-impl ser::SerializeTupleStruct for Raw<'_, '_> {
-    type Ok = ();
-    type Error = KeyError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), KeyError> {
-        Raw::end(self)
-    }
-}
-
-impl ser::SerializeTupleVariant for Raw<'_, '_> {
-    type Ok = ();
-    type Error = KeyError;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
-        self.element(value)
-    }
-    fn end(self) -> Result<(), KeyError> {
-        Raw::end(self)
-    }
-}
-
-impl ser::SerializeStruct for Raw<'_, '_> {
-    type Ok = ();
-    type Error = KeyError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), KeyError> {
-        self.field(key, value)
-    }
-    fn skip_field(&mut self, key: &'static str) -> Result<(), KeyError> {
-        self.skip(key)
-    }
-    fn end(self) -> Result<(), KeyError> {
-        Raw::end(self)
-    }
-}
-
-impl ser::SerializeStructVariant for Raw<'_, '_> {
-    type Ok = ();
-    type Error = KeyError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), KeyError> {
-        self.field(key, value)
-    }
-    fn skip_field(&mut self, key: &'static str) -> Result<(), KeyError> {
-        self.skip(key)
-    }
-    fn end(self) -> Result<(), KeyError> {
-        Raw::end(self)
-    }
-}
+fields!(SerializeStruct, SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {
