@@ -371,18 +371,28 @@ impl Router {
         ))
     }
 
-    /// Read the slot map again now, on this thread, unless it was read (or
-    /// is being read) less than [`REFRESH_EVERY`] ago. A failure leaves the
-    /// old map.
-    pub fn refresh_now(&self) {
+    /// Whether this caller reads the slot map now: not if it was read (or
+    /// is being read) less than [`REFRESH_EVERY`] ago. `true` marks it as
+    /// being read; the caller clears `refreshing` when done.
+    fn claim_refresh(&self) -> bool {
         let now = clock::now_ms();
         let last = self.last_discovery.load(Ordering::Acquire);
         if now.saturating_sub(last) < REFRESH_EVERY.as_millis() as u64
             || self.refreshing.swap(true, Ordering::AcqRel)
         {
-            return;
+            return false;
         }
         self.last_discovery.store(now, Ordering::Release);
+        true
+    }
+
+    /// Read the slot map again now, on this thread, unless it was read (or
+    /// is being read) less than [`REFRESH_EVERY`] ago. A failure leaves the
+    /// old map.
+    pub fn refresh_now(&self) {
+        if !self.claim_refresh() {
+            return;
+        }
         let wait = self.options.connect_timeout + self.options.response_timeout;
         let _ = self.discover(Some(Instant::now() + 2 * wait));
         self.refreshing.store(false, Ordering::Release);
@@ -391,14 +401,9 @@ impl Router {
     /// Read the slot map again soon, on another thread, at most every
     /// [`REFRESH_EVERY`]: after a node failed, a `MOVED`, a `CLUSTERDOWN`.
     pub fn refresh_soon(&self) {
-        let now = clock::now_ms();
-        let last = self.last_discovery.load(Ordering::Acquire);
-        if now.saturating_sub(last) < REFRESH_EVERY.as_millis() as u64
-            || self.refreshing.swap(true, Ordering::AcqRel)
-        {
+        if !self.claim_refresh() {
             return;
         }
-        self.last_discovery.store(now, Ordering::Release);
         let Some(me) = self.me.upgrade() else {
             self.refreshing.store(false, Ordering::Release);
             return;
