@@ -220,8 +220,9 @@ impl Site {
 
     /// The local hit of `alias` in this thread's hot entries of the site,
     /// counted: one thread-local access, and no reference count, settings
-    /// or clock beyond the entry's own check. `None`: take [`check`]'s
-    /// slow path (first call on this thread, registry changed, no entry).
+    /// or clock beyond the entry's own check. `true`: the value is in
+    /// `out`; `false`: take [`check`]'s slow path (first call on this
+    /// thread, registry changed, no entry).
     #[inline(always)]
     fn hot_hit<T: Clone + 'static>(&'static self, alias: u128, out: &mut MaybeUninit<T>) -> bool {
         let slot = self.slot.load(Ordering::Relaxed);
@@ -518,16 +519,17 @@ pub struct Cold {
 /// in this thread's hot entries of the function (see [`hot`]). No key text
 /// is written. Shared by the sync and the async call, and one function for
 /// every value type (not inlined into each wrapper: the wrapper writes the
-/// raw stream and calls it). `None`: go on with [`check`].
+/// raw stream and calls it). `true`: the value is in `out`; `false`: go on
+/// with [`check`].
 ///
 /// `alias` is `kb.raw_fingerprint()`, computed by the caller: inlined into
 /// the wrapper that wrote the raw stream, a short stream's fingerprint is
-/// made in registers (see `RawSink`) and passed here in two. And the value
-/// comes back alone, as an `Option` whose tag is the value's own niche:
-/// returned in a `Result` with [`Cold`] (whose `Option<u128>` made the tag
-/// a 16-byte word), the caller read the tag and the value back with wider
-/// loads than the stores that wrote them, and each such load waited for
-/// those stores to reach the cache (a store-forwarding stall).
+/// made in registers (see `RawSink`) and passed here in two. And the clone
+/// is written into the caller's `out`: returned in a `Result` with [`Cold`]
+/// (whose `Option<u128>` made the tag a 16-byte word), the caller read the
+/// tag and the value back with wider loads than the stores that wrote
+/// them, and each such load waited for those stores to reach the cache (a
+/// store-forwarding stall).
 #[inline(never)]
 fn check_hot<M: Memo>(
     site: &'static Site,
