@@ -183,21 +183,10 @@ impl RedisClusterServers {
     /// `cachefn-invalidations-<pid>`).
     pub fn tracking_clients(&self, port: u16, pid: u32) -> Vec<String> {
         let list = self.query(port, &["CLIENT", "LIST"]).unwrap_or_default();
-        let name = format!("name=cachefn-invalidations-{pid}");
-        list.lines()
-            .filter(|l| {
-                let fields: Vec<&str> = l.split(' ').collect();
-                fields.contains(&name.as_str())
-                    && fields
-                        .iter()
-                        .any(|f| f.starts_with("flags=") && f.contains('t'))
-            })
-            .filter_map(|l| {
-                l.split(' ')
-                    .find_map(|f| f.strip_prefix("id="))
-                    .map(str::to_owned)
-            })
-            .collect()
+        crate::redis_server::tracking_client_ids(
+            &list,
+            Some(&format!("cachefn-invalidations-{pid}")),
+        )
     }
 
     /// Start moving `slot` from the master at `from` to the master at `to`

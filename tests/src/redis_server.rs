@@ -299,6 +299,27 @@ impl Drop for TlsRedisServer {
     }
 }
 
+/// The ids in a `CLIENT LIST` reply of the clients that track keys (`t`
+/// among their flags), and, given `name`, are named so.
+pub fn tracking_client_ids(client_list: &str, name: Option<&str>) -> Vec<String> {
+    let name = name.map(|n| format!("name={n}"));
+    client_list
+        .lines()
+        .filter(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            name.as_deref().is_none_or(|n| fields.contains(&n))
+                && fields
+                    .iter()
+                    .any(|f| f.starts_with("flags=") && f.contains('t'))
+        })
+        .filter_map(|l| {
+            l.split(' ')
+                .find_map(|f| f.strip_prefix("id="))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
 /// Calls per command in the text of `INFO commandstats`, e.g.
 /// `{"get": 50, "mget": 1}`.
 pub fn parse_commandstats(info: &str) -> std::collections::HashMap<String, u64> {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cachefn::backends::{Memory, Redis};
 use cachefn::{quickcache, Cache};
-use cachefn_tests::redis_server::RedisServer;
+use cachefn_tests::redis_server::{tracking_client_ids, RedisServer};
 use cachefn_tests::{started, Runs};
 
 static RUNS: Runs = Runs::new();
@@ -281,17 +281,7 @@ fn tracking_clients(server: &RedisServer) -> Vec<String> {
         .arg("LIST")
         .query(&mut server.raw())
         .unwrap();
-    list.lines()
-        .filter(|l| {
-            l.split(' ')
-                .any(|f| f.starts_with("flags=") && f.contains('t'))
-        })
-        .filter_map(|l| {
-            l.split(' ')
-                .find_map(|f| f.strip_prefix("id="))
-                .map(str::to_owned)
-        })
-        .collect()
+    tracking_client_ids(&list, None)
 }
 
 #[test]
