@@ -19,6 +19,9 @@ enum State {
     Published { at: u64 },
 }
 
+/// The key the values are stored under (`prefix:key`): the check covers it.
+const KEY: &str = "blog:blog.post:v1:42";
+
 fn codec(c: &mut Criterion) {
     use cachefn::codec;
     let post = Post {
@@ -28,27 +31,27 @@ fn codec(c: &mut Criterion) {
         state: State::Published { at: 1 },
     };
     let text = "x".repeat(100);
-    let post_bytes = codec::encode(&post, 0).unwrap();
-    let text_bytes = codec::encode(&text, 0).unwrap();
+    let post_bytes = codec::encode(KEY, &post, 0).unwrap();
+    let text_bytes = codec::encode(KEY, &text, 0).unwrap();
     let post_raw = postcard::to_allocvec(&post).unwrap();
     let mut g = c.benchmark_group("codec");
     g.bench_function("encode Post", |b| {
-        b.iter(|| codec::encode(black_box(&post), 0).unwrap())
+        b.iter(|| codec::encode(KEY, black_box(&post), 0).unwrap())
     });
     g.bench_function("ref: postcard::to_allocvec Post", |b| {
         b.iter(|| postcard::to_allocvec(black_box(&post)).unwrap())
     });
     g.bench_function("decode Post", |b| {
-        b.iter(|| codec::decode::<Post>(black_box(&post_bytes)).unwrap())
+        b.iter(|| codec::decode::<Post>(KEY, black_box(&post_bytes)).unwrap())
     });
     g.bench_function("ref: postcard::from_bytes Post", |b| {
         b.iter(|| postcard::from_bytes::<Post>(black_box(&post_raw)).unwrap())
     });
     g.bench_function("encode String(100)", |b| {
-        b.iter(|| codec::encode(black_box(&text), 0).unwrap())
+        b.iter(|| codec::encode(KEY, black_box(&text), 0).unwrap())
     });
     g.bench_function("decode String(100)", |b| {
-        b.iter(|| codec::decode::<String>(black_box(&text_bytes)).unwrap())
+        b.iter(|| codec::decode::<String>(KEY, black_box(&text_bytes)).unwrap())
     });
     g.bench_function("type_fingerprint (memoized)", |b| {
         b.iter(codec::type_fingerprint::<Post>)

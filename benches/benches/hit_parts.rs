@@ -107,23 +107,23 @@ fn hit_parts(c: &mut Criterion) {
     g.bench_function("part: Memory::get(fp) (Arc<Slot> in+out)", |b| {
         let mut i = 0;
         b.iter(|| {
-            let fp = fps[i];
+            let (fp, t) = (fps[i], texts[i].as_str());
             i += 1;
             if i == fps.len() {
                 i = 0;
             }
-            mem.get(black_box(fp)).is_some()
+            mem.get(black_box(fp), t).is_some()
         })
     });
     g.bench_function("part: Memory::get + downcast + clone", |b| {
         let mut i = 0;
         b.iter(|| {
-            let fp = fps[i];
+            let (fp, t) = (fps[i], texts[i].as_str());
             i += 1;
             if i == fps.len() {
                 i = 0;
             }
-            mem.get(black_box(fp)).and_then(|s| {
+            mem.get(black_box(fp), t).and_then(|s| {
                 s.value()
                     .as_any()
                     .downcast_ref::<Val>()

@@ -58,7 +58,7 @@ pub use invalidation::{InvalidationFeed, InvalidationSink};
 #[cfg(feature = "memcached")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub use memcached::{Memcached, MemcachedBuilder};
-pub use memory::{sweep_epoch, Held, LocalValue, Memory, Slot, SlotHead};
+pub use memory::{sweep_epoch, Held, KeyText, LocalValue, Memory, Slot, SlotHead};
 pub use pool::Offloaded;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

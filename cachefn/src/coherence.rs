@@ -127,7 +127,7 @@ impl Cache {
             _ => false,
         };
         if !stored {
-            local.remove(w.fp);
+            local.remove(w.fp, text);
         }
     }
 }
@@ -149,7 +149,7 @@ mod sink {
                 // `remove` moves the key's write generation: a read of the
                 // shared tier that began before this change cannot
                 // back-fill the old value after it.
-                if local.remove(fp) {
+                if local.remove(fp, key) {
                     self.counters.invalidations.add_n(1);
                     crate::memo::invalidated(key);
                 }

@@ -8,6 +8,11 @@
 //! waiter of another type than the leader's therefore gets a miss, never
 //! the leader's bytes or a value of the wrong type.
 //!
+//! Flights are found by the key's fingerprint, and joined only by callers
+//! of the same key text: a caller whose fingerprint collides with another
+//! key's flight computes on its own rather than wait for another key's
+//! value.
+//!
 //! The leader is a guard: when it is dropped unfinished (its body panicked,
 //! or its future was cancelled), the waiters wake and one of them leads.
 
@@ -64,6 +69,8 @@ impl Owner {
 }
 
 struct Flight {
+    /// The key (its stored text) being computed.
+    key: Box<str>,
     owner: Owner,
     state: Mutex<State>,
     done: Condvar,
@@ -124,20 +131,29 @@ impl Flights {
         &self.shards[(fp as usize) % SHARDS]
     }
 
-    /// Lead `fp`'s flight if nobody does; never waits. `None`: another
-    /// caller is computing the key (a refresh of a stale or nearly expired
-    /// entry then serves the entry it has instead of waiting).
-    pub(crate) fn try_lead(&self, io: Io, fp: u128) -> Option<Leader<'_>> {
+    /// Lead the flight of `key` (under `fp`) if nobody does; never waits.
+    /// `None`: another caller is computing the key, or another key under
+    /// the same fingerprint (a refresh of a stale or nearly expired entry
+    /// then serves the entry it has instead of waiting).
+    pub(crate) fn try_lead(&self, io: Io, fp: u128, key: &str) -> Option<Leader<'_>> {
         let mut map = self.shard(fp).lock();
         if map.contains_key(&fp) {
             return None;
         }
-        Some(self.lead(&mut map, fp, Owner::of(io)))
+        Some(self.lead(&mut map, fp, key, Owner::of(io)))
     }
 
-    /// Register a new flight of `fp`, led by `owner`, in its shard's `map`.
-    fn lead(&self, map: &mut HashMap<u128, Arc<Flight>>, fp: u128, owner: Owner) -> Leader<'_> {
+    /// Register a new flight of `key` under `fp`, led by `owner`, in its
+    /// shard's `map`.
+    fn lead(
+        &self,
+        map: &mut HashMap<u128, Arc<Flight>>,
+        fp: u128,
+        key: &str,
+        owner: Owner,
+    ) -> Leader<'_> {
         let flight = Arc::new(Flight {
+            key: key.into(),
             owner,
             state: Mutex::new(State::default()),
             done: Condvar::new(),
@@ -150,19 +166,22 @@ impl Flights {
         }
     }
 
-    /// Lead the computation of `fp`, or wait for the caller that leads it:
-    /// blocking this thread ([`Io::Blocking`]; the future is then ready at
-    /// its first poll) or awaiting ([`Io::Async`]; cancel-safe: a waiter
-    /// dropped while waiting leaves nothing behind).
-    pub(crate) async fn join(&self, io: Io, fp: u128) -> Joined<'_> {
+    /// Lead the computation of `key` (under `fp`), or wait for the caller
+    /// that leads it: blocking this thread ([`Io::Blocking`]; the future is
+    /// then ready at its first poll) or awaiting ([`Io::Async`]; cancel-safe:
+    /// a waiter dropped while waiting leaves nothing behind). A flight of
+    /// another key under the same fingerprint is never joined: the caller
+    /// computes [`Joined::Alone`].
+    pub(crate) async fn join(&self, io: Io, fp: u128, key: &str) -> Joined<'_> {
         let thread = Owner::Thread(thread::current().id());
         let me = Owner::of(io);
         loop {
             let flight = {
                 let mut map = self.shard(fp).lock();
                 match map.get(&fp) {
-                    Some(f) => f.clone(),
-                    None => return Joined::Lead(self.lead(&mut map, fp, me)),
+                    Some(f) if *f.key == *key => f.clone(),
+                    Some(_) => return Joined::Alone,
+                    None => return Joined::Lead(self.lead(&mut map, fp, key, me)),
                 }
             };
             // Re-entered: the leader is this task, or this thread further up
@@ -366,7 +385,7 @@ mod tests {
     /// thread would make its waiters compute alone, as a re-entered key).
     fn lead_elsewhere(flights: &Flights, fp: u128) -> Leader<'_> {
         let joined = thread::scope(|s| {
-            s.spawn(|| block_on(flights.join(Io::Blocking, fp)))
+            s.spawn(|| block_on(flights.join(Io::Blocking, fp, "k")))
                 .join()
                 .unwrap()
         });
@@ -394,7 +413,7 @@ mod tests {
             for _ in 0..8 {
                 s.spawn(|| {
                     barrier.wait();
-                    match block_on(flights.join(Io::Blocking, 7)) {
+                    match block_on(flights.join(Io::Blocking, 7, "k")) {
                         Joined::Lead(l) => {
                             runs.fetch_add(1, Ordering::SeqCst);
                             thread::sleep(std::time::Duration::from_millis(100));
@@ -413,15 +432,15 @@ mod tests {
     #[test]
     fn reentrant_join_does_not_wait() {
         let flights = Flights::new();
-        let Joined::Lead(_leader) = block_on(flights.join(Io::Blocking, 1)) else {
+        let Joined::Lead(_leader) = block_on(flights.join(Io::Blocking, 1, "k")) else {
             panic!()
         };
         assert!(matches!(
-            block_on(flights.join(Io::Blocking, 1)),
+            block_on(flights.join(Io::Blocking, 1, "k")),
             Joined::Alone
         ));
         assert!(matches!(
-            block_on(flights.join(Io::Async, 1)),
+            block_on(flights.join(Io::Async, 1, "k")),
             Joined::Alone
         ));
     }
@@ -429,11 +448,11 @@ mod tests {
     #[test]
     fn a_dropped_leader_hands_over_to_a_blocked_waiter() {
         let flights = Flights::new();
-        let Joined::Lead(leader) = block_on(flights.join(Io::Blocking, 3)) else {
+        let Joined::Lead(leader) = block_on(flights.join(Io::Blocking, 3, "k")) else {
             panic!()
         };
         thread::scope(|s| {
-            let waiter = s.spawn(|| match block_on(flights.join(Io::Blocking, 3)) {
+            let waiter = s.spawn(|| match block_on(flights.join(Io::Blocking, 3, "k")) {
                 Joined::Lead(l) => l.finish(|| None),
                 _ => panic!("the waiter leads after the leader is dropped"),
             });
@@ -448,7 +467,7 @@ mod tests {
     #[test]
     fn an_awaiting_waiter_gets_a_blocking_leaders_value() {
         let flights = Arc::new(Flights::new());
-        let Joined::Lead(leader) = block_on(flights.join(Io::Blocking, 9)) else {
+        let Joined::Lead(leader) = block_on(flights.join(Io::Blocking, 9, "k")) else {
             panic!()
         };
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -457,7 +476,7 @@ mod tests {
         let f2 = flights.clone();
         let waiter = thread::spawn(move || {
             rt.block_on(async move {
-                match f2.join(Io::Async, 9).await {
+                match f2.join(Io::Async, 9, "k").await {
                     Joined::Value(v) => num(&v),
                     _ => None,
                 }
@@ -482,7 +501,7 @@ mod tests {
         rt.block_on(async {
             let timed_out = tokio::time::timeout(
                 std::time::Duration::from_millis(20),
-                flights.join(Io::Async, 4),
+                flights.join(Io::Async, 4, "k"),
             )
             .await;
             assert!(timed_out.is_err());
@@ -516,11 +535,26 @@ mod tests {
             // A waiter that registered in time is told to run its own.
             let leader = lead_elsewhere(&flights, 6);
             thread::scope(|s| {
-                let waiter = s.spawn(|| block_on(flights.join(io, 6)));
+                let waiter = s.spawn(|| block_on(flights.join(io, 6, "k")));
                 until_waited_on(&leader);
                 leader.finish(|| None);
                 assert!(matches!(waiter.join().unwrap(), Joined::Alone));
             });
         }
+    }
+
+    /// Two keys under one fingerprint: the second never waits for, or is
+    /// handed, the first one's value.
+    #[test]
+    fn a_colliding_key_computes_alone() {
+        let flights = Flights::new();
+        let Joined::Lead(_leader) = block_on(flights.join(Io::Blocking, 5, "a")) else {
+            panic!("the first caller leads");
+        };
+        std::thread::scope(|s| {
+            let other = s.spawn(|| block_on(flights.join(Io::Blocking, 5, "b")));
+            assert!(matches!(other.join().unwrap(), Joined::Alone));
+        });
+        assert!(flights.try_lead(Io::Blocking, 5, "b").is_none());
     }
 }

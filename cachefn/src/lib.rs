@@ -140,6 +140,7 @@ pub mod config {
 /// What `#[quickcache]` expands to; not a public API, may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::key::collide_all_fingerprints;
     pub use crate::key::KeyBuilder;
     pub use crate::memo::*;
 

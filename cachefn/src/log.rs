@@ -6,6 +6,21 @@ use cachefn_backends::clock;
 
 const EVERY_MS: u64 = 5_000;
 
+/// A key in a log line: a short digest of it, never its text (which holds
+/// arguments: users' queries, names, ids). The same key always has the
+/// same digest, so log lines about one key can be told apart and matched.
+pub(crate) struct KeyDigest<'a>(pub(crate) &'a str);
+
+impl std::fmt::Display for KeyDigest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let digest = blake3::hash(self.0.as_bytes());
+        for b in &digest.as_bytes()[..6] {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Allows one message per five seconds.
 pub(crate) struct RateLimited {
     last: AtomicU64,

@@ -85,6 +85,7 @@ pub(crate) struct Counters {
     pub(crate) shared_errors: Counter,
     pub(crate) undecodable: Counter,
     pub(crate) invalidations: Counter,
+    pub(crate) unauthenticated: Counter,
 }
 
 /// A snapshot of counters: a cache's, from [`Cache::stats`](crate::Cache::stats),
@@ -130,6 +131,12 @@ pub struct Stats {
     /// A function's `f::stats()` counts its own entries; a cache's
     /// `stats()` counts all of them.
     pub invalidations: u64,
+    /// Values from the shared tier whose signature did not verify (unsigned,
+    /// or signed with a key this cache does not accept): counted as misses
+    /// too. Only a cache with
+    /// [`CacheBuilder::signing_key`](crate::CacheBuilder::signing_key)
+    /// verifies signatures.
+    pub unauthenticated: u64,
 }
 
 impl Counters {
@@ -143,6 +150,7 @@ impl Counters {
             shared_errors: Counter::new(),
             undecodable: Counter::new(),
             invalidations: Counter::new(),
+            unauthenticated: Counter::new(),
         }
     }
 
@@ -156,6 +164,7 @@ impl Counters {
             shared_errors: self.shared_errors.get(),
             undecodable: self.undecodable.get(),
             invalidations: self.invalidations.get(),
+            unauthenticated: self.unauthenticated.get(),
         }
     }
 
@@ -169,6 +178,7 @@ impl Counters {
             Event::EarlyRefresh => &self.early_refreshes,
             Event::SharedError => &self.shared_errors,
             Event::Undecodable => &self.undecodable,
+            Event::Unauthenticated => &self.unauthenticated,
         }
     }
 
@@ -189,6 +199,7 @@ pub(crate) enum Event {
     EarlyRefresh,
     SharedError,
     Undecodable,
+    Unauthenticated,
 }
 
 /// One memoized function's counters in this process, and (feature
@@ -251,7 +262,7 @@ impl SiteStats {
                 Event::Stale => m.stale.increment(1),
                 Event::Miss => m.miss.increment(1),
                 Event::SharedError => m.shared_errors.increment(1),
-                Event::EarlyRefresh | Event::Undecodable => {}
+                Event::EarlyRefresh | Event::Undecodable | Event::Unauthenticated => {}
             }
         }
     }

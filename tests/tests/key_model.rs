@@ -9,10 +9,10 @@
 //!
 //! - that the whole (never hashed) text parses back to the tree's normal
 //!   form, which proves the text injective on it;
-//! - that two trees share a key, and a fingerprint, exactly when their
+//! - that two trees share a key, and a stored key, exactly when their
 //!   normal forms are equal, across every key of the run;
-//! - that the bounded key is what `Key::new` makes of the whole text, so a
-//!   hashed key hashes that injective text;
+//! - that the key is what `Key::new` makes of the whole text, and its
+//!   stored form is bounded (a long one hashes that injective text);
 //! - that rewrites the rule allows (another integer width, a newtype around
 //!   a value, other names, shuffled map entries) keep the key.
 
@@ -592,7 +592,12 @@ fn key_of(v: &Value) -> Key {
 
 /// Every key of the run, with the normal form it was made from.
 static SEEN: Mutex<Option<HashMap<String, Norm>>> = Mutex::new(None);
-static SEEN_FP: Mutex<Option<HashMap<u128, Norm>>> = Mutex::new(None);
+static SEEN_STORED: Mutex<Option<HashMap<String, Norm>>> = Mutex::new(None);
+
+thread_local! {
+    /// A cache to ask for stored keys (`prefix:text`).
+    static STORED: cachefn::Cache = cachefn::Cache::memory();
+}
 
 /// The checks one tree must pass, and its key for comparisons.
 fn check_tree(v: &Value) -> Result<Key, TestCaseError> {
@@ -605,9 +610,11 @@ fn check_tree(v: &Value) -> Result<Key, TestCaseError> {
         .all(|c| (0x21..=0x7e).contains(&c) && c != b'#' && c != b':'));
 
     let key = key_of(v);
-    prop_assert!(key.as_str().len() <= cachefn::MAX_KEY_LEN);
-    // The bounded key is the normal form of the whole text: short, the
-    // text itself; long, its start and the hash of all of it.
+    // The key keeps the whole text; what it is stored under is bounded: the
+    // text itself when short, else its start and the digest of all of it.
+    prop_assert_eq!(key.as_str(), format!("{HEAD}:{text}"));
+    let stored = STORED.with(|c| c.storage_key(&key));
+    prop_assert!(stored.len() <= "cachefn:".len() + cachefn::MAX_KEY_LEN);
     let whole = Key::new(format!("{HEAD}:{text}"));
     prop_assert_eq!(&key, &whole);
     prop_assert_eq!(key.fingerprint(), whole.fingerprint());
@@ -619,12 +626,12 @@ fn check_tree(v: &Value) -> Result<Key, TestCaseError> {
     } else {
         seen.insert(key.as_str().to_owned(), n.clone());
     }
-    let mut seen = SEEN_FP.lock();
+    let mut seen = SEEN_STORED.lock();
     let seen = seen.get_or_insert_with(HashMap::new);
-    if let Some(prev) = seen.get(&key.fingerprint()) {
-        prop_assert_eq!(prev, &n, "two trees share the fingerprint of {}", key);
+    if let Some(prev) = seen.get(&stored) {
+        prop_assert_eq!(prev, &n, "two trees share the stored key {}", stored);
     } else {
-        seen.insert(key.fingerprint(), n);
+        seen.insert(stored, n);
     }
     Ok(key)
 }

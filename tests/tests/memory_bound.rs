@@ -304,7 +304,7 @@ fn entry_bound_holds_with_many_idle_threads() {
                     let fp = (t << 96) | (k << 64) | (t << 32) | k;
                     memory.insert(fp, "k", Counted::new(live), Duration::ZERO);
                     for _ in 0..2 {
-                        memory.read(fp, |_| ());
+                        memory.read(fp, "k", |_| ());
                     }
                 }
                 done.wait();

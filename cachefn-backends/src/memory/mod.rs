@@ -36,6 +36,33 @@ pub trait LocalValue: Any + Send + Sync {
     fn size_hint(&self) -> usize;
 }
 
+/// The full key of a lookup in a [`Memory`] tier. Entries are addressed by
+/// a fingerprint, and a fingerprint is an address, not an identity: a
+/// lookup serves an entry only when the key it was stored under is this
+/// key, so that two keys whose fingerprints collide (by chance, or chosen
+/// by whoever picks the arguments) never get each other's values.
+///
+/// Implemented for `str`; the cachefn runtime implements it for its key
+/// builder, which compares without making a string.
+///
+/// ```
+/// use cachefn_backends::KeyText;
+///
+/// assert!("user:42".is_key("user:42"));
+/// assert!(!"user:42".is_key("user:43"));
+/// ```
+pub trait KeyText {
+    /// Whether `stored`, the key an entry was stored under, is this key.
+    fn is_key(&self, stored: &str) -> bool;
+}
+
+impl KeyText for str {
+    #[inline]
+    fn is_key(&self, stored: &str) -> bool {
+        self == stored
+    }
+}
+
 /// One entry of a [`Memory`] tier: the key it was stored under, when it
 /// expires, and the value.
 ///
@@ -127,9 +154,9 @@ impl Slot {
     ///
     /// let tier = Memory::with_capacity(800);
     /// tier.insert(1, "k", Page(b"<p>".to_vec()), Duration::ZERO);
-    /// let held = tier.hold(1).expect("live");
+    /// let held = tier.hold(1, "k").expect("live");
     /// assert!(held.slot().head().is_live(clock::now_ms()));
-    /// tier.remove(1);
+    /// tier.remove(1, "k");
     /// assert!(!held.slot().head().is_live(clock::now_ms()));
     /// ```
     #[inline(always)]
@@ -275,20 +302,33 @@ impl Memory {
         }
     }
 
-    /// Run `f` on the live entry under `fp`, if any, and return its result.
+    /// Run `f` on the live entry under `fp` stored under `key`, if any,
+    /// and return its result.
     ///
     /// This is the hit path: it usually finds the slot in this thread's
     /// front cache and writes nothing shared. An expired entry is removed and
-    /// reads as absent. `f` may itself read this tier (it then takes the
-    /// slower path).
+    /// reads as absent; an entry stored under another key with the same
+    /// fingerprint reads as absent too. `f` may itself read this tier (it
+    /// then takes the slower path).
     #[inline]
-    pub fn read<R>(&self, fp: u128, f: impl FnOnce(&Slot) -> R) -> Option<R> {
+    pub fn read<K: KeyText + ?Sized, R>(
+        &self,
+        fp: u128,
+        key: &K,
+        f: impl FnOnce(&Slot) -> R,
+    ) -> Option<R> {
         let now = clock::now_ms();
         let mut f = Some(f);
-        if let Ok(Some(out)) = front::read(&self.front, fp, now, &mut f) {
-            return Some(out);
+        // A front entry serves only the key its slot was stored under.
+        let mut checked = Some(|slot: &Slot| match key.is_key(&slot.key) {
+            true => f.take().map(|f| f(slot)),
+            false => None,
+        });
+        if let Ok(Some(out)) = front::read(&self.front, fp, now, &mut checked) {
+            return out;
         }
-        let slot = self.get_at(fp, now)?;
+        // `checked` borrows `f` until here (its last use above).
+        let slot = self.get_at(fp, key, now)?;
         let out = f.take().map(|f| f(&slot));
         front::remember(&self.front, fp, slot, now);
         out
@@ -318,28 +358,40 @@ impl Memory {
     ///
     /// let tier = Memory::with_capacity(800);
     /// tier.insert(1, "k", Page(b"<p>".to_vec()), Duration::ZERO);
-    /// let held = tier.hold(1).expect("live, and the budget has room");
+    /// let held = tier.hold(1, "k").expect("live, and the budget has room");
     /// assert_eq!(held.slot().key(), "k");
     /// assert_eq!(tier.front_held(), (1, 100));
     /// assert!(held.is_live(clock::now_ms()));
-    /// tier.remove(1);
+    /// assert!(tier.hold(1, "another key").is_none());
+    /// tier.remove(1, "k");
     /// assert!(!held.is_live(clock::now_ms()));
     /// drop(held);
     /// assert_eq!(tier.front_held(), (0, 100));
     /// ```
-    pub fn hold(&self, fp: u128) -> Option<Held> {
+    pub fn hold<K: KeyText + ?Sized>(&self, fp: u128, key: &K) -> Option<Held> {
         let now = clock::now_ms();
-        Held::take(&self.front, self.get_at(fp, now)?, now)
+        Held::take(&self.front, self.get_at(fp, key, now)?, now)
     }
 
-    /// The live entry under `fp`, if any, as a shared handle. Prefer
-    /// [`Memory::read`] on hot paths: this one bypasses the front cache.
-    pub fn get(&self, fp: u128) -> Option<Arc<Slot>> {
-        self.get_at(fp, clock::now_ms())
+    /// The live entry under `fp` stored under `key`, if any, as a shared
+    /// handle. Prefer [`Memory::read`] on hot paths: this one bypasses the
+    /// front cache.
+    pub fn get<K: KeyText + ?Sized>(&self, fp: u128, key: &K) -> Option<Arc<Slot>> {
+        self.get_at(fp, key, clock::now_ms())
     }
 
-    fn get_at(&self, fp: u128, now: u64) -> Option<Arc<Slot>> {
+    /// Tell the eviction policy that the entry under `fp` is in use (a
+    /// per-thread cache that serves it without asking the tier calls this
+    /// now and then).
+    pub fn touch(&self, fp: u128) {
+        drop(self.store.get(&fp));
+    }
+
+    fn get_at<K: KeyText + ?Sized>(&self, fp: u128, key: &K, now: u64) -> Option<Arc<Slot>> {
         let slot = self.store.get(&fp)?;
+        if !key.is_key(&slot.key) {
+            return None;
+        }
         if slot.is_expired(now) {
             if let Some((_, s)) = self.store.remove_if(&fp, |s| Arc::ptr_eq(s, &slot)) {
                 s.kill();
@@ -418,7 +470,9 @@ impl Memory {
         true
     }
 
-    /// [`Memory::insert`] only if no live entry is under `fp`; `true` if stored.
+    /// [`Memory::insert`] only if no live entry of `key` is under `fp` (an
+    /// entry of another key with the same fingerprint is replaced); `true`
+    /// if stored.
     pub fn insert_if_absent<V: LocalValue>(
         &self,
         fp: u128,
@@ -428,7 +482,7 @@ impl Memory {
     ) -> bool {
         let slot = self.slot(key, value, ttl);
         let _writer = self.writer(fp);
-        if self.get(fp).is_some() || self.is_suspended() {
+        if self.get(fp, key).is_some() || self.is_suspended() {
             return false;
         }
         self.insert_locked(fp, slot);
@@ -473,12 +527,15 @@ impl Memory {
         self.writers[stripe(fp)].lock()
     }
 
-    /// Remove the entry under `fp`; `true` if a live one was there.
-    pub fn remove(&self, fp: u128) -> bool {
+    /// Remove `key`'s entry under `fp`; `true` if a live one was there. An
+    /// entry of another key with the same fingerprint stays, but every
+    /// back-fill of `fp` that began before this call is refused (see
+    /// [`Memory::insert_if_unchanged`]).
+    pub fn remove<K: KeyText + ?Sized>(&self, fp: u128, key: &K) -> bool {
         let now = clock::now_ms();
         let _writer = self.writer(fp);
         self.generations[stripe(fp)].fetch_add(1, Ordering::AcqRel);
-        match self.store.remove(&fp) {
+        match self.store.remove_if(&fp, |slot| key.is_key(&slot.key)) {
             Some((_, slot)) => {
                 slot.kill();
                 !slot.is_expired(now)
@@ -642,6 +699,15 @@ mod tests {
         }
     }
 
+    /// Any key: these tests address entries by fingerprint alone.
+    struct AnyKey;
+    impl KeyText for AnyKey {
+        fn is_key(&self, _: &str) -> bool {
+            true
+        }
+    }
+    const ANY: &AnyKey = &AnyKey;
+
     fn val(n: usize) -> Bytes {
         Bytes(vec![7; n])
     }
@@ -651,7 +717,7 @@ mod tests {
         let m = Memory::with_capacity(100);
         m.insert(1, "a", val(1), Duration::ZERO);
         assert_eq!(m.suspend(), 1);
-        assert!(m.get(1).is_none());
+        assert!(m.get(1, ANY).is_none());
         let seen = m.generation(2);
         m.insert(2, "b", val(1), Duration::ZERO);
         assert!(!m.insert_if_absent(3, "c", val(1), Duration::ZERO));
@@ -663,7 +729,7 @@ mod tests {
         assert!(m.insert_if_unchanged(2, "b", val(1), Duration::ZERO, seen));
         // An invalidation (`remove`) moves the generation too.
         let seen = m.generation(2);
-        m.remove(2);
+        m.remove(2, ANY);
         assert!(!m.insert_if_unchanged(2, "b", val(1), Duration::ZERO, seen));
     }
 
@@ -690,16 +756,16 @@ mod tests {
         let m = Memory::with_capacity(10);
         m.insert(1, "a", val(1), Duration::from_millis(30));
         m.insert(2, "b", val(1), Duration::ZERO);
-        assert!(m.get(1).is_some());
+        assert!(m.get(1, ANY).is_some());
         std::thread::sleep(Duration::from_millis(60));
-        assert!(m.get(1).is_none());
-        assert!(m.get(2).unwrap().remaining(clock::now_ms()).is_none());
-        assert!(m.remove(2));
-        assert!(!m.remove(2));
+        assert!(m.get(1, ANY).is_none());
+        assert!(m.get(2, ANY).unwrap().remaining(clock::now_ms()).is_none());
+        assert!(m.remove(2, ANY));
+        assert!(!m.remove(2, ANY));
     }
 
     fn read_u(m: &Memory, fp: u128) -> Option<usize> {
-        m.read(fp, |s| s.value().size_hint())
+        m.read(fp, ANY, |s| s.value().size_hint())
     }
 
     #[test]
@@ -713,7 +779,7 @@ mod tests {
         for _ in 0..40 {
             assert_eq!(read_u(&m, 1), Some(2), "replaced");
         }
-        m.remove(1);
+        m.remove(1, ANY);
         assert_eq!(read_u(&m, 1), None, "removed");
         m.insert(1, "a", val(3), Duration::ZERO);
         assert_eq!(read_u(&m, 1), Some(3));
@@ -738,7 +804,7 @@ mod tests {
         for i in 1..5_000u128 {
             m.insert(i << 64, "k", val(1), Duration::ZERO);
         }
-        if m.get(0).is_none() {
+        if m.get(0, ANY).is_none() {
             assert_eq!(
                 read_u(&m, 0),
                 None,
@@ -782,7 +848,7 @@ mod tests {
         // for (one more miss; see the next test for why).
         assert_eq!(read_u(&m, 5), None);
         let seen = m.generation(5);
-        m.remove(5);
+        m.remove(5, ANY);
         assert!(!m.insert_if_unchanged(5, "k", val(1), Duration::ZERO, seen));
         let seen = m.generation(5);
         m.clear();
@@ -856,7 +922,26 @@ mod tests {
         m.insert(2, "f:v1:2", val(1), Duration::ZERO);
         m.insert(3, "g:v1:1", val(1), Duration::ZERO);
         m.clear_prefix("f:");
-        assert!(m.get(1).is_none() && m.get(2).is_none());
-        assert_eq!(m.get(3).unwrap().key(), "g:v1:1");
+        assert!(m.get(1, ANY).is_none() && m.get(2, ANY).is_none());
+        assert_eq!(m.get(3, ANY).unwrap().key(), "g:v1:1");
+    }
+
+    /// Two keys under one fingerprint (a collision, chosen or not): each
+    /// lookup sees only its own key's entry, through the front cache too.
+    #[test]
+    fn a_fingerprint_is_an_address_not_an_identity() {
+        let m = Memory::with_capacity(100);
+        m.insert(7, "f:v1:a", val(1), Duration::ZERO);
+        for _ in 0..300 {
+            assert_eq!(m.read(7, "f:v1:a", |s| s.value().size_hint()), Some(1));
+            assert_eq!(m.read(7, "f:v1:b", |s| s.value().size_hint()), None);
+        }
+        assert!(m.get(7, "f:v1:b").is_none() && m.hold(7, "f:v1:b").is_none());
+        assert!(!m.remove(7, "f:v1:b"), "another key's entry is not removed");
+        assert!(m.get(7, "f:v1:a").is_some());
+        // `b` is absent though `a` sits under its fingerprint.
+        assert!(m.insert_if_absent(7, "f:v1:b", val(2), Duration::ZERO));
+        assert_eq!(m.read(7, "f:v1:b", |s| s.value().size_hint()), Some(2));
+        assert_eq!(m.read(7, "f:v1:a", |s| s.value().size_hint()), None);
     }
 }

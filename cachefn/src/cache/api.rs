@@ -9,7 +9,6 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::preload::Known;
 use super::{expiry_for, min_ttl, Cache, Encoded, Owned, Plan, Typed};
-use crate::codec;
 use crate::io::{block_on, Io};
 use crate::key::Key;
 use crate::{Error, Storable};
@@ -86,7 +85,7 @@ impl Cache {
     /// When the shared tier cannot be reached.
     pub fn delete(&self, key: impl AsRef<str>) -> Result<bool, Error> {
         let key = Key::new(key);
-        block_on(self.remove(Io::Blocking, key.as_str(), key.fingerprint()))
+        block_on(self.remove(Io::Blocking, key.stored(), key.fingerprint()))
     }
 
     /// The values under `keys`, in order: one round trip to the shared tier
@@ -184,7 +183,7 @@ impl Cache {
         Fut: std::future::Future<Output = T>,
     {
         let plan = Plan {
-            text: key.as_str(),
+            text: key.stored(),
             fp: key.fingerprint(),
             ttl,
             local_ttl: self.inner.local_ttl,
@@ -204,20 +203,20 @@ impl Cache {
     ) -> Option<T> {
         let fp = key.fingerprint();
         if let Some(local) = &self.inner.local {
-            if let Some(slot) = local.get(fp) {
+            if let Some(slot) = local.get(fp, key.stored()) {
                 if let Some(v) = self.decode_slot::<T>(&slot) {
                     self.inner.counters.local_hits.add();
                     return Some(v);
                 }
             }
         }
-        let Some(read) = self.read_shared::<T>(io, key.as_str(), fp).await else {
+        let Some(read) = self.read_shared::<T>(io, key.stored(), fp).await else {
             self.inner.counters.misses.add();
             return None;
         };
         self.inner.counters.shared_hits.add();
         Some(
-            self.back_fill(fp, key.as_str(), read, self.inner.local_ttl, |_, bytes| {
+            self.back_fill(fp, key.stored(), read, self.inner.local_ttl, |_, bytes| {
                 Encoded(bytes)
             }),
         )
@@ -230,7 +229,7 @@ impl Cache {
         value: &T,
         ttl: Duration,
     ) -> Result<(), Error> {
-        let bytes = codec::encode(value, expiry_for(ttl))?;
+        let bytes = self.encode_for(key.stored(), value, expiry_for(ttl), 0)?;
         self.set_encoded_io(io, key, &bytes, ttl).await
     }
 
@@ -246,10 +245,10 @@ impl Cache {
         if let Some(shared) = self.inner.shared.as_deref() {
             local_ttl = min_ttl(self.inner.local_ttl, ttl);
             let own = self.own_write(key.fingerprint());
-            let set = io.set(shared, &self.stored(key.as_str()), bytes, ttl).await;
+            let set = io.set(shared, &self.stored(key.stored()), bytes, ttl).await;
             self.note_preloaded(key.fingerprint(), set.is_ok().then_some(bytes));
             let kept = Some(Encoded(bytes.to_vec()));
-            self.own_write_done(own, set.is_ok(), key.as_str(), kept, local_ttl);
+            self.own_write_done(own, set.is_ok(), key.stored(), kept, local_ttl);
             if let Err(e) = set {
                 self.shared_failed("set", &e);
                 return Err(e);
@@ -259,7 +258,7 @@ impl Cache {
         if let Some(local) = &self.inner.local {
             local.insert(
                 key.fingerprint(),
-                key.as_str(),
+                key.stored(),
                 Encoded(bytes.to_vec()),
                 local_ttl,
             );
@@ -274,10 +273,10 @@ impl Cache {
         value: &T,
         ttl: Duration,
     ) -> Result<bool, Error> {
-        let bytes = codec::encode(value, expiry_for(ttl))?;
+        let bytes = self.encode_for(key.stored(), value, expiry_for(ttl), 0)?;
         if let Some(shared) = self.inner.shared.as_deref() {
             let added = io
-                .add(shared, &self.stored(key.as_str()), &bytes, ttl)
+                .add(shared, &self.stored(key.stored()), &bytes, ttl)
                 .await
                 .inspect_err(|e| self.shared_failed("add", e))?;
             if added {
@@ -285,14 +284,14 @@ impl Cache {
             }
             if let (true, Some(local)) = (added, &self.inner.local) {
                 let ttl = min_ttl(self.inner.local_ttl, ttl);
-                local.insert(key.fingerprint(), key.as_str(), Encoded(bytes), ttl);
+                local.insert(key.fingerprint(), key.stored(), Encoded(bytes), ttl);
             }
             return Ok(added);
         }
         let Some(local) = &self.inner.local else {
             return Ok(false);
         };
-        Ok(local.insert_if_absent(key.fingerprint(), key.as_str(), Encoded(bytes), ttl))
+        Ok(local.insert_if_absent(key.fingerprint(), key.stored(), Encoded(bytes), ttl))
     }
 
     pub(super) async fn get_many_io<T: DeserializeOwned + 'static, K: AsRef<str>>(
@@ -308,7 +307,7 @@ impl Cache {
                 .inner
                 .local
                 .as_ref()
-                .and_then(|l| l.get(key.fingerprint()));
+                .and_then(|l| l.get(key.fingerprint(), key.stored()));
             let mut v = hit.and_then(|slot| self.decode_slot::<T>(&slot));
             if v.is_some() {
                 self.inner.counters.local_hits.add();
@@ -317,7 +316,7 @@ impl Cache {
                     Known::Unknown => missing.push(i),
                     Known::Miss => {}
                     Known::Bytes(bytes) => {
-                        v = codec::decode::<T>(&bytes).ok();
+                        v = self.decode_read(key.stored(), &bytes);
                         if v.is_some() {
                             self.inner.counters.shared_hits.add();
                         }
@@ -329,19 +328,16 @@ impl Cache {
         if let (Some(shared), false) = (self.inner.shared.as_deref(), missing.is_empty()) {
             let stored: Vec<String> = missing
                 .iter()
-                .map(|&i| self.stored(keys[i].as_str()))
+                .map(|&i| self.stored(keys[i].stored()))
                 .collect();
             let refs: Vec<&str> = stored.iter().map(String::as_str).collect();
             match io.get_many(shared, &refs).await {
                 Ok(found) => {
                     for (&i, bytes) in missing.iter().zip(found) {
-                        match bytes.map(|b| codec::decode::<T>(&b)) {
-                            Some(Ok(v)) => {
-                                self.inner.counters.shared_hits.add();
-                                out[i] = Some(v);
-                            }
-                            Some(Err(_)) => self.inner.counters.undecodable.add(),
-                            None => {}
+                        if let Some(v) = bytes.and_then(|b| self.decode_read(keys[i].stored(), &b))
+                        {
+                            self.inner.counters.shared_hits.add();
+                            out[i] = Some(v);
                         }
                     }
                 }
@@ -364,14 +360,16 @@ impl Cache {
     ) -> Result<(), Error> {
         let mut encoded = Vec::with_capacity(items.len());
         for (k, v) in items {
-            encoded.push((Key::new(k), codec::encode(v, expiry_for(ttl))?));
+            let k = Key::new(k);
+            let bytes = self.encode_for(k.stored(), v, expiry_for(ttl), 0)?;
+            encoded.push((k, bytes));
         }
         let mut local_ttl = ttl;
         if let Some(shared) = self.inner.shared.as_deref() {
             local_ttl = min_ttl(self.inner.local_ttl, ttl);
             let stored: Vec<String> = encoded
                 .iter()
-                .map(|(k, _)| self.stored(k.as_str()))
+                .map(|(k, _)| self.stored(k.stored()))
                 .collect();
             let pairs: Vec<(&str, &[u8])> = stored
                 .iter()
@@ -385,14 +383,14 @@ impl Cache {
             if let Err(e) = set {
                 self.shared_failed("set_many", &e);
                 for (k, _) in &encoded {
-                    self.forget_local(k.fingerprint());
+                    self.forget_local(k.fingerprint(), k.stored());
                 }
                 return Err(e);
             }
         }
         if let Some(local) = &self.inner.local {
             for (k, bytes) in encoded {
-                local.insert(k.fingerprint(), k.as_str(), Encoded(bytes), local_ttl);
+                local.insert(k.fingerprint(), k.stored(), Encoded(bytes), local_ttl);
             }
         }
         Ok(())
@@ -405,14 +403,14 @@ impl Cache {
     ) -> Result<(), Error> {
         let keys: Vec<Key> = keys.iter().map(Key::new).collect();
         for k in &keys {
-            self.forget_local(k.fingerprint());
+            self.forget_local(k.fingerprint(), k.stored());
         }
         if let Some(shared) = self.inner.shared.as_deref() {
-            let stored: Vec<String> = keys.iter().map(|k| self.stored(k.as_str())).collect();
+            let stored: Vec<String> = keys.iter().map(|k| self.stored(k.stored())).collect();
             let refs: Vec<&str> = stored.iter().map(String::as_str).collect();
             let deleted = io.delete_many(shared, &refs).await;
             for k in &keys {
-                self.forget_local(k.fingerprint());
+                self.forget_local(k.fingerprint(), k.stored());
                 self.note_preloaded(k.fingerprint(), None);
             }
             deleted.inspect_err(|e| self.shared_failed("delete_many", e))?;
@@ -423,9 +421,9 @@ impl Cache {
     pub(super) async fn incr_io(&self, io: Io, key: &Key, delta: i64) -> Result<i64, Error> {
         let fp = key.fingerprint();
         if let Some(shared) = self.inner.shared.as_deref() {
-            self.forget_local(fp);
-            let n = io.incr(shared, &self.stored(key.as_str()), delta).await;
-            self.forget_local(fp);
+            self.forget_local(fp, key.stored());
+            let n = io.incr(shared, &self.stored(key.stored()), delta).await;
+            self.forget_local(fp, key.stored());
             self.forget_preloaded(Some(fp));
             return n.inspect_err(|e| self.shared_failed("incr", e));
         }
@@ -433,7 +431,7 @@ impl Cache {
             return Ok(delta);
         };
         local.read_modify_write(|| {
-            let (current, ttl) = match local.get(fp) {
+            let (current, ttl) = match local.get(fp, key.stored()) {
                 None => (0, Duration::ZERO),
                 Some(slot) => {
                     let Some(n) = self.decode_slot::<i64>(&slot) else {
@@ -445,14 +443,14 @@ impl Cache {
             let next = current
                 .checked_add(delta)
                 .ok_or_else(|| Error::NotACounter(format!("{key} (overflow)")))?;
-            local.insert(fp, key.as_str(), Typed(next), ttl);
+            local.insert(fp, key.stored(), Typed(next), ttl);
             Ok(next)
         })
     }
 
     pub(super) async fn has_io(&self, io: Io, key: &Key) -> bool {
         if let Some(local) = &self.inner.local {
-            if local.get(key.fingerprint()).is_some() {
+            if local.get(key.fingerprint(), key.stored()).is_some() {
                 return true;
             }
         }
@@ -463,7 +461,7 @@ impl Cache {
         }
         match self.inner.shared.as_deref() {
             Some(shared) => io
-                .has(shared, &self.stored(key.as_str()))
+                .has(shared, &self.stored(key.stored()))
                 .await
                 .inspect_err(|e| self.shared_failed("has", e))
                 .unwrap_or(false),

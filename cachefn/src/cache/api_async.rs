@@ -94,7 +94,7 @@ impl Cache {
     /// When the shared tier cannot be reached.
     pub async fn delete_async(&self, key: impl AsRef<str>) -> Result<bool, Error> {
         let key = Key::new(key);
-        self.remove(Io::Async, key.as_str(), key.fingerprint())
+        self.remove(Io::Async, key.stored(), key.fingerprint())
             .await
     }
 

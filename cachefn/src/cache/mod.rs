@@ -6,7 +6,7 @@ use std::time::Duration;
 use cachefn_backends::{clock, Backend, LocalValue, Memory, Slot};
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::codec;
+use crate::codec::{self, Binding, Signer};
 use crate::flight::Flights;
 use crate::io::Io;
 use crate::key;
@@ -85,6 +85,9 @@ pub(crate) struct Inner {
     pub(crate) own: Option<crate::coherence::OwnWrites>,
     /// Leases and waiters of `single_flight = "shared"`.
     pub(crate) shared_flight: crate::shared_flight::SharedFlight,
+    /// Signs what this cache writes to its shared tier and verifies what
+    /// it reads there ([`CacheBuilder::signing_key`]).
+    pub(crate) signer: Option<Arc<Signer>>,
 }
 
 /// Builds a [`Cache`]; from [`Cache::builder`].
@@ -107,6 +110,21 @@ pub struct CacheBuilder {
     local_ttl: Duration,
     invalidation: bool,
     lease_timeout: Duration,
+    signing_key: Option<Vec<u8>>,
+    fallback_keys: Vec<Vec<u8>>,
+}
+
+/// The shortest signing key [`CacheBuilder::signing_key`] accepts.
+const MIN_SIGNING_KEY: usize = 32;
+
+fn signing_secret(key: &[u8], what: &str) -> Vec<u8> {
+    assert!(
+        key.len() >= MIN_SIGNING_KEY,
+        "cachefn: a {what} must have at least {MIN_SIGNING_KEY} bytes (this one has {}): \
+         use 32 random bytes or more, e.g. from `openssl rand -base64 48`",
+        key.len()
+    );
+    key.to_vec()
 }
 
 impl CacheBuilder {
@@ -205,17 +223,90 @@ impl CacheBuilder {
         self
     }
 
+    /// Sign every value this cache writes to its shared tier, and accept
+    /// from it only values whose signature verifies under this key (or a
+    /// [fallback](CacheBuilder::signing_key_fallbacks)): whoever can write
+    /// to the shared server can then no longer plant a value that this
+    /// cache returns. A value that does not verify (unsigned, signed with
+    /// another key, damaged) is a miss, counted in
+    /// [`Stats::unauthenticated`](crate::Stats::unauthenticated).
+    ///
+    /// Give every process that shares the tier the same key, at least 32
+    /// random bytes (`&[u8]`, `String`, `Vec<u8>`, ...), from your secrets
+    /// store. The key never appears in `Debug` output, errors or logs.
+    ///
+    /// What it does not stop: the replay of an older value of the same
+    /// key, signed by this deployment, before that value expires; and
+    /// counters (`incr`, `decr`), which the server keeps as plain integers.
+    /// The local tier is in-process and is not verified again on a hit.
+    ///
+    /// ```
+    /// use cachefn::{Cache, backends::{Memory, Null}};
+    ///
+    /// let secret = "a secret of at least 32 bytes, from a secrets store";
+    /// let cache = Cache::builder()
+    ///     .local(Memory::with_capacity(10_000))
+    ///     .shared(Null) // Redis, memcached, disk, ...
+    ///     .signing_key(secret)
+    ///     .build();
+    /// assert!(!format!("{cache:?}").contains(secret));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When `key` has fewer than 32 bytes.
+    pub fn signing_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.signing_key = Some(signing_secret(key.as_ref(), "signing key"));
+        self
+    }
+
+    /// Keys whose signatures are still accepted on read, while what the
+    /// cache writes is signed with [`CacheBuilder::signing_key`]: rotate a
+    /// key by making the old one a fallback, deploying, and dropping it
+    /// once the values it signed have expired.
+    ///
+    /// ```
+    /// use cachefn::{Cache, backends::{Memory, Null}};
+    ///
+    /// let cache = Cache::builder()
+    ///     .local(Memory::with_capacity(10_000))
+    ///     .shared(Null)
+    ///     .signing_key("the new secret, at least 32 bytes long")
+    ///     .signing_key_fallbacks(["the old secret, at least 32 bytes long"])
+    ///     .build();
+    /// # drop(cache);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When a key has fewer than 32 bytes. Fallbacks without a
+    /// [`signing_key`](CacheBuilder::signing_key) are ignored.
+    pub fn signing_key_fallbacks<K: AsRef<[u8]>>(
+        mut self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Self {
+        self.fallback_keys = keys
+            .into_iter()
+            .map(|k| signing_secret(k.as_ref(), "fallback signing key"))
+            .collect();
+        self
+    }
+
     /// The cache.
     pub fn build(self) -> Cache {
         let feed = match (&self.shared, &self.local) {
             (Some(shared), Some(_)) if self.invalidation => shared.invalidations(),
             _ => None,
         };
+        let signer = self
+            .signing_key
+            .map(|key| Arc::new(Signer::new(&key, &self.fallback_keys)));
         let mut cache = Cache::from_tiers(
             self.local,
             self.shared,
             clean_prefix(&self.prefix).into(),
             self.local_ttl,
+            signer,
         );
         if let Some(inner) = Arc::get_mut(&mut cache.inner) {
             inner.shared_flight = crate::shared_flight::SharedFlight::new(self.lease_timeout);
@@ -239,12 +330,7 @@ fn clean_prefix(prefix: &str) -> String {
     // No `:` survives, so the first `:` of a stored key always ends the
     // prefix: caches "app" and "app:sessions" never share or clear each
     // other's keys.
-    let escaped = key::escape_text(prefix);
-    if escaped.len() <= MAX_PREFIX_LEN {
-        return escaped;
-    }
-    let hash = xxhash_rust::xxh3::xxh3_128(escaped.as_bytes());
-    format!("{}#{hash:032x}", &escaped[..MAX_PREFIX_LEN - 33])
+    key::shorten(&key::escape_text(prefix), MAX_PREFIX_LEN, b'#')
 }
 
 /// A value decoded from the shared tier, with its bytes and the local tier's
@@ -264,7 +350,7 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> LocalValue for Typ
         self
     }
     fn encode(&self) -> Result<Vec<u8>, Error> {
-        codec::encode(&self.0, 0)
+        codec::encode_bound(&self.0, 0, 0, Binding::to(codec::IN_PROCESS))
     }
     fn size_hint(&self) -> usize {
         crate::weigh::heap_size(&self.0)
@@ -336,6 +422,7 @@ impl std::fmt::Debug for Cache {
             .field("prefix", &self.inner.prefix)
             .field("local", &self.inner.local)
             .field("shared", &self.inner.shared.as_ref().map(|b| b.name()))
+            .field("signed", &self.inner.signer.is_some())
             .finish()
     }
 }
@@ -350,6 +437,8 @@ impl Cache {
             local_ttl: DEFAULT_LOCAL_TTL,
             invalidation: true,
             lease_timeout: crate::shared_flight::DEFAULT_LEASE_TIMEOUT,
+            signing_key: None,
+            fallback_keys: Vec::new(),
         }
     }
 
@@ -419,6 +508,7 @@ impl Cache {
             shared,
             self.inner.prefix.clone(),
             self.inner.local_ttl,
+            self.inner.signer.clone(),
         )
     }
 
@@ -428,6 +518,7 @@ impl Cache {
         shared: Option<Arc<dyn Backend>>,
         prefix: Box<str>,
         local_ttl: Duration,
+        signer: Option<Arc<Signer>>,
     ) -> Cache {
         Cache {
             inner: Arc::new(Inner {
@@ -444,6 +535,7 @@ impl Cache {
                 shared_flight: crate::shared_flight::SharedFlight::new(
                     crate::shared_flight::DEFAULT_LEASE_TIMEOUT,
                 ),
+                signer,
             }),
         }
     }
@@ -472,6 +564,70 @@ impl Cache {
         s
     }
 
+    /// Encode a value to store under `text`: bound to its stored key (and
+    /// signed, with a signing key) when the cache has a shared tier; for a
+    /// cache without one, bound to this process only.
+    pub(crate) fn encode_for<T: Serialize + DeserializeOwned + 'static>(
+        &self,
+        text: &str,
+        value: &T,
+        expires_unix_ms: u64,
+        run_ms: u32,
+    ) -> Result<Vec<u8>, Error> {
+        let parts = [&*self.inner.prefix, ":", text];
+        let binding = match self.inner.shared {
+            Some(_) => Binding {
+                key: &parts,
+                signer: self.inner.signer.as_deref(),
+            },
+            None => Binding::to(codec::IN_PROCESS),
+        };
+        codec::encode_bound(value, expires_unix_ms, run_ms, binding)
+    }
+
+    /// Decode bytes read from the shared tier under `text`: bound to that
+    /// key, and signed with an accepted key when the cache verifies
+    /// signatures. What does not check out is counted (in the function's
+    /// counters too) and is a miss.
+    pub(crate) fn decode_shared<T: DeserializeOwned + 'static>(
+        &self,
+        text: &str,
+        bytes: &[u8],
+        site: Option<&crate::stats::SiteStats>,
+    ) -> Option<T> {
+        let parts = [&*self.inner.prefix, ":", text];
+        let binding = Binding {
+            key: &parts,
+            signer: self.inner.signer.as_deref(),
+        };
+        match codec::decode_bound::<T>(bytes, Some(binding)) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let event = match e {
+                    codec::DecodeError::Unauthenticated => crate::stats::Event::Unauthenticated,
+                    _ => crate::stats::Event::Undecodable,
+                };
+                self.tally(site, event);
+                if self.inner.shared_log.allow() {
+                    tracing::debug!(target: "cachefn", key = %crate::log::KeyDigest(text),
+                        reason = %e, "a value from the shared tier was not used");
+                }
+                None
+            }
+        }
+    }
+
+    /// What the low-level reads (`get`, `get_many`) make of bytes from the
+    /// shared tier: a value bound to `text`, or a counter (`incr`), which
+    /// the server keeps as plain decimal text, read as an `i64`.
+    pub(crate) fn decode_read<T: DeserializeOwned + 'static>(
+        &self,
+        text: &str,
+        bytes: &[u8],
+    ) -> Option<T> {
+        codec::decode_counter::<T>(bytes).or_else(|| self.decode_shared::<T>(text, bytes, None))
+    }
+
     pub(crate) fn shared_failed(&self, op: &str, err: &Error) {
         self.inner.counters.shared_errors.add();
         if self.inner.shared_log.allow() {
@@ -482,7 +638,7 @@ impl Cache {
 
     pub(crate) fn encode_failed(&self, text: &str, err: &Error) {
         if self.inner.shared_log.allow() {
-            tracing::warn!(target: "cachefn", key = %text, error = %err, prefix = %self.inner.prefix,
+            tracing::warn!(target: "cachefn", key = %crate::log::KeyDigest(text), error = %err, prefix = %self.inner.prefix,
                 "a computed value could not be encoded; it was returned but not cached");
         }
     }
@@ -515,13 +671,8 @@ impl Cache {
                 }
             },
         };
-        match codec::decode::<T>(&bytes) {
-            Ok(value) => Some(SharedRead { value, bytes, seen }),
-            Err(_) => {
-                self.inner.counters.undecodable.add();
-                None
-            }
-        }
+        let value = self.decode_read::<T>(text, &bytes)?;
+        Some(SharedRead { value, bytes, seen })
     }
 
     /// Copy a value just read from the shared tier into the local tier, for
@@ -546,14 +697,18 @@ impl Cache {
 
     /// Remove one key from every tier.
     pub(crate) async fn remove(&self, io: Io, text: &str, fp: u128) -> Result<bool, Error> {
-        let local = self.inner.local.as_ref().is_some_and(|l| l.remove(fp));
+        let local = self
+            .inner
+            .local
+            .as_ref()
+            .is_some_and(|l| l.remove(fp, text));
         let shared = match self.inner.shared.as_deref() {
             Some(s) => {
                 let removed = io.delete(s, &self.stored(text)).await;
                 self.note_preloaded(fp, None);
                 // Again: a read of the shared tier that raced the delete may
                 // have put the old value back.
-                self.forget_local(fp);
+                self.forget_local(fp, text);
                 removed.inspect_err(|e| self.shared_failed("delete", e))?
             }
             None => false,
@@ -561,9 +716,9 @@ impl Cache {
         Ok(local || shared)
     }
 
-    pub(crate) fn forget_local(&self, fp: u128) {
+    pub(crate) fn forget_local(&self, fp: u128, text: &str) {
         if let Some(local) = &self.inner.local {
-            local.remove(fp);
+            local.remove(fp, text);
         }
     }
 

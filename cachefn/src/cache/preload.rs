@@ -135,13 +135,13 @@ impl Cache {
             .map(Key::new)
             .filter(|k| {
                 let local = self.inner.local.as_ref();
-                local.is_none_or(|l| l.get(k.fingerprint()).is_none())
+                local.is_none_or(|l| l.get(k.fingerprint(), k.stored()).is_none())
             })
             .collect();
         if keys.is_empty() {
             return scope;
         }
-        let stored: Vec<String> = keys.iter().map(|k| self.stored(k.as_str())).collect();
+        let stored: Vec<String> = keys.iter().map(|k| self.stored(k.stored())).collect();
         let refs: Vec<&str> = stored.iter().map(String::as_str).collect();
         match io.get_many(shared, &refs).await {
             Ok(found) => {

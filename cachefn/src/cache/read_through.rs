@@ -34,7 +34,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cachefn_backends::{clock, LocalValue};
+use cachefn_backends::{clock, KeyText, LocalValue, Slot};
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::preload::Known;
@@ -202,7 +202,12 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> LocalValue for Tim
         self
     }
     fn encode(&self) -> Result<Vec<u8>, Error> {
-        codec::encode_timed(&self.value, self.meta.fresh_until_unix, self.meta.run_ms)
+        codec::encode_bound(
+            &self.value,
+            self.meta.fresh_until_unix,
+            self.meta.run_ms,
+            codec::Binding::to(codec::IN_PROCESS),
+        )
     }
     fn size_hint(&self) -> usize {
         crate::weigh::heap_size(&self.value)
@@ -331,7 +336,9 @@ impl Cache {
         self.inner
             .local
             .as_ref()?
-            .read(plan.fp, |slot| self.read_kept::<F>(slot.value(), plan.site))?
+            .read(plan.fp, plan.text, |slot: &Slot| {
+                self.read_kept::<F>(slot.value(), plan.site)
+            })?
     }
 
     /// The local tier's value of `fp` if it is fresh for `freshness` (the
@@ -340,9 +347,10 @@ impl Cache {
     /// that XFetch drew for an early refresh (`Err(true)`): the read-through
     /// path decides what to do with it.
     #[inline]
-    pub(crate) fn local_fresh<F: Flavor>(
+    pub(crate) fn local_fresh<F: Flavor, K: KeyText + ?Sized>(
         &self,
         fp: u128,
+        key: &K,
         freshness: &Freshness,
         site: &SiteStats,
     ) -> Result<F::Value, bool> {
@@ -350,7 +358,7 @@ impl Cache {
             return Err(false);
         };
         if freshness.is_off() {
-            let read = local.read(fp, |slot| {
+            let read = local.read(fp, key, |slot: &Slot| {
                 F::typed_value(slot.value()).or_else(|| self.decode_value::<F::Value>(slot.value()))
             });
             return match read {
@@ -361,9 +369,9 @@ impl Cache {
                 _ => Err(false),
             };
         }
-        let Some(Some((value, meta))) =
-            local.read(fp, |slot| self.read_kept::<F>(slot.value(), None))
-        else {
+        let Some(Some((value, meta))) = local.read(fp, key, |slot: &Slot| {
+            self.read_kept::<F>(slot.value(), None)
+        }) else {
             return Err(false);
         };
         if meta.fresh_until != u64::MAX {
@@ -395,8 +403,8 @@ impl Cache {
     /// typed value of that type is cloned, anything else goes through the
     /// codec's checks.
     #[inline]
-    pub(crate) fn local_value<F: Flavor>(&self, fp: u128) -> Option<F::Value> {
-        let value = self.inner.local.as_ref()?.read(fp, |slot| {
+    pub(crate) fn local_value<F: Flavor>(&self, fp: u128, text: &str) -> Option<F::Value> {
+        let value = self.inner.local.as_ref()?.read(fp, text, |slot: &Slot| {
             self.read_kept::<F>(slot.value(), None).map(|(v, _)| v)
         })??;
         self.inner.counters.local_hits.add();
@@ -414,7 +422,7 @@ impl Cache {
             return Some(found);
         }
         self.with_kept_bytes(kept, site, |bytes| {
-            let value = self.decode_bytes::<F::Value>(bytes, site)?;
+            let value = self.decode_local::<F::Value>(bytes, site)?;
             Some((value, Meta::of_bytes(bytes)))
         })
     }
@@ -425,7 +433,7 @@ impl Cache {
         &self,
         kept: &dyn LocalValue,
     ) -> Option<T> {
-        self.with_kept_bytes(kept, None, |bytes| self.decode_bytes(bytes, None))
+        self.with_kept_bytes(kept, None, |bytes| self.decode_local(bytes, None))
     }
 
     /// `f` on `kept`'s encoding: borrowed when it is kept encoded, made
@@ -448,12 +456,14 @@ impl Cache {
         }
     }
 
-    fn decode_bytes<T: DeserializeOwned + 'static>(
+    /// Bytes this process made or checked already (the local tier's, a
+    /// flight's payload) as a `T`: no key or signature to check again.
+    fn decode_local<T: DeserializeOwned + 'static>(
         &self,
         bytes: &[u8],
         site: Option<&SiteStats>,
     ) -> Option<T> {
-        match codec::decode::<T>(bytes) {
+        match codec::decode_bound::<T>(bytes, None) {
             Ok(v) => Some(v),
             Err(_) => {
                 self.tally(site, Event::Undecodable);
@@ -503,7 +513,7 @@ impl Cache {
                 // An early refresh leads the key's own flight: callers that
                 // find the entry expired meanwhile wait for it rather than
                 // compute it a second time.
-                State::Early => match self.inner.flights.try_lead(io, plan.fp) {
+                State::Early => match self.inner.flights.try_lead(io, plan.fp, plan.text) {
                     Some(leader) => {
                         self.tally(plan.site, Event::EarlyRefresh);
                         tracing::debug!(target: "cachefn", function = %plan.name(), key = %plan.text,
@@ -545,7 +555,7 @@ impl Cache {
                 }
             }
         }
-        match self.inner.flights.join(io, plan.fp).await {
+        match self.inner.flights.join(io, plan.fp, plan.text).await {
             Joined::Lead(leader) => {
                 // Another leader may have stored the value since our miss;
                 // it wrote the local tier too, so checking that is enough.
@@ -629,7 +639,11 @@ impl Cache {
         F: Flavor,
         B: Future<Output = F::Ret>,
     {
-        match self.inner.flights.try_lead(io, refresh_fp(plan.fp)) {
+        match self
+            .inner
+            .flights
+            .try_lead(io, refresh_fp(plan.fp), plan.text)
+        {
             Some(leader) => {
                 tracing::debug!(target: "cachefn", function = %plan.name(), key = %plan.text,
                     "stale entry: recomputing it while other callers are served the stale value");
@@ -776,7 +790,7 @@ impl Cache {
         bytes: Vec<u8>,
         seen: Option<u64>,
     ) -> Option<(F::Value, Vec<u8>, Meta)> {
-        let value = self.decode_bytes::<F::Value>(&bytes, plan.site)?;
+        let value = self.decode_shared::<F::Value>(plan.text, &bytes, plan.site)?;
         self.tally(plan.site, Event::SharedHit);
         Some(self.keep_shared::<F>(plan, value, bytes, seen))
     }
@@ -841,7 +855,7 @@ impl Cache {
                 }
             },
         };
-        let value = self.decode_bytes::<T>(&bytes, plan.site)?;
+        let value = self.decode_shared::<T>(plan.text, &bytes, plan.site)?;
         Some(SharedRead { value, bytes, seen })
     }
 
@@ -891,7 +905,7 @@ impl Cache {
         let mut bytes = None;
         let mut result = Ok(());
         if shared.is_some() || F::KEEPS_BYTES {
-            match codec::encode_timed(value, fresh_until_unix, run_ms) {
+            match self.encode_for(plan.text, value, fresh_until_unix, run_ms) {
                 Ok(b) => bytes = Some(b),
                 Err(e) => result = Err(e),
             }
@@ -933,7 +947,7 @@ impl Cache {
                 }
                 (None, Some(kept)) => local.insert(plan.fp, plan.text, kept, local_ttl),
                 (None, None) => {
-                    local.remove(plan.fp);
+                    local.remove(plan.fp, plan.text);
                 }
             }
         } else if let Some(own) = own {

@@ -295,7 +295,7 @@ impl Trace {
 
 /// What [`fingerprint`] found out about a type.
 pub(crate) struct Shape {
-    /// XXH3-64 of the description.
+    /// The first 8 bytes of BLAKE3 of the description.
     pub(crate) fingerprint: u64,
     /// Every part of the type was traced.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -350,7 +350,11 @@ pub(crate) fn trace<T: DeserializeOwned>() -> Shape {
         );
     }
     Shape {
-        fingerprint: xxhash_rust::xxh3::xxh3_64(&description),
+        fingerprint: u64::from_le_bytes(
+            blake3::hash(&description).as_bytes()[..8]
+                .try_into()
+                .expect("8 bytes"),
+        ),
         complete,
         description,
     }

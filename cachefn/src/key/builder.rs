@@ -2,8 +2,6 @@
 
 use std::mem::MaybeUninit;
 
-use xxhash_rust::xxh3::Xxh3;
-
 use super::raw::{self, RawSink};
 use super::scheme::{
     combine, head_fingerprint, key_text, raw_combine, raw_short, write_hash_tail, Key, Sink,
@@ -13,13 +11,18 @@ use super::writer;
 use crate::Error;
 
 /// Builds a key on the stack: the arguments go into a fixed buffer after a
-/// `name:vN` head that is never copied on the hit path. Text past
-/// [`MAX_KEY_LEN`] streams into a hasher instead, so building never allocates.
+/// `name:vN` head that is never copied on the hit path. A text that grows
+/// past [`MAX_KEY_LEN`] is kept whole on the heap (a long key's digest
+/// covers all of it, and `f::key` returns all of it).
 ///
 /// The finished text is `head:ARG:ARG...`, each argument written by the key
 /// writer (see the [module docs](super)); a text longer than [`MAX_KEY_LEN`]
-/// is exactly what [`Key::new`] makes of the whole, unbounded text: its first
-/// bytes, `#` and the 128-bit hash of all of it.
+/// is stored as exactly what [`Key::new`] makes of the whole text: its first
+/// bytes, `#` and 192 bits of BLAKE3 of all of it.
+///
+/// Before the text, the wrapper of a memoized call writes the arguments'
+/// raw stream ([`KeyBuilder::hashing`]) into a buffer of its own, which a
+/// thread's hot entries are looked up by and compared with.
 #[doc(hidden)]
 pub struct KeyBuilder {
     head: &'static str,
@@ -30,12 +33,15 @@ pub struct KeyBuilder {
     /// Room for arguments before the whole text would pass [`MAX_KEY_LEN`].
     room: usize,
     parts: u32,
-    /// Boxed: only keys longer than the buffer need it, and the builder
-    /// stays small enough to build on the stack cheaply.
-    overflow: Option<Box<Xxh3>>,
+    /// The whole text (head, `:`, arguments) once it outgrew the buffer,
+    /// which then keeps only its start (and, once finished, the digest).
+    whole: Option<Vec<u8>>,
     error: Option<String>,
-    /// The arguments' raw stream (see [`raw`](super::raw)) is in `buf`
-    /// while `hashing`; `false` once a part has none.
+    /// The arguments' raw stream (see [`raw`](super::raw)), when it has
+    /// more than [`SHORT_RAW`] bytes; `raw_len` bytes of it are written.
+    raw: Buf,
+    raw_len: usize,
+    /// `false` once a part has no raw stream.
     raw_ok: bool,
     /// A raw stream of at most [`SHORT_RAW`] bytes (see [`RawSink`]).
     short: u128,
@@ -43,13 +49,11 @@ pub struct KeyBuilder {
     hashing: bool,
 }
 
-/// The key builder's buffer, not zeroed: a hit writes a few bytes of it,
+/// A key builder's buffer, not zeroed: a hit writes a few bytes of it,
 /// and zeroing all of it cost more than the rest of building the key.
-/// Invariant (kept by [`KeyBuilder`]): its first `len` bytes are written,
-/// except while the builder writes a raw stream of at most [`SHORT_RAW`]
-/// bytes, which is in `short` instead. Nothing reads the buffer then:
-/// [`KeyBuilder::raw_fingerprint`] reads `short`, and `finish` and `text`
-/// refuse to run while the builder is `hashing`.
+/// Invariant (kept by [`KeyBuilder`]): the text buffer's first `len`
+/// bytes are written; the raw buffer's first `raw_len` bytes are written
+/// once the stream has outgrown the register that holds a short one.
 struct Buf([MaybeUninit<u8>; MAX_KEY_LEN]);
 
 /// `dst.copy_from_slice(src)` for a buffer not yet written (MSRV 1.88 has
@@ -75,9 +79,9 @@ impl Buf {
     #[inline(always)]
     fn filled(&self, len: usize) -> &[u8] {
         let written = &self.0[..len];
-        // SAFETY: the builder writes its buffer from the start with no gap
-        // and never reads past what it wrote (`len`); `MaybeUninit<u8>`
-        // has the layout of `u8`.
+        // SAFETY: the builder writes its buffers from the start with no gap
+        // and never reads past what it wrote (`len`, `raw_len`);
+        // `MaybeUninit<u8>` has the layout of `u8`.
         unsafe { &*(written as *const [MaybeUninit<u8>] as *const [u8]) }
     }
 }
@@ -86,7 +90,7 @@ impl Sink for KeyBuilder {
     #[inline(always)]
     fn push(&mut self, bytes: &[u8]) {
         let (len, n) = (self.len, bytes.len());
-        if self.overflow.is_none() && len + n <= self.room {
+        if self.whole.is_none() && len + n <= self.room {
             // Most pushes are a separator or a short number: avoid a memcpy call.
             if n == 1 {
                 self.buf.0[len].write(bytes[0]);
@@ -116,8 +120,10 @@ impl KeyBuilder {
             len: 0,
             room: MAX_KEY_LEN.saturating_sub(head.len() + 1),
             parts: 0,
-            overflow: None,
+            whole: None,
             error: None,
+            raw: Buf::new(),
+            raw_len: 0,
             raw_ok: true,
             short: 0,
             hashing: false,
@@ -127,20 +133,20 @@ impl KeyBuilder {
     #[cold]
     #[inline(never)]
     fn push_long(&mut self, bytes: &[u8]) {
-        if let Some(h) = &mut self.overflow {
-            h.update(bytes);
+        if let Some(whole) = &mut self.whole {
+            whole.extend_from_slice(bytes);
             return;
         }
-        let mut h = Box::new(Xxh3::new());
-        h.update(self.head.as_bytes());
-        h.update(b":");
-        h.update(self.buf.filled(self.len));
-        h.update(bytes);
+        let mut whole = Vec::with_capacity(2 * MAX_KEY_LEN + bytes.len());
+        whole.extend_from_slice(self.head.as_bytes());
+        whole.push(b':');
+        whole.extend_from_slice(self.buf.filled(self.len));
+        whole.extend_from_slice(bytes);
         // Keep the readable start of the text in the buffer.
         let fits = self.room - self.len;
         write_bytes(&mut self.buf.0[self.len..self.room], &bytes[..fits]);
         self.len = self.room;
-        self.overflow = Some(h);
+        self.whole = Some(whole);
     }
 
     /// Append one argument.
@@ -195,6 +201,9 @@ impl KeyBuilder {
         self.hashing = true;
         self.len = 0;
         self.parts = 0;
+        self.whole = None;
+        self.raw_len = 0;
+        self.raw_ok = true;
         self.short = 0;
     }
 
@@ -204,31 +213,41 @@ impl KeyBuilder {
             return;
         }
         let mut sink = RawSink {
-            buf: &mut self.buf.0,
-            len: self.len,
+            buf: &mut self.raw.0,
+            len: self.raw_len,
             short: self.short,
         };
         self.raw_ok = raw::write(value, &mut sink).is_ok();
-        self.len = sink.len;
+        self.raw_len = sink.len;
         self.short = sink.short;
     }
 
     /// The fingerprint of the raw stream written since
-    /// [`KeyBuilder::hashing`] (distinct from every key text's fingerprint,
-    /// and a function of the head and the stream); `None` when some part
-    /// had none, or without `hashing`. The builder then takes the key text.
+    /// [`KeyBuilder::hashing`] (a function of the head and the stream);
+    /// `None` when some part had none, or without `hashing`. The builder
+    /// then takes the key text; the stream stays for [`KeyBuilder::raw_stream`].
     #[inline(always)]
     pub(crate) fn raw_fingerprint(&mut self) -> Option<u128> {
-        if !std::mem::take(&mut self.hashing) {
+        if !std::mem::take(&mut self.hashing) || !self.raw_ok {
+            self.raw_ok = false;
             return None;
         }
-        let fp = match (self.raw_ok, self.len) {
-            (false, _) => None,
-            (true, len @ ..=SHORT_RAW) => Some(raw_short(self.head_fp, self.short, len)),
-            (true, len) => Some(raw_combine(self.head_fp, self.buf.filled(len))),
-        };
-        self.len = 0;
-        fp
+        Some(match self.raw_len {
+            len @ ..=SHORT_RAW => raw_short(self.head_fp, self.short, len),
+            len => raw_combine(self.head_fp, self.raw.filled(len)),
+        })
+    }
+
+    /// The raw stream a hot entry is compared with: empty for a stream of
+    /// at most [`SHORT_RAW`] bytes (whose fingerprint is injective, see
+    /// `raw_short`), else the whole stream. Only meaningful after
+    /// [`KeyBuilder::raw_fingerprint`] returned `Some`.
+    #[inline(always)]
+    pub(crate) fn raw_stream(&self) -> &[u8] {
+        match self.raw_len {
+            ..=SHORT_RAW => &[],
+            len => self.raw.filled(len),
+        }
     }
 
     /// The text `value` writes as one argument, however long (never
@@ -240,7 +259,7 @@ impl KeyBuilder {
     }
 
     /// Finish the key and return its fingerprint; [`KeyBuilder::text`] then
-    /// gives the text, for the paths that need it.
+    /// gives the stored text, for the paths that need it.
     #[inline]
     pub(crate) fn finish(&mut self) -> Result<u128, Error> {
         self.not_hashing()?;
@@ -250,19 +269,19 @@ impl KeyBuilder {
         if self.parts == 0 {
             return Ok(combine(self.head_fp, None));
         }
-        if let Some(h) = self.overflow.take() {
-            // Keep the start of the arguments, then `#` and the hash of the whole text.
-            let keep = KEEP.saturating_sub(self.head.len() + 1).min(self.len);
+        if let Some(whole) = &self.whole {
+            // Keep the start of the arguments, then `#` and the digest of
+            // the whole text.
+            let keep = KEEP.saturating_sub(self.head.len() + 1).min(self.room);
             let mut tail = Vec::with_capacity(HASH_TAIL);
-            write_hash_tail(&mut tail, h.digest128());
+            write_hash_tail(&mut tail, whole);
             write_bytes(&mut self.buf.0[keep..keep + HASH_TAIL], &tail);
             self.len = keep + HASH_TAIL;
-            self.room = self.len;
         }
         Ok(combine(self.head_fp, Some(self.buf.filled(self.len))))
     }
 
-    /// The finished key text (after [`KeyBuilder::finish`]).
+    /// The finished key's stored text (after [`KeyBuilder::finish`]).
     pub(crate) fn text(&self) -> Result<String, Error> {
         self.not_hashing()?;
         let args = key_text(self.buf.filled(self.len))?;
@@ -275,9 +294,25 @@ impl KeyBuilder {
         Ok(text)
     }
 
+    /// Whether `stored` is this finished key's stored text: what a local
+    /// hit compares before it serves (no allocation).
+    #[inline]
+    pub(crate) fn is_key(&self, stored: &str) -> bool {
+        let stored = stored.as_bytes();
+        let head = self.head.as_bytes();
+        if self.parts == 0 {
+            return stored == head;
+        }
+        let args = self.buf.filled(self.len);
+        stored.len() == head.len() + 1 + args.len()
+            && stored.starts_with(head)
+            && stored[head.len()] == b':'
+            && &stored[head.len() + 1..] == args
+    }
+
     /// An error while the builder writes raw streams (between
-    /// [`KeyBuilder::hashing`] and [`KeyBuilder::raw_fingerprint`]): they
-    /// are not key text, and a short one is not in the buffer.
+    /// [`KeyBuilder::hashing`] and [`KeyBuilder::raw_fingerprint`]): what
+    /// was written since is not key text.
     fn not_hashing(&self) -> Result<(), Error> {
         match self.hashing {
             false => Ok(()),
@@ -287,10 +322,22 @@ impl KeyBuilder {
         }
     }
 
-    /// The finished key as an owned [`Key`].
+    /// The finished key as an owned [`Key`], with its whole text.
     pub fn into_key(mut self) -> Result<Key, Error> {
         let fp = self.finish()?;
-        Ok(Key::from_parts(&self.text()?, fp))
+        let stored = self.text()?;
+        let whole = match self.whole.take() {
+            Some(w) => Some(key_text(&w)?.to_owned()),
+            None => None,
+        };
+        Ok(Key::from_parts(whole, &stored, fp))
+    }
+}
+
+impl cachefn_backends::KeyText for KeyBuilder {
+    #[inline]
+    fn is_key(&self, stored: &str) -> bool {
+        KeyBuilder::is_key(self, stored)
     }
 }
 
@@ -302,7 +349,7 @@ mod tests {
     fn key_of<T: serde::Serialize + ?Sized>(v: &T) -> String {
         let mut kb = KeyBuilder::new("f:v1");
         kb.part(v);
-        kb.into_key().unwrap().as_str().to_owned()
+        kb.into_key().unwrap().stored().to_owned()
     }
 
     #[test]
@@ -317,8 +364,14 @@ mod tests {
         assert_ne!(k, key_of(other.as_str()));
         // A finished key is already in normal form, and it is the normal
         // form of the whole text: the hash covers every byte of it.
-        assert_eq!(normalize(&k), k);
+        // The stored text is the normal form of the whole text: the digest
+        // covers every byte of it.
         assert_eq!(normalize(&format!("f:v1:{long}")), k);
+        let mut kb = KeyBuilder::new("f:v1");
+        kb.part(long.as_str());
+        let key = kb.into_key().unwrap();
+        assert_eq!(key.as_str(), format!("f:v1:{long}"));
+        assert_eq!(Key::new(key.as_str()), key);
     }
 
     #[test]
@@ -340,12 +393,8 @@ mod tests {
             let mut kb = KeyBuilder::new("app.f:v3");
             build(&mut kb);
             let key = kb.into_key().unwrap();
-            assert_eq!(
-                Key::new(key.as_str()).fingerprint(),
-                key.fingerprint(),
-                "{key}"
-            );
-            assert_eq!(fingerprint(key.as_str().as_bytes()), key.fingerprint());
+            assert_eq!(Key::new(key.as_str()), key, "{key}");
+            assert_eq!(fingerprint(key.stored().as_bytes()), key.fingerprint());
             assert!(seen.insert(key.fingerprint()));
         }
     }

@@ -34,12 +34,18 @@
 //! different widths with one value, for example) and why that is safe.
 //! Only printable ASCII without spaces appears, as memcached requires.
 //!
-//! A text longer than [`MAX_KEY_LEN`] keeps its first bytes for readability
-//! and ends in `#` and the 128-bit XXH3 hash of the whole text (`#` appears
-//! nowhere else); it is what [`Key::new`] makes of the whole text. Since the
-//! whole text is injective, so is its hash, up to 128-bit collisions. Use
-//! `BTreeSet` rather than `HashSet` in keys: serde cannot tell a set from a
-//! sequence, and a `HashSet` iterates in a random order.
+//! A text longer than [`MAX_KEY_LEN`] is stored as its first bytes, `#`
+//! and 192 bits of BLAKE3 of the whole text (`#` appears nowhere else);
+//! it is what [`Key::new`] makes of the whole text. Since the whole text is
+//! injective and its digest is collision-resistant, two argument tuples
+//! never share a stored key, whoever chooses them. Use `BTreeSet` rather
+//! than `HashSet` in keys: serde cannot tell a set from a sequence, and a
+//! `HashSet` iterates in a random order.
+//!
+//! Inside the process, keys are found by fingerprints keyed with a
+//! per-process secret ([`scheme`]), and every hit compares the full key
+//! (or, for a thread's hot entries, the arguments' whole raw stream) with
+//! the caller's: a fingerprint is an address, never an identity.
 
 pub(crate) mod builder;
 mod kind;
@@ -50,6 +56,8 @@ pub(crate) mod writer;
 pub use builder::KeyBuilder;
 pub use scheme::{Key, MAX_KEY_LEN};
 
+#[doc(hidden)]
+pub use scheme::collide_all_fingerprints;
 pub(crate) use scheme::{
-    escape_name, escape_text, fingerprint, head_fingerprint, normalize, split_head,
+    escape_name, escape_text, fingerprint, head_fingerprint, normalize, shorten, split_head,
 };

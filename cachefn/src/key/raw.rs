@@ -477,7 +477,7 @@ mod tests {
     }
 
     /// Short streams (up to 15 bytes) get a packed, bijectively mixed
-    /// fingerprint rather than xxh3: over some million generated streams
+    /// fingerprint rather than a hash: over some million generated streams
     /// of every short length, and those just past it, no two collide.
     #[test]
     fn short_fingerprints_never_collide() {
@@ -507,7 +507,7 @@ mod tests {
             add(alias(&Some(i as u32)), format!("Some({i}u32)"));
             add(alias(&Some(i)), format!("Some({i})"));
             add(alias(&(i as i64).wrapping_neg()), format!("-{i}i64"));
-            // Tuples (a header word): 19 and 21 bytes, xxh3's side.
+            // Tuples (a header word): 19 and 21 bytes, the hashed side.
             add(alias(&(i as u16, i >> 16)), format!("({i}, ..)"));
             add(alias(&(i as u32, x as u32)), format!("({i}u32, {x}u32)"));
         }

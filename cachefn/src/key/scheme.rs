@@ -1,63 +1,101 @@
 //! The key scheme: [`Key`], the normal form of user-supplied keys, the
-//! escaping of names and text, and the fingerprints that address keys in the
-//! local tier.
+//! escaping of names and text, and the fingerprints that address keys in
+//! this process's tables.
+//!
+//! Two kinds of hash, for two jobs:
+//!
+//! - **What leaves the process** (the stored key text, which other
+//!   processes and deploys read) ends, when it is long or has bytes a
+//!   server would reject, in 192 bits of BLAKE3 of the whole text: nobody
+//!   can find two texts with one stored key.
+//! - **In-process fingerprints** (the local tier's table, each thread's
+//!   hot entries, single-flight) only say where to look: std's
+//!   `RandomState` hasher (SipHash-1-3, keyed with a secret drawn at random
+//!   per process, as `HashMap`s are, so that nobody can precompute
+//!   arguments that collide), and every hit then compares the full key
+//!   with the caller's. A collision costs a miss, never a wrong value.
 
 use std::borrow::Cow;
 use std::fmt;
-
-use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed};
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use crate::Error;
 
-/// The longest key text, before the cache's prefix is added. Prefixes are
-/// kept to 48 bytes, so a stored key fits the 250 bytes memcached allows.
+/// The longest stored key text, before the cache's prefix is added.
+/// Prefixes are kept to 48 bytes, so a stored key fits the 250 bytes
+/// memcached allows.
 pub const MAX_KEY_LEN: usize = 200;
-/// `#` and 32 hex digits.
-pub(crate) const HASH_TAIL: usize = 33;
+/// Bytes of BLAKE3 that end a hashed key: 192 bits.
+const DIGEST_BYTES: usize = 24;
+/// `#` and the digest in hex.
+pub(crate) const HASH_TAIL: usize = 1 + 2 * DIGEST_BYTES;
 /// How much of a long text a hashed key keeps.
 pub(crate) const KEEP: usize = MAX_KEY_LEN - HASH_TAIL;
 
-/// A cache key: the text a value is stored under and its 128-bit fingerprint.
+/// A cache key: the text it was made from, the text it is stored under,
+/// and its in-process fingerprint.
 ///
 /// Memoized functions build theirs with the generated `f::key(args)`; any
 /// string becomes one with [`Key::new`] (the low-level [`Cache`](crate::Cache)
 /// methods take `impl AsRef<str>` and do this for you).
 ///
+/// A text of printable ASCII without spaces or `#`, at most
+/// [`MAX_KEY_LEN`] bytes, is stored as it is. Any other text is stored as a
+/// readable start, `#` and 192 bits of BLAKE3 of the whole text, so that
+/// two texts never share a stored key; [`Key::as_str`] keeps the whole
+/// text, and `Key::new(key.as_str())` is the same key.
+///
 /// ```
-/// use cachefn::Key;
+/// use cachefn::{Cache, Key};
 ///
 /// let key = Key::new("user:42");
 /// assert_eq!(key.as_str(), "user:42");
 /// assert_eq!(key.to_string(), "user:42");
 ///
-/// // Spaces and other bytes that some servers reject are hashed away.
+/// // Spaces and other bytes that some servers reject are hashed away
+/// // in the stored key; the key keeps its text.
 /// let odd = Key::new("user name with spaces");
-/// assert!(odd.as_str().starts_with("user_name_with_spaces#"));
-/// assert!(odd.as_str().len() <= cachefn::MAX_KEY_LEN);
+/// assert_eq!(odd.as_str(), "user name with spaces");
+/// let stored = Cache::memory().storage_key(&odd);
+/// assert!(stored.starts_with("cachefn:user_name_with_spaces#"));
+/// assert_eq!(Key::new(odd.as_str()), odd);
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Key {
+    /// The whole text.
     text: Box<str>,
+    /// The stored text, when it is not `text` itself.
+    stored: Option<Box<str>>,
     fp: u128,
 }
 
 impl Key {
-    /// The key for an arbitrary string. A string of printable ASCII without
-    /// spaces or `#`, at most [`MAX_KEY_LEN`] bytes, is used as is (so
-    /// `Key::new(f::key(x))` is the same key); any other string is replaced by
-    /// a readable start and a 128-bit hash of the whole.
+    /// The key for an arbitrary string (see [`Key`]).
     pub fn new(key: impl AsRef<str>) -> Key {
-        let text = normalize(key.as_ref());
-        let fp = fingerprint(text.as_bytes());
+        let text = key.as_ref();
+        let normal = normalize(text);
+        let fp = fingerprint(normal.as_bytes());
         Key {
             text: text.into(),
+            stored: match normal {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(s) => Some(s.into()),
+            },
             fp,
         }
     }
 
-    /// The key text.
+    /// The whole key text.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The text the key is stored under (without the cache's prefix): the
+    /// text itself, or its hashed form.
+    pub(crate) fn stored(&self) -> &str {
+        self.stored.as_deref().unwrap_or(&self.text)
     }
 
     #[doc(hidden)]
@@ -65,10 +103,20 @@ impl Key {
         self.fp
     }
 
-    pub(crate) fn from_parts(text: &str, fp: u128) -> Key {
-        Key {
-            text: text.into(),
-            fp,
+    /// A key whose stored text `stored` is already in normal form, made
+    /// from the whole `text` (`None`: `stored` is the whole text).
+    pub(crate) fn from_parts(text: Option<String>, stored: &str, fp: u128) -> Key {
+        match text {
+            Some(text) => Key {
+                text: text.into(),
+                stored: Some(stored.into()),
+                fp,
+            },
+            None => Key {
+                text: stored.into(),
+                stored: None,
+                fp,
+            },
         }
     }
 }
@@ -91,24 +139,81 @@ impl fmt::Debug for Key {
     }
 }
 
+// ----- in-process fingerprints ---------------------------------------------
+
+/// The per-process secret of in-process fingerprints.
+struct Secret {
+    state: RandomState,
+    /// Every fingerprint is [`COLLIDING`] (see [`collide_all_fingerprints`]).
+    collide: bool,
+}
+
+static SECRET: OnceLock<Secret> = OnceLock::new();
+static COLLIDE: AtomicBool = AtomicBool::new(false);
+/// What every fingerprint is in a process that asked them all to collide.
+const COLLIDING: u128 = 0x5eed_5eed_5eed_5eed_5eed_5eed_5eed_5eed;
+
+#[inline(always)]
+fn secret() -> &'static Secret {
+    SECRET.get_or_init(|| Secret {
+        state: RandomState::new(),
+        collide: COLLIDE.load(Ordering::SeqCst),
+    })
+}
+
+/// Make every in-process fingerprint of this process one constant, so that
+/// every key collides with every other in every table: what a test does to
+/// prove that hits are verified against the full key, not trusted to the
+/// hash. Not an API: call it first thing in a test process (it panics once
+/// a fingerprint has been computed without it).
+#[doc(hidden)]
+pub fn collide_all_fingerprints() {
+    COLLIDE.store(true, Ordering::SeqCst);
+    assert!(
+        secret().collide,
+        "collide_all_fingerprints must be called before the first fingerprint"
+    );
+}
+
+/// Domains of the keyed hash: a head, the rest of a key, a raw stream.
+const HEAD: u8 = 1;
+const REST: u8 = 2;
+const WHOLE: u8 = 3;
+const RAW: u8 = 4;
+
+/// The keyed 64-bit hash of `bytes` in `domain`, spread over 128 bits (the
+/// high half a bijection of the low one: the tables take their indices from
+/// either half).
+#[inline]
+fn keyed(domain: u8, bytes: &[u8]) -> u128 {
+    let s = secret();
+    if s.collide {
+        return COLLIDING;
+    }
+    let mut h = s.state.build_hasher();
+    h.write_u8(domain);
+    h.write(bytes);
+    let x = h.finish();
+    let hi = (x ^ (x >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    u128::from(x) | (u128::from(hi) << 64)
+}
+
 /// The fingerprint that addresses a key in the local tier: a function of the
-/// key text alone, so that `Key::new(f::key(x))` finds what `f(x)` stored.
+/// stored key text alone, so that `Key::new(f::key(x))` finds what `f(x)`
+/// stored.
 ///
 /// A key of the form `name:vN` or `name:vN:rest` (every memoized function's)
 /// hashes its head and its rest separately and combines them, so that a hit
 /// hashes only its arguments: the head's hash is computed once per function.
-/// Any other text is hashed whole. The fingerprint is used only inside one
-/// process; the key text is what other processes see.
+/// Any other text is hashed whole.
 #[inline]
 pub(crate) fn fingerprint(text: &[u8]) -> u128 {
     match split_head(text) {
         Some((head, rest)) => combine(head_fingerprint(head), rest),
-        None => xxh3_128(text),
+        None => keyed(WHOLE, text),
     }
 }
 
-const HEAD_SEED: u64 = 0x6361_6368_6566_6e31; // "cachefn1"
-const REST_SEED: u64 = 0x7265_7374_6f66_6b31; // "restofk1"
 /// Stands for "no `:rest` at all", which differs from an empty rest.
 const NO_REST: u128 = 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834;
 
@@ -133,7 +238,7 @@ pub(crate) fn split_head(text: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
 
 /// The hash of a key's `name:vN` head, computed once per function.
 pub(crate) fn head_fingerprint(head: &[u8]) -> u128 {
-    xxh3_128_with_seed(head, HEAD_SEED)
+    keyed(HEAD, head)
 }
 
 /// The fingerprint of a key from its head's and the text after `name:vN:`
@@ -141,25 +246,23 @@ pub(crate) fn head_fingerprint(head: &[u8]) -> u128 {
 #[inline]
 pub(crate) fn combine(head: u128, rest: Option<&[u8]>) -> u128 {
     let rest = match rest {
-        Some(r) => xxh3_128_with_seed(r, REST_SEED),
+        Some(r) => keyed(REST, r),
         None => NO_REST,
     };
     head ^ rest.rotate_left(1)
 }
 
-const RAW_SEED: u64 = 0x7261_7761_7267_7331; // "rawargs1"
-
 /// The fingerprint of a memoized call's raw argument stream (see
-/// [`raw`](super::raw)): another seed and another rotation than
-/// [`combine`]'s, so that it is no key text's fingerprint by construction
-/// of the inputs, only by a 128-bit accident.
+/// [`raw`](super::raw)) longer than [`SHORT_RAW`] bytes. It only says where
+/// to look: a hot entry found under it serves only if its own stream equals
+/// the caller's.
 #[inline(never)]
 pub(crate) fn raw_combine(head: u128, stream: &[u8]) -> u128 {
-    head ^ xxh3_128_with_seed(stream, RAW_SEED).rotate_left(65)
+    head ^ keyed(RAW, stream).rotate_left(65)
 }
 
 /// The longest raw stream that [`raw_short`] fingerprints (a `u64`
-/// argument writes 9 bytes, two of them 18: xxh3).
+/// argument writes 9 bytes).
 pub(crate) const SHORT_RAW: usize = 15;
 
 /// An odd 128-bit multiplier (the 64-bit golden ratio and a splitmix
@@ -168,65 +271,84 @@ const SHORT_MUL: u128 = (0x9E37_79B9_7F4A_7C15_u128 << 64) | 0xBF58_476D_1CE4_E5
 
 /// The fingerprint of a raw stream of at most [`SHORT_RAW`] bytes, given as
 /// a little-endian word (zero past the stream) and its length; about
-/// a dozen instructions where xxh3 takes some fifty-five.
+/// a dozen instructions.
 ///
-/// No two short streams of one function ever get the same fingerprint,
-/// which no hash can promise: the stream and its length are packed into
-/// one `u128` (the bytes, zero-padded, and the length in the top byte,
-/// which a stream of at most 15 bytes leaves free: an injection), then
-/// mixed by bijections only (a multiplication by an odd constant modulo
-/// 2^128, `x ^ (x >> 64)`, which brings the product's high half, that
-/// depends on every byte, down to the low bits the hot table's set index
-/// is taken from, and the XOR with the function's head fingerprint, its
-/// seed). A short stream's fingerprint equals a long stream's (xxh3 of a
-/// stream of 16 bytes or more) only when that 128-bit hash hits one given
-/// value: probability 2^-128 per pair, the bound every key fingerprint has.
+/// No two short streams of one function ever get the same fingerprint, so
+/// a hot entry found under it needs no other check: the stream and its
+/// length are packed into one `u128` (the bytes, zero-padded, and the
+/// length in the top byte, which a stream of at most 15 bytes leaves free:
+/// an injection), then mixed by bijections only: the XOR with the
+/// function's head fingerprint (keyed with the process's secret, so that
+/// which streams share a set of the hot table cannot be predicted), a
+/// multiplication by an odd constant modulo 2^128, and `x ^ (x >> 64)`,
+/// which brings the product's high half, that depends on every byte, down
+/// to the low bits the hot table's set index is taken from.
 #[inline(always)]
 pub(crate) fn raw_short(head: u128, stream: u128, len: usize) -> u128 {
     debug_assert!(len <= SHORT_RAW && stream >> (8 * len) == 0);
-    let x = stream | ((len as u128) << 120);
+    let x = (stream | ((len as u128) << 120)) ^ head;
     let x = x.wrapping_mul(SHORT_MUL);
-    head ^ x ^ (x >> 64)
+    x ^ (x >> 64)
 }
 
+// ----- stored key text -----------------------------------------------------
+
+/// Bytes a stored key keeps as they are: printable ASCII but space and `#`.
 #[inline]
 fn is_clean(b: u8) -> bool {
     (0x21..=0x7e).contains(&b) && b != b'#'
 }
 
-fn is_hashed_form(s: &[u8]) -> bool {
-    s.len() <= MAX_KEY_LEN
-        && s.len() >= HASH_TAIL
-        && s[s.len() - HASH_TAIL] == b'#'
-        && s[s.len() - 32..]
-            .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-        && s[..s.len() - HASH_TAIL].iter().all(|&b| is_clean(b))
+/// Write `#` and the 192-bit digest of `text` as lowercase hex.
+pub(crate) fn write_hash_tail(out: &mut impl Extend<u8>, text: &[u8]) {
+    write_digest(out, b'#', text, DIGEST_BYTES);
 }
 
-/// Write `#` and the hash as 32 lowercase hex digits.
-pub(crate) fn write_hash_tail(out: &mut impl Extend<u8>, hash: u128) {
+/// Write `sep` and the first `bytes` bytes of BLAKE3 of `text` in hex.
+fn write_digest(out: &mut impl Extend<u8>, sep: u8, text: &[u8], bytes: usize) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.extend(std::iter::once(b'#'));
+    let digest = blake3::hash(text);
+    out.extend(std::iter::once(sep));
     out.extend(
-        (0..32)
-            .rev()
-            .map(|i| HEX[((hash >> (i * 4)) & 0xf) as usize]),
+        digest.as_bytes()[..bytes]
+            .iter()
+            .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]),
     );
 }
 
-/// The normal form of a user-supplied key (see [`Key::new`]).
+/// The stored text of a user-supplied key (see [`Key`]): the text itself
+/// when it is short and clean, else its readable start, `#` and the digest
+/// of all of it. Injective: a text with a `#` is never kept as it is, so a
+/// hashed form is only ever the hash of the one text it was made from.
 pub(crate) fn normalize(key: &str) -> Cow<'_, str> {
     let b = key.as_bytes();
-    if (b.len() <= MAX_KEY_LEN && b.iter().all(|&c| is_clean(c))) || is_hashed_form(b) {
+    if b.len() <= MAX_KEY_LEN && b.iter().all(|&c| is_clean(c)) {
         return Cow::Borrowed(key);
     }
     let mut out: Vec<u8> = b[..b.len().min(KEEP)]
         .iter()
         .map(|&c| if is_clean(c) { c } else { b'_' })
         .collect();
-    write_hash_tail(&mut out, xxh3_128(b));
+    write_hash_tail(&mut out, b);
     Cow::Owned(String::from_utf8(out).expect("ASCII"))
+}
+
+/// Bytes of BLAKE3 that end a shortened name (see [`shorten`]).
+const NAME_DIGEST_BYTES: usize = 16;
+/// `sep` and that digest in hex.
+pub(crate) const NAME_TAIL: usize = 1 + 2 * NAME_DIGEST_BYTES;
+
+/// `text` if it has at most `max` bytes (at least [`NAME_TAIL`]), else its
+/// start, `sep` and 128 bits of BLAKE3 of all of it in hex, `max` bytes in
+/// all: the one way a long function name or cache prefix (which the
+/// program chooses, not its callers) is shortened. `text` is ASCII.
+pub(crate) fn shorten(text: &str, max: usize, sep: u8) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut out = text.as_bytes()[..max - NAME_TAIL].to_vec();
+    write_digest(&mut out, sep, text.as_bytes(), NAME_DIGEST_BYTES);
+    String::from_utf8(out).expect("ASCII")
 }
 
 /// Key bytes as text. Builders only ever write ASCII (names and arguments
@@ -318,13 +440,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn normalize_is_idempotent() {
-        for s in ["plain", "with space", "hash#in", &"z".repeat(300), "naïve"] {
-            let once = normalize(s).into_owned();
-            assert!(once.len() <= MAX_KEY_LEN);
-            assert_eq!(normalize(&once), once, "{s}");
-            assert!(once.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+    fn normal_forms_are_bounded_clean_and_injective() {
+        let long = "z".repeat(300);
+        let texts = ["plain", "with space", "hash#in", &long, "naïve", ""];
+        let mut seen = std::collections::HashMap::new();
+        for s in texts {
+            let normal = normalize(s).into_owned();
+            assert!(normal.len() <= MAX_KEY_LEN);
+            assert!(normal.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+            assert!(seen.insert(normal.clone(), s).is_none(), "{s}");
+            // A hashed form given back is hashed again: it is not the key
+            // of the text it was made from (no text can pose as another).
+            if normal != s {
+                assert_ne!(normalize(&normal), normal);
+                assert!(
+                    normal.len() == MAX_KEY_LEN || normal.len() == s.len().min(KEEP) + HASH_TAIL
+                );
+            }
         }
+        assert_eq!(normalize("plain"), "plain");
     }
 
     #[test]
@@ -338,8 +472,29 @@ mod tests {
             Key::new("a:v1").fingerprint(),
             Key::new("a:v2").fingerprint()
         );
-        // Text without a `name:vN` head is hashed whole.
-        assert_eq!(fingerprint(b"plain"), xxh3_128(b"plain"));
+        assert_eq!(fingerprint(b"plain"), fingerprint(b"plain"));
+        assert_ne!(fingerprint(b"plain"), fingerprint(b"plain2"));
+    }
+
+    #[test]
+    fn keys_keep_their_text_and_round_trip() {
+        let long = format!("f:v1:{}", "x".repeat(400));
+        for text in ["f:v1:1", "odd key", long.as_str(), "a#b"] {
+            let key = Key::new(text);
+            assert_eq!(key.as_str(), text);
+            assert_eq!(Key::new(key.as_str()), key);
+            assert_eq!(key.stored(), normalize(text));
+        }
+    }
+
+    #[test]
+    fn shortened_names_keep_their_start_and_length() {
+        assert_eq!(shorten("short", 48, b'#'), "short");
+        let long = "p".repeat(60);
+        let s = shorten(&long, 48, b'.');
+        assert_eq!(s.len(), 48);
+        assert!(s.starts_with("ppp") && s.as_bytes()[48 - NAME_TAIL] == b'.');
+        assert_ne!(s, shorten(&format!("{long}q"), 48, b'.'));
     }
 
     #[test]

@@ -25,12 +25,13 @@ pub fn hit_async<M: Memo>(
     // The thread-local `Rc` inside `Cold` is dropped here: it must not
     // live across an `.await` (it would make the future `!Send`).
     let alias = kb.raw_fingerprint();
+    let stream = kb.raw_stream();
     let mut out = std::mem::MaybeUninit::uninit();
-    if check_hot::<M>(site, alias, refresh, &mut out) {
+    if check_hot::<M>(site, alias, stream, refresh, &mut out) {
         // SAFETY: `check_hot` wrote `out`.
         return Ok(M::from_cached(unsafe { out.assume_init() }));
     }
-    check::<M>(site, alias, refresh)
+    check::<M>(site, alias, stream, refresh)
         .map(M::from_cached)
         .map_err(|cold| {
             AsyncCold(

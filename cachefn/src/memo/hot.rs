@@ -1,5 +1,5 @@
 //! Each thread's hot entries of one memoized function: the local hit's
-//! path (issue 13).
+//! path.
 //!
 //! A memoized call first hashes its arguments' raw serde stream (see
 //! `key::raw`), and looks that alias up in this table, which lives in the
@@ -18,6 +18,14 @@
 //! [`Held`]) and the key's fingerprint live in a parallel array that only
 //! misses and the occasional touch read.
 //!
+//! An alias is an address, not an identity. A stream of at most 15 bytes
+//! has an injective alias (see `raw_short`: no two streams of one function
+//! share one), so its way needs no other check. A longer stream's alias is
+//! a keyed hash: its way keeps the whole stream (with the owner, off the
+//! lines a short hit reads) and serves only a caller whose stream equals
+//! it. A way's kind is the low bit of its `life` pointer (a [`SlotHead`] is
+//! 8-aligned), so a short lookup never matches a long way or the reverse.
+//!
 //! Coherence is the slot's: a write, removal, eviction, clear or
 //! invalidation of the key marks its slot dead, and the entry stops
 //! serving at once. Entries are added by the key text's path after a local
@@ -27,7 +35,7 @@
 use std::any::TypeId;
 use std::marker::PhantomData;
 
-use cachefn_backends::{clock, sweep_epoch, Held, Memory, SlotHead};
+use cachefn_backends::{clock, sweep_epoch, Held, KeyText, Memory, SlotHead};
 
 use crate::cache::Timed;
 
@@ -53,7 +61,8 @@ static VACANT: SlotHead = SlotHead::dead();
 struct Way {
     alias: u128,
     /// The head of the held slot (or [`VACANT`]), valid while the way's
-    /// [`Owner`] holds the slot.
+    /// [`Owner`] holds the slot; its low bit ([`LONG`]) set when the way is
+    /// a long stream's, whose [`Owner::stream`] a hit must compare.
     life: *const SlotHead,
     /// The value inside the held slot, of the table's type.
     value: *const (),
@@ -76,11 +85,17 @@ const EMPTY_SET: Set = Set {
     ways: [EMPTY; WAYS],
 };
 
-/// What keeps a way's addresses valid, and its key's fingerprint (to
-/// touch the entry in the store now and then).
+/// The tag of a long stream's way, in the low bit of [`Way::life`].
+const LONG: usize = 1;
+const _: () = assert!(std::mem::align_of::<SlotHead>() > LONG);
+
+/// What keeps a way's addresses valid, its key's fingerprint (to touch the
+/// entry in the store now and then), and a long stream's whole stream.
 struct Owner {
     held: Held,
     fp: u128,
+    /// The raw stream the way was made for, when it has more than 15 bytes.
+    stream: Option<Box<[u8]>>,
 }
 
 /// One thread's hot entries of one memoized function (of one resolved
@@ -124,12 +139,18 @@ impl Hot {
         (alias as usize) & self.sets.len().wrapping_sub(1)
     }
 
-    /// The value of `alias`, if this table holds it and its slot is live.
+    /// The value of `alias` (and `stream`, see [`Hot::get_into`]), if this
+    /// table holds it and its slot is live.
     #[inline]
-    pub(super) fn get<T: Clone + 'static>(&mut self, alias: u128, local: &Memory) -> Option<T> {
+    pub(super) fn get<T: Clone + 'static>(
+        &mut self,
+        alias: u128,
+        stream: &[u8],
+        local: &Memory,
+    ) -> Option<T> {
         let mut out = std::mem::MaybeUninit::uninit();
         // SAFETY: `get_into` wrote `out` when it returns true.
-        self.get_into(alias, local, &mut out)
+        self.get_into(alias, stream, local, &mut out)
             .then(|| unsafe { out.assume_init() })
     }
 
@@ -138,10 +159,15 @@ impl Hot {
     /// `Option`, a `String` was moved twice more with 16-byte copies of
     /// its 8-byte fields, each of which waited for the stores before it to
     /// reach the cache (a store-forwarding stall, a few nanoseconds each).
+    ///
+    /// `stream` is empty for a stream of at most 15 bytes (its alias is
+    /// injective) and the whole raw stream otherwise: a long way serves only
+    /// the stream it was made for.
     #[inline(always)]
     pub(super) fn get_into<T: Clone + 'static>(
         &mut self,
         alias: u128,
+        stream: &[u8],
         local: &Memory,
         out: &mut std::mem::MaybeUninit<T>,
     ) -> bool {
@@ -156,9 +182,15 @@ impl Hot {
             return false;
         };
         let way = set.ways[w];
+        let long = way.life.addr() & LONG;
+        if long != usize::from(!stream.is_empty()) || (long != 0 && !self.same_stream(s, w, stream))
+        {
+            return false;
+        }
+        let life = way.life.map_addr(|a| a & !LONG);
         // SAFETY: `life` is `VACANT` or the head of the slot that
-        // `owners[s][w]` holds (they change together).
-        if !unsafe { &*way.life }.is_live(clock::now_ms()) {
+        // `owners[s][w]` holds (they change together; the tag bit is off).
+        if !unsafe { &*life }.is_live(clock::now_ms()) {
             return false;
         }
         self.ticks = self.ticks.wrapping_add(1);
@@ -173,12 +205,21 @@ impl Hot {
         true
     }
 
+    /// Whether `sets[s].ways[w]` was made for exactly `stream`.
+    #[inline(never)]
+    fn same_stream(&self, s: usize, w: usize, stream: &[u8]) -> bool {
+        self.owners[s][w]
+            .as_ref()
+            .and_then(|o| o.stream.as_deref())
+            .is_some_and(|own| own == stream)
+    }
+
     /// Let the store's eviction policy see that `sets[s].ways[w]` is hot.
     #[cold]
     #[inline(never)]
     fn touch(&self, s: usize, w: usize, local: &Memory) {
         if let Some(o) = &self.owners[s][w] {
-            drop(local.get(o.fp));
+            local.touch(o.fp);
         }
     }
 
@@ -190,10 +231,18 @@ impl Hot {
         }
     }
 
-    /// Hold `fp`'s entry of `local` under `alias`, if it is a `Timed<T>`
-    /// and the tier's budget has room.
+    /// Hold `key`'s entry of `local` (under `fp`) under `alias` and
+    /// `stream` (empty for a short stream, see [`Hot::get_into`]), if it is
+    /// a `Timed<T>` and the tier's budget has room.
     #[cold]
-    pub(super) fn insert<T: 'static>(&mut self, alias: u128, fp: u128, local: &Memory) {
+    pub(super) fn insert<T: 'static, K: KeyText + ?Sized>(
+        &mut self,
+        alias: u128,
+        stream: &[u8],
+        fp: u128,
+        key: &K,
+        local: &Memory,
+    ) {
         let ty = TypeId::of::<T>();
         if *self.ty.get_or_insert(ty) != ty {
             return;
@@ -229,16 +278,18 @@ impl Hot {
         if self.owners[s].iter().all(Option::is_some) {
             self.vacate(s, WAYS - 1);
         }
-        let Some(held) = local.hold(fp) else {
+        let Some(held) = local.hold(fp, key) else {
             self.backoff = BACKOFF;
             return;
         };
         let Some(timed) = held.slot().value().as_any().downcast_ref::<Timed<T>>() else {
             return;
         };
+        let long = !stream.is_empty();
         let way = Way {
             alias,
-            life: held.slot().head(),
+            life: (held.slot().head() as *const SlotHead)
+                .map_addr(|a| a | (usize::from(long) * LONG)),
             value: &timed.value as *const T as *const (),
         };
         let free = self.owners[s]
@@ -248,7 +299,11 @@ impl Hot {
         self.sets[s].ways[..=free].rotate_right(1);
         self.owners[s][..=free].rotate_right(1);
         self.sets[s].ways[0] = way;
-        self.owners[s][0] = Some(Owner { held, fp });
+        self.owners[s][0] = Some(Owner {
+            held,
+            fp,
+            stream: long.then(|| stream.into()),
+        });
         self.len += 1;
     }
 
@@ -292,6 +347,10 @@ mod tests {
     use super::*;
     use crate::cache::Meta;
 
+    fn key(fp: u128) -> String {
+        format!("k{fp}")
+    }
+
     fn tier_with(keys: impl IntoIterator<Item = u128>) -> Memory {
         let tier = Memory::with_capacity(800);
         for fp in keys {
@@ -310,17 +369,17 @@ mod tests {
     fn vacant_ways_never_serve_and_dead_slots_stop_serving() {
         let tier = tier_with([1, 2]);
         let mut hot = Hot::new();
-        assert_eq!(hot.get::<String>(0, &tier), None);
-        hot.insert::<String>(0x55, 1, &tier);
-        hot.insert::<String>(0x66, 2, &tier);
-        assert_eq!(hot.get::<String>(0, &tier), None);
-        assert_eq!(hot.get::<String>(0x55, &tier).as_deref(), Some("v1"));
-        assert_eq!(hot.get::<String>(0x66, &tier).as_deref(), Some("v2"));
+        assert_eq!(hot.get::<String>(0, &[], &tier), None);
+        hot.insert::<String, _>(0x55, &[], 1, &*key(1), &tier);
+        hot.insert::<String, _>(0x66, &[], 2, &*key(2), &tier);
+        assert_eq!(hot.get::<String>(0, &[], &tier), None);
+        assert_eq!(hot.get::<String>(0x55, &[], &tier).as_deref(), Some("v1"));
+        assert_eq!(hot.get::<String>(0x66, &[], &tier).as_deref(), Some("v2"));
         // Another type never reads the table's values.
-        assert_eq!(hot.get::<u64>(0x55, &tier), None);
-        tier.remove(1);
-        assert_eq!(hot.get::<String>(0x55, &tier), None);
-        assert_eq!(hot.get::<String>(0x66, &tier).as_deref(), Some("v2"));
+        assert_eq!(hot.get::<u64>(0x55, &[], &tier), None);
+        tier.remove(1, "k1");
+        assert_eq!(hot.get::<String>(0x55, &[], &tier), None);
+        assert_eq!(hot.get::<String>(0x66, &[], &tier).as_deref(), Some("v2"));
     }
 
     /// Entries survive growth, and ways and their holds stay paired
@@ -332,11 +391,11 @@ mod tests {
         for fp in 1..=90u128 {
             // Aliases that crowd a few sets, to force rotations and
             // evictions of the least recent way.
-            hot.insert::<String>(fp << 12 | (fp % 3), fp, &tier);
+            hot.insert::<String, _>(fp << 12 | (fp % 3), &[], fp, &*key(fp), &tier);
         }
         let mut served = 0;
         for fp in 1..=90u128 {
-            if let Some(v) = hot.get::<String>(fp << 12 | (fp % 3), &tier) {
+            if let Some(v) = hot.get::<String>(fp << 12 | (fp % 3), &[], &tier) {
                 assert_eq!(v, format!("v{fp}"));
                 served += 1;
             }
@@ -350,5 +409,27 @@ mod tests {
         assert_eq!(std::mem::size_of::<Way>(), 32);
         assert_eq!(std::mem::size_of::<Set>(), 128);
         assert_eq!(std::mem::align_of::<Set>(), 64);
+    }
+
+    /// A long stream's way serves only that stream: another stream with
+    /// the same alias (a collision) is a miss, and so is a short lookup
+    /// of a long way's alias, and the reverse.
+    #[test]
+    fn long_ways_serve_only_their_own_stream() {
+        let tier = tier_with([1, 2]);
+        let mut hot = Hot::new();
+        let (a, b) = ([7u8; 40], [8u8; 40]);
+        hot.insert::<String, _>(0x77, &a, 1, &*key(1), &tier);
+        assert_eq!(hot.get::<String>(0x77, &a, &tier).as_deref(), Some("v1"));
+        assert_eq!(hot.get::<String>(0x77, &b, &tier), None);
+        assert_eq!(hot.get::<String>(0x77, &a[..39], &tier), None);
+        assert_eq!(hot.get::<String>(0x77, &[], &tier), None);
+        hot.insert::<String, _>(0x88, &[], 2, &*key(2), &tier);
+        assert_eq!(hot.get::<String>(0x88, &a, &tier), None);
+        assert_eq!(hot.get::<String>(0x88, &[], &tier).as_deref(), Some("v2"));
+        // A way is made only for the key it was asked for.
+        let mut other = Hot::new();
+        other.insert::<String, _>(0x99, &[], 2, "k1", &tier);
+        assert_eq!(other.get::<String>(0x99, &[], &tier), None);
     }
 }

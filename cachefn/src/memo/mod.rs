@@ -169,12 +169,7 @@ impl Site {
         };
         // Leave room for arguments under MAX_KEY_LEN: a very long name
         // (deep modules, generic types) keeps its start and a hash.
-        let name = if name.len() > MAX_NAME_LEN {
-            let hash = xxhash_rust::xxh3::xxh3_128(name.as_bytes());
-            format!("{}.{hash:032x}", &name[..MAX_NAME_LEN - 33])
-        } else {
-            name
-        };
+        let name = crate::key::shorten(&name, MAX_NAME_LEN, b'.');
         let head = format!("{name}:v{}", o.version);
         self.claim_head(&head);
         let freshness = Freshness {
@@ -224,7 +219,12 @@ impl Site {
     /// `out`; `false`: take [`check`]'s slow path (first call on this
     /// thread, registry changed, no entry).
     #[inline(always)]
-    fn hot_hit<T: Clone + 'static>(&'static self, alias: u128, out: &mut MaybeUninit<T>) -> bool {
+    fn hot_hit<T: Clone + 'static>(
+        &'static self,
+        alias: u128,
+        stream: &[u8],
+        out: &mut MaybeUninit<T>,
+    ) -> bool {
         let slot = self.slot.load(Ordering::Relaxed);
         let epoch = registry::epoch();
         RESOLVED
@@ -244,7 +244,7 @@ impl Site {
                 let Some(local) = cache.inner.local.as_deref() else {
                     return false;
                 };
-                let found = hot.get_into::<T>(alias, local, out);
+                let found = hot.get_into::<T>(alias, stream, local, out);
                 if found {
                     cache.count_local_hit_at(res.stats, res.stripe);
                 }
@@ -530,15 +530,19 @@ pub struct Cold {
 /// tag and the value back with wider loads than the stores that wrote
 /// them, and each such load waited for those stores to reach the cache (a
 /// store-forwarding stall).
+///
+/// `stream` is `kb.raw_stream()`: empty for a short stream, whose alias is
+/// injective, else the whole stream, which a hot entry must equal.
 #[inline(never)]
 fn check_hot<M: Memo>(
     site: &'static Site,
     alias: Option<u128>,
+    stream: &[u8],
     refresh: bool,
     out: &mut MaybeUninit<M::Cached>,
 ) -> bool {
     match alias {
-        Some(alias) if !refresh && !site.is_disabled() => site.hot_hit(alias, out),
+        Some(alias) if !refresh && !site.is_disabled() => site.hot_hit(alias, stream, out),
         _ => false,
     }
 }
@@ -549,6 +553,7 @@ fn check_hot<M: Memo>(
 fn check<M: Memo>(
     site: &'static Site,
     alias: Option<u128>,
+    stream: &[u8],
     refresh: bool,
 ) -> Result<M::Cached, Cold> {
     if site.is_disabled() {
@@ -557,7 +562,7 @@ fn check<M: Memo>(
             alias: None,
         });
     }
-    check_slow::<M>(site, alias, refresh)
+    check_slow::<M>(site, alias, stream, refresh)
 }
 
 /// [`check`] when the hot entries did not serve: resolve the cache (on a
@@ -566,6 +571,7 @@ fn check<M: Memo>(
 fn check_slow<M: Memo>(
     site: &'static Site,
     alias: Option<u128>,
+    stream: &[u8],
     refresh: bool,
 ) -> Result<M::Cached, Cold> {
     let resolved = site.resolved();
@@ -583,7 +589,7 @@ fn check_slow<M: Memo>(
     let alias = alias.filter(|_| s.hot);
     if let (false, Some(alias), Some(local)) = (refresh, alias, cache.inner.local.as_deref()) {
         let found = match resolved.hot.try_borrow_mut() {
-            Ok(mut hot) => hot.get::<M::Cached>(alias, local),
+            Ok(mut hot) => hot.get::<M::Cached>(alias, stream, local),
             Err(_) => None,
         };
         if let Some(v) = found {
@@ -623,17 +629,24 @@ fn keyed<M: Memo>(
     }
     let s = site.settings();
     let v = cache
-        .local_fresh::<M>(fp, &s.freshness, &s.stats)
+        .local_fresh::<M, _>(fp, &*kb, &s.freshness, &s.stats)
         .map_err(|drawn| Some((fp, drawn)))?;
     if let Some(alias) = alias {
-        remember_hot::<M::Cached>(site, cache, alias, fp);
+        remember_hot::<M::Cached>(site, cache, alias, kb, fp);
     }
     Ok(v)
 }
 
-/// Make `fp`'s local entry a hot entry of this thread under `alias`.
+/// Make `kb`'s local entry (under `fp`) a hot entry of this thread under
+/// `alias` and its raw stream.
 #[cold]
-fn remember_hot<T: 'static>(site: &'static Site, cache: &Cache, alias: u128, fp: u128) {
+fn remember_hot<T: 'static>(
+    site: &'static Site,
+    cache: &Cache,
+    alias: u128,
+    kb: &KeyBuilder,
+    fp: u128,
+) {
     let resolved = site.resolved();
     let (Ok(current), Some(local)) = (&resolved.cache, cache.inner.local.as_deref()) else {
         return;
@@ -642,7 +655,7 @@ fn remember_hot<T: 'static>(site: &'static Site, cache: &Cache, alias: u128, fp:
         return;
     }
     if let Ok(mut hot) = resolved.hot.try_borrow_mut() {
-        hot.insert::<T>(alias, fp, local);
+        hot.insert::<T, _>(alias, kb.raw_stream(), fp, kb, local);
     };
 }
 
@@ -664,15 +677,16 @@ pub fn hit<M: Memo>(
     refresh: bool,
 ) -> Result<M::Ret, Cold> {
     let alias = kb.raw_fingerprint();
-    // Written out here and in `hit_async` on purpose: a shared helper that
-    // returns the value in an `Option` brought a store-forwarding stall
-    // back (the sync hit went from 47 to 55 ns).
+    let stream = kb.raw_stream();
+    // Written out here and in `hit_async` rather than shared: a helper that
+    // returns the value in an `Option` makes the caller read it back with
+    // wider loads than the stores that wrote it (a store-forwarding stall).
     let mut out = MaybeUninit::uninit();
-    if check_hot::<M>(site, alias, refresh, &mut out) {
+    if check_hot::<M>(site, alias, stream, refresh, &mut out) {
         // SAFETY: `check_hot` wrote `out`.
         return Ok(M::from_cached(unsafe { out.assume_init() }));
     }
-    check::<M>(site, alias, refresh).map(M::from_cached)
+    check::<M>(site, alias, stream, refresh).map(M::from_cached)
 }
 
 /// The rest of a memoized call after [`hit`]: `kb` holds the key's text,
@@ -722,10 +736,12 @@ fn call_cold<M: Memo>(
     block_on(cache.read_through::<M, _>(Io::Blocking, &plan, refresh, body))
 }
 
+/// The cache and the finished key of a helper (its stored text is all a
+/// helper needs).
 fn finished(site: &'static Site, kb: &mut KeyBuilder) -> Result<(Cache, Key), Error> {
     let cache = site.cache()?;
     let fp = kb.finish()?;
-    Ok((cache, Key::from_parts(&kb.text()?, fp)))
+    Ok((cache, Key::from_parts(None, &kb.text()?, fp)))
 }
 
 // The helpers, written once for the sync and the async API (see `io`).
@@ -733,7 +749,7 @@ fn finished(site: &'static Site, kb: &mut KeyBuilder) -> Result<(Cache, Key), Er
 async fn clear_io(io: Io, site: &'static Site, kb: &mut KeyBuilder) -> Result<(), Error> {
     let (cache, key) = finished(site, kb)?;
     cache
-        .remove(io, key.as_str(), key.fingerprint())
+        .remove(io, key.stored(), key.fingerprint())
         .await
         .map(drop)
 }
@@ -749,10 +765,10 @@ async fn get_cached_io<M: Memo>(
     kb: &mut KeyBuilder,
 ) -> Option<M::Cached> {
     let (cache, key) = finished(site, kb).ok()?;
-    if let Some(v) = cache.local_value::<M>(key.fingerprint()) {
+    if let Some(v) = cache.local_value::<M>(key.fingerprint(), key.stored()) {
         return Some(v);
     }
-    let plan = site.plan(key.as_str(), key.fingerprint());
+    let plan = site.plan(key.stored(), key.fingerprint());
     cache.shared_value::<M>(io, &plan).await.map(|(v, _, _)| v)
 }
 
@@ -763,7 +779,7 @@ async fn set_cached_io<M: Memo>(
     value: M::Cached,
 ) -> Result<(), Error> {
     let (cache, key) = finished(site, kb)?;
-    let plan = site.plan(key.as_str(), key.fingerprint());
+    let plan = site.plan(key.stored(), key.fingerprint());
     cache.store_value::<M>(io, &plan, &value).await.0
 }
 
@@ -785,7 +801,7 @@ pub fn key(site: &'static Site, kb: KeyBuilder) -> Key {
             site.warn("no key", &e);
             // A key that matches no stored entry: '!' never appears in a
             // key built from arguments, and the hash form is not valid.
-            Key::from_parts(&format!("{}:!invalid#", site.settings().head), 0)
+            Key::from_parts(None, &format!("{}:!invalid", site.settings().head), 0)
         }
     }
 }
