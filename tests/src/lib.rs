@@ -259,6 +259,7 @@ macro_rules! started {
 /// ```ignore
 /// wait_until(Duration::from_secs(10), "the invalidation", || cache.stats().invalidations > 0);
 /// ```
+#[track_caller]
 pub fn wait_until(within: Duration, what: impl std::fmt::Display, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
