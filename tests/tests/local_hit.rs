@@ -279,7 +279,12 @@ fn every_thread_sees_a_clear() {
                 for (what, _) in &ends {
                     // A miss or a wait, a hit that makes the entry hot, hot hits.
                     let before: Vec<String> = (0..KEYS)
-                        .map(|id| (0..4).map(|_| shared(id)).last().unwrap())
+                        .map(|id| {
+                            for _ in 0..3 {
+                                shared(id);
+                            }
+                            shared(id)
+                        })
                         .collect();
                     phase.wait(); // every reader holds every key hot
                     phase.wait(); // ended
