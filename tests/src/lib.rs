@@ -249,3 +249,109 @@ macro_rules! started {
         }
     };
 }
+
+/// Wait until `cond` holds, checking every millisecond or so; panic with
+/// `what` (what the test waited for) once `within` has passed without it.
+/// For events a test can observe (a counter, a stats field, a key), in
+/// place of a fixed sleep that hopes the event happened meanwhile: the
+/// deadline is generous because only a broken mechanism ever reaches it.
+///
+/// ```ignore
+/// wait_until(Duration::from_secs(10), "the invalidation", || cache.stats().invalidations > 0);
+/// ```
+#[track_caller]
+pub fn wait_until(within: Duration, what: impl std::fmt::Display, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < within,
+            "waited {within:?} for {what}, in vain"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A barrier for threads of one test that a panicking thread breaks: a
+/// party that panics (holding a [`Barrier::guard`]) makes every `wait`,
+/// current and later, panic too, so the test fails with the first panic's
+/// message instead of hanging for a party that will never come. A wait
+/// also panics after `patience` (a backstop for a party stuck elsewhere).
+pub struct Barrier {
+    parties: usize,
+    patience: Duration,
+    state: Mutex<BarrierState>,
+    moved: parking_lot::Condvar,
+}
+
+#[derive(Default)]
+struct BarrierState {
+    arrived: usize,
+    generation: u64,
+    broken: bool,
+}
+
+impl Barrier {
+    /// A barrier for `parties` threads, whose waits give up after `patience`.
+    pub fn new(parties: usize, patience: Duration) -> Barrier {
+        Barrier {
+            parties,
+            patience,
+            state: Mutex::new(BarrierState::default()),
+            moved: parking_lot::Condvar::new(),
+        }
+    }
+
+    /// Wait until all parties have called `wait` (once each per round).
+    /// Panics when a party panicked or `patience` ran out.
+    pub fn wait(&self) {
+        let deadline = Instant::now() + self.patience;
+        let mut s = self.state.lock();
+        assert!(!s.broken, "a thread at this barrier panicked");
+        s.arrived += 1;
+        if s.arrived == self.parties {
+            s.arrived = 0;
+            s.generation += 1;
+            self.moved.notify_all();
+            return;
+        }
+        let generation = s.generation;
+        while s.generation == generation && !s.broken {
+            if self.moved.wait_until(&mut s, deadline).timed_out() {
+                s.broken = true;
+                self.moved.notify_all();
+                panic!(
+                    "waited {:?} at a barrier for {} of {} threads",
+                    self.patience,
+                    self.parties - s.arrived,
+                    self.parties
+                );
+            }
+        }
+        assert!(
+            s.generation != generation,
+            "a thread at this barrier panicked"
+        );
+    }
+
+    /// A guard that breaks the barrier if it is dropped by a panic: hold
+    /// one in every thread that waits.
+    pub fn guard(&self) -> BreakOnPanic<'_> {
+        BreakOnPanic(self)
+    }
+
+    fn break_it(&self) {
+        self.state.lock().broken = true;
+        self.moved.notify_all();
+    }
+}
+
+/// See [`Barrier::guard`].
+pub struct BreakOnPanic<'a>(&'a Barrier);
+
+impl Drop for BreakOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.break_it();
+        }
+    }
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use cachefn::backends::{Memory, Redis};
 use cachefn::{quickcache, Cache};
 use cachefn_tests::redis_server::{tracking_client_ids, RedisServer};
-use cachefn_tests::{started, Runs};
+use cachefn_tests::{started, wait_until, Runs};
 
 static RUNS: Runs = Runs::new();
 
@@ -254,6 +254,7 @@ fn five_hundred_keys_changed_at_once_leave_no_stale_copy() {
         );
     }
     // A replaces all of them in one pipelined round trip.
+    let dropped_before = b.ask("invalidations").parse::<u64>().unwrap();
     let keys: Vec<String> = (0..500).map(|i| page::key(i).as_str().to_owned()).collect();
     let values: Vec<(String, String)> = keys
         .iter()
@@ -263,7 +264,10 @@ fn five_hundred_keys_changed_at_once_leave_no_stale_copy() {
     writer_cache(&url)
         .set_many(&values, Duration::from_secs(600))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // Once B's feed has dropped 500 copies, no read may be stale.
+    wait_until(Duration::from_secs(10), "B to drop its 500 copies", || {
+        b.ask("invalidations").parse::<u64>().unwrap() >= dropped_before + 500
+    });
     let seen = b.ask("readn 500");
     let stale: Vec<&str> = seen.split(',').filter(|v| v.starts_with("old")).collect();
     assert!(
@@ -329,9 +333,10 @@ fn a_frozen_server_empties_the_local_tier_and_coherence_resumes_after() {
     page::set_cached(1, "A v1".to_owned()).unwrap();
     assert_eq!(b.hold(1), "A v1");
     server.freeze();
-    std::thread::sleep(Duration::from_secs(3));
-    // The feed could not confirm it is alive: B's copies are gone.
-    assert_eq!(b.ask("len"), "0");
+    // The feed cannot confirm it is alive: B's copies go.
+    wait_until(Duration::from_secs(30), "B to empty its local tier", || {
+        b.ask("len") == "0"
+    });
     server.thaw();
     page::set_cached(1, "A v2".to_owned()).unwrap();
     assert_eq!(b.ask("read 1"), "A v2");
@@ -356,11 +361,21 @@ fn a_process_keeps_its_own_writes_and_two_caches_follow_each_other() {
         assert!(start.elapsed() < Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(10));
     }
+    // A marker that `one` keeps and `two` writes after each of one's
+    // writes: one's feed reports the marker's change after the echo of
+    // one's own write (one connection, in the order of the writes), so
+    // once one has dropped the marker, it has had that echo.
+    two.set("marker", &0u64, ttl).unwrap();
+    until_kept(&one, "marker");
     for i in 1..50u32 {
         one.set("k", &i, ttl).unwrap();
-        // The echo of our own write does not drop what we just stored.
-        std::thread::sleep(Duration::from_millis(2));
+        two.set("marker", &u64::from(i), ttl).unwrap();
+        wait_until(Duration::from_secs(10), "one to drop the marker", || {
+            one.stats().invalidations >= u64::from(i)
+        });
+        // The echo of our own write did not drop what we just stored.
         assert_eq!(one.local().unwrap().get::<u32>("k"), Some(i));
+        until_kept(&one, "marker");
         // The other cache (same process, same prefix, own local tier) follows.
         let start = Instant::now();
         while two.get::<u32>("k") != Some(i) {
@@ -370,7 +385,11 @@ fn a_process_keeps_its_own_writes_and_two_caches_follow_each_other() {
             );
         }
     }
-    assert_eq!(one.stats().invalidations, 0);
+    assert_eq!(
+        one.stats().invalidations,
+        49,
+        "the markers, and nothing else"
+    );
 }
 
 /// A server that refuses every command, as Redis 5 refuses `HELLO 3`.
@@ -523,6 +542,11 @@ async fn async_writes_and_reads_follow_too() {
     let ttl = Duration::from_secs(600);
     one.set_async("k", &0u64, ttl).await.unwrap();
     until_kept(&two, "k");
+    // As in the sync test: `two` writes a marker that `one` keeps after
+    // each of one's writes; once one has dropped it, one has had the echo
+    // of its own write.
+    two.set_async("marker", &0u64, ttl).await.unwrap();
+    until_kept(&one, "marker");
     for i in 1..20u64 {
         one.set_async("k", &i, ttl).await.unwrap();
         let start = Instant::now();
@@ -532,10 +556,24 @@ async fn async_writes_and_reads_follow_too() {
                 "two kept a stale copy"
             );
         }
+        two.set_async("marker", &i, ttl).await.unwrap();
+        let start = Instant::now();
+        while one.stats().invalidations < i {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "one never dropped the marker"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         // Our own write stays in our own local tier.
-        tokio::time::sleep(Duration::from_millis(2)).await;
         assert_eq!(one.local().unwrap().get::<u64>("k"), Some(i));
+        until_kept(&one, "marker");
     }
+    assert_eq!(
+        one.stats().invalidations,
+        19,
+        "the markers, and nothing else"
+    );
 }
 
 /// The feed comes from `Backend::invalidations`, which wrappers forward:

@@ -5,12 +5,13 @@
 //! arguments that write different keys never share one.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Barrier};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use cachefn::backends::Memory;
 use cachefn::{quickcache, Cache};
-use cachefn_tests::Runs;
+use cachefn_tests::{wait_until, Barrier, Runs};
 use serde::Serialize;
 
 static PAGE_RUNS: Runs = Runs::new();
@@ -55,32 +56,85 @@ fn writes_clears_and_registrations_end_hot_entries() {
 }
 
 static SMALL_RUNS: Runs = Runs::new();
+/// The version of the data behind `small`: a value computed after it moves
+/// on differs from one computed before.
+static SMALL_VERSION: AtomicU64 = AtomicU64::new(0);
 
 #[quickcache(cache = "local-hit-small")]
 fn small(id: u64) -> String {
     SMALL_RUNS.hit();
-    format!("small {id}")
+    format!("small {id} v{}", SMALL_VERSION.load(Ordering::SeqCst))
 }
 
 #[test]
 fn evicted_entries_are_not_served() {
-    cachefn::register(
-        "local-hit-small",
-        Cache::builder().local(Memory::with_capacity(16)).build(),
-    );
+    let cache = Cache::builder().local(Memory::with_capacity(16)).build();
+    cachefn::register("local-hit-small", cache.clone());
+    let tier = cache.local_store().expect("a local tier");
     // Many more keys than the tier holds, read over and over: every
-    // answer is the key's own value, whatever was evicted meanwhile.
-    for round in 0..5 {
-        for id in 0..200 {
-            assert_eq!(small(id), format!("small {id}"), "round {round}");
-        }
-    }
+    // answer is the key's own value, whatever was evicted meanwhile. On a
+    // thread of its own, whose exit lets go of what it held.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for round in 0..5 {
+                for id in 0..200 {
+                    assert_eq!(small(id), format!("small {id} v0"), "round {round}");
+                }
+            }
+            for _ in 0..3 {
+                for id in 0..8 {
+                    assert_eq!(small(id), format!("small {id} v0"));
+                }
+            }
+        });
+    });
     assert!(SMALL_RUNS.get() >= 200);
-    for _ in 0..3 {
-        for id in 0..8 {
-            assert_eq!(small(id), format!("small {id}"));
+    wait_until(Duration::from_secs(10), "the reader's exit", || {
+        tier.front_held().0 == 0
+    });
+
+    // A thread holds one key hot (a miss, a hit that makes it hot, a hot
+    // hit); this thread reads other keys until the tier evicts it; the
+    // data behind it changes. The holder's next call must see the change:
+    // the evicted slot it still holds is dead.
+    let (to_holder, holder_rx) = mpsc::channel::<()>();
+    let (to_main, main_rx) = mpsc::channel::<String>();
+    let hot_key = 1_000;
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for _ in 0..3 {
+                assert_eq!(small(hot_key), format!("small {hot_key} v0"));
+            }
+            to_main.send(String::new()).unwrap();
+            // The test ends this thread (its sender gone) if it fails meanwhile.
+            if holder_rx.recv().is_ok() {
+                to_main.send(small(hot_key)).unwrap();
+            }
+        });
+        // Dropped first if this thread fails: the holder then ends too.
+        let to_holder = to_holder;
+        let patience = Duration::from_secs(60);
+        main_rx.recv_timeout(patience).expect("the holder is ready");
+        assert_eq!(tier.front_held(), (1, 2), "the holder holds its key's slot");
+        let key = small::key(hot_key);
+        let mut id = 2_000;
+        while cache.has(&key) {
+            assert!(id < 1_000_000, "the tier never evicted {key:?}");
+            for _ in 0..50 {
+                // Read twice, so that the policy keeps these rather than it.
+                small(id);
+                small(id);
+                id += 1;
+            }
         }
-    }
+        SMALL_VERSION.store(1, Ordering::SeqCst);
+        to_holder.send(()).unwrap();
+        assert_eq!(
+            main_rx.recv_timeout(patience).expect("the holder's answer"),
+            format!("small {hot_key} v1"),
+            "the thread that held the evicted entry hot was served it"
+        );
+    });
 }
 
 static SHAPE_RUNS: Runs = Runs::new();
@@ -179,48 +233,86 @@ fn integer_widths_share_the_key_text_entry() {
 
 static SHARED_RUNS: Runs = Runs::new();
 
+/// Each computed value is the body's run number: a value computed again
+/// differs from the one before.
 #[quickcache(cache = "local-hit-threads")]
 fn shared(id: u64) -> String {
     SHARED_RUNS.hit();
-    format!("v{}:{id}", SHARED_RUNS.get() / 1000)
+    format!("v{}:{id}", SHARED_RUNS.get())
 }
 
+/// Readers on four threads hold every key hot; this thread (which never
+/// reads) ends the entries: by a write, `clear` of each key, `clear_all`,
+/// the cache's `clear`. Every reader must see new values at once.
 #[test]
 fn every_thread_sees_a_clear() {
-    cachefn::register("local-hit-threads", Cache::memory());
-    let threads = 4;
-    let barrier = Arc::new(Barrier::new(threads));
+    const KEYS: u64 = 20;
+    const READERS: usize = 4;
+    let cache = Cache::memory();
+    cachefn::register("local-hit-threads", cache.clone());
+    type End<'a> = (&'static str, Box<dyn Fn() + Sync + 'a>);
+    let ends: [End<'_>; 4] = [
+        (
+            "a write",
+            Box::new(|| {
+                for id in 0..KEYS {
+                    shared::set_cached(id, format!("set:{id}")).unwrap();
+                }
+            }),
+        ),
+        (
+            "f::clear",
+            Box::new(|| {
+                for id in 0..KEYS {
+                    shared::clear(id).unwrap();
+                }
+            }),
+        ),
+        ("f::clear_all", Box::new(|| shared::clear_all().unwrap())),
+        ("Cache::clear", Box::new(|| cache.clear().unwrap())),
+    ];
+    let phase = Barrier::new(READERS + 1, Duration::from_secs(60));
     std::thread::scope(|s| {
-        for _ in 0..threads {
-            let barrier = barrier.clone();
-            s.spawn(move || {
-                for _ in 0..50 {
-                    for id in 0..20 {
-                        assert!(shared(id).ends_with(&format!(":{id}")));
+        for _ in 0..READERS {
+            s.spawn(|| {
+                let _break_on_panic = phase.guard();
+                for (what, _) in &ends {
+                    // A miss or a wait, a hit that makes the entry hot, hot hits.
+                    let before: Vec<String> = (0..KEYS)
+                        .map(|id| {
+                            for _ in 0..3 {
+                                shared(id);
+                            }
+                            shared(id)
+                        })
+                        .collect();
+                    phase.wait(); // every reader holds every key hot
+                    phase.wait(); // ended
+                    for id in 0..KEYS {
+                        assert_ne!(
+                            shared(id),
+                            before[id as usize],
+                            "after {what} on another thread, this one was served the old entry"
+                        );
                     }
-                }
-                barrier.wait();
-                // Every thread's hot entries hold the first values now.
-                let before: Vec<String> = (0..20).map(shared).collect();
-                barrier.wait();
-                if barrier.wait().is_leader() {
-                    for id in 0..20 {
-                        shared::set_cached(id, format!("new:{id}")).unwrap();
-                    }
-                }
-                barrier.wait();
-                for id in 0..20 {
-                    assert_eq!(
-                        shared(id),
-                        format!("new:{id}"),
-                        "was {}",
-                        before[id as usize]
-                    );
+                    phase.wait(); // checked
                 }
             });
         }
+        let _break_on_panic = phase.guard();
+        for (what, end) in &ends {
+            phase.wait();
+            let runs = SHARED_RUNS.get();
+            end();
+            phase.wait();
+            phase.wait();
+            // A write leaves nothing to compute; each clear one run per key
+            // (the readers of a cleared key wait for one another).
+            let recomputed = if *what == "a write" { 0 } else { KEYS as usize };
+            assert_eq!(SHARED_RUNS.get() - runs, recomputed, "after {what}");
+        }
     });
-    assert_eq!(SHARED_RUNS.get(), 20);
+    assert_eq!(SHARED_RUNS.get(), 4 * KEYS as usize);
 }
 
 static BOUNDED_RUNS: Runs = Runs::new();

@@ -9,14 +9,19 @@
 //! counting live values.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cachefn::backends::{LocalValue, Memory};
 use cachefn::{Cache, Error};
-use cachefn_tests::{child_answer, run_child};
+use cachefn_tests::server_process::skip;
+use cachefn_tests::{child_answer, run_child, Barrier};
 
 const MB: usize = 1 << 20;
+
+/// How long a thread waits at a barrier for the others before the test
+/// fails (a backstop: a thread that panics breaks the barrier at once).
+const PATIENCE: Duration = Duration::from_secs(600);
 
 /// The system allocator, counting the bytes allocated and not yet freed.
 struct Counting;
@@ -127,16 +132,17 @@ fn child_process() {
     } else {
         (6 * budget / (threads * size)).max(2) as u32
     };
-    let ready = Barrier::new(threads + 1);
-    let start = Barrier::new(threads + 1);
-    let done = Barrier::new(threads + 1);
-    let release = Barrier::new(threads + 1);
+    // The phases (all spawned; go; all done; measured, let go), one
+    // barrier for the four: a thread that panics breaks it, so the child
+    // fails instead of waiting for it forever.
+    let phase = Barrier::new(threads + 1, PATIENCE);
     let growth = std::thread::scope(|s| {
         for t in 0..threads as u32 {
-            let (ready, start, done, release) = (&ready, &start, &done, &release);
+            let phase = &phase;
             s.spawn(move || {
-                ready.wait();
-                start.wait();
+                let _break_on_panic = phase.guard();
+                phase.wait(); // ready
+                phase.wait(); // start
                 for k in 0..keys {
                     for _ in 0..3 {
                         if lists {
@@ -146,19 +152,20 @@ fn child_process() {
                         }
                     }
                 }
-                done.wait();
-                // Idle, but alive: whatever this thread's front cache holds
-                // is still held while the parent measures.
-                release.wait();
+                phase.wait(); // done
+                              // Idle, but alive: whatever this thread's front cache holds
+                              // is still held while the parent measures.
+                phase.wait(); // released
             });
         }
+        let _break_on_panic = phase.guard();
         // Every thread is spawned and waits: measure, then let them go.
-        ready.wait();
+        phase.wait(); // ready
         let before = (rss(), LIVE.load(Ordering::SeqCst));
-        start.wait();
-        done.wait();
+        phase.wait(); // start
+        phase.wait(); // done
         let after = (rss(), LIVE.load(Ordering::SeqCst));
-        release.wait();
+        phase.wait(); // released
         (
             after.0.saturating_sub(before.0),
             after.1.saturating_sub(before.1),
@@ -175,7 +182,8 @@ fn check(threads: usize, size: usize) {
 
 fn check_case(threads: usize, size: usize, lists: bool, budget: usize) {
     if !cfg!(target_os = "linux") {
-        println!("skipped: resident memory is read from /proc/self/status (Linux only)");
+        // Outside CI: skip; in CI (which must run every test): fail.
+        skip::<()>("resident memory is read from /proc/self/status (Linux only)");
         return;
     }
     let spec = format!("{threads},{size},{},{budget}", u8::from(lists));
@@ -293,13 +301,15 @@ fn entry_bound_holds_with_many_idle_threads() {
     const THREADS: usize = 32;
     let live = Arc::new(AtomicUsize::new(0));
     let memory = Memory::with_capacity(CAPACITY);
-    let done = Barrier::new(THREADS + 1);
-    let release = Barrier::new(THREADS + 1);
+    // All done; measured, let go. A thread that panics breaks the barrier,
+    // so the test fails instead of waiting for it forever.
+    let phase = Barrier::new(THREADS + 1, PATIENCE);
     let held = std::thread::scope(|s| {
         let mut threads = Vec::new();
         for t in 0..THREADS as u128 {
-            let (memory, live, done, release) = (&memory, &live, &done, &release);
+            let (memory, live, phase) = (&memory, &live, &phase);
             threads.push(s.spawn(move || {
+                let _break_on_panic = phase.guard();
                 for k in 0..4_000u128 {
                     let fp = (t << 96) | (k << 64) | (t << 32) | k;
                     memory.insert(fp, "k", Counted::new(live), Duration::ZERO);
@@ -307,15 +317,16 @@ fn entry_bound_holds_with_many_idle_threads() {
                         memory.read(fp, "k", |_| ());
                     }
                 }
-                done.wait();
-                release.wait();
+                phase.wait(); // done
+                phase.wait(); // released
             }));
         }
-        done.wait();
+        let _break_on_panic = phase.guard();
+        phase.wait(); // done
         let held = live.load(Ordering::SeqCst);
-        release.wait();
-        // Joined one by one: that waits for each thread's exit, its
-        // thread-local front cache dropped (a scope's end does not).
+        phase.wait(); // released
+                      // Joined one by one: that waits for each thread's exit, its
+                      // thread-local front cache dropped (a scope's end does not).
         for t in threads {
             t.join().expect("a reader thread");
         }

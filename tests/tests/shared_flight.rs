@@ -53,11 +53,21 @@ fn body_time() -> Duration {
     Duration::from_millis(ms)
 }
 
-/// The holder of the first run in a "kill" test: says who it is, then
-/// waits to be killed.
+/// Now, in milliseconds since the Unix epoch: a clock every process reads
+/// alike, for times one process notes and another compares.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// The holder of the first run in a "kill" test: says who it is and when
+/// its body began (after it took the lease), then waits to be killed.
 fn maybe_hang(run: i64) {
     let mode = std::env::var("SF_MODE");
     if run == 1 && matches!(mode.as_deref(), Ok("kill") | Ok("stuck")) {
+        let _: () = raw().set("holder_at", unix_ms()).unwrap();
         let _: () = raw().set("holder_pid", std::process::id()).unwrap();
         std::thread::sleep(Duration::from_secs(120));
     }
@@ -155,6 +165,11 @@ fn child_process_entry() {
                     s.spawn(|| match mode.as_str() {
                         "process" => square_per_process(7).to_string(),
                         "err" => format!("{:?}", fallible(7)),
+                        "stuck" => {
+                            let answer = square(7).to_string();
+                            let _: () = raw().rpush("answered_at", unix_ms()).unwrap();
+                            answer
+                        }
                         _ => square(7).to_string(),
                     })
                 })
@@ -277,8 +292,11 @@ fn the_control_per_process_single_flight_computes_once_per_process() {
     for mut child in children {
         expect_all(child.answer(), "49", 8);
     }
-    // What the test above would see without the lease.
-    assert!(runs(&mut conn) > 1, "{} runs", runs(&mut conn));
+    // What the test above would see without the lease: each process
+    // computes once (its 8 threads wait for one run; they all start
+    // together, far less than the 2.5 s body apart, so no process finds
+    // another's value stored).
+    assert_eq!(runs(&mut conn), 4, "one run per process");
 }
 
 #[test]
@@ -363,12 +381,30 @@ fn waiters_of_a_stuck_holder_compute_after_six_lease_lifetimes() {
         answered += 1;
     }
     assert_eq!(answered, 3);
-    assert!(runs(&mut conn) >= 2, "{} runs", runs(&mut conn));
-    assert!(
-        start.elapsed() < Duration::from_secs(60),
-        "the waiters waited {:?} for a holder that never stores",
-        start.elapsed()
-    );
+    // The stuck run, then at most one per waiting process (those that give
+    // up at the same moment each compute; a later one finds the value).
+    let runs = runs(&mut conn);
+    assert!((2..=4).contains(&runs), "{runs} runs");
+    // Each waiter answered about six lease lifetimes (1.8 s) after the
+    // holder took the lease: at least 1.2 s after its body began (the
+    // slack: two lifetimes for scheduling), long before the holder's
+    // 120 s body ends. Without the lease they answer after their own
+    // 100 ms body.
+    let holder_at: u64 = conn.get("holder_at").unwrap();
+    let answered_at: Vec<u64> = conn.lrange("answered_at", 0, -1).unwrap();
+    assert_eq!(answered_at.len(), 6, "{answered_at:?}");
+    for at in answered_at {
+        let after = Duration::from_millis(at.saturating_sub(holder_at));
+        assert!(
+            after >= Duration::from_millis(1_200),
+            "a waiter answered {after:?} after the holder took the lease, not about six \
+             lease lifetimes (1.8 s) later"
+        );
+        assert!(
+            after < Duration::from_secs(30),
+            "a waiter waited {after:?} for a holder that never stores"
+        );
+    }
 }
 
 #[test]

@@ -13,9 +13,6 @@
 //! one pass case would make it build every dependency again with code
 //! generation and run one cargo build per case, compile-fail ones included,
 //! instead of checking all of them in one cargo run.
-//!
-//! `ui/pending/` holds misuses that still compile; they are not run. Move
-//! each to `ui/fail/` (and bless it) once the macro rejects it.
 
 use std::path::Path;
 

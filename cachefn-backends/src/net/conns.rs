@@ -209,8 +209,23 @@ mod tests {
                 lease.conn
             })
         };
-        std::thread::sleep(Duration::from_millis(20));
+        until_waited_on(&conns);
         held.keep();
         assert_eq!(waiter.join().unwrap(), Some(7));
+    }
+
+    /// Wait (10 s at most) until a caller of `conns` waits for a connection.
+    fn until_waited_on<C>(conns: &Conns<C>) {
+        let start = Instant::now();
+        loop {
+            {
+                let state = conns.state.lock();
+                if state.next > state.turn {
+                    return;
+                }
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "nobody waits");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }

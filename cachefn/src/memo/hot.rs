@@ -48,6 +48,8 @@ const BACKOFF: u32 = 64;
 const FIRST_SETS: usize = 4;
 /// The most sets of a table ([`WAYS`] entries each).
 const MAX_SETS: usize = 1024;
+/// Buffers of vacated long ways a table keeps for new ones.
+const SPARE_STREAMS: usize = 2 * WAYS;
 /// Entries per set: with fewer, a set that more keys map to than it has
 /// ways misses on every read of a key cycle (two ways: 8% of 1,000 keys).
 const WAYS: usize = 4;
@@ -95,7 +97,7 @@ struct Owner {
     held: Held,
     fp: u128,
     /// The raw stream the way was made for, when it has more than 15 bytes.
-    stream: Option<Box<[u8]>>,
+    stream: Option<Vec<u8>>,
 }
 
 /// One thread's hot entries of one memoized function (of one resolved
@@ -112,6 +114,8 @@ pub(super) struct Hot {
     len: usize,
     /// The sweep epoch the table was last swept in.
     swept: u64,
+    /// Buffers of vacated long ways, for [`Hot::keep_stream`].
+    spare: Vec<Vec<u8>>,
     /// Misses left before the next try after the tier's pin budget refused
     /// an entry: while it is full (of other functions' or threads' hot
     /// entries) a miss must not pay for a store lookup and a refusal each
@@ -129,6 +133,7 @@ impl Hot {
             ticks: 0,
             len: 0,
             swept: 0,
+            spare: Vec::new(),
             backoff: 0,
             _not_send: PhantomData,
         }
@@ -225,10 +230,28 @@ impl Hot {
 
     /// Vacate `sets[s].ways[w]` (giving back its charge).
     fn vacate(&mut self, s: usize, w: usize) {
-        if self.owners[s][w].take().is_some() {
+        if let Some(owner) = self.owners[s][w].take() {
             self.sets[s].ways[w] = EMPTY;
             self.len -= 1;
+            if let (Some(stream), true) = (owner.stream, self.spare.len() < SPARE_STREAMS) {
+                self.spare.push(stream);
+            }
         }
+    }
+
+    /// A copy of `stream` for a new long way, in a vacated way's buffer
+    /// when one is big enough: a set that more keys map to than it has
+    /// ways keeps replacing its entries, and must not allocate each time.
+    fn keep_stream(&mut self, stream: &[u8]) -> Vec<u8> {
+        let mut kept = match self.spare.iter().position(|b| b.capacity() >= stream.len()) {
+            Some(i) => self.spare.swap_remove(i),
+            // A few sizes only (64, 128, 256: a raw stream has at most
+            // 200 bytes), so that buffers fit the streams that follow.
+            None => Vec::with_capacity(stream.len().next_power_of_two().max(64)),
+        };
+        kept.clear();
+        kept.extend_from_slice(stream);
+        kept
     }
 
     /// Hold `key`'s entry of `local` (under `fp`) under `alias` and
@@ -258,6 +281,7 @@ impl Hot {
             self.retain(|o| o.held.is_live(now));
         }
         if self.sets.is_empty() {
+            self.spare = Vec::with_capacity(SPARE_STREAMS);
             self.sets = vec![EMPTY_SET; FIRST_SETS];
             self.owners = (0..FIRST_SETS).map(|_| Default::default()).collect();
         } else if self.len * 2 >= self.sets.len() * WAYS && self.sets.len() < MAX_SETS {
@@ -296,14 +320,11 @@ impl Hot {
             .iter()
             .position(Option::is_none)
             .unwrap_or(WAYS - 1);
+        let stream = long.then(|| self.keep_stream(stream));
         self.sets[s].ways[..=free].rotate_right(1);
         self.owners[s][..=free].rotate_right(1);
         self.sets[s].ways[0] = way;
-        self.owners[s][0] = Some(Owner {
-            held,
-            fp,
-            stream: long.then(|| stream.into()),
-        });
+        self.owners[s][0] = Some(Owner { held, fp, stream });
         self.len += 1;
     }
 
