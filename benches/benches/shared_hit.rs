@@ -4,7 +4,9 @@
 //! - a memoized call served by Redis (local tier off) vs a raw `GET` of the
 //!   same bytes on the same kind of (sync) connection;
 //! - a miss plus store vs a raw `GET` + `SET`;
-//! - the local hit of a tiered cache vs the local hit of a memory-only cache.
+//! - the local hit of a tiered cache vs the local hit of a memory-only cache;
+//! - served by Redis, 1 KiB and 16 KiB values: unsigned (checked against
+//!   their key) and signed (`CacheBuilder::signing_key`), vs a raw `GET`.
 //!
 //! ```text
 //! cargo bench -j2 -p cachefn-benches --bench shared_hit -- --warm-up-time 1 --measurement-time 3
@@ -42,6 +44,21 @@ fn memory_page(id: u64) -> String {
     format!("<p>{id}</p>")
 }
 
+/// A page of `kib` KiB.
+fn big_page(id: u64, kib: usize) -> String {
+    format!("<p>{id}</p>").repeat(kib * 1024 / 8)
+}
+
+#[quickcache(cache = "bench-shared-only", local_timeout = 0)]
+fn page_unsigned(id: u64, kib: usize) -> String {
+    big_page(id, kib)
+}
+
+#[quickcache(cache = "bench-signed", local_timeout = 0)]
+fn page_signed(id: u64, kib: usize) -> String {
+    big_page(id, kib)
+}
+
 fn shared_tier(c: &mut Criterion) {
     let Some(server) = RedisServer::start() else {
         eprintln!("shared_hit: no redis-server, nothing to measure");
@@ -62,6 +79,14 @@ fn shared_tier(c: &mut Criterion) {
             .build(),
     );
     cachefn::register("bench-memory", Cache::memory());
+    cachefn::register(
+        "bench-signed",
+        Cache::builder()
+            .shared(Redis::open(&url).unwrap())
+            .prefix("bench")
+            .signing_key("a signing key for the bench, 32 bytes or more")
+            .build(),
+    );
 
     let keys: Vec<u64> = (0..KEYS).collect();
     let stored: Vec<String> = keys
@@ -111,6 +136,30 @@ fn shared_tier(c: &mut Criterion) {
     g.bench_function("cachefn: local hit, memory-only cache", |b| {
         cycle(b, &keys, memory_page)
     });
+    for kib in [1, 16] {
+        let stored: Vec<String> = keys
+            .iter()
+            .map(|&k| shared_only.storage_key(page_unsigned::key(k, kib)))
+            .collect();
+        for &k in &keys {
+            page_unsigned(k, kib);
+            page_signed(k, kib);
+        }
+        g.bench_function(format!("raw redis-rs: GET of a {kib} KiB value"), |b| {
+            cycle(b, &keys, |k| {
+                redis::cmd("GET")
+                    .arg(&stored[k as usize])
+                    .query::<Vec<u8>>(&mut raw)
+                    .unwrap()
+            })
+        });
+        g.bench_function(format!("cachefn: served by Redis, {kib} KiB, checked"), |b| {
+            cycle(b, &keys, |k| page_unsigned(k, kib))
+        });
+        g.bench_function(format!("cachefn: served by Redis, {kib} KiB, signed"), |b| {
+            cycle(b, &keys, |k| page_signed(k, kib))
+        });
+    }
     g.finish();
     drop(server);
 }
