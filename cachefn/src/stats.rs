@@ -85,6 +85,7 @@ pub(crate) struct Counters {
     pub(crate) shared_errors: Counter,
     pub(crate) undecodable: Counter,
     pub(crate) invalidations: Counter,
+    pub(crate) unauthenticated: Counter,
 }
 
 /// A snapshot of counters: a cache's, from [`Cache::stats`](crate::Cache::stats),
@@ -104,6 +105,10 @@ pub(crate) struct Counters {
 /// let s = square::stats();
 /// assert_eq!((s.misses, s.local_hits), (1, 1));
 /// ```
+///
+/// `Stats` implements `serde::Serialize` (a struct of its counters, by
+/// field name), so that a stats endpoint can return it as it is, e.g.
+/// `axum::Json(cachefn::default_cache().stats())`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -130,6 +135,43 @@ pub struct Stats {
     /// A function's `f::stats()` counts its own entries; a cache's
     /// `stats()` counts all of them.
     pub invalidations: u64,
+    /// Values from the shared tier whose signature did not verify (only
+    /// with `CacheBuilder::signing_key`): counted as misses too.
+    pub unauthenticated: u64,
+}
+
+/// Every field of a `Stats` value with its name, in declaration order. The
+/// pattern has no `..`: a field added to `Stats` does not compile until it
+/// is listed here, and then it is serialized.
+macro_rules! named_fields {
+    ($stats:expr; $($field:ident),* $(,)?) => {{
+        let Stats { $($field),* } = $stats;
+        [$((stringify!($field), $field)),*]
+    }};
+}
+
+/// By hand rather than derived: serde's `derive` would add proc-macro
+/// crates to the default build.
+impl serde::Serialize for Stats {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let fields = named_fields!(*self;
+            local_hits,
+            shared_hits,
+            misses,
+            stale_hits,
+            early_refreshes,
+            shared_errors,
+            undecodable,
+            invalidations,
+            unauthenticated,
+        );
+        let mut out = serializer.serialize_struct("Stats", fields.len())?;
+        for (name, value) in fields {
+            out.serialize_field(name, &value)?;
+        }
+        out.end()
+    }
 }
 
 impl Counters {
@@ -143,6 +185,7 @@ impl Counters {
             shared_errors: Counter::new(),
             undecodable: Counter::new(),
             invalidations: Counter::new(),
+            unauthenticated: Counter::new(),
         }
     }
 
@@ -156,6 +199,7 @@ impl Counters {
             shared_errors: self.shared_errors.get(),
             undecodable: self.undecodable.get(),
             invalidations: self.invalidations.get(),
+            unauthenticated: self.unauthenticated.get(),
         }
     }
 
