@@ -36,6 +36,7 @@ pub fn site_options(o: &Options) -> TokenStream {
         Some(b) => quote!(::core::option::Option::Some(#b)),
         None => quote!(::core::option::Option::None),
     };
+    let none_timeout = opt_u64(&o.none_timeout);
     let swr = opt_u64(&o.stale_while_revalidate);
     let sie = opt_u64(&o.stale_if_error);
     let beta = match &o.early_refresh {
@@ -56,6 +57,7 @@ pub fn site_options(o: &Options) -> TokenStream {
             version: #version,
             cache: #cache,
             cache_none: #cache_none,
+            none_timeout: #none_timeout,
             stale_while_revalidate: #swr,
             stale_if_error: #sie,
             early_refresh: #beta,
