@@ -27,6 +27,7 @@
 //!   the processes of one machine share; crash-safe (one checksummed file
 //!   per entry, written atomically).
 #![warn(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;

@@ -2,6 +2,7 @@
 // feature say so and compile only with it.
 #![doc = include_str!("../../README.md")]
 #![warn(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
