@@ -33,7 +33,7 @@ fn wait_for(mut done: impl FnMut() -> bool) -> bool {
 /// A lookup that finds even ids: its runs are counted.
 fn lookup(runs: &AtomicUsize, id: u64) -> Option<String> {
     runs.fetch_add(1, Ordering::SeqCst);
-    (id % 2 == 0).then(|| format!("user {id}"))
+    id.is_multiple_of(2).then(|| format!("user {id}"))
 }
 
 static FIND_RUNS: AtomicUsize = AtomicUsize::new(0);
