@@ -49,7 +49,7 @@ use crate::{Error, InvalidationFeed};
 ///
 /// ```
 /// use std::time::Duration;
-/// use cachefn_backends::{Backend, Error};
+/// use cachefn::backends::{Backend, Error};
 ///
 /// struct Forgetful;
 ///
@@ -183,7 +183,7 @@ pub trait Backend: Send + Sync + 'static {
     /// live out their local lifetime. A wrapper forwards its inner tier's.
     ///
     /// ```
-    /// use cachefn_backends::{Backend, CircuitBreaker, Null};
+    /// use cachefn::backends::{Backend, CircuitBreaker, Null};
     ///
     /// assert!(CircuitBreaker::new(Null).invalidations().is_none());
     /// ```
@@ -206,7 +206,7 @@ pub trait Backend: Send + Sync + 'static {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use cachefn_backends::{Backend, Failure, Null};
+    /// use cachefn::backends::{Backend, Failure, Null};
     ///
     /// // A store without leases says so; callers fall back to per-process work.
     /// let e = Null.lease_acquire("k#lease", b"token", Duration::from_secs(10)).unwrap_err();
@@ -248,7 +248,7 @@ pub trait Backend: Send + Sync + 'static {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use cachefn_backends::{Backend, Failure, Null};
+    /// use cachefn::backends::{Backend, Failure, Null};
     ///
     /// // No value, and no leases in this store: the lease's refusal
     /// // (`single_flight = "shared"` then computes once per process).
@@ -428,7 +428,7 @@ delegate_backend!(impl[B: Backend + ?Sized] for Box<B>, |s| &**s);
 ///
 /// ```
 /// use std::time::Duration;
-/// use cachefn_backends::{Backend, Null};
+/// use cachefn::backends::{Backend, Null};
 ///
 /// Null.set("k", b"v", Duration::from_secs(60)).unwrap();
 /// assert_eq!(Null.get("k").unwrap(), None);

@@ -24,7 +24,7 @@ pub const COOL_DOWN: Duration = Duration::from_secs(1);
 ///
 /// ```
 /// # #[cfg(feature = "redis")] {
-/// use cachefn_backends::{Backend, CircuitBreaker, Redis};
+/// use cachefn::backends::{Backend, CircuitBreaker, Redis};
 ///
 /// // Nothing listens on port 1: the first calls fail, then the circuit opens.
 /// let tier = CircuitBreaker::new(Redis::open("redis://127.0.0.1:1/0").unwrap());

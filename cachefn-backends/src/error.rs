@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// stays reachable through [`std::error::Error::source`].
 ///
 /// ```
-/// use cachefn_backends::{Error, Failure};
+/// use cachefn::backends::{Error, Failure};
 ///
 /// let err = Error::backend("redis", "connection refused");
 /// assert_eq!(err.to_string(), "cache backend `redis` failed: connection refused");
@@ -133,7 +133,7 @@ impl Error {
     /// use std::error::Error as _;
     ///
     /// let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "no reply");
-    /// let err = cachefn_backends::Error::backend("redis", "no reply within 250ms").with_source(io);
+    /// let err = cachefn::Error::backend("redis", "no reply within 250ms").with_source(io);
     /// let source = err.source().unwrap().downcast_ref::<std::io::Error>().unwrap();
     /// assert_eq!(source.kind(), std::io::ErrorKind::TimedOut);
     /// ```

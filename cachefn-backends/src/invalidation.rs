@@ -41,16 +41,16 @@ pub(crate) trait Source: Send + Sync {
 /// Nothing connects until a follower registers.
 ///
 /// ```
-/// use cachefn_backends::{Backend, Null};
+/// use cachefn::backends::{Backend, Null};
 ///
 /// // A tier without a change feed: local copies live their local lifetime.
 /// assert!(Null.invalidations().is_none());
 /// # #[cfg(feature = "redis")] {
-/// let redis = cachefn_backends::Redis::open("redis://127.0.0.1:6379")?;
+/// let redis = cachefn::backends::Redis::open("redis://127.0.0.1:6379")?;
 /// let feed = redis.invalidations(); // Some: nothing connects yet
 /// assert!(feed.is_some());
 /// # }
-/// # Ok::<(), cachefn_backends::Error>(())
+/// # Ok::<(), cachefn::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct InvalidationFeed {

@@ -27,6 +27,7 @@
 //!   the processes of one machine share; crash-safe (one checksummed file
 //!   per entry, written atomically).
 #![warn(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
@@ -41,6 +42,13 @@ pub mod sync;
 
 #[cfg(feature = "disk")]
 mod disk;
+#[cfg(not(all(
+    feature = "redis",
+    feature = "redis-cluster",
+    feature = "memcached",
+    feature = "disk"
+)))]
+mod feature_off;
 #[cfg(feature = "memcached")]
 mod memcached;
 #[cfg(any(feature = "redis", feature = "memcached"))]
@@ -54,6 +62,14 @@ pub use breaker::{CircuitBreaker, COOL_DOWN, TRIP_AFTER};
 #[cfg_attr(docsrs, doc(cfg(feature = "disk")))]
 pub use disk::{Disk, DiskBuilder, DiskUsage};
 pub use error::{Error, Failure, Source};
+#[cfg(not(all(
+    feature = "redis",
+    feature = "redis-cluster",
+    feature = "memcached",
+    feature = "disk"
+)))]
+#[doc(hidden)]
+pub use feature_off::*;
 pub use invalidation::{InvalidationFeed, InvalidationSink};
 #[cfg(feature = "memcached")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]

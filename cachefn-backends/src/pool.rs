@@ -185,7 +185,7 @@ impl<T> Future for Pending<T> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use cachefn_backends::{Backend, Error, Offloaded};
+/// use cachefn::backends::{Backend, Error, Offloaded};
 ///
 /// /// A store whose calls block (here it only sleeps).
 /// struct Slow;

@@ -61,6 +61,7 @@ pub struct Options {
     pub name: Option<LitStr>,
     pub version: Option<Seconds>,
     pub cache_none: Option<LitBool>,
+    pub none_timeout: Option<Seconds>,
     pub stale_while_revalidate: Option<Seconds>,
     pub stale_if_error: Option<Seconds>,
     /// XFetch's `beta`, with its literal's span.
@@ -143,6 +144,12 @@ pub const OPTIONS: &[Spec] = &[
         ),
         ..spec("cache_none", Kind::Bool, "cache_none = false", true)
     },
+    Spec {
+        returning: Returning::Option(
+            "`none_timeout` is how long a `None` result lives, so it only applies to functions that return `Option<T>`: remove it",
+        ),
+        ..spec("none_timeout", Kind::Whole, "none_timeout = 10", true)
+    },
     spec(
         "stale_while_revalidate",
         Kind::Whole,
@@ -184,6 +191,7 @@ impl Options {
             ("timeout", Value::Whole(s)) => self.timeout = Some(s),
             ("local_timeout", Value::Whole(s)) => self.local_timeout = Some(s),
             ("version", Value::Whole(s)) => self.version = Some(s),
+            ("none_timeout", Value::Whole(s)) => self.none_timeout = Some(s),
             ("stale_while_revalidate", Value::Whole(s)) => self.stale_while_revalidate = Some(s),
             ("stale_if_error", Value::Whole(s)) => self.stale_if_error = Some(s),
             ("skip_arg", Value::Str(s)) => self.skip_arg = Some(s),
@@ -204,6 +212,7 @@ impl Options {
             "timeout" => self.timeout.as_ref(),
             "local_timeout" => self.local_timeout.as_ref(),
             "version" => self.version.as_ref(),
+            "none_timeout" => self.none_timeout.as_ref(),
             "stale_while_revalidate" => self.stale_while_revalidate.as_ref(),
             "stale_if_error" => self.stale_if_error.as_ref(),
             _ => None,

@@ -4,7 +4,7 @@
 //! method's are associated functions next to it (`Type::m_clear`), as an
 //! `impl` cannot hold a module. [`Helpers`] writes them once for both.
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Ident, ItemFn, Visibility};
@@ -36,6 +36,7 @@ pub fn site_options(o: &Options) -> TokenStream {
         Some(b) => quote!(::core::option::Option::Some(#b)),
         None => quote!(::core::option::Option::None),
     };
+    let none_timeout = opt_u64(&o.none_timeout);
     let swr = opt_u64(&o.stale_while_revalidate);
     let sie = opt_u64(&o.stale_if_error);
     let beta = match &o.early_refresh {
@@ -56,6 +57,7 @@ pub fn site_options(o: &Options) -> TokenStream {
             version: #version,
             cache: #cache,
             cache_none: #cache_none,
+            none_timeout: #none_timeout,
             stale_while_revalidate: #swr,
             stale_if_error: #sie,
             early_refresh: #beta,
@@ -271,29 +273,31 @@ impl Helpers<'_> {
         let mut parts = Vec::new();
         for part in &self.plan.key.parts {
             let v = &part.value_name;
+            // `self` as `&self`, the usual receiver, so that a misspelled
+            // field of `self` reads the same here as in the method.
             let root_ty = match part.param {
                 Some(i) => self.plan.sig.params[i].ty.to_token_stream(),
-                None => quote!(Self),
+                None => quote!(&Self),
             };
             let span = first_span(&part.expr);
             match part.fields_only {
                 // The parameter itself: its declared type.
                 None => {
-                    let ty = match part.param {
-                        Some(_) => root_ty,
-                        None => quote!(&Self),
-                    };
-                    params.push(quote!(#v: #ty));
+                    params.push(quote!(#v: #root_ty));
                     parts.push(quote_spanned!(span=> #kb.part(&(#v));));
                 }
                 // Fields: the value is checked against the field's type.
+                // `(*arg).field` reads the field from a value of the
+                // parameter's own type, as the memoized call does, so that
+                // a misspelled field is the same error here as there, which
+                // rustc reports once.
                 Some(true) => {
                     params.push(quote!(#v: impl ::cachefn::__private::KeyPart));
                     let p = Ident::new("__cachefn_arg", Span::mixed_site());
-                    let projected = replace_root(&part.expr, &p);
+                    let fields = after_root(&part.expr);
                     let path = &part.path;
                     parts.push(quote_spanned! {span=>
-                        #kb.part_of(&(#v), #path, |#p: &#root_ty| &(#projected));
+                        #kb.part_of(&(#v), #path, |#p: &#root_ty| &((*#p) #fields));
                     });
                 }
                 // A method call: its type cannot be projected without a value.
@@ -327,13 +331,10 @@ fn key_parts(parts: &[KeyPart], kb: &Ident) -> Vec<TokenStream> {
         .collect()
 }
 
-/// `expr` with its first token (the root parameter, or `self`) replaced.
-fn replace_root(expr: &TokenStream, root: &Ident) -> TokenStream {
-    let mut tokens = expr.clone().into_iter();
-    tokens.next();
-    let mut out = root.to_token_stream();
-    out.extend(tokens.map(|t: TokenTree| t.into_token_stream()));
-    out
+/// `expr` without its first token (the root parameter, or `self`): the
+/// field accesses that follow it.
+fn after_root(expr: &TokenStream) -> TokenStream {
+    expr.clone().into_iter().skip(1).collect()
 }
 
 pub fn expand(func: &ItemFn, o: &Options, plan: &Plan) -> TokenStream {

@@ -7,6 +7,8 @@
 //! Every mistake is reported at once, at its token; on error the function is
 //! emitted unchanged so that no cascade of errors follows.
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 use proc_macro::TokenStream;
 use syn::parse_macro_input;
 
@@ -16,7 +18,8 @@ mod context;
 mod ctxt;
 mod expand;
 
-/// Memoize a function. See the `cachefn` crate documentation.
+// No doc comment: rustdoc appends it to the docs of `cachefn::quickcache`,
+// the re-export users read, after their last sentence.
 #[proc_macro_attribute]
 pub fn quickcache(args: TokenStream, item: TokenStream) -> TokenStream {
     let func = parse_macro_input!(item as syn::ItemFn);
@@ -33,7 +36,8 @@ pub fn quickcache(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// Crate-wide defaults; used as `cachefn::config::quickcache! { ... }`.
+// Used as `cachefn::config::quickcache! { ... }`; no doc comment, for the
+// same reason as `quickcache`.
 #[proc_macro]
 pub fn config_quickcache(input: TokenStream) -> TokenStream {
     let raw = parse_macro_input!(input as attr::RawOptions);

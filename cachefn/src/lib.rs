@@ -2,6 +2,7 @@
 // feature say so and compile only with it.
 #![doc = include_str!("../../README.md")]
 #![warn(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
@@ -52,6 +53,7 @@ pub use stats::Stats;
 /// | `name = "blog.sidebar"` | the function's name inside keys |
 /// | `version = 2` | part of every key: bump it when the value's meaning changes |
 /// | `cache_none = false` | for `Option<T>`: do not cache `None` |
+/// | `none_timeout = 10` | for `Option<T>`: seconds a `None` lives, at most `timeout` (a missing row is looked up again sooner than a found one is); `0` is `cache_none = false` |
 /// | `stale_while_revalidate = 30` | seconds past `timeout` an entry is still served while one caller recomputes it |
 /// | `stale_if_error = 600` | for `Result`: seconds past `timeout` an entry is served when recomputing returns `Err` |
 /// | `early_refresh = 1.0` | XFetch's beta (0 to 1000; 0, the default, is off) |
@@ -115,9 +117,11 @@ pub mod config {
     /// crate defaults, then library defaults.
     ///
     /// Options: `timeout`, `local_timeout`, `version`, `cache`,
-    /// `cache_none`, `stale_while_revalidate`, `stale_if_error` (applies
-    /// to the functions that return `Result`), `early_refresh`,
-    /// `single_flight`. Any other word is a compile error.
+    /// `cache_none` and `none_timeout` (apply to the functions that return
+    /// `Option`; a function that sets either one takes neither from here),
+    /// `stale_while_revalidate`, `stale_if_error` (applies to the functions
+    /// that return `Result`), `early_refresh`, `single_flight`. Any other
+    /// word is a compile error.
     ///
     /// ```
     /// cachefn::config::quickcache! {

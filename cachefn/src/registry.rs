@@ -98,6 +98,9 @@ pub struct Options {
     pub version: Option<u64>,
     pub cache: Option<&'static str>,
     pub cache_none: Option<bool>,
+    /// Seconds a `None` of an `Option` function lives (at most `timeout`;
+    /// 0: `None` is not cached).
+    pub none_timeout: Option<u64>,
     /// Seconds past `timeout` during which an expired entry is served at
     /// once while one caller recomputes it.
     pub stale_while_revalidate: Option<u64>,
@@ -113,12 +116,22 @@ pub struct Options {
 impl Options {
     /// `self`, with unset options taken from `fallback`.
     pub(crate) fn or(self, fallback: Options) -> Options {
+        // `cache_none` and `none_timeout` both say what becomes of `None`:
+        // a level that sets either sets both, so that an attribute's
+        // `none_timeout = 10` is not undone by a crate's `cache_none = false`.
+        let (cache_none, none_timeout) = if self.cache_none.is_some() || self.none_timeout.is_some()
+        {
+            (self.cache_none, self.none_timeout)
+        } else {
+            (fallback.cache_none, fallback.none_timeout)
+        };
         Options {
             timeout: self.timeout.or(fallback.timeout),
             local_timeout: self.local_timeout.or(fallback.local_timeout),
             version: self.version.or(fallback.version),
             cache: self.cache.or(fallback.cache),
-            cache_none: self.cache_none.or(fallback.cache_none),
+            cache_none,
+            none_timeout,
             stale_while_revalidate: self
                 .stale_while_revalidate
                 .or(fallback.stale_while_revalidate),
@@ -139,6 +152,8 @@ pub(crate) struct Resolved {
     pub version: u64,
     pub cache: Option<&'static str>,
     pub cache_none: bool,
+    /// How long a cached `None` lives, when shorter than `timeout`.
+    pub none_timeout: Option<u64>,
     pub stale_while_revalidate: u64,
     pub stale_if_error: u64,
     /// Finite, from 0 to [`MAX_EARLY_REFRESH`].
@@ -156,6 +171,7 @@ pub(crate) const LIBRARY_DEFAULTS: Resolved = Resolved {
     version: 1,
     cache: None,
     cache_none: true,
+    none_timeout: None,
     stale_while_revalidate: 0,
     stale_if_error: 0,
     early_refresh: 0.0,
@@ -176,7 +192,13 @@ impl Options {
             local_timeout: self.local_timeout.unwrap_or(d.local_timeout).min(timeout),
             version: self.version.unwrap_or(d.version),
             cache: self.cache.or(d.cache),
-            cache_none: self.cache_none.unwrap_or(d.cache_none),
+            // `none_timeout = 0` is `cache_none = false` (the macro rejects
+            // the two together when they disagree).
+            cache_none: self.none_timeout != Some(0) && self.cache_none.unwrap_or(d.cache_none),
+            none_timeout: self
+                .none_timeout
+                .or(d.none_timeout)
+                .filter(|&n| n > 0 && n < timeout),
             stale_while_revalidate: self
                 .stale_while_revalidate
                 .unwrap_or(d.stale_while_revalidate),
@@ -262,5 +284,55 @@ mod defaults_tests {
         }
         .resolve();
         assert_eq!(r.early_refresh, MAX_EARLY_REFRESH);
+    }
+
+    #[test]
+    fn none_timeout_is_at_most_timeout_and_zero_is_cache_none_false() {
+        let with = |timeout, cache_none, none_timeout| {
+            let r = Options {
+                timeout,
+                cache_none,
+                none_timeout,
+                ..Options::default()
+            }
+            .resolve();
+            (r.cache_none, r.none_timeout)
+        };
+        assert_eq!(with(None, None, None), (true, None));
+        assert_eq!(with(Some(60), None, Some(10)), (true, Some(10)));
+        // Not shorter than `timeout`: `None` lives `timeout`, as without it.
+        assert_eq!(with(Some(60), None, Some(60)), (true, None));
+        assert_eq!(with(Some(60), None, Some(600)), (true, None));
+        assert_eq!(with(None, None, Some(400)), (true, None));
+        assert_eq!(with(Some(60), None, Some(0)), (false, None));
+        assert_eq!(with(Some(60), Some(true), Some(0)), (false, None));
+        assert_eq!(with(Some(60), Some(false), Some(10)), (false, Some(10)));
+    }
+
+    #[test]
+    fn a_level_that_says_what_becomes_of_none_says_it_whole() {
+        let crate_wide = Options {
+            cache_none: Some(false),
+            ..Options::default()
+        };
+        let attribute = Options {
+            none_timeout: Some(10),
+            ..Options::default()
+        };
+        let r = attribute.or(crate_wide).resolve();
+        assert_eq!((r.cache_none, r.none_timeout), (true, Some(10)));
+        let crate_wide = Options {
+            none_timeout: Some(5),
+            ..Options::default()
+        };
+        let attribute = Options {
+            cache_none: Some(true),
+            ..Options::default()
+        };
+        let r = attribute.or(crate_wide).resolve();
+        assert_eq!((r.cache_none, r.none_timeout), (true, None));
+        // Neither set here: both from the crate.
+        let r = Options::default().or(crate_wide).resolve();
+        assert_eq!((r.cache_none, r.none_timeout), (true, Some(5)));
     }
 }

@@ -105,6 +105,10 @@ pub(crate) struct Counters {
 /// let s = square::stats();
 /// assert_eq!((s.misses, s.local_hits), (1, 1));
 /// ```
+///
+/// `Stats` implements `serde::Serialize` (a struct of its counters, by
+/// field name), so that a stats endpoint can return it as it is, e.g.
+/// `axum::Json(cachefn::default_cache().stats())`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -137,6 +141,40 @@ pub struct Stats {
     /// [`CacheBuilder::signing_key`](crate::CacheBuilder::signing_key)
     /// verifies signatures.
     pub unauthenticated: u64,
+}
+
+/// Every field of a `Stats` value with its name, in declaration order. The
+/// pattern has no `..`: a field added to `Stats` does not compile until it
+/// is listed here, and then it is serialized.
+macro_rules! named_fields {
+    ($stats:expr; $($field:ident),* $(,)?) => {{
+        let Stats { $($field),* } = $stats;
+        [$((stringify!($field), $field)),*]
+    }};
+}
+
+/// By hand rather than derived: serde's `derive` would add proc-macro
+/// crates to the default build.
+impl serde::Serialize for Stats {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let fields = named_fields!(*self;
+            local_hits,
+            shared_hits,
+            misses,
+            stale_hits,
+            early_refreshes,
+            shared_errors,
+            undecodable,
+            invalidations,
+            unauthenticated,
+        );
+        let mut out = serializer.serialize_struct("Stats", fields.len())?;
+        for (name, value) in fields {
+            out.serialize_field(name, &value)?;
+        }
+        out.end()
+    }
 }
 
 impl Counters {

@@ -130,7 +130,7 @@ const DEFAULT_IO_THREADS: usize = 4;
 ///
 /// ```
 /// use std::time::Duration;
-/// use cachefn_backends::{Backend, Disk};
+/// use cachefn::backends::{Backend, Disk};
 ///
 /// let dir = std::env::temp_dir().join(format!("cachefn-doc-disk-{}", std::process::id()));
 /// let disk = Disk::open(&dir)?;
@@ -145,7 +145,7 @@ const DEFAULT_IO_THREADS: usize = 4;
 /// assert!(!again.add("page:1", b"other", Duration::ZERO)?);
 /// assert_eq!(again.incr("hits", 2)?, 2);
 /// # std::fs::remove_dir_all(&dir).unwrap();
-/// # Ok::<(), cachefn_backends::Error>(())
+/// # Ok::<(), cachefn::Error>(())
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "disk")))]
 #[derive(Clone)]
@@ -157,7 +157,7 @@ pub struct Disk {
 /// Options of a [`Disk`] tier; from [`Disk::builder`].
 ///
 /// ```
-/// use cachefn_backends::Disk;
+/// use cachefn::backends::Disk;
 ///
 /// let dir = std::env::temp_dir().join(format!("cachefn-doc-builder-{}", std::process::id()));
 /// let disk = Disk::builder(&dir)
@@ -168,7 +168,7 @@ pub struct Disk {
 ///     .build()?;
 /// assert_eq!(disk.max_entries(), 10_000);
 /// # std::fs::remove_dir_all(&dir).unwrap();
-/// # Ok::<(), cachefn_backends::Error>(())
+/// # Ok::<(), cachefn::Error>(())
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "disk")))]
 #[must_use]
@@ -229,7 +229,7 @@ impl DiskBuilder {
 ///
 /// ```
 /// use std::time::Duration;
-/// use cachefn_backends::{Backend, Disk};
+/// use cachefn::backends::{Backend, Disk};
 ///
 /// let dir = std::env::temp_dir().join(format!("cachefn-doc-usage-{}", std::process::id()));
 /// let disk = Disk::builder(&dir).max_entries(10).build()?;
@@ -239,7 +239,7 @@ impl DiskBuilder {
 /// let usage = disk.sweep()?;
 /// assert_eq!((usage.entries, usage.evicted), (10, 0));
 /// # std::fs::remove_dir_all(&dir).unwrap();
-/// # Ok::<(), cachefn_backends::Error>(())
+/// # Ok::<(), cachefn::Error>(())
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "disk")))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -266,7 +266,7 @@ impl Disk {
     /// ```
     /// let bad = std::env::temp_dir().join(format!("cachefn-doc-file-{}", std::process::id()));
     /// std::fs::write(&bad, b"a file, not a directory").unwrap();
-    /// let err = cachefn_backends::Disk::open(bad.join("cache")).unwrap_err();
+    /// let err = cachefn::backends::Disk::open(bad.join("cache")).unwrap_err();
     /// assert!(err.to_string().contains("cannot use"), "{err}");
     /// # std::fs::remove_file(&bad).unwrap();
     /// ```

@@ -118,7 +118,7 @@ const DEFAULT_IO_THREADS: usize = 4;
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use cachefn_backends::{Backend, Memcached};
+/// use cachefn::backends::{Backend, Memcached};
 ///
 /// let mc = Memcached::open("memcache://127.0.0.1:11211")?;
 /// mc.set("app:k", b"v", Duration::from_secs(60))?;
@@ -126,7 +126,7 @@ const DEFAULT_IO_THREADS: usize = 4;
 /// assert_eq!(mc.incr("app:hits", -3)?, -3);
 /// mc.clear_prefix("app:")?; // every key under `app:`, nothing else
 /// assert_eq!(mc.get("app:k")?, None);
-/// # Ok::<(), cachefn_backends::Error>(())
+/// # Ok::<(), cachefn::Error>(())
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub struct Memcached {
@@ -145,7 +145,7 @@ impl Memcached {
     /// memcached is down.
     ///
     /// ```
-    /// use cachefn_backends::Memcached;
+    /// use cachefn::backends::Memcached;
     ///
     /// assert!(Memcached::open("memcache://127.0.0.1:11211").is_ok());
     /// let err = Memcached::open("redis://127.0.0.1").unwrap_err();

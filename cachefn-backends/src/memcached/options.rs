@@ -16,7 +16,7 @@ const DEFAULT_PORT: u16 = 11211;
 ///
 /// ```
 /// use std::time::Duration;
-/// use cachefn_backends::Memcached;
+/// use cachefn::backends::Memcached;
 ///
 /// let mc = Memcached::builder("memcache://127.0.0.1:11211")
 ///     .connect_timeout(Duration::from_millis(100))
@@ -25,7 +25,7 @@ const DEFAULT_PORT: u16 = 11211;
 ///     .max_connections(16)
 ///     .max_reply_size(4 << 20)
 ///     .build()?;
-/// # Ok::<(), cachefn_backends::Error>(())
+/// # Ok::<(), cachefn::Error>(())
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 #[must_use]

@@ -198,9 +198,9 @@ impl Drop for Held {
 /// moves on when a tier's pin budget refuses a hold (at most every 20 ms).
 ///
 /// ```
-/// let seen = cachefn_backends::sweep_epoch();
+/// let seen = cachefn::backends::sweep_epoch();
 /// // ... later, before adding an entry to a per-thread cache:
-/// if cachefn_backends::sweep_epoch() != seen {
+/// if cachefn::backends::sweep_epoch() != seen {
 ///     // drop the entries whose slots are no longer live
 /// }
 /// ```

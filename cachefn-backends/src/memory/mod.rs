@@ -85,7 +85,7 @@ pub struct Slot<V: ?Sized = dyn LocalValue> {
 /// cache line.
 ///
 /// ```
-/// use cachefn_backends::{clock, SlotHead};
+/// use cachefn::backends::{clock, SlotHead};
 ///
 /// // A head that never serves: a vacant entry of a per-thread cache can
 /// // point at it instead of being tested for vacancy.
@@ -143,7 +143,7 @@ impl Slot {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use cachefn_backends::{clock, Error, LocalValue, Memory};
+    /// use cachefn::backends::{clock, Error, LocalValue, Memory};
     ///
     /// struct Page(Vec<u8>);
     /// impl LocalValue for Page {
@@ -229,7 +229,7 @@ const ENTRY_OVERHEAD: u64 = 64 + 16 + 64;
 /// Give it to a cache as its local tier (`cachefn::Cache::builder().local(..)`):
 ///
 /// ```
-/// use cachefn_backends::Memory;
+/// use cachefn::backends::Memory;
 ///
 /// let tier = Memory::with_capacity(10_000);
 /// assert_eq!(tier.capacity(), 10_000);
@@ -279,7 +279,7 @@ impl Memory {
     /// this tier, whatever the number of threads.
     ///
     /// ```
-    /// use cachefn_backends::Memory;
+    /// use cachefn::backends::Memory;
     ///
     /// let tier = Memory::with_max_bytes(64 << 20);
     /// assert_eq!(tier.capacity(), 64 << 20);
@@ -347,7 +347,7 @@ impl Memory {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use cachefn_backends::{clock, Error, LocalValue, Memory};
+    /// use cachefn::backends::{clock, Error, LocalValue, Memory};
     ///
     /// struct Page(Vec<u8>);
     /// impl LocalValue for Page {
@@ -406,7 +406,7 @@ impl Memory {
     /// they may hold (an eighth of [`Memory::capacity`]).
     ///
     /// ```
-    /// use cachefn_backends::Memory;
+    /// use cachefn::backends::Memory;
     ///
     /// let tier = Memory::with_capacity(800);
     /// assert_eq!(tier.front_held(), (0, 100));
@@ -566,7 +566,7 @@ impl Memory {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use cachefn_backends::{Error, LocalValue, Memory};
+    /// use cachefn::backends::{Error, LocalValue, Memory};
     ///
     /// struct Page(Vec<u8>);
     /// impl LocalValue for Page {
@@ -600,7 +600,7 @@ impl Memory {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use cachefn_backends::Memory;
+    /// use cachefn::backends::Memory;
     ///
     /// let tier = Memory::with_capacity(100);
     /// tier.suspend();

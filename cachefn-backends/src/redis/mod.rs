@@ -63,16 +63,18 @@ const SCAN_BATCH: usize = 500;
 /// URLs: `redis://[:password@]host[:port][/db]`, `redis://user:password@host`,
 /// `redis+unix:///path/to/socket`, and with the feature `redis-tls`
 /// `rediss://[user:password@]host[:port][/db]` (TLS; see
-/// [`RedisBuilder::tls_root_cert`] for a server whose certificate a private CA
-/// signed).
+// The method exists only with `redis-tls`: a link without it would be broken.
+#[cfg_attr(feature = "redis-tls", doc = "[`RedisBuilder::tls_root_cert`]")]
+#[cfg_attr(not(feature = "redis-tls"), doc = "`RedisBuilder::tls_root_cert`")]
+/// for a server whose certificate a private CA signed).
 ///
 /// ```no_run
-/// use cachefn_backends::{Backend, Redis};
+/// use cachefn::backends::{Backend, Redis};
 ///
 /// let redis = Redis::open("redis://127.0.0.1:6379/0")?;
 /// redis.set("k", b"v", std::time::Duration::from_secs(60))?;
 /// assert_eq!(redis.get("k")?, Some(b"v".to_vec()));
-/// # Ok::<(), cachefn_backends::Error>(())
+/// # Ok::<(), cachefn::Error>(())
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub struct Redis {
@@ -131,13 +133,13 @@ impl RedisBuilder {
     /// connection.)
     ///
     /// ```
-    /// use cachefn_backends::Redis;
+    /// use cachefn::backends::Redis;
     ///
     /// let redis = Redis::builder("redis://127.0.0.1:6379/0")
     ///     .max_connections(8)
     ///     .max_idle(4)
     ///     .build()?;
-    /// # Ok::<(), cachefn_backends::Error>(())
+    /// # Ok::<(), cachefn::Error>(())
     /// ```
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.limits.set_max_connections(connections);
@@ -154,12 +156,12 @@ impl RedisBuilder {
     /// 1 GiB.
     ///
     /// ```
-    /// use cachefn_backends::Redis;
+    /// use cachefn::backends::Redis;
     ///
     /// let redis = Redis::builder("redis://127.0.0.1:6379/0")
     ///     .max_reply_size(1 << 20)
     ///     .build()?;
-    /// # Ok::<(), cachefn_backends::Error>(())
+    /// # Ok::<(), cachefn::Error>(())
     /// ```
     pub fn max_reply_size(mut self, bytes: usize) -> Self {
         self.limits.set_max_reply_size(bytes);
@@ -177,7 +179,7 @@ impl RedisBuilder {
     /// `SSL_CERT_DIR`). Verification cannot be turned off.
     ///
     /// ```no_run
-    /// use cachefn_backends::Redis;
+    /// use cachefn::backends::Redis;
     ///
     /// let ca = std::fs::read("/etc/redis/tls/ca.crt")?;
     /// let redis = Redis::builder("rediss://:password@redis.internal:6380/0")
@@ -201,7 +203,7 @@ impl RedisBuilder {
     /// in PEM.
     ///
     /// ```no_run
-    /// use cachefn_backends::Redis;
+    /// use cachefn::backends::Redis;
     ///
     /// let redis = Redis::builder("rediss://redis.internal:6380/0")
     ///     .tls_root_cert(std::fs::read("ca.crt")?)

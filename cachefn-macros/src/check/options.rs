@@ -5,8 +5,9 @@
 use crate::attr::{Options, OPTIONS};
 use crate::ctxt::Ctxt;
 
-/// Ranges from the option table, `local_timeout` against `timeout`, and
-/// the names that must be usable inside keys.
+/// Ranges from the option table, `local_timeout` and `none_timeout`
+/// against `timeout`, `none_timeout` against `cache_none`, and the names
+/// that must be usable inside keys.
 pub fn check(cx: &mut Ctxt, o: &Options) {
     for spec in OPTIONS {
         let (low, _) = spec.range;
@@ -28,6 +29,30 @@ pub fn check(cx: &mut Ctxt, o: &Options) {
                     "`local_timeout` ({}) is longer than `timeout` ({}): the local tier never keeps an entry longer than the shared one; use `local_timeout = {}` or less",
                     l.value, t.value, t.value
                 ),
+            );
+        }
+    }
+    if let (Some(t), Some(n)) = (&o.timeout, &o.none_timeout) {
+        if n.value > t.value {
+            cx.error(
+                n.span,
+                format!(
+                    "`none_timeout` ({}) is longer than `timeout` ({}): a `None` never lives longer than any other value; use `none_timeout = {}` or less",
+                    n.value, t.value, t.value
+                ),
+            );
+        }
+    }
+    if let (Some(c), Some(n)) = (&o.cache_none, &o.none_timeout) {
+        if !c.value {
+            cx.error(
+                n.span,
+                "`none_timeout` is how long a cached `None` lives, but `cache_none = false` caches no `None`: remove one of them (`none_timeout = 0` is `cache_none = false`)",
+            );
+        } else if n.value == 0 {
+            cx.error(
+                n.span,
+                "`none_timeout = 0` caches no `None`, but `cache_none = true` asks for them to be cached: remove one of them",
             );
         }
     }

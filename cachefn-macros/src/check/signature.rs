@@ -1,6 +1,7 @@
 //! The signature: what can be memoized at all, and the named parameters.
 
 use proc_macro2::Span;
+use quote::ToTokens;
 use syn::visit::Visit;
 use syn::{FnArg, GenericParam, Ident, Pat, Signature, Type};
 
@@ -17,6 +18,9 @@ pub struct Param {
 pub struct Params {
     pub receiver: bool,
     pub params: Vec<Param>,
+    /// Names bound inside parameters written as patterns (already an
+    /// error): a `vary_on` path may start with one without a second error.
+    pub in_patterns: Vec<Ident>,
 }
 
 /// Reject `const fn`, generics, `&mut` and patterns; collect the parameters.
@@ -40,6 +44,7 @@ pub fn check(cx: &mut Ctxt, sig: &Signature) -> Params {
 
     let mut receiver = false;
     let mut params = Vec::new();
+    let mut in_patterns = Vec::new();
     for arg in &sig.inputs {
         match arg {
             FnArg::Receiver(r) => {
@@ -63,14 +68,18 @@ pub fn check(cx: &mut Ctxt, sig: &Signature) -> Params {
                     cx.error(span, format!("#[quickcache] cannot memoize a generic function: `impl Trait` makes `{name}` generic; take a concrete type"));
                 }
                 match &*pt.pat {
-                    Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => params.push(Param {
-                        ident: pi.ident.clone(),
-                        ty: (*pt.ty).clone(),
-                    }),
-                    other => cx.error_spanned(
-                        other,
-                        "#[quickcache] needs a name for every parameter (the key and the helpers refer to it): write `name: Type` instead of a pattern",
-                    ),
+                    Pat::Ident(pi) if pi.by_ref.is_none() && pi.subpat.is_none() => {
+                        params.push(Param {
+                            ident: pi.ident.clone(),
+                            ty: (*pt.ty).clone(),
+                        })
+                    }
+                    other => {
+                        let mut names = PatNames(Vec::new());
+                        names.visit_pat(other);
+                        cx.error_spanned(other, pattern_error(other, &pt.ty, &names.0));
+                        in_patterns.extend(names.0);
+                    }
                 }
             }
         }
@@ -90,7 +99,57 @@ pub fn check(cx: &mut Ctxt, sig: &Signature) -> Params {
             );
         }
     }
-    Params { receiver, params }
+    Params {
+        receiver,
+        params,
+        in_patterns,
+    }
+}
+
+/// "write a name instead": for an extractor-style pattern that binds one
+/// name (`Path(id): Path<u64>`), the parameter to write and how to read it.
+fn pattern_error(pat: &Pat, ty: &Type, names: &[Ident]) -> String {
+    const WHY: &str =
+        "#[quickcache] needs a name for every parameter (the key and the helpers refer to it)";
+    match (pat, names) {
+        (Pat::TupleStruct(ts), [name])
+            if ts.elems.len() == 1 && matches!(ts.elems.first(), Some(Pat::Ident(_))) =>
+        {
+            format!(
+                "{WHY}: write `{name}: {}` instead of the pattern, and read the value as `{name}.0` (in the body, and in `vary_on = \"{name}.0\"`)",
+                type_text(ty)
+            )
+        }
+        _ => format!("{WHY}: write `name: Type` instead of a pattern"),
+    }
+}
+
+/// A type as it is usually written (`Path<u64>`, not `Path < u64 >`).
+pub fn type_text(ty: &Type) -> String {
+    let mut text = ty.to_token_stream().to_string();
+    for (from, to) in [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" ,", ","),
+        ("& ", "&"),
+    ] {
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// The names a pattern binds.
+struct PatNames(Vec<Ident>);
+
+impl<'ast> Visit<'ast> for PatNames {
+    fn visit_pat_ident(&mut self, i: &'ast syn::PatIdent) {
+        self.0.push(i.ident.clone());
+        syn::visit::visit_pat_ident(self, i);
+    }
 }
 
 impl Params {

@@ -54,6 +54,7 @@ pub fn check(
         match (suggestion, sig.choices(true, skip_arg)) {
             (Some(s), Some(c)) => format!("{what}: did you mean `{s}`? (a `vary_on` path starts with {c})"),
             (None, Some(c)) => format!("{what}: start it with {c}"),
+            (_, None) if !sig.in_patterns.is_empty() => what,
             (_, None) => format!("{what}: `{name}` has no parameters to vary on, so remove `vary_on` (or write `vary_on = []`)"),
         }
     };
@@ -92,6 +93,10 @@ pub fn check(
                     }
                 } else if skip_arg.is_some_and(|s| *s == root_s) {
                     cx.error(lit.span(), format!("`{root_s}` is the `skip_arg`, so it cannot also be in `vary_on`: remove it from `vary_on` (a refresh flag is never part of the key)"));
+                    continue;
+                } else if sig.in_patterns.iter().any(|n| *n == root_s) {
+                    // The parameter is a pattern, which is already an error
+                    // saying what to write instead.
                     continue;
                 } else if sig.find(&root_s).is_none() {
                     let what = if lit.value() == root_s {
@@ -209,13 +214,27 @@ fn parse_path(cx: &mut Ctxt, lit: &LitStr) -> Option<KeyPart> {
         return None;
     };
     Some(KeyPart {
-        expr: respan(expr.to_token_stream(), lit.span()),
+        expr: spanned_at(expr.to_token_stream(), lit.span()),
         path: lit.value(),
         root,
         param: None,
         fields_only,
         value_name: value_ident(last.trim_start_matches("r#")),
     })
+}
+
+/// A path's tokens, all at its literal: the root keeps the literal's own
+/// span (it names the function's parameter, so it must resolve where the
+/// user wrote it); what follows is resolved in the macro's context at the
+/// same place. A misspelled field is then rustc's one "no field `idd` on
+/// type `&User`" at the literal, without rustc's "similar name" fix, which
+/// would replace the whole literal by a bare `id` (`vary_on = id`, which
+/// does not parse): a proc macro cannot point inside a literal.
+fn spanned_at(tokens: TokenStream, span: Span) -> TokenStream {
+    let mut tokens = respan(tokens, span).into_iter();
+    let root = tokens.next();
+    let rest = respan(tokens.collect(), span.resolved_at(Span::mixed_site()));
+    root.into_iter().chain(rest).collect()
 }
 
 fn respan(tokens: TokenStream, span: Span) -> TokenStream {

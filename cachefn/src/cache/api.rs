@@ -188,6 +188,7 @@ impl Cache {
             ttl,
             local_ttl: self.inner.local_ttl,
             cache_none: true,
+            none_ttl: None,
             freshness: super::Freshness::default(),
             site: None,
             early_drawn: false,

@@ -61,6 +61,11 @@ pub(crate) trait Flavor {
     const FALLIBLE: bool = false;
     /// The part of `ret` to cache, if it is cached at all.
     fn cacheable(ret: &Self::Ret, cache_none: bool) -> Option<&Self::Value>;
+    /// A `None` of an `Option` function: it lives [`Plan::none_ttl`].
+    #[inline]
+    fn is_none(_value: &Self::Value) -> bool {
+        false
+    }
     /// A return value from a cached value.
     fn from_value(value: Self::Value) -> Self::Ret;
     /// What the local tier keeps for `value` (`bytes`: its encoding, when
@@ -297,6 +302,9 @@ pub(crate) struct Plan<'a> {
     /// Lifetime in the local tier of a cache that also has a shared tier.
     pub(crate) local_ttl: Duration,
     pub(crate) cache_none: bool,
+    /// Lifetime of a `None` of an `Option` function, when shorter than
+    /// `ttl` (`none_timeout`); see [`Plan::for_value`].
+    pub(crate) none_ttl: Option<Duration>,
     /// Stale serving and early refresh (zero for `get_or_set`).
     pub(crate) freshness: Freshness,
     /// The memoized function's own counters (`None`: `get_or_set`).
@@ -309,7 +317,21 @@ pub(crate) struct Plan<'a> {
     pub(crate) shared_flight: bool,
 }
 
-impl Plan<'_> {
+impl<'a> Plan<'a> {
+    /// This plan for storing `value`: a `None` lives `none_ttl` instead of
+    /// `ttl` (and so at most that long in the local tier too). Chosen once,
+    /// before a store, so that every tier and the value's header agree.
+    pub(crate) fn for_value<F: Flavor>(&self, value: &F::Value) -> Plan<'a> {
+        match self.none_ttl {
+            Some(ttl) if F::is_none(value) => Plan {
+                ttl,
+                none_ttl: None,
+                ..*self
+            },
+            _ => Plan { ..*self },
+        }
+    }
+
     fn name(&self) -> &str {
         self.site.map_or("", |s| &s.name)
     }
@@ -884,6 +906,7 @@ impl Cache {
         value: &F::Value,
         run_ms: u32,
     ) -> (Result<(), Error>, Option<Vec<u8>>, Meta) {
+        let plan = &plan.for_value::<F>(value);
         let shared = self.inner.shared.as_deref();
         let fr = &plan.freshness;
         let fresh_until_unix = expiry_for(plan.ttl);

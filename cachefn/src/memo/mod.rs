@@ -100,6 +100,8 @@ struct Settings {
     local_timeout: Duration,
     cache: Option<&'static str>,
     cache_none: bool,
+    /// How long a `None` lives, when shorter than `timeout`.
+    none_ttl: Option<Duration>,
     /// `single_flight = "shared"`.
     shared_flight: bool,
     freshness: Freshness,
@@ -186,6 +188,7 @@ impl Site {
             local_timeout: Duration::from_secs(o.local_timeout),
             cache: o.cache,
             cache_none: o.cache_none,
+            none_ttl: o.none_timeout.map(Duration::from_secs),
             shared_flight: o.single_flight_shared,
             hot: freshness.is_off(),
             freshness,
@@ -368,6 +371,7 @@ impl Site {
             ttl: s.timeout,
             local_ttl: s.local_timeout,
             cache_none: s.cache_none,
+            none_ttl: s.none_ttl,
             freshness: s.freshness,
             site: Some(&s.stats),
             early_drawn: false,
@@ -409,6 +413,11 @@ pub trait Memo {
     const FALLIBLE: bool = false;
     /// The part of `ret` to store, if it is cached at all.
     fn cacheable(ret: &Self::Ret, cache_none: bool) -> Option<&Self::Cached>;
+    /// A `None` of an `Option` function, which lives `none_timeout`.
+    #[inline]
+    fn is_none(_value: &Self::Cached) -> bool {
+        false
+    }
     /// A return value from a cached value.
     fn from_cached(value: Self::Cached) -> Self::Ret;
 }
@@ -458,6 +467,10 @@ where
         (ret.is_some() || cache_none).then_some(ret)
     }
     #[inline]
+    fn is_none(value: &Option<T>) -> bool {
+        value.is_none()
+    }
+    #[inline]
     fn from_cached(value: Option<T>) -> Option<T> {
         value
     }
@@ -474,6 +487,10 @@ impl<M: Memo> Flavor for M {
     #[inline]
     fn cacheable(ret: &M::Ret, cache_none: bool) -> Option<&M::Cached> {
         M::cacheable(ret, cache_none)
+    }
+    #[inline]
+    fn is_none(value: &M::Cached) -> bool {
+        M::is_none(value)
     }
     #[inline]
     fn from_value(value: M::Cached) -> M::Ret {

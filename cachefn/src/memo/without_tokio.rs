@@ -1,6 +1,9 @@
 //! Without the `tokio` feature, `#[quickcache]` on an `async fn` expands to
 //! calls of these: they exist only to fail type-checking with a message
-//! that says which feature to turn on.
+//! that says which feature to turn on. Only [`hit_async`], which every
+//! async wrapper calls once, carries the bound: the helpers and the rest of
+//! the wrapper type-check, so a crate gets that message once per function
+//! rather than once per generated call.
 
 use std::future::Future;
 
@@ -30,7 +33,7 @@ pub fn hit_async<M: Memo>(
 
 /// See [`AsyncNeedsTheTokioFeature`].
 pub async fn call_async<M: Memo, F: Future<Output = M::Ret>>(
-    _site: &'static impl AsyncNeedsTheTokioFeature,
+    _site: &'static Site,
     _kb: KeyBuilder,
     _refresh: bool,
     _cold: AsyncCold,
@@ -41,7 +44,7 @@ pub async fn call_async<M: Memo, F: Future<Output = M::Ret>>(
 
 /// See [`AsyncNeedsTheTokioFeature`].
 pub fn call_async_boxed<M: Memo, F: Future<Output = M::Ret>>(
-    _site: &'static impl AsyncNeedsTheTokioFeature,
+    _site: &'static Site,
     _kb: KeyBuilder,
     _refresh: bool,
     _cold: AsyncCold,
@@ -51,34 +54,25 @@ pub fn call_async_boxed<M: Memo, F: Future<Output = M::Ret>>(
 }
 
 /// See [`AsyncNeedsTheTokioFeature`].
-pub async fn clear_async(
-    _site: &'static impl AsyncNeedsTheTokioFeature,
-    _kb: KeyBuilder,
-) -> Result<(), Error> {
+pub async fn clear_async(_site: &'static Site, _kb: KeyBuilder) -> Result<(), Error> {
     Ok(())
 }
 
 /// See [`AsyncNeedsTheTokioFeature`].
-pub async fn clear_all_async(_site: &'static impl AsyncNeedsTheTokioFeature) -> Result<(), Error> {
+pub async fn clear_all_async(_site: &'static Site) -> Result<(), Error> {
     Ok(())
 }
 
 /// See [`AsyncNeedsTheTokioFeature`].
-pub async fn get_cached_async<M: Memo>(
-    _site: &'static impl AsyncNeedsTheTokioFeature,
-    _kb: KeyBuilder,
-) -> Option<M::Cached> {
+pub async fn get_cached_async<M: Memo>(_site: &'static Site, _kb: KeyBuilder) -> Option<M::Cached> {
     None
 }
 
 /// See [`AsyncNeedsTheTokioFeature`].
 pub async fn set_cached_async<M: Memo>(
-    _site: &'static impl AsyncNeedsTheTokioFeature,
+    _site: &'static Site,
     _kb: KeyBuilder,
     _value: M::Cached,
 ) -> Result<(), Error> {
     Ok(())
 }
-
-// `Site` must not implement the trait; this keeps the import used.
-const _: Option<&Site> = None;

@@ -85,12 +85,12 @@ const DEFAULT_IO_THREADS: usize = 4;
 /// password and TLS settings of the first URL apply to every node.
 ///
 /// ```no_run
-/// use cachefn_backends::{Backend, RedisCluster};
+/// use cachefn::backends::{Backend, RedisCluster};
 ///
 /// let cluster = RedisCluster::open(&["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])?;
 /// cluster.set("k", b"v", std::time::Duration::from_secs(60))?;
 /// assert_eq!(cluster.get("k")?, Some(b"v".to_vec()));
-/// # Ok::<(), cachefn_backends::Error>(())
+/// # Ok::<(), cachefn::Error>(())
 /// ```
 #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
 pub struct RedisCluster {
@@ -131,13 +131,13 @@ impl RedisClusterBuilder {
     ///
     /// ```no_run
     /// use std::time::Duration;
-    /// use cachefn_backends::RedisCluster;
+    /// use cachefn::backends::RedisCluster;
     ///
     /// let nodes = ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"];
     /// let cluster = RedisCluster::builder(&nodes)
     ///     .response_timeout(Duration::from_millis(100))
     ///     .build()?;
-    /// # Ok::<(), cachefn_backends::Error>(())
+    /// # Ok::<(), cachefn::Error>(())
     /// ```
     pub fn response_timeout(mut self, timeout: Duration) -> Self {
         self.limits.set_response_timeout(timeout);
@@ -303,10 +303,10 @@ impl RedisCluster {
     /// cluster is down.
     ///
     /// ```no_run
-    /// use cachefn_backends::RedisCluster;
+    /// use cachefn::backends::RedisCluster;
     ///
     /// let shared = RedisCluster::open(&["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])?;
-    /// # Ok::<(), cachefn_backends::Error>(())
+    /// # Ok::<(), cachefn::Error>(())
     /// ```
     ///
     /// # Errors
