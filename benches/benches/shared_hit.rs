@@ -153,12 +153,14 @@ fn shared_tier(c: &mut Criterion) {
                     .unwrap()
             })
         });
-        g.bench_function(format!("cachefn: served by Redis, {kib} KiB, checked"), |b| {
-            cycle(b, &keys, |k| page_unsigned(k, kib))
-        });
-        g.bench_function(format!("cachefn: served by Redis, {kib} KiB, signed"), |b| {
-            cycle(b, &keys, |k| page_signed(k, kib))
-        });
+        g.bench_function(
+            format!("cachefn: served by Redis, {kib} KiB, checked"),
+            |b| cycle(b, &keys, |k| page_unsigned(k, kib)),
+        );
+        g.bench_function(
+            format!("cachefn: served by Redis, {kib} KiB, signed"),
+            |b| cycle(b, &keys, |k| page_signed(k, kib)),
+        );
     }
     g.finish();
     drop(server);
