@@ -161,3 +161,63 @@ fn a_write_through_one_process_is_served_by_the_other() {
     assert_eq!(b.http("GET", "/post?id=99", "").0, 404);
     assert_eq!(a.http("POST", "/post", "id=99&title=x").0, 404);
 }
+
+/// Each Rust block of the guide (`docs/guide.md`) is the lines of the
+/// example that the comment before it names, exactly: the guide shows the
+/// program this file tests, not a copy that drifts from it.
+#[test]
+fn the_guide_quotes_the_example_exactly() {
+    const EXAMPLE: &str = "examples/blog/main.rs";
+    let guide = include_str!("../../docs/guide.md");
+    let source: Vec<&str> = include_str!("../../examples/blog/main.rs")
+        .lines()
+        .collect();
+    let mut lines = guide.lines().enumerate();
+    let mut quoted = 0;
+    let mut named: Option<(usize, usize)> = None;
+    while let Some((n, line)) = lines.next() {
+        if let Some(range) = line
+            .strip_prefix(&format!("<!-- {EXAMPLE}:"))
+            .and_then(|rest| rest.strip_suffix(" -->"))
+        {
+            let (first, last) = range
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                .unwrap_or_else(|| panic!("guide line {}: not `FIRST-LAST`", n + 1));
+            assert!(
+                1 <= first && first <= last && last <= source.len(),
+                "guide line {}: {EXAMPLE} has {} lines",
+                n + 1,
+                source.len()
+            );
+            named = Some((first, last));
+        } else if line.starts_with("```rust") {
+            let (first, last) = named.take().unwrap_or_else(|| {
+                panic!(
+                    "guide line {}: a Rust block without `<!-- {EXAMPLE}:FIRST-LAST -->` before it",
+                    n + 1
+                )
+            });
+            let block: Vec<&str> = lines
+                .by_ref()
+                .map(|(_, l)| l)
+                .take_while(|l| *l != "```")
+                .collect();
+            assert_eq!(
+                block.join("\n"),
+                source[first - 1..last].join("\n"),
+                "guide line {}: not lines {first}-{last} of {EXAMPLE}",
+                n + 1
+            );
+            quoted += 1;
+        } else if !line.trim().is_empty() {
+            // A named range quotes the very next block, or nothing.
+            assert!(
+                named.is_none(),
+                "guide line {}: text between a range and its block",
+                n + 1
+            );
+        }
+    }
+    assert_eq!(quoted, 4, "the guide quotes four parts of the example");
+}
