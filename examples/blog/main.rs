@@ -102,8 +102,11 @@ pub async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// An error response: its status and a message.
 type Fail = (StatusCode, String);
 
+/// A failure of the database or of the cache: the details go to the log,
+/// not to whoever sent the request.
 fn internal(e: impl std::fmt::Display) -> Fail {
-    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    eprintln!("error: {e}");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
 }
 
 fn not_found() -> Fail {
