@@ -54,7 +54,7 @@ pub use breaker::{CircuitBreaker, COOL_DOWN, TRIP_AFTER};
 #[cfg_attr(docsrs, doc(cfg(feature = "disk")))]
 pub use disk::{Disk, DiskBuilder, DiskUsage};
 pub use error::{Error, Failure, Source};
-pub use invalidation::{InvalidationFeed, InvalidationSink};
+pub use invalidation::{Current, InvalidationFeed, InvalidationSink, Verdict, CHECKED_MAX};
 #[cfg(feature = "memcached")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub use memcached::{Memcached, MemcachedBuilder};
