@@ -422,6 +422,25 @@ fn shared_single_flight_on_a_cluster_computes_once_and_survives_a_killed_holder(
 /// The cluster of the fencing test (its own: the steps above have theirs).
 static FENCED_CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
 
+/// The fencing test's cluster client: generous deadlines, as the machine
+/// may run other clusters' tests at the same time.
+fn patient(urls: &[String]) -> RedisCluster {
+    RedisCluster::builder(urls)
+        .response_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// A tiered cache over the fencing test's cluster, leases of 300 ms.
+fn fenced_tiered(urls: &[String]) -> Cache {
+    Cache::builder()
+        .local(Memory::with_capacity(1_000))
+        .shared(patient(urls))
+        .prefix("csff")
+        .lease_timeout(Duration::from_millis(300))
+        .build()
+}
+
 /// The first run anywhere says who runs it, then waits for `go`.
 #[quickcache(cache = "csf-fenced", timeout = 600, single_flight = "shared")]
 fn cfenced(x: u64) -> String {
@@ -446,9 +465,8 @@ fn fenced_child_entry() {
         return;
     };
     let urls: Vec<String> = urls.split(',').map(str::to_owned).collect();
-    FENCED_CLUSTER.get_or_init(|| RedisCluster::open(&urls).unwrap());
-    let lease = Duration::from_millis(300);
-    cachefn::register("csf-fenced", tiered(&urls, "csff", lease));
+    FENCED_CLUSTER.get_or_init(|| patient(&urls));
+    cachefn::register("csf-fenced", fenced_tiered(&urls));
     println!("CHILD {}", cfenced(env("CSF_X").parse().unwrap()));
 }
 
@@ -472,7 +490,7 @@ fn lease_key(servers: &RedisClusterServers, stored: &str) -> String {
 fn a_cluster_holder_that_lost_its_lease_never_overwrites_a_newer_value() {
     let servers = started!(RedisClusterServers::start());
     let urls = servers.urls();
-    let c = FENCED_CLUSTER.get_or_init(|| RedisCluster::open(&urls).unwrap());
+    let c = FENCED_CLUSTER.get_or_init(|| patient(&urls));
     let ttl = Duration::from_secs(60);
 
     // The primitives, on keys of every master, with and without a tag:
@@ -507,13 +525,10 @@ fn a_cluster_holder_that_lost_its_lease_never_overwrites_a_newer_value() {
     // lease a clear removed; another process computes and stores; the
     // holder resumes and must not overwrite.
     let shared_view = Cache::builder()
-        .shared(RedisCluster::open(&urls).unwrap())
+        .shared(patient(&urls))
         .prefix("csff")
         .build();
-    cachefn::register(
-        "csf-fenced",
-        tiered(&urls, "csff", Duration::from_millis(300)),
-    );
+    cachefn::register("csf-fenced", fenced_tiered(&urls));
     let joined_urls = urls.join(",");
     let mut overwritten = Vec::new();
     for (round, paused) in [(1u64, true), (2, false), (3, true), (4, false)] {

@@ -270,13 +270,24 @@ fn deleted_fragment(id: u32) -> String {
 fn a_key_deleted_during_a_scope_does_not_outlive_it_locally() {
     let server = started!(RedisServer::start());
     let url = server.url();
+    // Generous deadlines: a write that times out on a busy machine would
+    // fail the round instead of testing it.
+    let patient = || {
+        Redis::builder(&url)
+            .response_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
     let cache = Cache::builder()
         .local(Memory::with_capacity(1_000))
-        .shared(Redis::open(&url).unwrap())
+        .shared(patient())
         .prefix("preload-coh")
         .build();
     cachefn::register("preload-coherent", cache.clone());
-    let other = shared_only(&url, "preload-coh");
+    let other = Cache::builder()
+        .shared(patient())
+        .prefix("preload-coh")
+        .build();
     let local = cache.local().unwrap().clone();
     let mut raw = server.raw();
     let ttl = Duration::from_secs(600);

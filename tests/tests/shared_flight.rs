@@ -831,6 +831,22 @@ fn fenced(x: u64) -> String {
     format!("run{run} of {x}")
 }
 
+/// A tiered cache with generous deadlines (the machine may be busy with
+/// other tests: a timed-out call would compute without the lease, and the
+/// rounds would test nothing).
+fn patient_cache(url: &str, lease: Duration) -> Cache {
+    let redis = Redis::builder(url)
+        .response_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    Cache::builder()
+        .local(Memory::with_capacity(1_000))
+        .shared(redis)
+        .prefix(PREFIX)
+        .lease_timeout(lease)
+        .build()
+}
+
 /// The holder's process: calls `fenced(7)` once and prints the answer.
 #[test]
 fn fenced_child_entry() {
@@ -839,7 +855,7 @@ fn fenced_child_entry() {
     };
     *URL.lock() = Some(url.clone());
     let lease = Duration::from_millis(env_num("SF_LEASE_MS", 300));
-    cachefn::register("sf-fenced", shared_cache(&url, lease));
+    cachefn::register("sf-fenced", patient_cache(&url, lease));
     println!("CHILD {}", fenced(7));
 }
 
@@ -859,7 +875,7 @@ fn a_holder_that_lost_its_lease_never_overwrites_a_newer_value() {
     let url = server.url();
     *URL.lock() = Some(url.clone());
     let lease = Duration::from_millis(300);
-    cachefn::register("sf-fenced", shared_cache(&url, lease));
+    cachefn::register("sf-fenced", patient_cache(&url, lease));
     let shared_view = Cache::builder()
         .shared(Redis::open(&url).unwrap())
         .prefix(PREFIX)

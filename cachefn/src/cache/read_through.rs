@@ -31,6 +31,7 @@
 //! back to the stale `Ok` inside the `stale_if_error` window.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -682,20 +683,24 @@ impl Cache {
     /// Run the body, store what is cacheable, and hand it to the waiters.
     /// `fallback`: a value past its expiry to return instead of a result
     /// that is not cached (an `Err`), for `stale_if_error`.
-    async fn compute<F, B>(
-        &self,
+    ///
+    /// Not an `async fn` of its own: it is [`Cache::compute_leased`]'s
+    /// future, so that a body that recurses through the cache (a memoized
+    /// `fib`) pays no extra poll frame per level.
+    #[allow(clippy::manual_async_fn)]
+    fn compute<'s, 'p, 'k, 'l, F, B>(
+        &'s self,
         io: Io,
-        plan: &Plan<'_>,
+        plan: &'p Plan<'k>,
         body: B,
-        leader: Option<Leader<'_>>,
+        leader: Option<Leader<'l>>,
         fallback: Option<F::Value>,
-    ) -> F::Ret
+    ) -> impl Future<Output = F::Ret> + use<'s, 'p, 'k, 'l, F, B>
     where
         F: Flavor,
         B: Future<Output = F::Ret>,
     {
         self.compute_leased::<F, B>(io, plan, body, leader, fallback, None)
-            .await
     }
 
     /// [`Cache::compute`] by the holder of the key's `lease` (shared
@@ -744,48 +749,68 @@ impl Cache {
             }
         }
         let run_ms = took.as_millis().min(u128::from(u32::MAX)) as u32;
-        let mut kept_meta = Meta::ALWAYS;
-        let mut bytes = None;
-        match value {
-            Some(v) => {
-                let (stored, b, meta) = self
-                    .store_timed::<F>(io, plan, v, run_ms, lease.as_ref())
-                    .await;
-                bytes = b;
-                kept_meta = meta;
-                match (stored, lease) {
-                    (Err(e @ Error::Encode(_)), lease) => {
-                        self.encode_failed(plan.text, &e);
-                        if let Some(lease) = lease {
-                            lease.release(io).await;
-                        }
-                    }
-                    (Ok(stored), Some(lease)) => {
-                        if !stored {
-                            tracing::debug!(target: "cachefn", function = %plan.name(), key = %plan.text,
-                                "shared single-flight: the lease was lost while the body ran \
-                                 (lapsed, taken over or cleared); its value was not stored");
-                        }
-                        // Given up by the store, or no longer ours.
-                        lease.settled();
-                    }
-                    // A failed store: dropped, the lease is released in
-                    // the background.
-                    _ => {}
-                }
-            }
-            None => {
-                if let Some(lease) = lease {
-                    lease.release(io).await;
-                }
-            }
-        }
+        let (bytes, kept_meta) = self
+            .store_computed::<F>(io, plan, value, run_ms, lease)
+            .await;
         if let Some(leader) = leader {
             leader.finish(|| {
                 value.and_then(|v| F::keep(v, bytes.as_deref(), kept_meta).map(payload))
             });
         }
         ret
+    }
+
+    /// After the body: store its cacheable `value` (fenced by `lease`, the
+    /// key's shared lease if this process holds it) and settle the lease.
+    /// Returns the stored bytes, if made, and the kept meta.
+    ///
+    /// A boxed future built in a frame of its own: a body that recurses
+    /// through the cache (a memoized `fib`) runs inside
+    /// [`Cache::compute_leased`]'s poll, whose stack frame then holds a
+    /// pointer for all this, not room for its futures at every level.
+    #[inline(never)]
+    #[allow(clippy::type_complexity)]
+    fn store_computed<'a, F: Flavor>(
+        &'a self,
+        io: Io,
+        plan: &'a Plan<'a>,
+        value: Option<&'a F::Value>,
+        run_ms: u32,
+        lease: Option<Lease>,
+    ) -> Pin<Box<impl Future<Output = (Option<Vec<u8>>, Meta)> + 'a>> {
+        Box::pin(async move {
+            let Some(v) = value else {
+                // Nothing to store: the next process may take over at once.
+                if let Some(lease) = lease {
+                    lease.release(io).await;
+                }
+                return (None, Meta::ALWAYS);
+            };
+            let (stored, bytes, meta) = self
+                .store_timed::<F>(io, plan, v, run_ms, lease.as_ref())
+                .await;
+            match (stored, lease) {
+                (Err(e @ Error::Encode(_)), lease) => {
+                    self.encode_failed(plan.text, &e);
+                    if let Some(lease) = lease {
+                        lease.release(io).await;
+                    }
+                }
+                (Ok(stored), Some(lease)) => {
+                    if !stored {
+                        tracing::debug!(target: "cachefn", function = %plan.name(), key = %plan.text,
+                            "shared single-flight: the lease was lost while the body ran \
+                             (lapsed, taken over or cleared); its value was not stored");
+                    }
+                    // Given up by the store, or no longer ours.
+                    lease.settled();
+                }
+                // A failed store: dropped, the lease is released in the
+                // background.
+                _ => {}
+            }
+            (bytes, meta)
+        })
     }
 
     /// The shared tier's value of `plan`'s key, back-filling the local tier
