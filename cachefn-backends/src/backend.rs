@@ -38,8 +38,11 @@ use crate::{Error, InvalidationFeed};
 /// store that does not override them answers [`Failure::Refused`]
 /// ("unsupported"), and such functions then compute once per process. A
 /// fourth, [`get_or_lease`](Self::get_or_lease), reads a value or takes
-/// its lease in one call; its default takes the steps with the other
-/// methods, so a store overrides it only to save round trips.
+/// its lease in one call, and a fifth, [`store_leased`](Self::store_leased),
+/// stores the holder's value only while its lease is still its own; their
+/// defaults take the steps with the other methods, so a store overrides
+/// them only to save round trips (and, for `store_leased`, to make the
+/// check and the write one atomic step).
 ///
 /// [`Failure::Refused`]: crate::Failure::Refused
 ///

@@ -312,7 +312,9 @@ impl Cache {
         }
     }
 
-    fn clear_local(&self, start: &str) {
+    /// Empty the local tier of the keys that start with `start` (`""`:
+    /// every key).
+    pub(crate) fn clear_local(&self, start: &str) {
         if let Some(local) = &self.inner.local {
             if start.is_empty() {
                 local.clear();

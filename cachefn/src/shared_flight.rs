@@ -726,6 +726,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_lease_names_its_value_key_both_ways() {
+        assert_eq!(value_of_lease("f:v1:7"), "f:v1:7");
+        // A Redis Cluster's name in the value's slot: `text{prefix:text}`.
+        assert_eq!(value_of_lease("f:v1:7{blog:f:v1:7}"), "f:v1:7");
+        // Braces of the key's own are left alone.
+        assert_eq!(value_of_lease("f:v1:{a=1}"), "f:v1:{a=1}");
+        assert_eq!(value_of_lease("f:v1:7{blog:f:v1:8}"), "f:v1:7{blog:f:v1:8}");
+    }
+
+    #[test]
     fn tokens_are_unique() {
         let a = token();
         let b = token();

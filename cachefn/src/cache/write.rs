@@ -59,7 +59,9 @@ pub(crate) fn clamp_ttl(ttl: Duration) -> Duration {
 impl Cache {
     /// Encode a value to store under `text`, expiring logically at
     /// `expires_unix_ms` (0: never), computed in `run_ms`. The only place
-    /// where writes encode.
+    /// where writes encode: every write path hands it the key the value is
+    /// stored under, so that whatever binds a value to its key is applied
+    /// to all of them alike.
     pub(crate) fn encode_entry<T: Serialize + DeserializeOwned + 'static>(
         &self,
         text: &str,
@@ -83,6 +85,10 @@ impl Cache {
         how: Put<'_>,
         ttl: Duration,
     ) -> Result<bool, Error> {
+        debug_assert!(
+            matches!(how, Put::Replace) || entries.len() == 1,
+            "add and leased stores take one key"
+        );
         let ttl = clamp_ttl(ttl);
         let Some(shared) = self.inner.shared.as_deref() else {
             return Ok(self.put_local(entries, how));
@@ -251,13 +257,14 @@ impl Cache {
     /// Remove every key that starts with `start` (`""`: every key of the
     /// cache) from every tier.
     pub(crate) async fn remove_prefix(&self, io: Io, start: &str) -> Result<(), Error> {
+        let Some(shared) = self.inner.shared.as_deref() else {
+            self.clear_local(start);
+            return Ok(());
+        };
         let mut writing = self.begin_clear(start);
-        if let Some(shared) = self.inner.shared.as_deref() {
-            let cleared = io.clear_prefix(shared, &self.stored(start)).await;
-            self.forget_preloaded(None);
-            writing.settle_clear();
-            cleared.inspect_err(|e| self.shared_failed("clear", e))?;
-        }
-        Ok(())
+        let cleared = io.clear_prefix(shared, &self.stored(start)).await;
+        self.forget_preloaded(None);
+        writing.settle_clear();
+        cleared.inspect_err(|e| self.shared_failed("clear", e))
     }
 }
