@@ -9,9 +9,12 @@
 //! - the same protocols as raw redis-rs calls on one sync connection:
 //!   `GET`, `SET` (process); the five round trips of the first shared
 //!   version (`GET`, `SET NX PX`, `GET`, `SET`, `EVAL` release); and the
-//!   script and store of this one (`EVAL` get-or-lease, `SET`; cachefn sends
-//!   a plain `GET` first, so that a shared hit stays one `GET`; the release
-//!   is left out, as the caller does not wait for it).
+//!   script and store of the unfenced version (`EVAL` get-or-lease, `SET`;
+//!   cachefn sends a plain `GET` first, so that a shared hit stays one
+//!   `GET`; the release is left out, as the caller does not wait for it);
+//!   and the whole cold miss of the unfenced (`GET`, `EVAL`, `SET`) and of
+//!   the fenced version (`GET`, `EVAL` get-or-lease, `EVAL` store-leased,
+//!   which gives the lease up too: no release after it).
 //!
 //! Before criterion's runs, the two cachefn contenders also run in
 //! alternating batches (so that a change in the machine's load hits both),
@@ -68,6 +71,13 @@ const GET_OR_LEASE: &str = "local v = redis.call('get', KEYS[1]) \
      return 0";
 const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then \
      return redis.call('del', KEYS[1]) else return 0 end";
+/// The holder's fenced store: `SET` the value and `DEL` the lease while the
+/// lease holds our token.
+const STORE_LEASED: &str = "if redis.call('get', KEYS[2]) ~= ARGV[1] then return 0 end \
+     if ARGV[3] == '0' then redis.call('set', KEYS[1], ARGV[2]) \
+     else redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) end \
+     redis.call('del', KEYS[2]) \
+     return 1";
 
 fn tiered(url: &str, prefix: &str) -> Cache {
     Cache::builder()
@@ -142,6 +152,58 @@ fn cold_miss(c: &mut Criterion) {
                 .unwrap();
         })
     });
+    g.bench_function("raw: GET, EVAL get-or-lease, SET (shared, unfenced)", |b| {
+        b.iter(|| {
+            let k = format!("raw:u:{}", fresh());
+            let lease = format!("{k}#lease");
+            let _: Option<Vec<u8>> = redis::cmd("GET").arg(&k).query(&mut raw).unwrap();
+            let _: redis::Value = redis::cmd("EVAL")
+                .arg(GET_OR_LEASE)
+                .arg(2)
+                .arg(&k)
+                .arg(&lease)
+                .arg("token")
+                .arg(10_000)
+                .query(&mut raw)
+                .unwrap();
+            redis::cmd("SET")
+                .arg(&k)
+                .arg(value)
+                .arg("PX")
+                .arg(300_000)
+                .query::<()>(&mut raw)
+                .unwrap();
+        })
+    });
+    g.bench_function(
+        "raw: GET, EVAL get-or-lease, EVAL store-leased (shared, fenced)",
+        |b| {
+            b.iter(|| {
+                let k = format!("raw:f:{}", fresh());
+                let lease = format!("{k}#lease");
+                let _: Option<Vec<u8>> = redis::cmd("GET").arg(&k).query(&mut raw).unwrap();
+                let _: redis::Value = redis::cmd("EVAL")
+                    .arg(GET_OR_LEASE)
+                    .arg(2)
+                    .arg(&k)
+                    .arg(&lease)
+                    .arg("token")
+                    .arg(10_000)
+                    .query(&mut raw)
+                    .unwrap();
+                let _: i64 = redis::cmd("EVAL")
+                    .arg(STORE_LEASED)
+                    .arg(2)
+                    .arg(&k)
+                    .arg(&lease)
+                    .arg("token")
+                    .arg(value)
+                    .arg(300_000)
+                    .query(&mut raw)
+                    .unwrap();
+            })
+        },
+    );
     g.bench_function("raw: EVAL get-or-lease, SET (shared, now)", |b| {
         b.iter(|| {
             let k = format!("raw:n:{}", fresh());
@@ -195,6 +257,68 @@ fn interleaved(url: &str) {
     println!(
         "interleaved cold misses: process {p:.1} us/key, shared {s:.1} us/key, shared/process = {:.2}",
         s / p
+    );
+    // The shared cold miss against the same protocol as raw calls on one
+    // sync connection: GET, get-or-lease, then SET (unfenced) or the
+    // store-leased script (fenced).
+    let mut conn = redis::Client::open(url)
+        .and_then(|c| c.get_connection())
+        .unwrap();
+    let value = b"<p>x</p>".as_slice();
+    let mut raw_cold = |fenced: bool| {
+        let start = std::time::Instant::now();
+        for _ in 0..BATCH {
+            let k = format!("raw:i:{}", NEXT.fetch_add(1, Ordering::Relaxed));
+            let lease = format!("{k}#lease");
+            let _: Option<Vec<u8>> = redis::cmd("GET").arg(&k).query(&mut conn).unwrap();
+            let _: redis::Value = redis::cmd("EVAL")
+                .arg(GET_OR_LEASE)
+                .arg(2)
+                .arg(&k)
+                .arg(&lease)
+                .arg("token")
+                .arg(10_000)
+                .query(&mut conn)
+                .unwrap();
+            if fenced {
+                let _: i64 = redis::cmd("EVAL")
+                    .arg(STORE_LEASED)
+                    .arg(2)
+                    .arg(&k)
+                    .arg(&lease)
+                    .arg("token")
+                    .arg(value)
+                    .arg(300_000)
+                    .query(&mut conn)
+                    .unwrap();
+            } else {
+                redis::cmd("SET")
+                    .arg(&k)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(300_000)
+                    .query::<()>(&mut conn)
+                    .unwrap();
+            }
+        }
+        start.elapsed().as_secs_f64() * 1e6 / BATCH as f64
+    };
+    let (mut shared, mut unfenced, mut fenced) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        shared.push(per_key(&|k| page_shared(k)));
+        unfenced.push(raw_cold(false));
+        fenced.push(raw_cold(true));
+    }
+    let (s, u, f) = (
+        median(&mut shared),
+        median(&mut unfenced),
+        median(&mut fenced),
+    );
+    println!(
+        "interleaved shared cold misses: cachefn {s:.1} us/key, raw GET+EVAL+SET {u:.1} us, \
+         raw GET+EVAL+EVAL store-leased {f:.1} us; cachefn/unfenced = {:.2}, cachefn/fenced = {:.2}",
+        s / u,
+        s / f
     );
     // Shared hits (no local copy): the same keys, computed once.
     for k in 0..BATCH {

@@ -5,6 +5,9 @@
 //!   same bytes on the same kind of (sync) connection;
 //! - a miss plus store vs a raw `GET` + `SET`;
 //! - the local hit of a tiered cache vs the local hit of a memory-only cache;
+//! - `Cache::set` of a tiered, coherent cache (local tier + Redis + change
+//!   feed: the store-and-mark step) and of a shared-only cache vs a raw
+//!   `SET PX` of the same bytes;
 //! - served by Redis, 1 KiB and 16 KiB values: unsigned (checked against
 //!   their key) and signed (`CacheBuilder::signing_key`), vs a raw `GET`.
 //!
@@ -130,6 +133,38 @@ fn shared_tier(c: &mut Criterion) {
                 .unwrap();
         })
     });
+    let tiered = cachefn::cache("bench-tiered").unwrap();
+    let set_keys: Vec<String> = (0..KEYS).map(|k| format!("set:{k}")).collect();
+    let set_stored: Vec<String> = set_keys.iter().map(|k| tiered.storage_key(k)).collect();
+    let ttl = std::time::Duration::from_secs(300);
+    let value = "<p>x</p>".to_owned();
+    interleaved_sets(&tiered, &shared_only, &set_keys, &set_stored, &mut raw);
+    g.bench_function("cachefn: set, tiered coherent cache", |b| {
+        cycle(b, &keys, |k| {
+            tiered.set(&set_keys[k as usize], &value, ttl).unwrap()
+        })
+    });
+    g.bench_function("cachefn: set, shared-only cache", |b| {
+        cycle(b, &keys, |k| {
+            shared_only.set(&set_keys[k as usize], &value, ttl).unwrap()
+        })
+    });
+    // The very bytes cachefn stores (its header and the payload).
+    let encoded: Vec<u8> = redis::cmd("GET")
+        .arg(&set_stored[0])
+        .query(&mut raw)
+        .unwrap();
+    g.bench_function("raw redis-rs: SET PX", |b| {
+        cycle(b, &keys, |k| {
+            redis::cmd("SET")
+                .arg(&set_stored[k as usize])
+                .arg(&encoded)
+                .arg("PX")
+                .arg(300_000)
+                .query::<()>(&mut raw)
+                .unwrap()
+        })
+    });
     g.bench_function("cachefn: local hit, tiered cache", |b| {
         cycle(b, &keys, tiered_page)
     });
@@ -164,6 +199,88 @@ fn shared_tier(c: &mut Criterion) {
     }
     g.finish();
     drop(server);
+}
+
+/// The three writers in alternating batches (so that a change in the
+/// machine's load hits all of them), each batch's cost per `set`; prints
+/// the median of each and their ratios to the raw `SET`.
+fn interleaved_sets(
+    tiered: &Cache,
+    shared_only: &Cache,
+    keys: &[String],
+    stored: &[String],
+    raw: &mut redis::Connection,
+) {
+    const ROUNDS: usize = 40;
+    let ttl = std::time::Duration::from_secs(300);
+    let value = "<p>x</p>".to_owned();
+    tiered.set(&keys[0], &value, ttl).unwrap();
+    let encoded: Vec<u8> = redis::cmd("GET").arg(&stored[0]).query(raw).unwrap();
+    let per_set = |f: &mut dyn FnMut(usize)| {
+        let start = std::time::Instant::now();
+        for i in 0..keys.len() {
+            f(i);
+        }
+        start.elapsed().as_secs_f64() * 1e6 / keys.len() as f64
+    };
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut t, mut s, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        t.push(per_set(&mut |i| tiered.set(&keys[i], &value, ttl).unwrap()));
+        s.push(per_set(&mut |i| {
+            shared_only.set(&keys[i], &value, ttl).unwrap()
+        }));
+        r.push(per_set(&mut |i| {
+            redis::cmd("SET")
+                .arg(&stored[i])
+                .arg(&encoded)
+                .arg("PX")
+                .arg(300_000)
+                .query::<()>(raw)
+                .unwrap()
+        }));
+    }
+    let (t, s, r) = (median(&mut t), median(&mut s), median(&mut r));
+    println!(
+        "interleaved sets: tiered coherent {t:.1} us, shared-only {s:.1} us, raw SET {r:.1} us; \
+         tiered/raw = {:.2}, shared-only/raw = {:.2}",
+        t / r,
+        s / r
+    );
+    // Spaced sets: 2 ms apart, so that whatever a write sets off in the
+    // background (the change feed's work) is done before the next: the
+    // cost on the writer's own path.
+    let spaced = |f: &mut dyn FnMut(usize)| {
+        let mut took = Vec::with_capacity(keys.len());
+        for i in 0..keys.len() {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            let start = std::time::Instant::now();
+            f(i);
+            took.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+        median(&mut took)
+    };
+    let (mut t, mut r) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS / 4 {
+        t.push(spaced(&mut |i| tiered.set(&keys[i], &value, ttl).unwrap()));
+        r.push(spaced(&mut |i| {
+            redis::cmd("SET")
+                .arg(&stored[i])
+                .arg(&encoded)
+                .arg("PX")
+                .arg(300_000)
+                .query::<()>(raw)
+                .unwrap()
+        }));
+    }
+    let (t, r) = (median(&mut t), median(&mut r));
+    println!(
+        "spaced sets: tiered coherent {t:.1} us, raw SET {r:.1} us; tiered/raw = {:.2}",
+        t / r
+    );
 }
 
 criterion_group!(benches, shared_tier);

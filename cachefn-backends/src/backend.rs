@@ -38,8 +38,11 @@ use crate::{Error, InvalidationFeed};
 /// store that does not override them answers [`Failure::Refused`]
 /// ("unsupported"), and such functions then compute once per process. A
 /// fourth, [`get_or_lease`](Self::get_or_lease), reads a value or takes
-/// its lease in one call; its default takes the steps with the other
-/// methods, so a store overrides it only to save round trips.
+/// its lease in one call, and a fifth, [`store_leased`](Self::store_leased),
+/// stores the holder's value only while its lease is still its own; their
+/// defaults take the steps with the other methods, so a store overrides
+/// them only to save round trips (and, for `store_leased`, to make the
+/// check and the write one atomic step).
 ///
 /// [`Failure::Refused`]: crate::Failure::Refused
 ///
@@ -291,6 +294,58 @@ pub trait Backend: Send + Sync + 'static {
         })
     }
 
+    /// Store `value` under `key` for `ttl` only while the lease `lease` is
+    /// still marked with `token`, and give the lease up: `Ok(true)` if
+    /// stored, `Ok(false)` (nothing written) if the lease lapsed, was
+    /// taken by another holder or was removed (a clear). This is the
+    /// store of a `single_flight = "shared"` holder: a holder that lost
+    /// its lease (paused past it, say) computed from data that may be
+    /// older than its successor's, and must not overwrite that.
+    ///
+    /// Redis does it in one round trip (a Lua script); a Redis Cluster too,
+    /// where it names leases so that each shares its value's slot. The
+    /// default takes two steps, [`lease_release`](Self::lease_release)
+    /// then [`set`](Self::set): not atomic (a successor that takes the
+    /// lease between them and stores first is overwritten), but a holder
+    /// whose lease is gone never stores.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachefn_backends::{Backend, Failure, Null};
+    ///
+    /// // A store without leases has no lease to check.
+    /// let ttl = Duration::from_secs(60);
+    /// let e = Null.store_leased("k", b"v", ttl, "k#lease", b"token").unwrap_err();
+    /// assert_eq!(e.failure(), Some(Failure::Refused));
+    /// ```
+    fn store_leased(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        lease: &str,
+        token: &[u8],
+    ) -> Result<bool, Error> {
+        store_leased_by_steps(self, key, value, ttl, lease, token)
+    }
+
+    /// [`store_leased`](Self::store_leased) without blocking the executor.
+    fn store_leased_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+        lease: &'a str,
+        token: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            if !self.lease_release_async(lease, token).await? {
+                return Ok(false);
+            }
+            self.set_async(key, value, ttl).await.map(|()| true)
+        })
+    }
+
     /// [`lease_acquire`](Self::lease_acquire) without blocking the executor.
     fn lease_acquire_async<'a>(
         &'a self,
@@ -370,6 +425,23 @@ pub(crate) fn get_or_lease_by_steps<B: Backend + ?Sized>(
     }
 }
 
+/// [`Backend::store_leased`] as separate calls: give the lease up (only if
+/// it is still ours), then `SET`. The default of the trait, and a Redis
+/// Cluster's way for a key whose lease cannot share its slot.
+pub(crate) fn store_leased_by_steps<B: Backend + ?Sized>(
+    backend: &B,
+    key: &str,
+    value: &[u8],
+    ttl: Duration,
+    lease: &str,
+    token: &[u8],
+) -> Result<bool, Error> {
+    if !backend.lease_release(lease, token)? {
+        return Ok(false);
+    }
+    backend.set(key, value, ttl).map(|()| true)
+}
+
 /// The future a backend's `_async` method returns: boxed, so that
 /// [`Backend`] stays usable as `dyn Backend`, and `Send`, so that a memoized
 /// `async fn` stays `Send`.
@@ -409,6 +481,8 @@ macro_rules! delegate_backend {
             fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, $crate::Error> { let $s = self; $crate::Backend::lease_release($inner, key, token) }
             fn get_or_lease(&self, key: &str, lease: &str, token: &[u8], ttl: ::std::time::Duration) -> Result<$crate::GetOrLease, $crate::Error> { let $s = self; $crate::Backend::get_or_lease($inner, key, lease, token, ttl) }
             fn get_or_lease_async<'a>(&'a self, key: &'a str, lease: &'a str, token: &'a [u8], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<$crate::GetOrLease, $crate::Error>> { let $s = self; $crate::Backend::get_or_lease_async($inner, key, lease, token, ttl) }
+            fn store_leased(&self, key: &str, value: &[u8], ttl: ::std::time::Duration, lease: &str, token: &[u8]) -> Result<bool, $crate::Error> { let $s = self; $crate::Backend::store_leased($inner, key, value, ttl, lease, token) }
+            fn store_leased_async<'a>(&'a self, key: &'a str, value: &'a [u8], ttl: ::std::time::Duration, lease: &'a str, token: &'a [u8]) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::store_leased_async($inner, key, value, ttl, lease, token) }
             fn lease_acquire_async<'a>(&'a self, key: &'a str, token: &'a [u8], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::lease_acquire_async($inner, key, token, ttl) }
             fn lease_renew_async<'a>(&'a self, key: &'a str, token: &'a [u8], ttl: ::std::time::Duration) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::lease_renew_async($inner, key, token, ttl) }
             fn lease_release_async<'a>(&'a self, key: &'a str, token: &'a [u8]) -> $crate::BoxFuture<'a, Result<bool, $crate::Error>> { let $s = self; $crate::Backend::lease_release_async($inner, key, token) }

@@ -251,6 +251,26 @@ impl<B: Backend> Backend for CircuitBreaker<B> {
     ) -> BoxFuture<'a, Result<crate::GetOrLease, Error>> {
         self.guard_async(move |b| b.get_or_lease_async(key, lease, token, ttl))
     }
+    fn store_leased(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        lease: &str,
+        token: &[u8],
+    ) -> Result<bool, Error> {
+        self.guard(|b| b.store_leased(key, value, ttl, lease, token))
+    }
+    fn store_leased_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+        lease: &'a str,
+        token: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        self.guard_async(move |b| b.store_leased_async(key, value, ttl, lease, token))
+    }
     fn lease_acquire_async<'a>(
         &'a self,
         key: &'a str,

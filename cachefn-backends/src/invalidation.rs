@@ -24,7 +24,64 @@ pub trait InvalidationSink: Send + Sync {
     /// proxy): the follower is resumed and its local copies live out their
     /// local lifetimes. Called once per follower, with the reason.
     fn unsupported(&self, why: &str);
+
+    /// The key `prefix:key` changed, as [`invalidate`](Self::invalidate)
+    /// says, for a follower that may need the key's current value to
+    /// decide what to drop: one that wrote the key itself, say, and cannot
+    /// tell its own write from another client's by the message alone
+    /// (Redis merges the changes of one key in one event-loop turn into
+    /// one message, and names no writer).
+    ///
+    /// [`Verdict::Check`] asks the feed to read the key on its own
+    /// connection and call [`current`](Self::current) with what it found.
+    /// That read is ordered after every change the feed has reported and
+    /// before any change it reports later (one connection carries both),
+    /// so a local copy equal to it is current. The default drops the copy
+    /// ([`invalidate`](Self::invalidate)) and asks for nothing.
+    fn changed(&self, key: &str) -> Verdict {
+        self.invalidate(key);
+        Verdict::Done
+    }
+
+    /// What `prefix:key` held when the feed read it after
+    /// [`changed`](Self::changed) (or this method) answered
+    /// [`Verdict::Check`]; [`Verdict::Check`] again asks for another read
+    /// (the follower wrote the key meanwhile, say, and this value may
+    /// predate its write). The default drops the local copy. A feed whose
+    /// connection breaks before the answer suspends its followers instead.
+    fn current(&self, key: &str, value: Current<'_>) -> Verdict {
+        let _ = value;
+        self.invalidate(key);
+        Verdict::Done
+    }
 }
+
+/// What an [`InvalidationSink::changed`] asks of its feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing more: the follower has dealt with the change.
+    Done,
+    /// Read the key's current value and call
+    /// [`InvalidationSink::current`] with it.
+    Check,
+}
+
+/// A key's value as a feed read it for [`InvalidationSink::current`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Current<'a> {
+    /// The key's whole value (at most [`CHECKED_MAX`] bytes).
+    Value(&'a [u8]),
+    /// No value (or an empty one).
+    Absent,
+    /// Not known: longer than [`CHECKED_MAX`], not a string, or the read
+    /// failed. The follower must treat the key as changed.
+    Unknown,
+}
+
+/// The longest value a feed reads back for [`InvalidationSink::current`]
+/// (1 MiB): a longer one is [`Current::Unknown`], so a follower should
+/// not ask to check a key whose value it knows is longer.
+pub const CHECKED_MAX: usize = 1 << 20;
 
 /// What serves a feed's followers: one Redis server, or every master of a
 /// cluster.

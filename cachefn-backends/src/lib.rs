@@ -70,7 +70,7 @@ pub use error::{Error, Failure, Source};
 )))]
 #[doc(hidden)]
 pub use feature_off::*;
-pub use invalidation::{InvalidationFeed, InvalidationSink};
+pub use invalidation::{Current, InvalidationFeed, InvalidationSink, Verdict, CHECKED_MAX};
 #[cfg(feature = "memcached")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memcached")))]
 pub use memcached::{Memcached, MemcachedBuilder};

@@ -320,6 +320,16 @@ impl<B: Backend> Backend for Offloaded<B> {
     fn lease_release(&self, key: &str, token: &[u8]) -> Result<bool, Error> {
         self.inner.lease_release(key, token)
     }
+    fn store_leased(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        lease: &str,
+        token: &[u8],
+    ) -> Result<bool, Error> {
+        self.inner.store_leased(key, value, ttl, lease, token)
+    }
 
     // The `_async` twins: arguments are copied into the job, which runs
     // even if its future is dropped.
@@ -424,6 +434,18 @@ impl<B: Backend> Backend for Offloaded<B> {
     ) -> BoxFuture<'a, Result<bool, Error>> {
         let (key, token) = (key.to_owned(), token.to_vec());
         self.offload(move |b| b.lease_release(&key, &token))
+    }
+    fn store_leased_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+        lease: &'a str,
+        token: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        let (lease, token) = (lease.to_owned(), token.to_vec());
+        self.offload(move |b| b.store_leased(&key, &value, ttl, &lease, &token))
     }
 }
 

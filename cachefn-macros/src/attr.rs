@@ -126,14 +126,29 @@ const fn spec(name: &'static str, kind: Kind, example: &'static str, crate_wide:
     }
 }
 
+/// The longest duration an option takes, in seconds: 100 years of 365.25
+/// days, `cachefn::MAX_TTL` (the macro crate cannot name it; a test of
+/// `cachefn` checks that they agree). A longer lifetime is more than some
+/// tier can keep (Redis refuses an expiry past `i64` milliseconds), and an
+/// entry that is never stored is recomputed on every call.
+pub const MAX_SECONDS: u64 = 3_155_760_000;
+
+/// A duration in whole seconds, at most [`MAX_SECONDS`].
+const fn duration(name: &'static str, example: &'static str) -> Spec {
+    Spec {
+        range: (0, MAX_SECONDS),
+        ..spec(name, Kind::Whole, example, true)
+    }
+}
+
 /// Every option, in the order the errors list them.
 pub const OPTIONS: &[Spec] = &[
     spec("vary_on", Kind::Paths, "vary_on = \"user.id\"", false),
     Spec {
-        range: (1, u64::MAX),
-        ..spec("timeout", Kind::Whole, "timeout = 60", true)
+        range: (1, MAX_SECONDS),
+        ..duration("timeout", "timeout = 60")
     },
-    spec("local_timeout", Kind::Whole, "local_timeout = 10", true),
+    duration("local_timeout", "local_timeout = 10"),
     spec("skip_arg", Kind::Str, "skip_arg = \"force\"", false),
     spec("cache", Kind::Str, "cache = \"sessions\"", true),
     spec("name", Kind::Str, "name = \"profile_page\"", false),
@@ -148,19 +163,14 @@ pub const OPTIONS: &[Spec] = &[
         returning: Returning::Option(
             "`none_timeout` is how long a `None` result lives, so it only applies to functions that return `Option<T>`: remove it",
         ),
-        ..spec("none_timeout", Kind::Whole, "none_timeout = 10", true)
+        ..duration("none_timeout", "none_timeout = 10")
     },
-    spec(
-        "stale_while_revalidate",
-        Kind::Whole,
-        "stale_while_revalidate = 30",
-        true,
-    ),
+    duration("stale_while_revalidate", "stale_while_revalidate = 30"),
     Spec {
         returning: Returning::Result(
             "`stale_if_error` serves an old value when the function returns `Err`, so it only applies to functions that return `Result<T, E>`: remove it, or use `stale_while_revalidate`",
         ),
-        ..spec("stale_if_error", Kind::Whole, "stale_if_error = 600", true)
+        ..duration("stale_if_error", "stale_if_error = 600")
     },
     Spec {
         range: (0, 1_000),

@@ -15,6 +15,20 @@
 //!
 //! The leader is a guard: when it is dropped unfinished (its body panicked,
 //! or its future was cancelled), the waiters wake and one of them leads.
+//!
+//! A waiter waits at most `Flights::max_wait` (twelve lease lifetimes of
+//! the cache, 120 s by default: twice what a shared single-flight waiter
+//! waits for another process, so that a leader that gave up on another
+//! process computes and hands its value over), then
+//! computes the key itself. This bounds what cannot be detected: a body
+//! that calls its own key from a thread it joins, or from a tokio task it
+//! spawns and awaits (the inner call waits for the outer, which waits for
+//! the inner). Such a call runs its body a second time after the wait,
+//! and returns; it no longer hangs. Re-entry on the leader's own thread or
+//! task is detected and runs at once, uncached, as before. What remains:
+//! a body that re-enters that way waits `max_wait` each time, and a
+//! leader whose body legitimately takes longer than `max_wait` gets a
+//! second, concurrent computation from each waiter that gave up.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,6 +36,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
 
 use cachefn_backends::sync::{Condvar, Mutex};
 use cachefn_backends::LocalValue;
@@ -36,6 +51,8 @@ const SHARDS: usize = 16;
 /// In-flight computations of one cache, by key fingerprint.
 pub(crate) struct Flights {
     shards: [Mutex<HashMap<u128, Arc<Flight>>>; SHARDS],
+    /// How long a waiter waits for a leader before computing itself.
+    max_wait: Duration,
 }
 
 /// Who leads a flight: a thread (a sync call, or an async call outside any
@@ -106,8 +123,9 @@ pub(crate) enum Joined<'a> {
     Value(Payload),
     /// Compute without waiting: this caller is already computing this key
     /// further up its stack (a function that re-enters its own key), waiting
-    /// would block an executor thread on one of its own tasks, or the
-    /// leader's result could not be shared.
+    /// would block an executor thread on one of its own tasks, the
+    /// leader's result could not be shared, or the leader took longer than
+    /// `Flights::max_wait`.
     Alone,
 }
 
@@ -121,9 +139,11 @@ pub(crate) struct Leader<'a> {
 }
 
 impl Flights {
-    pub(crate) fn new() -> Self {
+    /// Flights whose waiters wait at most `max_wait` for their leader.
+    pub(crate) fn new(max_wait: Duration) -> Self {
         Flights {
             shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            max_wait,
         }
     }
 
@@ -175,6 +195,8 @@ impl Flights {
     pub(crate) async fn join(&self, io: Io, fp: u128, key: &str) -> Joined<'_> {
         let thread = Owner::Thread(thread::current().id());
         let me = Owner::of(io);
+        // One bound for the whole join, retries included.
+        let give_up = Instant::now() + self.max_wait;
         loop {
             let flight = {
                 let mut map = self.shard(fp).lock();
@@ -194,21 +216,30 @@ impl Flights {
                     if blocking_would_stall(flight.owner) {
                         return Joined::Alone;
                     }
-                    flight.wait_blocking()
+                    flight.wait_blocking(give_up)
                 }
                 Io::Async => {
                     Wait {
                         flight: &flight,
                         id: None,
+                        give_up,
+                        timer: None,
                     }
                     .await
                 }
             };
             match outcome {
-                Outcome::Value(value) => return Joined::Value(value),
-                Outcome::RunYourselves => return Joined::Alone,
+                Some(Outcome::Value(value)) => return Joined::Value(value),
+                Some(Outcome::RunYourselves) => return Joined::Alone,
                 // The leader is gone without a result: try to lead.
-                Outcome::Retry => {}
+                Some(Outcome::Retry) => {}
+                None => {
+                    tracing::warn!(target: "cachefn", waited = ?self.max_wait,
+                        "single-flight: the caller computing this key has not finished in time \
+                         (a long body, or a body that calls its own key from another thread or \
+                         task and waits for it); computing it here too");
+                    return Joined::Alone;
+                }
             }
         }
     }
@@ -234,17 +265,20 @@ fn blocking_would_stall(owner: Owner) -> bool {
 }
 
 impl Flight {
-    fn wait_blocking(&self) -> Outcome {
+    /// The leader's outcome, or `None` if it has none by `give_up`.
+    fn wait_blocking(&self, give_up: Instant) -> Option<Outcome> {
         let mut state = self.state.lock();
         if let Some(outcome) = &state.outcome {
-            return outcome.for_late_waiter();
+            return Some(outcome.for_late_waiter());
         }
         state.waiters += 1;
         while state.outcome.is_none() {
-            self.done.wait(&mut state);
+            if self.done.wait_until(&mut state, give_up).timed_out() {
+                break;
+            }
         }
         state.waiters -= 1;
-        state.outcome.clone().unwrap_or(Outcome::Retry)
+        state.outcome.clone()
     }
 }
 
@@ -265,15 +299,20 @@ impl Outcome {
 }
 
 /// An awaiting waiter: registered while pending, unregistered when dropped.
+/// Ready with the leader's outcome, or with `None` at `give_up` (woken by
+/// the lease keeper's timer thread, which needs no runtime).
 struct Wait<'f> {
     flight: &'f Flight,
     id: Option<u64>,
+    give_up: Instant,
+    /// The waker the timer wakes at `give_up`.
+    timer: Option<Waker>,
 }
 
 impl Future for Wait<'_> {
-    type Output = Outcome;
+    type Output = Option<Outcome>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Outcome>> {
         let mut state = self.flight.state.lock();
         if let Some(outcome) = &state.outcome {
             let outcome = match self.id.take() {
@@ -285,7 +324,14 @@ impl Future for Wait<'_> {
                 }
                 None => outcome.for_late_waiter(),
             };
-            return Poll::Ready(outcome);
+            return Poll::Ready(Some(outcome));
+        }
+        if Instant::now() >= self.give_up {
+            if let Some(id) = self.id.take() {
+                state.waiters -= 1;
+                state.wakers.retain(|(i, _)| *i != id);
+            }
+            return Poll::Ready(None);
         }
         match self.id {
             Some(id) => {
@@ -302,8 +348,22 @@ impl Future for Wait<'_> {
                 self.id = Some(id);
             }
         }
+        if !self.timer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            let at = self.give_up;
+            if !crate::shared_flight::wake_at(at, cx.waker().clone()) {
+                // No timer thread: the bound cannot be kept awaiting; the
+                // leader's outcome still wakes this waiter.
+                self.give_up = far_future();
+            }
+            self.timer = Some(cx.waker().clone());
+        }
         Poll::Pending
     }
+}
+
+/// An instant no wait reaches.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
 impl Drop for Wait<'_> {
@@ -377,6 +437,9 @@ mod tests {
         }
     }
 
+    /// Long enough that no test's waiter gives up.
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
     fn num(p: &Payload) -> Option<u32> {
         p.as_any().downcast_ref::<Num>().map(|n| n.0)
     }
@@ -406,7 +469,7 @@ mod tests {
 
     #[test]
     fn many_waiters_one_computation() {
-        let flights = Flights::new();
+        let flights = Flights::new(WAIT);
         let runs = AtomicUsize::new(0);
         let barrier = std::sync::Barrier::new(8);
         thread::scope(|s| {
@@ -431,7 +494,7 @@ mod tests {
 
     #[test]
     fn reentrant_join_does_not_wait() {
-        let flights = Flights::new();
+        let flights = Flights::new(WAIT);
         let Joined::Lead(_leader) = block_on(flights.join(Io::Blocking, 1, "k")) else {
             panic!()
         };
@@ -447,7 +510,7 @@ mod tests {
 
     #[test]
     fn a_dropped_leader_hands_over_to_a_blocked_waiter() {
-        let flights = Flights::new();
+        let flights = Flights::new(WAIT);
         let Joined::Lead(leader) = block_on(flights.join(Io::Blocking, 3, "k")) else {
             panic!()
         };
@@ -466,7 +529,7 @@ mod tests {
     #[cfg(feature = "tokio")]
     #[test]
     fn an_awaiting_waiter_gets_a_blocking_leaders_value() {
-        let flights = Arc::new(Flights::new());
+        let flights = Arc::new(Flights::new(WAIT));
         let Joined::Lead(leader) = block_on(flights.join(Io::Blocking, 9, "k")) else {
             panic!()
         };
@@ -492,7 +555,7 @@ mod tests {
     #[cfg(feature = "tokio")]
     #[test]
     fn a_cancelled_waiter_leaves_nothing_behind() {
-        let flights = Flights::new();
+        let flights = Flights::new(WAIT);
         let leader = lead_elsewhere(&flights, 4);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -518,18 +581,21 @@ mod tests {
     #[test]
     fn a_waiter_that_registers_after_the_end_retries() {
         for io in [Io::Blocking, Io::Async] {
-            let flights = Flights::new();
+            let flights = Flights::new(WAIT);
             let leader = lead_elsewhere(&flights, 6);
             // What a late caller holds: the flight, taken from the table
             // before the leader removed it.
             let flight = leader.flight.clone();
             leader.finish(|| panic!("no waiter: nothing to share"));
             let outcome = match io {
-                Io::Blocking => flight.wait_blocking(),
+                Io::Blocking => flight.wait_blocking(far_future()).unwrap(),
                 Io::Async => block_on(Wait {
                     flight: &flight,
                     id: None,
-                }),
+                    give_up: far_future(),
+                    timer: None,
+                })
+                .unwrap(),
             };
             assert!(matches!(outcome, Outcome::Retry), "{io:?}");
             // A waiter that registered in time is told to run its own.
@@ -547,7 +613,7 @@ mod tests {
     /// handed, the first one's value.
     #[test]
     fn a_colliding_key_computes_alone() {
-        let flights = Flights::new();
+        let flights = Flights::new(WAIT);
         let Joined::Lead(_leader) = block_on(flights.join(Io::Blocking, 5, "a")) else {
             panic!("the first caller leads");
         };
@@ -556,5 +622,21 @@ mod tests {
             assert!(matches!(other.join().unwrap(), Joined::Alone));
         });
         assert!(flights.try_lead(Io::Blocking, 5, "b").is_none());
+    }
+
+    /// A leader that never finishes (its body waits for a thread or task
+    /// that called its own key): waiters compute alone after `max_wait`.
+    #[test]
+    fn waiters_give_up_on_a_leader_after_max_wait() {
+        for io in [Io::Blocking, Io::Async] {
+            let flights = Flights::new(std::time::Duration::from_millis(50));
+            let leader = lead_elsewhere(&flights, 8);
+            let start = std::time::Instant::now();
+            let joined = thread::scope(|s| s.spawn(|| block_on(flights.join(io, 8, "k"))).join());
+            assert!(matches!(joined.unwrap(), Joined::Alone), "{io:?}");
+            assert!(start.elapsed() >= std::time::Duration::from_millis(50));
+            let state = leader.flight.state.lock();
+            assert_eq!((state.waiters, state.wakers.len()), (0, 0), "{io:?}");
+        }
     }
 }

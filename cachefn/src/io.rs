@@ -52,6 +52,7 @@ io_methods! {
     lease_acquire / lease_acquire_async (key: &str, token: &[u8], ttl: Duration) -> bool;
     lease_release / lease_release_async (key: &str, token: &[u8]) -> bool;
     get_or_lease / get_or_lease_async (key: &str, lease: &str, token: &[u8], ttl: Duration) -> cachefn_backends::GetOrLease;
+    store_leased / store_leased_async (key: &str, value: &[u8], ttl: Duration, lease: &str, token: &[u8]) -> bool;
 }
 
 struct ThreadWaker(std::thread::Thread);

@@ -18,7 +18,9 @@ mod shared_flight;
 mod stats;
 mod weigh;
 
-pub use cache::{Cache, CacheBuilder, DEFAULT_CAPACITY, DEFAULT_LOCAL_TTL, DEFAULT_PREFIX};
+pub use cache::{
+    Cache, CacheBuilder, DEFAULT_CAPACITY, DEFAULT_LOCAL_TTL, DEFAULT_PREFIX, MAX_TTL,
+};
 pub use cachefn_backends::Error;
 pub use key::{Key, MAX_KEY_LEN};
 pub use registry::{cache, default_cache, register, set_default};

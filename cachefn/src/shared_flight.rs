@@ -14,14 +14,20 @@
 //!   and the lease are separate calls, the value is read once more after
 //!   the lease is taken.) The lease is renewed every `ttl / 3` while the
 //!   body runs, by one background thread per process ([`Keeper`]: a sync
-//!   body runs on its caller's thread, so nothing else could), and released
-//!   (compare the token, then `DEL`): once the value is stored, by that
-//!   background thread, so that the caller does not wait for it (waiters
-//!   are woken by the value itself); when the body returns a value that is
-//!   not cached (`Err`), by the caller before it returns, so that the next
-//!   process can take over at once; when the body panics or its future is
-//!   dropped, by the background thread, which a [`Lease`] guard hands it
-//!   to (nothing blocks inside `Drop`).
+//!   body runs on its caller's thread, so nothing else could). The value
+//!   is stored **fenced** ([`Backend::store_leased`]: on Redis one script
+//!   that `SET`s the value and `DEL`s the lease only while the lease still
+//!   holds our token): a holder that lost its lease (it was paused past it
+//!   and another process took over, or a clear removed it) stores nothing,
+//!   since its successor may have stored a value computed from newer data;
+//!   it returns its own result to its callers, and keeps no local copy.
+//!   A cold miss stays three round trips (read, get-or-lease, fenced
+//!   store), and the release costs none. When the body returns a value
+//!   that is not cached (`Err`), the caller releases the lease (compare
+//!   the token, then `DEL`) before it returns, so that the next process
+//!   can take over at once; when the body panics or its future is
+//!   dropped, or the store fails, the background thread does, which a
+//!   [`Lease`] guard hands it to (nothing blocks inside `Drop`).
 //! - **Held by another process**: it waits for the value to land in the
 //!   shared tier. The cache's invalidation feed (a local tier over Redis)
 //!   wakes it when the value key or the lease key changes; without a feed
@@ -43,7 +49,9 @@
 //! The lease key is the value's stored key and `#lease`: under the cache's
 //! prefix (so `Cache::clear` and `f::clear_all` remove leases too), and no
 //! key the cache builds ends that way (`#` appears in keys only before a
-//! 32-digit hash).
+//! 32-digit hash). A Redis Cluster keeps it as `key{key}#lease` where that
+//! puts it in its value's slot (one script for both), which
+//! [`SharedFlight::changed`] recognises too.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -98,7 +106,7 @@ impl SharedFlight {
         if self.waits.count.load(Ordering::Acquire) == 0 {
             return;
         }
-        let key = key.strip_suffix(LEASE_SUFFIX).unwrap_or(key);
+        let key = key.strip_suffix(LEASE_SUFFIX).map_or(key, value_of_lease);
         let fp = crate::key::fingerprint(key.as_bytes());
         let watch = self.waits.map.lock().get(&fp).cloned();
         if let Some(watch) = watch {
@@ -116,6 +124,19 @@ impl SharedFlight {
             watch.bump();
         }
     }
+}
+
+/// The value key (after the prefix) of a lease key without its suffix:
+/// `text`, or a Redis Cluster's `text{prefix:text}` (see
+/// `cachefn_backends`' cluster leases).
+fn value_of_lease(key: &str) -> &str {
+    // A prefix has no `:` (it is escaped): the first one ends it.
+    if let Some((text, tag)) = key.strip_suffix('}').and_then(|k| k.split_once('{')) {
+        if tag.split_once(':').is_some_and(|(_, rest)| rest == text) {
+            return text;
+        }
+    }
+    key
 }
 
 /// What [`Cache::lead_shared`] decided for a process's leader.
@@ -163,7 +184,7 @@ impl Cache {
         let watch = sf.waits.watch(plan.fp);
         let mut pause = FIRST_POLL;
         let mut waited = false;
-        let give_up = Instant::now() + sf.lease_timeout * MAX_WAIT_LEASES;
+        let give_up = Instant::now() + max_wait(sf.lease_timeout);
         loop {
             let seen = watch.seq();
             if read_first {
@@ -243,8 +264,8 @@ impl Cache {
                 return SharedLead::Landed(v, bytes, meta);
             }
             if Instant::now() >= give_up {
-                tracing::warn!(target: "cachefn", key = %plan.text,
-                    waited = ?(sf.lease_timeout * MAX_WAIT_LEASES),
+                tracing::warn!(target: "cachefn", key = %crate::log::KeyDigest(plan.text),
+                    waited = ?max_wait(sf.lease_timeout),
                     "shared single-flight: the process holding this key's lease has not stored \
                      a value in time (a long body, or shared bodies waiting on each other); \
                      computing it here too");
@@ -258,7 +279,7 @@ impl Cache {
     fn lease_failed(&self, plan: &Plan<'_>, e: &crate::Error) {
         if e.failure() == Some(Failure::Refused) {
             if self.inner.shared_log.allow() {
-                tracing::warn!(target: "cachefn", key = %plan.text, error = %e,
+                tracing::warn!(target: "cachefn", key = %crate::log::KeyDigest(plan.text), error = %e,
                     prefix = %self.inner.prefix,
                     "single_flight = \"shared\": no lease in the shared tier; computing once per process");
             }
@@ -268,6 +289,33 @@ impl Cache {
         if let Some(site) = plan.site {
             site.note(Event::SharedError);
         }
+    }
+}
+
+/// How long a waiter waits for another process's computation with leases
+/// of `lease_timeout`.
+pub(crate) fn max_wait(lease_timeout: Duration) -> Duration {
+    lease_timeout.max(MIN_LEASE_TIMEOUT) * MAX_WAIT_LEASES
+}
+
+/// How long a waiter waits for another caller's computation in this
+/// process: twice [`max_wait`], so that a leader which gave up waiting for
+/// another process still has time to compute and hand its value over (its
+/// own waiters would otherwise give up at the same moment and each run the
+/// body).
+pub(crate) fn process_max_wait(lease_timeout: Duration) -> Duration {
+    max_wait(lease_timeout) * 2
+}
+
+/// Wake `waker` at `at`, from the keeper's thread (no runtime needed);
+/// `false` if that thread could not be started.
+pub(crate) fn wake_at(at: Instant, waker: Waker) -> bool {
+    match Keeper::get() {
+        Some(keeper) => {
+            keeper.wake_at(at, waker);
+            true
+        }
+        None => false,
     }
 }
 
@@ -284,7 +332,8 @@ fn token() -> String {
             clock::unix_ms(),
             Instant::now()
         );
-        xxhash_rust::xxh3::xxh3_64(seed.as_bytes())
+        let digest = blake3::hash(seed.as_bytes());
+        u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"))
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
@@ -330,12 +379,21 @@ impl Lease {
         }
     }
 
-    /// Give the lease up in the background (the value is stored: waiters
-    /// find it, and only a later failing holder's successor could need
-    /// the lease gone sooner): the keeper's thread sends the release at
-    /// once, without the caller waiting for it.
-    pub(crate) fn release_later(self) {
-        drop(self);
+    /// The lease key, as the runtime names it.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// This acquisition's token.
+    pub(crate) fn token(&self) -> &[u8] {
+        &self.token
+    }
+
+    /// The fenced store has settled the lease: it gave the lease up with
+    /// the value, or found it no longer ours. Nothing is left to release.
+    pub(crate) fn settled(mut self) {
+        self.keeper.forget(self.id);
+        self.released = true;
     }
 
     /// Give the lease up now (the value will not be stored).
@@ -676,6 +734,16 @@ impl Keeper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_names_its_value_key_both_ways() {
+        assert_eq!(value_of_lease("f:v1:7"), "f:v1:7");
+        // A Redis Cluster's name in the value's slot: `text{prefix:text}`.
+        assert_eq!(value_of_lease("f:v1:7{blog:f:v1:7}"), "f:v1:7");
+        // Braces of the key's own are left alone.
+        assert_eq!(value_of_lease("f:v1:{a=1}"), "f:v1:{a=1}");
+        assert_eq!(value_of_lease("f:v1:7{blog:f:v1:8}"), "f:v1:7{blog:f:v1:8}");
+    }
 
     #[test]
     fn tokens_are_unique() {

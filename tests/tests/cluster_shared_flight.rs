@@ -418,3 +418,166 @@ fn shared_single_flight_on_a_cluster_computes_once_and_survives_a_killed_holder(
         killed_at.elapsed()
     );
 }
+
+// ----- fencing on a cluster: a holder that lost its lease does not store ----
+
+/// The cluster of the fencing test (its own: the steps above have theirs).
+static FENCED_CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+
+/// The fencing test's cluster client: generous deadlines, as the machine
+/// may run other clusters' tests at the same time.
+fn patient(urls: &[String]) -> RedisCluster {
+    RedisCluster::builder(urls)
+        .response_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// A tiered cache over the fencing test's cluster, leases of 300 ms.
+fn fenced_tiered(urls: &[String]) -> Cache {
+    Cache::builder()
+        .local(Memory::with_capacity(1_000))
+        .shared(patient(urls))
+        .prefix("csff")
+        .lease_timeout(Duration::from_millis(300))
+        .build()
+}
+
+/// The first run anywhere says who runs it, then waits for `go`.
+#[quickcache(cache = "csf-fenced", timeout = 600, single_flight = "shared")]
+fn cfenced(x: u64) -> String {
+    let c = FENCED_CLUSTER.get().expect("the fencing test's cluster");
+    let run = c.incr("csf-fenced:runs", 1).unwrap();
+    if run == 1 {
+        let pid = std::process::id().to_string();
+        c.set("csf-fenced:holder", pid.as_bytes(), MIN).unwrap();
+        let start = Instant::now();
+        while !c.has("csf-fenced:go").unwrap() {
+            assert!(start.elapsed() < MIN, "never let go");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    format!("run{run} of {x}")
+}
+
+/// The holder's process: `cfenced(CSF_X)` once, then its answer.
+#[test]
+fn fenced_child_entry() {
+    let Ok(urls) = std::env::var("CSF_FENCED_URLS") else {
+        return;
+    };
+    let urls: Vec<String> = urls.split(',').map(str::to_owned).collect();
+    FENCED_CLUSTER.get_or_init(|| patient(&urls));
+    cachefn::register("csf-fenced", fenced_tiered(&urls));
+    println!("CHILD {}", cfenced(env("CSF_X").parse().unwrap()));
+}
+
+/// Where a cluster keeps the lease of the value stored under `stored`:
+/// `stored#lease` when that shares its slot, else `stored{stored}#lease`.
+fn lease_key(servers: &RedisClusterServers, stored: &str) -> String {
+    let slot = |k: &str| -> u16 {
+        servers
+            .ask(servers.masters()[0], &["CLUSTER", "KEYSLOT", k])
+            .expect("CLUSTER KEYSLOT")
+    };
+    let plain = format!("{stored}#lease");
+    if slot(&plain) == slot(stored) {
+        plain
+    } else {
+        format!("{stored}{{{stored}}}#lease")
+    }
+}
+
+#[test]
+fn a_cluster_holder_that_lost_its_lease_never_overwrites_a_newer_value() {
+    let servers = started!(RedisClusterServers::start());
+    let urls = servers.urls();
+    let c = FENCED_CLUSTER.get_or_init(|| patient(&urls));
+    let ttl = Duration::from_secs(60);
+
+    // The primitives, on keys of every master, with and without a tag:
+    // a lease shares its value's slot, so the fenced store is one script.
+    for key in ["fp:a", "fp:b", "fp:c", "fp:d", "fp:e", "{fp}:f", "fp:{g=1}"] {
+        let lease = format!("{key}#lease");
+        assert!(c
+            .lease_acquire(&lease, b"A", Duration::from_millis(100))
+            .unwrap());
+        let kept = lease_key(&servers, key);
+        assert_eq!(servers.master_of(&kept), servers.master_of(key), "{key}");
+        assert!(
+            servers.keys(servers.master_of(key), &kept).contains(&kept),
+            "{kept}"
+        );
+        // A's lease lapses; B takes over and stores; A's store is refused.
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(c.lease_acquire(&lease, b"B", ttl).unwrap(), "{key}");
+        assert!(
+            c.store_leased(key, b"new", ttl, &lease, b"B").unwrap(),
+            "{key}"
+        );
+        assert!(
+            !c.store_leased(key, b"old", ttl, &lease, b"A").unwrap(),
+            "{key}"
+        );
+        assert_eq!(c.get(key).unwrap().as_deref(), Some(&b"new"[..]), "{key}");
+        assert!(!c.has(&kept).unwrap(), "{key}: the store gave the lease up");
+    }
+
+    // End to end: a holder process frozen past its lease (SIGSTOP) or whose
+    // lease a clear removed; another process computes and stores; the
+    // holder resumes and must not overwrite.
+    let shared_view = Cache::builder()
+        .shared(patient(&urls))
+        .prefix("csff")
+        .build();
+    cachefn::register("csf-fenced", fenced_tiered(&urls));
+    let joined_urls = urls.join(",");
+    let mut overwritten = Vec::new();
+    for (round, paused) in [(1u64, true), (2, false), (3, true), (4, false)] {
+        for k in ["csf-fenced:runs", "csf-fenced:holder", "csf-fenced:go"] {
+            c.delete(k).unwrap();
+        }
+        let stored = shared_view.storage_key(cfenced::key(round));
+        let lease = lease_key(&servers, &stored);
+        let x = round.to_string();
+        let mut holder = Runner::spawn(
+            "fenced_child_entry",
+            &[
+                ("CSF_FENCED_URLS", joined_urls.as_str()),
+                ("CSF_X", x.as_str()),
+            ],
+        );
+        let start = Instant::now();
+        while !c.has("csf-fenced:holder").unwrap() {
+            assert!(start.elapsed() < ANSWER_WITHIN, "no holder");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(c.has(&lease).unwrap(), "the holder's lease is {lease}");
+        if paused {
+            signal_process(holder.pid(), "-STOP");
+            let start = Instant::now();
+            while c.has(&lease).unwrap() {
+                assert!(start.elapsed() < Duration::from_secs(10), "never lapsed");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        } else {
+            cfenced::clear_all().unwrap();
+            assert!(!c.has(&lease).unwrap(), "clear_all removes the lease");
+        }
+        assert_eq!(cfenced(round), format!("run2 of {round}"));
+        c.set("csf-fenced:go", b"1", MIN).unwrap();
+        if paused {
+            signal_process(holder.pid(), "-CONT");
+        }
+        let answer = holder.answer_within(ANSWER_WITHIN);
+        assert_eq!(answer, Some(format!("run1 of {round}")));
+        let now = shared_view.get::<String>(cfenced::key(round));
+        if now != Some(format!("run2 of {round}")) {
+            overwritten.push(format!("round {round} (paused: {paused}): {now:?}"));
+        }
+    }
+    assert!(
+        overwritten.is_empty(),
+        "a holder that lost its lease overwrote the newer value: {overwritten:?}"
+    );
+}

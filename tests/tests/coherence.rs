@@ -654,3 +654,459 @@ fn invalidations_are_counted_for_the_function_whose_entry_was_dropped() {
     }
     assert_eq!(cache.stats().invalidations, c0 + 6);
 }
+
+// ----- concurrency: own writes, every write path, cancellation ------------
+//
+// Each test below runs many rounds of concurrent writers against a real
+// `redis-server` and counts the rounds in which a process kept serving a
+// value that Redis no longer holds; every count must be 0.
+
+/// How long a local copy may lag behind Redis before a round counts as
+/// stale: generous (the feed takes milliseconds), and far below the local
+/// lifetime (`DEFAULT_LOCAL_TTL`, 10 s) that a swallowed change would last.
+const LAG: Duration = Duration::from_secs(1);
+
+/// A Redis tier with generous deadlines: these tests count stale rounds,
+/// and a call that times out on a busy machine would fail the round's
+/// write instead.
+fn patient(url: &str) -> Redis {
+    Redis::builder(url)
+        .response_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+fn coherent_with_prefix(url: &str, prefix: &str) -> Cache {
+    Cache::builder()
+        .local(Memory::with_capacity(10_000))
+        .shared(patient(url))
+        .prefix(prefix)
+        .build()
+}
+
+fn shared_only_with_prefix(url: &str, prefix: &str) -> Cache {
+    Cache::builder().shared(patient(url)).prefix(prefix).build()
+}
+
+/// Wait until `cache`'s change feed is live (its own write is kept locally).
+fn wait_live(cache: &Cache) {
+    let start = Instant::now();
+    loop {
+        cache
+            .set("live-probe", &1u64, Duration::from_secs(600))
+            .unwrap();
+        if cache.local().unwrap().get::<u64>("live-probe") == Some(1) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no feed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `true` once `ok()` holds, `false` if it does not within `within`.
+fn within(within: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if ok() {
+            return true;
+        }
+        if start.elapsed() > within {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The value Redis holds under `key` of a cache with `prefix`, decoded.
+fn in_redis<T: serde::de::DeserializeOwned + 'static>(
+    url: &str,
+    prefix: &str,
+    key: &str,
+) -> Option<T> {
+    shared_only_with_prefix(url, prefix).get::<T>(key)
+}
+
+#[test]
+fn two_threads_writing_one_key_never_hide_another_clients_delete() {
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    let cache = coherent_with_prefix(&url, "merge1");
+    wait_live(&cache);
+    let mut raw = server.raw();
+    let stored = cache.storage_key("k");
+    let ttl = Duration::from_secs(600);
+    let (rounds, mut stale) = (150u64, 0);
+    for round in 0..rounds {
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            for t in 0..2 {
+                let (cache, barrier) = (&cache, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    cache.set("k", &(round * 10 + t), ttl).unwrap();
+                });
+            }
+        });
+        // A read keeps Redis's value locally (whichever write won).
+        assert!(within(LAG, || {
+            cache.get::<u64>("k");
+            cache.local().unwrap().get::<u64>("k").is_some()
+        }));
+        let _: i64 = redis::cmd("DEL").arg(&stored).query(&mut raw).unwrap();
+        if !within(LAG, || cache.get::<u64>("k").is_none()) {
+            stale += 1;
+        }
+    }
+    assert_eq!(
+        stale, 0,
+        "the deleted value was still served in {stale} of {rounds} rounds"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_async_writes_joined_never_hide_another_clients_delete() {
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    let cache = coherent_with_prefix(&url, "merge2");
+    let live = cache.clone();
+    tokio::task::spawn_blocking(move || wait_live(&live))
+        .await
+        .unwrap();
+    let mut raw = server.raw();
+    let stored = cache.storage_key("k");
+    let ttl = Duration::from_secs(600);
+    let (rounds, mut stale) = (60u64, 0);
+    for round in 0..rounds {
+        let (va, vb) = (round * 10, round * 10 + 1);
+        let (a, b) = tokio::join!(
+            cache.set_async("k", &va, ttl),
+            cache.set_async("k", &vb, ttl)
+        );
+        a.unwrap();
+        b.unwrap();
+        let start = Instant::now();
+        loop {
+            cache.get_async::<u64>("k").await;
+            if cache.local().unwrap().get::<u64>("k").is_some() {
+                break;
+            }
+            assert!(start.elapsed() < LAG, "never kept locally");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let _: i64 = redis::cmd("DEL").arg(&stored).query(&mut raw).unwrap();
+        let start = Instant::now();
+        while cache.get_async::<u64>("k").await.is_some() {
+            if start.elapsed() > LAG {
+                stale += 1;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    assert_eq!(
+        stale, 0,
+        "the deleted value was still served in {stale} of {rounds} rounds"
+    );
+}
+
+#[test]
+fn two_caches_of_one_process_writing_at_once_follow_redis() {
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    let one = coherent_with_prefix(&url, "merge3");
+    let two = coherent_with_prefix(&url, "merge3");
+    wait_live(&one);
+    wait_live(&two);
+    let ttl = Duration::from_secs(600);
+    let (rounds, mut stale) = (120u64, 0);
+    for round in 0..rounds {
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            for (t, cache) in [&one, &two].into_iter().enumerate() {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    cache.set("k", &(round * 10 + t as u64), ttl).unwrap();
+                });
+            }
+        });
+        let now: Option<u64> = in_redis(&url, "merge3", "k");
+        let agree = || one.get::<u64>("k") == now && two.get::<u64>("k") == now;
+        if !within(LAG, agree) {
+            stale += 1;
+        }
+    }
+    assert_eq!(
+        stale, 0,
+        "a local copy differed from Redis in {stale} of {rounds} rounds"
+    );
+}
+
+/// The child of [`a_process_that_wrote_twice_at_once_follows_the_next_process`]:
+/// `set2 N` writes `k` from two threads at once; `get` reads it.
+#[test]
+fn child_writer_entry() {
+    let Ok(url) = std::env::var("CACHEFN_COH20_URL") else {
+        return;
+    };
+    let cache = coherent_with_prefix(&url, "merge4");
+    wait_live(&cache);
+    let ttl = Duration::from_secs(600);
+    cachefn_tests::child::serve(|line| {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("set2"), Some(n)) => {
+                let barrier = std::sync::Barrier::new(2);
+                std::thread::scope(|s| {
+                    for t in ["a", "b"] {
+                        let (cache, barrier) = (&cache, &barrier);
+                        s.spawn(move || {
+                            barrier.wait();
+                            cache.set("k", &format!("A{n}{t}"), ttl).unwrap();
+                        });
+                    }
+                });
+                // A read keeps Redis's value locally (whichever write won).
+                let start = Instant::now();
+                while cache.local().unwrap().get::<String>("k").is_none() {
+                    cache.get::<String>("k");
+                    assert!(start.elapsed() < LAG, "never kept locally");
+                }
+                "ok".into()
+            }
+            (Some("get"), _) => format!("{:?}", cache.get::<String>("k")),
+            other => panic!("unknown command {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn a_process_that_wrote_twice_at_once_follows_the_next_process() {
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    let b = coherent_with_prefix(&url, "merge4");
+    wait_live(&b);
+    let mut a = cachefn_tests::child::Talker::spawn(
+        "child_writer_entry",
+        &[("CACHEFN_COH20_URL", url.as_str())],
+    );
+    let ttl = Duration::from_secs(600);
+    let (rounds, mut stale) = (60u64, 0);
+    for round in 0..rounds {
+        assert_eq!(a.ask(&format!("set2 {round}")), "ok");
+        // A holds one of its own values; B replaces it.
+        let mine = format!("B{round}");
+        b.set("k", &mine, ttl).unwrap();
+        let want = format!("{:?}", Some(&mine));
+        if !within(LAG, || a.ask("get") == want) {
+            stale += 1;
+        }
+    }
+    assert_eq!(
+        stale, 0,
+        "A served its own old value after B's in {stale} of {rounds} rounds"
+    );
+}
+
+#[test]
+fn set_many_and_add_racing_another_clients_set_follow_redis() {
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    let cache = coherent_with_prefix(&url, "race5");
+    let other = shared_only_with_prefix(&url, "race5");
+    wait_live(&cache);
+    let ttl = Duration::from_secs(600);
+    let rounds = 120u64;
+    let (mut stale_many, mut stale_add) = (0, 0);
+    for round in 0..rounds {
+        for add in [false, true] {
+            other.delete("k").unwrap();
+            let barrier = std::sync::Barrier::new(2);
+            std::thread::scope(|s| {
+                let (cache, other, barrier) = (&cache, &other, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    if add {
+                        cache.add("k", &(round * 10), ttl).unwrap();
+                    } else {
+                        cache.set_many(&[("k", round * 10)], ttl).unwrap();
+                    }
+                });
+                s.spawn(move || {
+                    barrier.wait();
+                    other.set("k", &(round * 10 + 1), ttl).unwrap();
+                });
+            });
+            let now: Option<u64> = other.get("k");
+            if !within(LAG, || cache.get::<u64>("k") == now) {
+                if add {
+                    stale_add += 1;
+                } else {
+                    stale_many += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(
+        (stale_many, stale_add),
+        (0, 0),
+        "an older value stayed local (set_many, add) in these many of {rounds} rounds each"
+    );
+}
+
+static CANCEL_VALUE: parking_lot::Mutex<String> = parking_lot::const_mutex(String::new());
+
+#[quickcache(
+    cache = "coh-cancel",
+    timeout = 600,
+    local_timeout = 60,
+    skip_arg = "force"
+)]
+async fn cancel_page(id: u32, force: bool) -> String {
+    let _ = (id, force);
+    CANCEL_VALUE.lock().clone()
+}
+
+/// An async write cancelled (its future dropped) after its command may
+/// have reached Redis: `set_async`, `f::set_cached`, and a `skip_arg`
+/// refresh. The local tier must never keep the value from before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_async_write_never_leaves_the_old_value_local() {
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    let cache = coherent_with_prefix(&url, "cancel6");
+    cachefn::register("coh-cancel", cache.clone());
+    let live = cache.clone();
+    tokio::task::spawn_blocking(move || wait_live(&live))
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(600);
+    let local = cache.local().unwrap().clone();
+    let page_key = cancel_page::key(1).as_str().to_owned();
+    let rounds = 40u32;
+    let mut stale = [0u32; 3];
+    let mut reached = [0u32; 3];
+    for round in 0..rounds {
+        for (way, count) in stale.iter_mut().enumerate() {
+            let old = format!("old {round} {way}");
+            let new = format!("new {round} {way}");
+            // The old value, kept locally (a write may lose its local copy
+            // to a check of an earlier write's echo that lands meanwhile:
+            // write it again then).
+            let key = if way == 0 { "k" } else { page_key.as_str() }.to_owned();
+            let start = Instant::now();
+            while local.get::<String>(&key) != Some(old.clone()) {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "never kept locally"
+                );
+                match way {
+                    0 => cache.set_async("k", &old, ttl).await.unwrap(),
+                    _ => cancel_page::set_cached(1, old.clone()).await.unwrap(),
+                }
+            }
+            *CANCEL_VALUE.lock() = new.clone();
+            let cancelled = match way {
+                0 => tokio::time::timeout(Duration::ZERO, cache.set_async("k", &new, ttl))
+                    .await
+                    .is_err(),
+                1 => tokio::time::timeout(Duration::ZERO, cancel_page::set_cached(1, new.clone()))
+                    .await
+                    .is_err(),
+                _ => tokio::time::timeout(Duration::ZERO, cancel_page(1, true))
+                    .await
+                    .is_err(),
+            };
+            if !cancelled {
+                continue;
+            }
+            // Whether the write reached Redis or not, the old value is not
+            // kept locally from now on...
+            let right_after = local.get::<String>(&key);
+            // ... and once Redis holds the new value, it is what is read.
+            let landed = {
+                let (url, key) = (url.clone(), key.clone());
+                let new = new.clone();
+                tokio::task::spawn_blocking(move || {
+                    within(Duration::from_millis(500), || {
+                        in_redis::<String>(&url, "cancel6", &key) == Some(new.clone())
+                    })
+                })
+                .await
+                .unwrap()
+            };
+            if landed {
+                reached[way] += 1;
+            }
+            let mut ok = right_after.as_deref() != Some(old.as_str());
+            if landed {
+                let start = Instant::now();
+                while cache.get_async::<String>(&key).await != Some(new.clone()) {
+                    if start.elapsed() > LAG {
+                        ok = false;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+            if !ok {
+                *count += 1;
+            }
+        }
+    }
+    assert!(
+        reached.iter().all(|&n| n > 0),
+        "no cancelled write reached Redis: {reached:?}"
+    );
+    assert_eq!(
+        stale,
+        [0, 0, 0],
+        "old values kept (set_async, set_cached, skip_arg refresh) of {rounds} rounds each; \
+         cancelled writes that reached Redis: {reached:?}"
+    );
+}
+
+/// Lifetimes beyond what Redis accepts as an expiry (`PX` past `i64`) are
+/// clamped, not refused: a value stored for `Duration::MAX` is stored, and
+/// `get_or_set` with it computes once, not on every call.
+#[test]
+fn the_longest_lifetimes_are_stored_not_recomputed() {
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    let tiered = coherent_with_prefix(&url, "ttl7");
+    let shared = shared_only_with_prefix(&url, "ttl7");
+    let runs = Runs::new();
+    let lifetimes = [
+        Duration::MAX,
+        Duration::from_secs(u64::MAX),
+        Duration::from_millis(u64::MAX),
+        Duration::from_secs(200 * 365 * 24 * 3600),
+    ];
+    for (i, ttl) in lifetimes.into_iter().enumerate() {
+        for cache in [&tiered, &shared] {
+            let key = format!("k{i}");
+            cache.set(&key, &(i as u64), ttl).unwrap();
+            assert_eq!(shared.get::<u64>(&key), Some(i as u64), "{ttl:?}");
+            let g = format!("g{i}");
+            let before = runs.get();
+            for _ in 0..3 {
+                let v: u64 = cache.get_or_set(&g, ttl, || {
+                    runs.hit();
+                    7
+                });
+                assert_eq!(v, 7);
+            }
+            assert!(
+                runs.get() <= before + 1,
+                "{ttl:?}: computed {} times",
+                runs.get() - before
+            );
+            assert_eq!(shared.get::<u64>(&g), Some(7), "{ttl:?}");
+            shared.delete(&g).unwrap();
+        }
+    }
+    assert_eq!(
+        tiered.stats().shared_errors + shared.stats().shared_errors,
+        0
+    );
+}

@@ -253,3 +253,93 @@ fn an_async_scope_follows_its_task_across_threads() {
     });
     assert_eq!(ASYNC_FRAGMENTS.get(), 50);
 }
+
+static DELETED_RUNS: Runs = Runs::new();
+
+#[quickcache(cache = "preload-coherent", timeout = 600, local_timeout = 60)]
+fn deleted_fragment(id: u32) -> String {
+    DELETED_RUNS.hit();
+    format!("computed {id}")
+}
+
+/// A key preloaded by a scope, then deleted by another client while the
+/// scope runs: the scope may serve what it fetched (it is a snapshot), but
+/// the local tier must not keep the deleted value once the scope ends
+/// (the change counter is the one from before the `MGET`).
+#[test]
+fn a_key_deleted_during_a_scope_does_not_outlive_it_locally() {
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    // Generous deadlines: a write that times out on a busy machine would
+    // fail the round instead of testing it.
+    let patient = || {
+        Redis::builder(&url)
+            .response_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
+    let cache = Cache::builder()
+        .local(Memory::with_capacity(1_000))
+        .shared(patient())
+        .prefix("preload-coh")
+        .build();
+    cachefn::register("preload-coherent", cache.clone());
+    let other = Cache::builder()
+        .shared(patient())
+        .prefix("preload-coh")
+        .build();
+    let local = cache.local().unwrap().clone();
+    let mut raw = server.raw();
+    let ttl = Duration::from_secs(600);
+    let frag = deleted_fragment::key(1);
+    let stored = [
+        cache.storage_key("k"),
+        cache.storage_key(&frag),
+        cache.storage_key("probe"),
+    ];
+    let rounds = 8;
+    let mut outlived = 0;
+    for round in 0..rounds {
+        other.set("k", &round, ttl).unwrap();
+        other.set(&frag, &format!("stored {round}"), ttl).unwrap();
+        // A key kept locally, deleted with the others: once its local copy
+        // is gone, the feed has handled the deletes.
+        let start = std::time::Instant::now();
+        loop {
+            cache.set("probe", &1u32, ttl).unwrap();
+            if local.get::<u32>("probe").is_some() {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "no feed");
+        }
+        let runs = DELETED_RUNS.get();
+        let (in_scope, fragment) = cache.preload(["k", frag.as_str()], || {
+            let _: () = redis::pipe()
+                .atomic()
+                .del(&stored[..])
+                .query(&mut raw)
+                .unwrap();
+            let start = std::time::Instant::now();
+            while local.get::<u32>("probe").is_some() {
+                assert!(start.elapsed() < Duration::from_secs(5), "no invalidation");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            (cache.get::<u32>("k"), deleted_fragment(1))
+        });
+        // Inside the scope: what the MGET fetched.
+        assert_eq!(in_scope, Some(round));
+        assert_eq!(fragment, format!("stored {round}"));
+        assert_eq!(DELETED_RUNS.get(), runs);
+        // After it: the deletes hold, locally too.
+        let kept = (local.get::<u32>("k"), cache.get::<u32>("k"));
+        let frag_now = deleted_fragment(1);
+        if kept != (None, None) || frag_now != "computed 1" {
+            outlived += 1;
+        }
+        deleted_fragment::clear(1).unwrap();
+    }
+    assert_eq!(
+        outlived, 0,
+        "a deleted value outlived its scope in {outlived} of {rounds} rounds"
+    );
+}

@@ -719,3 +719,113 @@ fn a_frozen_master_holds_no_call_past_its_deadline() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Coherence on a cluster under concurrent writers (the same echo checks as
+/// on one Redis, read on each master's feed connection): two threads write
+/// a key of every master at once, then another client deletes it; and
+/// `set_many` / `add` race another client's `SET`. No round may leave a
+/// local copy that differs from the cluster.
+#[test]
+fn concurrent_writers_on_every_master_never_leave_a_stale_copy() {
+    let servers = started!(RedisClusterServers::start());
+    let urls = servers.urls();
+    // Generous deadlines: a call that times out on a busy machine would
+    // fail the round's write instead of testing it.
+    let patient = || {
+        RedisCluster::builder(&urls)
+            .response_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
+    let cache = Cache::builder()
+        .local(Memory::with_capacity(10_000))
+        .shared(patient())
+        .prefix("crace")
+        .build();
+    let other = Cache::builder().shared(patient()).prefix("crace").build();
+    let ttl = Duration::from_secs(600);
+    // A key on each master.
+    let mut keys: Vec<String> = Vec::new();
+    for i in 0..200 {
+        let key = format!("k{i}");
+        let master = servers.master_of(&cache.storage_key(&key));
+        if !keys
+            .iter()
+            .any(|k| servers.master_of(&cache.storage_key(k)) == master)
+        {
+            keys.push(key);
+        }
+    }
+    assert_eq!(keys.len(), servers.masters().len());
+    // The feed is live once an own write is kept locally.
+    let start = Instant::now();
+    while cache.local().unwrap().get::<u64>(&keys[0]) != Some(1) {
+        cache.set(&keys[0], &1u64, ttl).unwrap();
+        assert!(start.elapsed() < Duration::from_secs(20), "no feed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let agrees = |key: &str| {
+        let start = Instant::now();
+        loop {
+            let now: Option<u64> = other.get(key);
+            if cache.get::<u64>(key) == now {
+                return true;
+            }
+            if start.elapsed() > Duration::from_secs(1) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    let rounds = 30u64;
+    let mut stale = Vec::new();
+    for round in 0..rounds {
+        for key in &keys {
+            // Two writes at once, kept locally, then another client's delete.
+            let barrier = std::sync::Barrier::new(2);
+            std::thread::scope(|s| {
+                for t in 0..2 {
+                    let (cache, barrier) = (&cache, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        cache.set(key, &(round * 10 + t), ttl).unwrap();
+                    });
+                }
+            });
+            cache.get::<u64>(key);
+            other.delete(key).unwrap();
+            if !agrees(key) {
+                stale.push(format!("{key} deleted, round {round}"));
+            }
+            // set_many and add racing another client's SET.
+            for add in [false, true] {
+                other.delete(key).unwrap();
+                let barrier = std::sync::Barrier::new(2);
+                std::thread::scope(|s| {
+                    let (cache, other, barrier) = (&cache, &other, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        if add {
+                            cache.add(key, &(round * 10 + 5), ttl).unwrap();
+                        } else {
+                            cache.set_many(&[(key, round * 10 + 5)], ttl).unwrap();
+                        }
+                    });
+                    s.spawn(move || {
+                        barrier.wait();
+                        other.set(key, &(round * 10 + 6), ttl).unwrap();
+                    });
+                });
+                if !agrees(key) {
+                    stale.push(format!("{key} add={add}, round {round}"));
+                }
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{} of {} rounds left a stale copy: {stale:?}",
+        stale.len(),
+        rounds as usize * keys.len() * 3
+    );
+}

@@ -848,3 +848,209 @@ fn a_cold_miss_reads_and_leases_in_one_call_and_releases_after_returning() {
     assert_eq!(cold(0), Err("zero".into()));
     assert_eq!(COLD_RUNS.get() - before, 1, "computed again at once");
 }
+
+// ----- fencing: a holder that lost its lease does not store ----------------
+
+/// The first run anywhere says who runs it (`fenced_holder`), then waits
+/// for `fenced_go`; every run answers which run it was.
+#[quickcache(cache = "sf-fenced", timeout = 600, single_flight = "shared")]
+fn fenced(x: u64) -> String {
+    let run: i64 = raw().incr("fenced_runs", 1).unwrap();
+    if run == 1 {
+        let _: () = raw().set("fenced_holder", std::process::id()).unwrap();
+        let start = Instant::now();
+        while !raw().exists::<_, bool>("fenced_go").unwrap() {
+            assert!(start.elapsed() < Duration::from_secs(60), "never let go");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    format!("run{run} of {x}")
+}
+
+/// A tiered cache with generous deadlines (the machine may be busy with
+/// other tests: a timed-out call would compute without the lease, and the
+/// rounds would test nothing).
+fn patient_cache(url: &str, lease: Duration) -> Cache {
+    let redis = Redis::builder(url)
+        .response_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    Cache::builder()
+        .local(Memory::with_capacity(1_000))
+        .shared(redis)
+        .prefix(PREFIX)
+        .lease_timeout(lease)
+        .build()
+}
+
+/// The holder's process: calls `fenced(7)` once and prints the answer.
+#[test]
+fn fenced_child_entry() {
+    let Ok(url) = std::env::var("SF_FENCED_URL") else {
+        return;
+    };
+    *URL.lock() = Some(url.clone());
+    let lease = Duration::from_millis(env_num("SF_LEASE_MS", 300));
+    cachefn::register("sf-fenced", patient_cache(&url, lease));
+    println!("CHILD {}", fenced(7));
+}
+
+/// How a holder loses its lease in [`a_holder_that_lost_its_lease_never_overwrites_a_newer_value`].
+#[derive(Clone, Copy, Debug)]
+enum Loss {
+    /// Frozen (SIGSTOP) past its lease, which lapses.
+    Paused,
+    /// `f::clear_all()` removes it while the body runs.
+    Cleared,
+}
+
+#[test]
+fn a_holder_that_lost_its_lease_never_overwrites_a_newer_value() {
+    let _serial = SERIAL.lock();
+    let server = started!(RedisServer::start());
+    let url = server.url();
+    *URL.lock() = Some(url.clone());
+    let lease = Duration::from_millis(300);
+    cachefn::register("sf-fenced", patient_cache(&url, lease));
+    let shared_view = Cache::builder()
+        .shared(Redis::open(&url).unwrap())
+        .prefix(PREFIX)
+        .build();
+    let key = fenced::key(7);
+    let lease_key = format!("{PREFIX}:{key}#lease");
+    let mut overwritten = Vec::new();
+    let rounds = [Loss::Paused, Loss::Cleared, Loss::Paused, Loss::Cleared];
+    for loss in rounds {
+        let mut conn = server.raw();
+        let _: () = redis::cmd("FLUSHDB").query(&mut conn).unwrap();
+        let mut holder = Runner::spawn(
+            "fenced_child_entry",
+            &[("SF_FENCED_URL", url.as_str()), ("SF_LEASE_MS", "300")],
+        );
+        // The child runs the first body and holds the lease.
+        let start = Instant::now();
+        while conn
+            .get::<_, Option<u32>>("fenced_holder")
+            .unwrap()
+            .is_none()
+        {
+            assert!(start.elapsed() < Duration::from_secs(30), "no holder");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            conn.exists::<_, bool>(&lease_key).unwrap(),
+            "the holder's lease"
+        );
+        match loss {
+            Loss::Paused => {
+                signal_process(holder.pid(), "-STOP");
+                let start = Instant::now();
+                while conn.exists::<_, bool>(&lease_key).unwrap() {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(10),
+                        "the lease never lapsed"
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            Loss::Cleared => fenced::clear_all().unwrap(),
+        }
+        // Another process computes the key from newer data and stores it.
+        assert_eq!(fenced(7), "run2 of 7");
+        let _: () = conn.set("fenced_go", 1).unwrap();
+        if let Loss::Paused = loss {
+            signal_process(holder.pid(), "-CONT");
+        }
+        // The holder finishes its (older) computation and returns it...
+        let answer = holder.answer_within(Duration::from_secs(60));
+        assert_eq!(answer.as_deref(), Some("run1 of 7"), "{loss:?}");
+        // ... but the shared tier keeps the newer value.
+        let now = shared_view.get::<String>(&key);
+        if now.as_deref() != Some("run2 of 7") {
+            overwritten.push(format!("{loss:?}: {now:?}"));
+        }
+        let start = Instant::now();
+        while conn.exists::<_, bool>(&lease_key).unwrap() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "a lease left behind"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert!(
+        overwritten.is_empty(),
+        "a holder that lost its lease overwrote the newer value in {} of {} rounds: {overwritten:?}",
+        overwritten.len(),
+        rounds.len()
+    );
+}
+
+// ----- re-entry through another thread or task -----------------------------
+
+/// At depth 0 the body calls its own key (`vary_on = "x"`) from a thread it
+/// joins: the inner call waits for the outer computation, which waits for
+/// the inner call.
+#[quickcache(cache = "sf-reenter-thread", timeout = 600, vary_on = "x")]
+fn reenters_through_a_thread(x: u64, depth: u32) -> u64 {
+    if depth == 0 {
+        return std::thread::spawn(move || reenters_through_a_thread(x, 1))
+            .join()
+            .unwrap()
+            + 1;
+    }
+    x
+}
+
+/// The same through a spawned tokio task that the body awaits.
+#[quickcache(cache = "sf-reenter-task", timeout = 600, vary_on = "x")]
+async fn reenters_through_a_task(x: u64, depth: u32) -> u64 {
+    if depth == 0 {
+        return tokio::spawn(reentered(x)).await.unwrap() + 1;
+    }
+    x
+}
+
+/// The inner call, boxed with a written type (so that the compiler need not
+/// prove the recursive future `Send` while defining it).
+fn reentered(x: u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>> {
+    Box::pin(reenters_through_a_task(x, 1))
+}
+
+/// A memory-only cache whose waits are bounded by six 200 ms lease
+/// lifetimes.
+fn reentry_cache() -> Cache {
+    Cache::builder()
+        .local(Memory::with_capacity(100))
+        .lease_timeout(Duration::from_millis(200))
+        .build()
+}
+
+#[test]
+fn a_body_that_reenters_its_key_through_a_joined_thread_does_not_hang() {
+    cachefn::register("sf-reenter-thread", reentry_cache());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(reenters_through_a_thread(5, 0));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(30));
+    // The inner call gave up waiting and computed 5; the outer returned 6.
+    assert_eq!(got, Ok(6), "the re-entered call hung");
+    assert_eq!(
+        reenters_through_a_thread(5, 0),
+        6,
+        "and the value is cached"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_reenters_its_key_through_a_spawned_task_does_not_hang() {
+    cachefn::register("sf-reenter-task", reentry_cache());
+    let got = tokio::time::timeout(Duration::from_secs(30), reenters_through_a_task(8, 0)).await;
+    assert_eq!(got, Ok(9), "the re-entered call hung");
+    assert_eq!(
+        reenters_through_a_task(8, 0).await,
+        9,
+        "and the value is cached"
+    );
+}

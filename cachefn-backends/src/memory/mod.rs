@@ -544,6 +544,51 @@ impl Memory {
         }
     }
 
+    /// [`Memory::remove`], unless the live entry under `fp` passes `keep`:
+    /// `true` if a live entry was removed. `keep` runs under the key's
+    /// writer lock, so no write of the key lands between the test and the
+    /// removal (keep it short: writers of other keys may share the lock).
+    /// Kept, nothing changes, the write generation included; otherwise the
+    /// generation moves as with [`Memory::remove`] (a back-fill or write
+    /// that began before loses), even when nothing was there. For a caller
+    /// that checks a local copy against a slower tier.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cachefn_backends::{Error, LocalValue, Memory};
+    ///
+    /// struct Page(Vec<u8>);
+    /// impl LocalValue for Page {
+    ///     fn as_any(&self) -> &dyn std::any::Any { self }
+    ///     fn encode(&self) -> Result<Vec<u8>, Error> { Ok(self.0.clone()) }
+    ///     fn size_hint(&self) -> usize { self.0.len() }
+    /// }
+    ///
+    /// let tier = Memory::with_capacity(100);
+    /// tier.insert(1, "k", Page(b"v1".to_vec()), Duration::ZERO);
+    /// let is = |v: &'static [u8]| move |slot: &cachefn_backends::Slot| slot.value().encode().unwrap() == v;
+    /// assert!(!tier.remove_unless(1, is(b"v1")), "the current value stays");
+    /// assert!(tier.remove_unless(1, is(b"v0")), "another one goes");
+    /// assert!(tier.get(1, "k").is_none());
+    /// ```
+    pub fn remove_unless(&self, fp: u128, keep: impl FnOnce(&Slot) -> bool) -> bool {
+        let now = clock::now_ms();
+        let _writer = self.writer(fp);
+        if let Some(slot) = self.store.peek(&fp) {
+            if !slot.is_expired(now) && keep(&slot) {
+                return false;
+            }
+        }
+        self.generations[stripe(fp)].fetch_add(1, Ordering::AcqRel);
+        match self.store.remove(&fp) {
+            Some((_, slot)) => {
+                slot.kill();
+                !slot.is_expired(now)
+            }
+            None => false,
+        }
+    }
+
     /// Remove every entry whose key starts with `prefix`.
     pub fn clear_prefix(&self, prefix: &str) {
         self.global_generation.fetch_add(1, Ordering::AcqRel);

@@ -5,7 +5,14 @@
 //! - renew: `PEXPIRE` only while the key still holds our token;
 //! - release: `DEL` only while the key still holds our token;
 //! - get or lease: the value key's value if it has one, else `SET lease
-//!   token NX PX ms`, in one script (a cold miss in one round trip).
+//!   token NX PX ms`, in one script (a cold miss in one round trip);
+//! - store leased (the holder's store, fenced): `SET` the value key and
+//!   `DEL` the lease only while the lease still holds our token, in one
+//!   script. A holder whose lease lapsed (it was paused past it), was taken
+//!   over, or was removed by a clear, writes nothing: its successor may
+//!   have stored a value computed from newer data. The cold miss stays
+//!   three round trips (`GET`, get-or-lease, store-leased), and the
+//!   release costs none of its own.
 //!
 //! The compare-and-act steps run as one Lua script each (`EVAL`), so a
 //! holder whose lease lapsed and was taken by another never extends or
@@ -33,6 +40,40 @@ pub(super) const GET_OR_LEASE: &str = "local v = redis.call('get', KEYS[1]) \
      if v then return v end \
      if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end \
      return 0";
+
+/// `SET` the value key (`KEYS[1]`) to `ARGV[2]`, for `ARGV[3]` ms (`0`: no
+/// expiry), and `DEL` the lease (`KEYS[2]`), only while the lease holds
+/// our token (`ARGV[1]`): 1 if stored, else 0 (nothing written).
+pub(super) const STORE_LEASED: &str = "if redis.call('get', KEYS[2]) ~= ARGV[1] then return 0 end \
+     if ARGV[3] == '0' then redis.call('set', KEYS[1], ARGV[2]) \
+     else redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) end \
+     redis.call('del', KEYS[2]) \
+     return 1";
+
+/// A value's lifetime in ms for [`STORE_LEASED`], as text (`0`: no expiry).
+pub(super) fn store_ms(ttl: Duration) -> resp::Digits {
+    resp::itoa_buf(if ttl.is_zero() { 0 } else { ms(ttl) })
+}
+
+/// `EVAL STORE_LEASED 2 key lease token value ms`.
+pub(super) fn store_leased_args<'a>(
+    key: &'a str,
+    lease: &'a str,
+    token: &'a [u8],
+    value: &'a [u8],
+    px: &'a resp::Digits,
+) -> Vec<&'a [u8]> {
+    vec![
+        b"EVAL",
+        STORE_LEASED.as_bytes(),
+        b"2",
+        key.as_bytes(),
+        lease.as_bytes(),
+        token,
+        value,
+        px.as_bytes(),
+    ]
+}
 
 /// The reply of [`GET_OR_LEASE`].
 pub(super) fn got_or_leased(v: Value) -> Result<GetOrLease, CallFail> {
@@ -134,6 +175,18 @@ impl Redis {
         self.with(|c| done(c.call(&release_args(key, token))?))
     }
 
+    pub(super) fn store_leased_script(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        lease: &str,
+        token: &[u8],
+    ) -> Result<bool, Error> {
+        let px = store_ms(ttl);
+        self.with(|c| done(c.call(&store_leased_args(key, lease, token, value, &px))?))
+    }
+
     pub(super) fn get_or_lease_script(
         &self,
         key: &str,
@@ -152,7 +205,7 @@ mod asynchronous {
 
     use redis::Cmd;
 
-    use super::{GET_OR_LEASE, RELEASE, RENEW};
+    use super::{GET_OR_LEASE, RELEASE, RENEW, STORE_LEASED};
     use crate::redis::{ms, set_cmd, Redis};
     use crate::{Error, GetOrLease};
 
@@ -208,6 +261,25 @@ mod asynchronous {
                     format!("unexpected reply to the get-or-lease script: {other:?}"),
                 )),
             }
+        }
+
+        pub(in crate::redis) async fn store_leased_script_async(
+            &self,
+            key: &str,
+            value: &[u8],
+            ttl: Duration,
+            lease: &str,
+            token: &[u8],
+        ) -> Result<bool, Error> {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(STORE_LEASED)
+                .arg(2)
+                .arg(key)
+                .arg(lease)
+                .arg(token)
+                .arg(value)
+                .arg(if ttl.is_zero() { 0 } else { ms(ttl) });
+            Ok(self.run::<i64>(cmd).await? > 0)
         }
 
         pub(in crate::redis) async fn release_lease_async(

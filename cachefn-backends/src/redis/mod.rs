@@ -354,8 +354,15 @@ fn connect_err(e: RedisError, tls: bool) -> Error {
     error.with_source(e)
 }
 
+/// The longest `PX` sent: Redis refuses an expiry whose Unix time in ms
+/// overflows an `i64` ("invalid expire time"), so a longer lifetime (up to
+/// `Duration::MAX`) is kept this long instead, about 146 million years.
+const MAX_PX: u64 = 1 << 62;
+
+/// A lifetime as `PX` milliseconds: at least 1 (0 is refused), at most
+/// [`MAX_PX`].
 fn ms(ttl: Duration) -> u64 {
-    ttl.as_millis().clamp(1, u64::MAX as u128) as u64
+    ttl.as_millis().clamp(1, u128::from(MAX_PX)) as u64
 }
 
 /// `prefix` as a SCAN MATCH pattern that matches exactly the keys starting with it.
@@ -858,6 +865,30 @@ impl Backend for Redis {
         self.release_lease(key, token)
     }
 
+    /// One Lua script: `SET` and `DEL` the lease while it holds `token`.
+    fn store_leased(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        lease: &str,
+        token: &[u8],
+    ) -> Result<bool, Error> {
+        self.store_leased_script(key, value, ttl, lease, token)
+    }
+
+    #[cfg(feature = "tokio")]
+    fn store_leased_async<'a>(
+        &'a self,
+        key: &'a str,
+        value: &'a [u8],
+        ttl: Duration,
+        lease: &'a str,
+        token: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(self.store_leased_script_async(key, value, ttl, lease, token))
+    }
+
     /// One Lua script: the value, else `SET lease token NX PX`.
     fn get_or_lease(
         &self,
@@ -931,6 +962,11 @@ mod tests {
             "{e}"
         );
         assert_eq!(glob_prefix("a*b?[c]\\:"), "a\\*b\\?\\[c\\]\\\\:*");
+        assert_eq!(ms(Duration::ZERO), 1);
+        assert_eq!(ms(Duration::from_millis(1500)), 1500);
+        assert_eq!(ms(Duration::MAX), MAX_PX);
+        let at = crate::clock::unix_ms() + MAX_PX;
+        assert!(at < i64::MAX as u64, "now + MAX_PX fits in an i64");
     }
 
     #[cfg(not(feature = "redis-tls"))]

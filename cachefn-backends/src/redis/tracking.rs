@@ -9,6 +9,14 @@
 //! [`SILENCE`], suspends every follower (its local tier is emptied and not
 //! filled) until tracking is set up again on a new connection.
 //!
+//! A follower that cannot tell from an invalidation alone whether its
+//! local copy is still current (it wrote the key itself: see
+//! [`InvalidationSink::changed`]) asks the feed to read the key. The read
+//! (`GETRANGE key 0 CHECKED_MAX`) goes out on this same connection, so its
+//! reply comes after every push the server sent before it ran, and before
+//! every push about a change after it: the follower compares what it holds
+//! with a value that no reported change is newer than.
+//!
 //! A cluster's feed (`cluster/feed.rs`) follows each master through one of
 //! these per-server feeds: its followers here are per-master links of a
 //! cache, not caches.
@@ -22,7 +30,7 @@ use super::conn::{CallFail, Conn, Stream, Target};
 use super::resp;
 use crate::invalidation::Source;
 use crate::net::deadline::is_timeout;
-use crate::{InvalidationFeed, InvalidationSink};
+use crate::{Current, InvalidationFeed, InvalidationSink, Verdict, CHECKED_MAX};
 
 /// How often the feed's thread pings the server.
 pub const PING_EVERY: Duration = Duration::from_millis(250);
@@ -32,6 +40,12 @@ pub const SILENCE: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(20);
 /// The longest push or reply the feed accepts (500 keys' names fit easily).
 const MAX_PUSH: usize = 64 << 20;
+/// How long the reads that followers ask for wait to go out together: a
+/// process writing many keys costs the server one batch of reads per
+/// millisecond, not one exchange per write.
+const CHECK_BATCH: Duration = Duration::from_millis(1);
+/// The most reads sent in one batch.
+const MAX_CHECKS: usize = 256;
 
 /// The feed of one Redis server, as an [`InvalidationFeed`]'s source.
 pub(super) struct ServerFeed {
@@ -140,6 +154,31 @@ enum Expect {
     Hello,
     Pong,
     Track(Vec<String>),
+    Check(Check),
+}
+
+/// A key's value to read for the followers that asked
+/// ([`InvalidationSink::changed`] answered [`Verdict::Check`]).
+struct Check {
+    /// The key as stored (`prefix:key`).
+    key: Vec<u8>,
+    /// Who asked: the length of its `prefix:`, and its sink.
+    asked: Vec<(usize, Weak<dyn InvalidationSink>)>,
+}
+
+/// `GETRANGE key 0 CHECKED_MAX` for each check, in one write: `end` is
+/// inclusive, so a value longer than [`CHECKED_MAX`] comes back one byte
+/// longer, and is seen to be.
+fn send_checks(io: &mut BufReader<Stream>, checks: &[Check]) -> io::Result<()> {
+    let end = resp::itoa_buf(CHECKED_MAX as u64);
+    let mut out = Vec::new();
+    for check in checks {
+        resp::push_command(&mut out, &[b"GETRANGE", &check.key, b"0", end.as_bytes()]);
+    }
+    let s = io.get_mut();
+    s.set_deadline(Instant::now() + SILENCE);
+    s.write_all(&out)?;
+    s.flush()
 }
 
 impl Feed {
@@ -251,6 +290,9 @@ impl Feed {
         }
         expect.push_back((Expect::Hello, Instant::now()));
         let mut next_ping = Instant::now() + PING_EVERY;
+        // Reads asked for by followers, sent together when due.
+        let mut checks: Vec<Check> = Vec::new();
+        let mut checks_due: Option<Instant> = None;
         loop {
             // Track the prefixes of new followers.
             let (new, alive) = {
@@ -296,6 +338,13 @@ impl Feed {
                 self.confirm(&tracked);
             }
             let now = Instant::now();
+            if checks_due.is_some_and(|due| now >= due) || checks.len() >= MAX_CHECKS {
+                if send_checks(io, &checks).is_err() {
+                    return End::Lost;
+                }
+                expect.extend(checks.drain(..).map(|c| (Expect::Check(c), now)));
+                checks_due = None;
+            }
             if now >= next_ping {
                 if send(io, &[b"PING"]).is_err() {
                     return End::Lost;
@@ -310,8 +359,10 @@ impl Feed {
             }
             // Wait for bytes, without consuming any: a timeout here leaves
             // no reply half read.
+            let now = Instant::now();
+            let wake = checks_due.map_or(next_ping, |due| due.min(next_ping));
             io.get_mut()
-                .set_deadline(Instant::now() + POLL.min(next_ping - Instant::now().min(next_ping)));
+                .set_deadline(now + POLL.min(wake.saturating_duration_since(now)));
             let greeted = !expect.iter().any(|(e, _)| matches!(e, Expect::Hello));
             match io.fill_buf() {
                 Ok([]) if !greeted => return End::Hungup,
@@ -329,7 +380,12 @@ impl Feed {
                 Err(_) => return End::Lost,
             };
             match value {
-                V::Push(items) => self.pushed(items),
+                V::Push(items) => {
+                    checks.extend(self.pushed(items));
+                    if !checks.is_empty() {
+                        checks_due.get_or_insert_with(|| Instant::now() + CHECK_BATCH);
+                    }
+                }
                 reply => match expect.pop_front() {
                     Some((Expect::Hello, _)) => {
                         if let V::Error(e) = reply {
@@ -357,6 +413,12 @@ impl Feed {
                         tracked.extend(prefixes);
                         self.confirm(&tracked);
                     }
+                    Some((Expect::Check(check), _)) => {
+                        if let Some(again) = checked(check, &reply) {
+                            checks.push(again);
+                            checks_due.get_or_insert_with(|| Instant::now() + CHECK_BATCH);
+                        }
+                    }
                     None => return End::Lost,
                 },
             }
@@ -383,12 +445,14 @@ impl Feed {
     }
 
     /// An invalidation push: `["invalidate", [key, ...]]`, or
-    /// `["invalidate", null]` for a flush.
-    fn pushed(&self, items: Vec<V>) {
+    /// `["invalidate", null]` for a flush. Returns the keys whose value
+    /// followers asked to read.
+    fn pushed(&self, items: Vec<V>) -> Vec<Check> {
+        let mut checks = Vec::new();
         let mut items = items.into_iter();
         match items.next() {
             Some(V::Text(kind)) if kind.eq_ignore_ascii_case(b"invalidate") => {}
-            _ => return,
+            _ => return checks,
         }
         let keys = match items.next() {
             Some(V::Array(keys)) => Some(keys),
@@ -414,15 +478,49 @@ impl Feed {
                     let Ok(key) = std::str::from_utf8(&key) else {
                         continue;
                     };
+                    let mut asked = Vec::new();
                     for (prefix, s) in &followers {
                         if let Some(rest) = key.strip_prefix(prefix.as_str()) {
-                            s.invalidate(rest);
+                            if s.changed(rest) == Verdict::Check {
+                                asked.push((prefix.len(), Arc::downgrade(s)));
+                            }
                         }
+                    }
+                    if !asked.is_empty() {
+                        checks.push(Check {
+                            key: key.as_bytes().to_vec(),
+                            asked,
+                        });
                     }
                 }
             }
         }
+        checks
     }
+}
+
+/// Hand the reply to a [`Check`] to the followers that asked; the same
+/// check again for those that ask for another read.
+fn checked(check: Check, reply: &V) -> Option<Check> {
+    let current = match reply {
+        V::Text(v) if v.is_empty() => Current::Absent,
+        V::Text(v) if v.len() <= CHECKED_MAX => Current::Value(v),
+        V::Nil => Current::Absent,
+        _ => Current::Unknown,
+    };
+    let key = std::str::from_utf8(&check.key).ok()?;
+    let mut again = Vec::new();
+    for (prefix_len, sink) in check.asked {
+        if let (Some(s), Some(rest)) = (sink.upgrade(), key.get(prefix_len..)) {
+            if s.current(rest, current) == Verdict::Check {
+                again.push((prefix_len, sink));
+            }
+        }
+    }
+    (!again.is_empty()).then_some(Check {
+        key: check.key,
+        asked: again,
+    })
 }
 
 fn send(io: &mut BufReader<Stream>, args: &[&[u8]]) -> io::Result<()> {

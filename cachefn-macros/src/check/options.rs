@@ -5,17 +5,28 @@
 use crate::attr::{Options, OPTIONS};
 use crate::ctxt::Ctxt;
 
-/// Ranges from the option table, `local_timeout` and `none_timeout`
-/// against `timeout`, `none_timeout` against `cache_none`, and the names
-/// that must be usable inside keys.
+/// Ranges from the option table (durations at most
+/// [`MAX_SECONDS`](crate::attr::MAX_SECONDS)), `local_timeout` and
+/// `none_timeout` against `timeout`, `none_timeout` against `cache_none`,
+/// and the names that must be usable inside keys.
 pub fn check(cx: &mut Ctxt, o: &Options) {
     for spec in OPTIONS {
-        let (low, _) = spec.range;
+        let (low, high) = spec.range;
         if let Some(s) = o.whole(spec.name).filter(|s| s.value < low) {
             cx.error(
                 s.span,
                 format!(
                     "`{}` must be at least {low} second, e.g. `{}`",
+                    spec.name, spec.example
+                ),
+            );
+        }
+        if let Some(s) = o.whole(spec.name).filter(|s| s.value > high) {
+            cx.error(
+                s.span,
+                format!(
+                    "`{}` is longer than any tier keeps an entry: at most {high} seconds \
+                     (100 years, `cachefn::MAX_TTL`), e.g. `{}`",
                     spec.name, spec.example
                 ),
             );

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use cachefn_backends::clock;
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::preload::Known;
-use super::{expiry_for, min_ttl, Cache, Encoded, Owned, Plan, Typed};
+use super::write::{clamp_ttl, Entry, Put};
+use super::{expiry_for, min_ttl, Cache, Encoded, Owned, Plan};
 use crate::io::{block_on, Io};
 use crate::key::Key;
 use crate::{Error, Storable};
@@ -230,41 +230,9 @@ impl Cache {
         value: &T,
         ttl: Duration,
     ) -> Result<(), Error> {
-        let bytes = self.encode_for(key.stored(), value, expiry_for(ttl), 0)?;
-        self.set_encoded_io(io, key, &bytes, ttl).await
-    }
-
-    /// Store encoded bytes in every tier.
-    pub(super) async fn set_encoded_io(
-        &self,
-        io: Io,
-        key: &Key,
-        bytes: &[u8],
-        ttl: Duration,
-    ) -> Result<(), Error> {
-        let mut local_ttl = ttl;
-        if let Some(shared) = self.inner.shared.as_deref() {
-            local_ttl = min_ttl(self.inner.local_ttl, ttl);
-            let own = self.own_write(key.fingerprint());
-            let set = io.set(shared, &self.stored(key.stored()), bytes, ttl).await;
-            self.note_preloaded(key.fingerprint(), set.is_ok().then_some(bytes));
-            let kept = Some(Encoded(bytes.to_vec()));
-            self.own_write_done(own, set.is_ok(), key.stored(), kept, local_ttl);
-            if let Err(e) = set {
-                self.shared_failed("set", &e);
-                return Err(e);
-            }
-            return Ok(());
-        }
-        if let Some(local) = &self.inner.local {
-            local.insert(
-                key.fingerprint(),
-                key.stored(),
-                Encoded(bytes.to_vec()),
-                local_ttl,
-            );
-        }
-        Ok(())
+        self.put_value(io, key, value, ttl, Put::Replace)
+            .await
+            .map(drop)
     }
 
     pub(super) async fn add_io<T: Storable>(
@@ -274,25 +242,38 @@ impl Cache {
         value: &T,
         ttl: Duration,
     ) -> Result<bool, Error> {
-        let bytes = self.encode_for(key.stored(), value, expiry_for(ttl), 0)?;
-        if let Some(shared) = self.inner.shared.as_deref() {
-            let added = io
-                .add(shared, &self.stored(key.stored()), &bytes, ttl)
-                .await
-                .inspect_err(|e| self.shared_failed("add", e))?;
-            if added {
-                self.note_preloaded(key.fingerprint(), Some(&bytes));
-            }
-            if let (true, Some(local)) = (added, &self.inner.local) {
-                let ttl = min_ttl(self.inner.local_ttl, ttl);
-                local.insert(key.fingerprint(), key.stored(), Encoded(bytes), ttl);
-            }
-            return Ok(added);
-        }
-        let Some(local) = &self.inner.local else {
-            return Ok(false);
+        self.put_value(io, key, value, ttl, Put::IfAbsent).await
+    }
+
+    /// `set` or `add` of one value: encoded, stored in every tier, kept
+    /// locally encoded for the local lifetime of the low-level API.
+    async fn put_value<T: Storable>(
+        &self,
+        io: Io,
+        key: &Key,
+        value: &T,
+        ttl: Duration,
+        how: Put<'_>,
+    ) -> Result<bool, Error> {
+        let ttl = clamp_ttl(ttl);
+        let bytes = self.encode_entry(key.stored(), value, expiry_for(ttl), 0)?;
+        let entry = Entry {
+            text: key.stored(),
+            fp: key.fingerprint(),
+            bytes: Some(&bytes),
+            kept: Some((Encoded(bytes.clone()), self.local_ttl_for(ttl))),
         };
-        Ok(local.insert_if_absent(key.fingerprint(), key.stored(), Encoded(bytes), ttl))
+        self.put(io, vec![entry], how, ttl).await
+    }
+
+    /// How long the low-level API keeps a value stored for `ttl` locally:
+    /// `ttl` in a cache without a shared tier, else at most the cache's
+    /// local lifetime.
+    fn local_ttl_for(&self, ttl: Duration) -> Duration {
+        match self.inner.shared {
+            Some(_) => min_ttl(self.inner.local_ttl, ttl),
+            None => ttl,
+        }
     }
 
     pub(super) async fn get_many_io<T: DeserializeOwned + 'static, K: AsRef<str>>(
@@ -316,7 +297,7 @@ impl Cache {
                 match self.preloaded(key.fingerprint()) {
                     Known::Unknown => missing.push(i),
                     Known::Miss => {}
-                    Known::Bytes(bytes) => {
+                    Known::Bytes(bytes, _) => {
                         v = self.decode_read(key.stored(), &bytes);
                         if v.is_some() {
                             self.inner.counters.shared_hits.add();
@@ -359,42 +340,27 @@ impl Cache {
         items: &[(K, T)],
         ttl: Duration,
     ) -> Result<(), Error> {
+        let ttl = clamp_ttl(ttl);
         let mut encoded = Vec::with_capacity(items.len());
         for (k, v) in items {
-            let k = Key::new(k);
-            let bytes = self.encode_for(k.stored(), v, expiry_for(ttl), 0)?;
-            encoded.push((k, bytes));
+            let key = Key::new(k);
+            let bytes = self.encode_entry(key.stored(), v, expiry_for(ttl), 0)?;
+            encoded.push((key, bytes));
         }
-        let mut local_ttl = ttl;
-        if let Some(shared) = self.inner.shared.as_deref() {
-            local_ttl = min_ttl(self.inner.local_ttl, ttl);
-            let stored: Vec<String> = encoded
-                .iter()
-                .map(|(k, _)| self.stored(k.stored()))
-                .collect();
-            let pairs: Vec<(&str, &[u8])> = stored
-                .iter()
-                .zip(&encoded)
-                .map(|(s, (_, b))| (s.as_str(), b.as_slice()))
-                .collect();
-            let set = io.set_many(shared, &pairs, ttl).await;
-            for (k, bytes) in &encoded {
-                self.note_preloaded(k.fingerprint(), set.is_ok().then_some(&bytes[..]));
-            }
-            if let Err(e) = set {
-                self.shared_failed("set_many", &e);
-                for (k, _) in &encoded {
-                    self.forget_local(k.fingerprint(), k.stored());
-                }
-                return Err(e);
-            }
+        if encoded.is_empty() {
+            return Ok(());
         }
-        if let Some(local) = &self.inner.local {
-            for (k, bytes) in encoded {
-                local.insert(k.fingerprint(), k.stored(), Encoded(bytes), local_ttl);
-            }
-        }
-        Ok(())
+        let local_ttl = self.local_ttl_for(ttl);
+        let entries = encoded
+            .iter()
+            .map(|(k, bytes)| Entry {
+                text: k.stored(),
+                fp: k.fingerprint(),
+                bytes: Some(bytes),
+                kept: Some((Encoded(bytes.clone()), local_ttl)),
+            })
+            .collect();
+        self.put(io, entries, Put::Replace, ttl).await.map(drop)
     }
 
     pub(super) async fn delete_many_io<K: AsRef<str>>(
@@ -403,50 +369,16 @@ impl Cache {
         keys: &[K],
     ) -> Result<(), Error> {
         let keys: Vec<Key> = keys.iter().map(Key::new).collect();
-        for k in &keys {
-            self.forget_local(k.fingerprint(), k.stored());
+        let keys: Vec<(&str, u128)> = keys.iter().map(|k| (k.stored(), k.fingerprint())).collect();
+        if keys.is_empty() {
+            return Ok(());
         }
-        if let Some(shared) = self.inner.shared.as_deref() {
-            let stored: Vec<String> = keys.iter().map(|k| self.stored(k.stored())).collect();
-            let refs: Vec<&str> = stored.iter().map(String::as_str).collect();
-            let deleted = io.delete_many(shared, &refs).await;
-            for k in &keys {
-                self.forget_local(k.fingerprint(), k.stored());
-                self.note_preloaded(k.fingerprint(), None);
-            }
-            deleted.inspect_err(|e| self.shared_failed("delete_many", e))?;
-        }
-        Ok(())
+        self.remove_keys(io, &keys).await.map(drop)
     }
 
     pub(super) async fn incr_io(&self, io: Io, key: &Key, delta: i64) -> Result<i64, Error> {
-        let fp = key.fingerprint();
-        if let Some(shared) = self.inner.shared.as_deref() {
-            self.forget_local(fp, key.stored());
-            let n = io.incr(shared, &self.stored(key.stored()), delta).await;
-            self.forget_local(fp, key.stored());
-            self.forget_preloaded(Some(fp));
-            return n.inspect_err(|e| self.shared_failed("incr", e));
-        }
-        let Some(local) = &self.inner.local else {
-            return Ok(delta);
-        };
-        local.read_modify_write(|| {
-            let (current, ttl) = match local.get(fp, key.stored()) {
-                None => (0, Duration::ZERO),
-                Some(slot) => {
-                    let Some(n) = self.decode_slot::<i64>(&slot) else {
-                        return Err(Error::NotACounter(key.to_string()));
-                    };
-                    (n, slot.remaining(clock::now_ms()).unwrap_or(Duration::ZERO))
-                }
-            };
-            let next = current
-                .checked_add(delta)
-                .ok_or_else(|| Error::NotACounter(format!("{key} (overflow)")))?;
-            local.insert(fp, key.stored(), Typed(next), ttl);
-            Ok(next)
-        })
+        self.incr_key(io, key.stored(), key.fingerprint(), delta)
+            .await
     }
 
     pub(super) async fn has_io(&self, io: Io, key: &Key) -> bool {
@@ -456,7 +388,7 @@ impl Cache {
             }
         }
         match self.preloaded(key.fingerprint()) {
-            Known::Bytes(_) => return true,
+            Known::Bytes(..) => return true,
             Known::Miss => return false,
             Known::Unknown => {}
         }

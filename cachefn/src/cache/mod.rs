@@ -25,12 +25,29 @@ pub const DEFAULT_PREFIX: &str = "cachefn";
 pub const DEFAULT_LOCAL_TTL: Duration =
     Duration::from_secs(crate::registry::LIBRARY_DEFAULTS.local_timeout);
 const MAX_PREFIX_LEN: usize = 48;
+/// The longest lifetime an entry is given in any tier: 100 years (of
+/// 365.25 days). A longer `ttl` passed to [`Cache::set`] and its siblings
+/// (up to `Duration::MAX`) is kept this long, in effect forever; Redis
+/// would refuse an expiry past `i64` milliseconds, and the entry would not
+/// be stored at all. `#[quickcache]` refuses longer durations at compile
+/// time.
+///
+/// ```
+/// use std::time::Duration;
+/// let cache = cachefn::Cache::memory();
+/// cache.set("forever", &1u8, Duration::MAX)?;
+/// assert_eq!(cache.get::<u8>("forever"), Some(1));
+/// assert_eq!(cachefn::MAX_TTL, Duration::from_secs(3_155_760_000));
+/// # Ok::<(), cachefn::Error>(())
+/// ```
+pub const MAX_TTL: Duration = Duration::from_secs(100 * 31_557_600);
 
 mod api;
 #[cfg(feature = "tokio")]
 mod api_async;
 mod preload;
 mod read_through;
+mod write;
 
 pub(crate) use read_through::{Flavor, Freshness, Meta, Owned, Plan, Timed};
 
@@ -80,8 +97,9 @@ pub(crate) struct Inner {
     flights: Flights,
     pub(crate) counters: Counters,
     pub(crate) shared_log: RateLimited,
-    /// Writes whose invalidation echo is awaited: set for a cache that
-    /// follows its shared tier's change feed.
+    /// This process's recent writes, whose invalidations are checked
+    /// against the shared tier (see `crate::coherence`): set for a cache
+    /// that follows its shared tier's change feed.
     pub(crate) own: Option<crate::coherence::OwnWrites>,
     /// Leases and waiters of `single_flight = "shared"`.
     pub(crate) shared_flight: crate::shared_flight::SharedFlight,
@@ -204,8 +222,11 @@ impl CacheBuilder {
     /// every third of this, so a long body keeps it; a process that dies
     /// mid-body stops renewing, and once its lease lapses another process
     /// computes the key. A shorter lease replaces a dead holder sooner, at
-    /// the cost of more renewals. It also bounds waiting: a process waits
-    /// at most six lease lifetimes for another's value, then computes it.
+    /// the cost of more renewals. It also bounds waiting: a caller waits
+    /// at most six lease lifetimes for a value another process, or another
+    /// caller in this process, is computing, then computes it itself (so a
+    /// body that calls its own key from a thread it joins, or a task it
+    /// awaits, is slow rather than stuck).
     ///
     /// ```
     /// use std::time::Duration;
@@ -310,6 +331,8 @@ impl CacheBuilder {
         );
         if let Some(inner) = Arc::get_mut(&mut cache.inner) {
             inner.shared_flight = crate::shared_flight::SharedFlight::new(self.lease_timeout);
+            inner.flights =
+                Flights::new(crate::shared_flight::process_max_wait(self.lease_timeout));
             if feed.is_some() {
                 inner.own = Some(crate::coherence::OwnWrites::new());
             }
@@ -528,7 +551,9 @@ impl Cache {
                 local_ttl,
                 local_only: OnceLock::new(),
                 shared_only: OnceLock::new(),
-                flights: Flights::new(),
+                flights: Flights::new(crate::shared_flight::process_max_wait(
+                    crate::shared_flight::DEFAULT_LEASE_TIMEOUT,
+                )),
                 counters: Counters::default(),
                 shared_log: RateLimited::new(),
                 own: None,
@@ -562,27 +587,6 @@ impl Cache {
         s.push(':');
         s.push_str(text);
         s
-    }
-
-    /// Encode a value to store under `text`: bound to its stored key (and
-    /// signed, with a signing key) when the cache has a shared tier; for a
-    /// cache without one, bound to this process only.
-    pub(crate) fn encode_for<T: Serialize + DeserializeOwned + 'static>(
-        &self,
-        text: &str,
-        value: &T,
-        expires_unix_ms: u64,
-        run_ms: u32,
-    ) -> Result<Vec<u8>, Error> {
-        let parts = [&*self.inner.prefix, ":", text];
-        let binding = match self.inner.shared {
-            Some(_) => Binding {
-                key: &parts,
-                signer: self.inner.signer.as_deref(),
-            },
-            None => Binding::to(codec::IN_PROCESS),
-        };
-        codec::encode_bound(value, expires_unix_ms, run_ms, binding)
     }
 
     /// Decode bytes read from the shared tier under `text`: bound to that
@@ -658,9 +662,14 @@ impl Cache {
         fp: u128,
     ) -> Option<SharedRead<T>> {
         let shared = self.inner.shared.as_deref()?;
-        let seen = self.inner.local.as_ref().map(|l| l.generation(fp));
+        let mut seen = self.inner.local.as_ref().map(|l| l.generation(fp));
         let bytes = match self.preloaded(fp) {
-            Known::Bytes(bytes) => bytes.to_vec(),
+            Known::Bytes(bytes, at) => {
+                // The generation from before the scope's read, not now: a
+                // change reported since must not be undone by a back-fill.
+                seen = at;
+                bytes.to_vec()
+            }
             Known::Miss => return None,
             Known::Unknown => match io.get(shared, &self.stored(text)).await {
                 Ok(Some(bytes)) => bytes,
@@ -695,53 +704,18 @@ impl Cache {
         read.value
     }
 
-    /// Remove one key from every tier.
-    pub(crate) async fn remove(&self, io: Io, text: &str, fp: u128) -> Result<bool, Error> {
-        let local = self
-            .inner
-            .local
-            .as_ref()
-            .is_some_and(|l| l.remove(fp, text));
-        let shared = match self.inner.shared.as_deref() {
-            Some(s) => {
-                let removed = io.delete(s, &self.stored(text)).await;
-                self.note_preloaded(fp, None);
-                // Again: a read of the shared tier that raced the delete may
-                // have put the old value back.
-                self.forget_local(fp, text);
-                removed.inspect_err(|e| self.shared_failed("delete", e))?
-            }
-            None => false,
-        };
-        Ok(local || shared)
+    /// Drop whatever the local tier holds under `fp`, whichever key it is
+    /// (a write whose key text is gone: another key's entry at the same
+    /// address is only a miss).
+    pub(crate) fn forget_local_at(&self, fp: u128) {
+        if let Some(local) = &self.inner.local {
+            local.remove_unless(fp, |_| false);
+        }
     }
 
     pub(crate) fn forget_local(&self, fp: u128, text: &str) {
         if let Some(local) = &self.inner.local {
             local.remove(fp, text);
         }
-    }
-
-    /// Remove every key that starts with `start` (`""`: every key of the
-    /// cache) from every tier.
-    pub(crate) async fn remove_prefix(&self, io: Io, start: &str) -> Result<(), Error> {
-        let clear_local = || {
-            if let Some(local) = &self.inner.local {
-                if start.is_empty() {
-                    local.clear();
-                } else {
-                    local.clear_prefix(start);
-                }
-            }
-        };
-        clear_local();
-        if let Some(shared) = self.inner.shared.as_deref() {
-            let cleared = io.clear_prefix(shared, &self.stored(start)).await;
-            self.forget_preloaded(None);
-            // Again: reads that raced the shared clear may have back-filled.
-            clear_local();
-            cleared.inspect_err(|e| self.shared_failed("clear", e))?;
-        }
-        Ok(())
     }
 }

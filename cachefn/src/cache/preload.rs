@@ -6,6 +6,15 @@
 //! each preloaded key, or the fact that the key was absent (a known miss:
 //! no second lookup). Writes and deletes made through the cache inside the
 //! scope update it, so later reads in the scope see them.
+//!
+//! A scope is a snapshot: reads inside it are served what the `MGET` found,
+//! even if another process changes a key meanwhile. What leaves the scope
+//! is coherent: with each key's bytes, the scope records the local tier's
+//! write generation from *before* the `MGET` (or, for a key written in the
+//! scope, from before that write), and a read that back-fills the local
+//! tier from the scope uses that generation, so a change the feed reported
+//! after the `MGET` makes the back-fill lose: a value deleted or replaced
+//! during the scope never outlives it in the local tier.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -17,11 +26,16 @@ use super::Cache;
 use crate::io::{block_on, Io};
 use crate::key::Key;
 
-/// What one scope knows: key fingerprint -> bytes, or `None` for a miss.
+/// What one scope knows: key fingerprint -> bytes, or `None` for a miss,
+/// with the local tier's write generation from before they were read.
 pub(crate) struct Scope {
     cache: usize,
-    known: HashMap<u128, Option<Arc<[u8]>>>,
+    known: HashMap<u128, Entry>,
 }
+
+/// A key's bytes (`None`: absent), and the local tier's write generation
+/// from before they were read or written.
+type Entry = (Option<Arc<[u8]>>, Option<u64>);
 
 type Stack = Vec<Arc<Mutex<Scope>>>;
 
@@ -40,8 +54,10 @@ pub(crate) enum Known {
     Unknown,
     /// Preloaded and absent.
     Miss,
-    /// Preloaded (or written inside the scope) with these bytes.
-    Bytes(Arc<[u8]>),
+    /// Preloaded (or written inside the scope) with these bytes; a
+    /// back-fill of them uses this write generation of the local tier
+    /// (taken before they were read, or written).
+    Bytes(Arc<[u8]>, Option<u64>),
 }
 
 /// Run `f` on the scopes that apply here: the task's (async), else the thread's.
@@ -75,8 +91,8 @@ impl Cache {
                     continue;
                 }
                 match scope.known.get(&fp) {
-                    Some(Some(bytes)) => return Known::Bytes(bytes.clone()),
-                    Some(None) => return Known::Miss,
+                    Some((Some(bytes), seen)) => return Known::Bytes(bytes.clone(), *seen),
+                    Some((None, _)) => return Known::Miss,
                     None => {}
                 }
             }
@@ -86,15 +102,16 @@ impl Cache {
     }
 
     /// A write (`Some(bytes)`) or delete (`None`) of `fp` through this
-    /// cache: every scope of the cache that knows the key learns it.
-    pub(crate) fn note_preloaded(&self, fp: u128, bytes: Option<&[u8]>) {
+    /// cache, begun at the local tier's write generation `seen`: every
+    /// scope of the cache that knows the key learns it.
+    pub(crate) fn note_preloaded(&self, fp: u128, bytes: Option<&[u8]>, seen: Option<u64>) {
         let id = self.id();
         with_stack(|stack| {
             for scope in stack {
                 let mut scope = scope.lock();
                 if scope.cache == id {
                     if let Some(entry) = scope.known.get_mut(&fp) {
-                        *entry = bytes.map(Arc::from);
+                        *entry = (bytes.map(Arc::from), seen);
                     }
                 }
             }
@@ -143,12 +160,17 @@ impl Cache {
         }
         let stored: Vec<String> = keys.iter().map(|k| self.stored(k.stored())).collect();
         let refs: Vec<&str> = stored.iter().map(String::as_str).collect();
+        // Before the read: a change reported after it moves these.
+        let local = self.inner.local.as_ref();
+        let seen: Vec<Option<u64>> = keys
+            .iter()
+            .map(|k| local.map(|l| l.generation(k.fingerprint())))
+            .collect();
         match io.get_many(shared, &refs).await {
             Ok(found) => {
-                for (k, bytes) in keys.iter().zip(found) {
-                    scope
-                        .known
-                        .insert(k.fingerprint(), bytes.map(Arc::<[u8]>::from));
+                for ((k, bytes), seen) in keys.iter().zip(found).zip(seen) {
+                    let bytes = bytes.map(Arc::<[u8]>::from);
+                    scope.known.insert(k.fingerprint(), (bytes, seen));
                 }
             }
             // Reads inside the scope then ask the tier one by one (and the

@@ -31,6 +31,7 @@
 //! back to the stale `Ok` inside the `stale_if_error` window.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,11 +39,12 @@ use cachefn_backends::{clock, KeyText, LocalValue, Slot};
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::preload::Known;
+use super::write::{Entry, Put};
 use super::{expiry_for, min_ttl, ttl_ms, Cache, Encoded, SharedRead};
 use crate::codec;
 use crate::flight::{Joined, Leader, Payload};
 use crate::io::Io;
-use crate::shared_flight::SharedLead;
+use crate::shared_flight::{Lease, SharedLead};
 use crate::stats::{Event, SiteStats};
 use crate::Error;
 
@@ -567,7 +569,7 @@ impl Cache {
         }
         // Bytes preloaded by this caller's scope are in memory already: no
         // flight to wait for.
-        if let Known::Bytes(_) = self.preloaded(plan.fp) {
+        if let Known::Bytes(..) = self.preloaded(plan.fp) {
             if let Some((v, _, meta)) = self.shared_value::<F>(io, plan).await {
                 if matches!(
                     state(&meta, fr, clock::now_ms()),
@@ -710,35 +712,48 @@ impl Cache {
             SharedLead::Holder(lease) => Some(lease),
             SharedLead::Alone => None,
         };
-        let ret = self
-            .compute::<F, B>(io, plan, body, Some(leader), fallback)
-            .await;
-        // After the store: waiters find the value (its invalidation wakes
-        // them), so the keeper's thread releases the lease while the caller
-        // returns. After an `Err` nothing was stored: the next process may
-        // only compute once the lease is gone, so release it before
-        // returning. A panic or a cancellation drops the lease, which hands
-        // the release to the keeper.
-        if let Some(lease) = lease {
-            if F::cacheable(&ret, plan.cache_none).is_some() {
-                lease.release_later();
-            } else {
-                lease.release(io).await;
-            }
-        }
-        ret
+        self.compute_leased::<F, B>(io, plan, body, Some(leader), fallback, lease)
+            .await
     }
 
     /// Run the body, store what is cacheable, and hand it to the waiters.
     /// `fallback`: a value past its expiry to return instead of a result
     /// that is not cached (an `Err`), for `stale_if_error`.
-    async fn compute<F, B>(
+    ///
+    /// Not an `async fn` of its own: it is [`Cache::compute_leased`]'s
+    /// future, so that a body that recurses through the cache (a memoized
+    /// `fib`) pays no extra poll frame per level.
+    #[allow(clippy::manual_async_fn)]
+    fn compute<'s, 'p, 'k, 'l, F, B>(
+        &'s self,
+        io: Io,
+        plan: &'p Plan<'k>,
+        body: B,
+        leader: Option<Leader<'l>>,
+        fallback: Option<F::Value>,
+    ) -> impl Future<Output = F::Ret> + use<'s, 'p, 'k, 'l, F, B>
+    where
+        F: Flavor,
+        B: Future<Output = F::Ret>,
+    {
+        self.compute_leased::<F, B>(io, plan, body, leader, fallback, None)
+    }
+
+    /// [`Cache::compute`] by the holder of the key's `lease` (shared
+    /// single-flight), if any: its store is fenced (it writes only while
+    /// the lease is ours, and gives the lease up in the same step), and a
+    /// result that is not stored gives the lease up before returning, so
+    /// that the next process can take over at once. A panic or a
+    /// cancellation drops the lease, which hands the release to the
+    /// keeper's thread.
+    async fn compute_leased<F, B>(
         &self,
         io: Io,
         plan: &Plan<'_>,
         body: B,
         leader: Option<Leader<'_>>,
         fallback: Option<F::Value>,
+        lease: Option<Lease>,
     ) -> F::Ret
     where
         F: Flavor,
@@ -770,22 +785,68 @@ impl Cache {
             }
         }
         let run_ms = took.as_millis().min(u128::from(u32::MAX)) as u32;
-        let mut kept_meta = Meta::ALWAYS;
-        let mut bytes = None;
-        if let Some(v) = value {
-            let stored = self.store_timed::<F>(io, plan, v, run_ms).await;
-            bytes = stored.1;
-            kept_meta = stored.2;
-            if let Err(e @ Error::Encode(_)) = stored.0 {
-                self.encode_failed(plan.text, &e);
-            }
-        }
+        let (bytes, kept_meta) = self
+            .store_computed::<F>(io, plan, value, run_ms, lease)
+            .await;
         if let Some(leader) = leader {
             leader.finish(|| {
                 value.and_then(|v| F::keep(v, bytes.as_deref(), kept_meta).map(payload))
             });
         }
         ret
+    }
+
+    /// After the body: store its cacheable `value` (fenced by `lease`, the
+    /// key's shared lease if this process holds it) and settle the lease.
+    /// Returns the stored bytes, if made, and the kept meta.
+    ///
+    /// A boxed future built in a frame of its own: a body that recurses
+    /// through the cache (a memoized `fib`) runs inside
+    /// [`Cache::compute_leased`]'s poll, whose stack frame then holds a
+    /// pointer for all this, not room for its futures at every level.
+    #[inline(never)]
+    #[allow(clippy::type_complexity)]
+    fn store_computed<'a, F: Flavor>(
+        &'a self,
+        io: Io,
+        plan: &'a Plan<'a>,
+        value: Option<&'a F::Value>,
+        run_ms: u32,
+        lease: Option<Lease>,
+    ) -> Pin<Box<impl Future<Output = (Option<Vec<u8>>, Meta)> + 'a>> {
+        Box::pin(async move {
+            let Some(v) = value else {
+                // Nothing to store: the next process may take over at once.
+                if let Some(lease) = lease {
+                    lease.release(io).await;
+                }
+                return (None, Meta::ALWAYS);
+            };
+            let (stored, bytes, meta) = self
+                .store_timed::<F>(io, plan, v, run_ms, lease.as_ref())
+                .await;
+            match (stored, lease) {
+                (Err(e @ Error::Encode(_)), lease) => {
+                    self.encode_failed(plan.text, &e);
+                    if let Some(lease) = lease {
+                        lease.release(io).await;
+                    }
+                }
+                (Ok(stored), Some(lease)) => {
+                    if !stored {
+                        tracing::debug!(target: "cachefn", function = %plan.name(), key = %plan.text,
+                            "shared single-flight: the lease was lost while the body ran \
+                             (lapsed, taken over or cleared); its value was not stored");
+                    }
+                    // Given up by the store, or no longer ours.
+                    lease.settled();
+                }
+                // A failed store: dropped, the lease is released in the
+                // background.
+                _ => {}
+            }
+            (bytes, meta)
+        })
     }
 
     /// The shared tier's value of `plan`'s key, back-filling the local tier
@@ -861,9 +922,13 @@ impl Cache {
         plan: &Plan<'_>,
     ) -> Option<SharedRead<T>> {
         let shared = self.inner.shared.as_deref()?;
-        let seen = self.inner.local.as_ref().map(|l| l.generation(plan.fp));
+        let mut seen = self.inner.local.as_ref().map(|l| l.generation(plan.fp));
         let bytes = match self.preloaded(plan.fp) {
-            Known::Bytes(bytes) => bytes.to_vec(),
+            Known::Bytes(bytes, at) => {
+                // The scope's generation, from before its read.
+                seen = at;
+                bytes.to_vec()
+            }
             Known::Miss => return None,
             Known::Unknown => match io.get(shared, &self.stored(plan.text)).await {
                 Ok(Some(bytes)) => bytes,
@@ -892,91 +957,81 @@ impl Cache {
         plan: &Plan<'_>,
         value: &F::Value,
     ) -> (Result<(), Error>, Option<Vec<u8>>) {
-        let (result, bytes, _) = self.store_timed::<F>(io, plan, value, 0).await;
-        (result, bytes)
+        let (result, bytes, _) = self.store_timed::<F>(io, plan, value, 0, None).await;
+        (result.map(drop), bytes)
     }
 
-    /// [`Cache::store_value`] of a value the body computed in `run_ms`.
-    /// Entries live `plan.ttl` logically (the header's expiry) and are kept
-    /// the stale windows longer in every tier. Also returns the kept meta.
+    /// [`Cache::store_value`] of a value the body computed in `run_ms`,
+    /// fenced by `lease` when the caller holds the key's (see
+    /// [`Cache::put`]). Entries live `plan.ttl` logically (the header's
+    /// expiry) and are kept the stale windows longer in every tier. Returns
+    /// whether the value was stored (`false`: the lease was lost), its
+    /// bytes, and the kept meta.
     async fn store_timed<F: Flavor>(
         &self,
         io: Io,
         plan: &Plan<'_>,
         value: &F::Value,
         run_ms: u32,
-    ) -> (Result<(), Error>, Option<Vec<u8>>, Meta) {
+        lease: Option<&Lease>,
+    ) -> (Result<bool, Error>, Option<Vec<u8>>, Meta) {
         let plan = &plan.for_value::<F>(value);
         let shared = self.inner.shared.as_deref();
         let fr = &plan.freshness;
-        let fresh_until_unix = expiry_for(plan.ttl);
+        let ttl = super::write::clamp_ttl(plan.ttl);
+        let fresh_until_unix = expiry_for(ttl);
         let meta = Meta {
-            fresh_until: if plan.ttl.is_zero() {
+            fresh_until: if ttl.is_zero() {
                 u64::MAX
             } else {
-                clock::now_ms().saturating_add(ttl_ms(plan.ttl))
+                clock::now_ms().saturating_add(ttl_ms(ttl))
             },
             fresh_until_unix,
             run_ms,
         };
-        // How long tiers keep the entry: its lifetime and the stale windows.
-        let kept_ttl = if plan.ttl.is_zero() {
-            plan.ttl
-        } else {
-            plan.ttl.saturating_add(fr.window())
-        };
-        let mut bytes = None;
-        let mut result = Ok(());
-        if shared.is_some() || F::KEEPS_BYTES {
-            match self.encode_for(plan.text, value, fresh_until_unix, run_ms) {
-                Ok(b) => bytes = Some(b),
-                Err(e) => result = Err(e),
-            }
-        }
-        let mut local_ttl = kept_ttl;
-        // Coherence hook (crate::coherence): the write generation before
-        // the shared write, and its expected invalidation echo.
-        let own = shared.map(|_| self.own_write(plan.fp));
-        if let Some(shared) = shared {
-            // A local copy lives `local_timeout`; as long as the shared
-            // entry when `local_timeout` is at least `timeout`.
-            local_ttl = if !plan.ttl.is_zero() && plan.local_ttl >= plan.ttl {
-                kept_ttl
-            } else {
-                min_ttl(plan.local_ttl, plan.ttl)
-            };
-            if let Some(b) = &bytes {
-                let set = io.set(shared, &self.stored(plan.text), b, kept_ttl).await;
-                self.note_preloaded(plan.fp, set.is_ok().then_some(&b[..]));
-                if let Err(e) = set {
-                    self.shared_failed("set", &e);
-                    if let Some(site) = plan.site {
-                        site.note(Event::SharedError);
-                    }
-                    result = Err(e);
-                }
-            }
-        }
         let local_meta = meta.for_local(fr);
-        if let Some(local) = &self.inner.local {
-            let keep = result.is_ok() && !(shared.is_some() && plan.local_ttl.is_zero());
-            let kept = keep
-                .then(|| F::keep(value, bytes.as_deref(), local_meta))
-                .flatten();
-            match (own, kept) {
-                (Some(own), kept) => {
-                    let ok = result.is_ok() && bytes.is_some();
-                    self.own_write_done(own, ok, plan.text, kept, local_ttl);
-                }
-                (None, Some(kept)) => local.insert(plan.fp, plan.text, kept, local_ttl),
-                (None, None) => {
-                    local.remove(plan.fp, plan.text);
+        // How long tiers keep the entry: its lifetime and the stale windows.
+        let kept_ttl = if ttl.is_zero() {
+            ttl
+        } else {
+            ttl.saturating_add(fr.window())
+        };
+        let bytes = if shared.is_some() || F::KEEPS_BYTES {
+            match self.encode_entry(plan.text, value, fresh_until_unix, run_ms) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    // Nothing is stored: no older copy may stay either.
+                    self.forget_local(plan.fp, plan.text);
+                    return (Err(e), None, local_meta);
                 }
             }
-        } else if let Some(own) = own {
-            let ok = result.is_ok() && bytes.is_some();
-            self.own_write_done::<super::Encoded>(own, ok, plan.text, None, local_ttl);
+        } else {
+            None
+        };
+        // A local copy lives `local_timeout` (as long as the shared entry
+        // when `local_timeout` is at least `timeout`); in a cache without a
+        // shared tier, as long as the entry.
+        let local_ttl = match shared {
+            None => kept_ttl,
+            Some(_) if !ttl.is_zero() && plan.local_ttl >= ttl => kept_ttl,
+            Some(_) => min_ttl(plan.local_ttl, ttl),
+        };
+        let keep = !(shared.is_some() && plan.local_ttl.is_zero());
+        let kept = keep
+            .then(|| F::keep(value, bytes.as_deref(), local_meta))
+            .flatten()
+            .map(|k| (k, local_ttl));
+        let entry = Entry {
+            text: plan.text,
+            fp: plan.fp,
+            bytes: bytes.as_deref(),
+            kept,
+        };
+        let how = lease.map_or(Put::Replace, Put::Leased);
+        let stored = self.put(io, vec![entry], how, kept_ttl).await;
+        if let (Err(_), Some(site)) = (&stored, plan.site) {
+            site.note(Event::SharedError);
         }
-        (result, bytes, local_meta)
+        (stored, bytes, local_meta)
     }
 }

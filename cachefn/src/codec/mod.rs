@@ -416,6 +416,18 @@ pub(crate) fn decode_bound<T: DeserializeOwned + 'static>(
     }
 }
 
+/// Whether two encodings hold the same value: the same type, expiry, run
+/// time and payload, whatever key they are bound to and whether they are
+/// signed (a local copy encoded for this process against the bytes the
+/// shared tier holds). Nothing is verified: equal values are equal,
+/// whoever wrote them.
+pub(crate) fn same_value(a: &[u8], b: &[u8]) -> bool {
+    let (Ok(la), Ok(lb)) = (header_len(a), header_len(b)) else {
+        return a == b;
+    };
+    a[..3] == b[..3] && a[4..COVERED] == b[4..COVERED] && a[la..] == b[lb..]
+}
+
 /// A counter as Redis and memcached keep it (`INCRBY`, `incr`): plain
 /// decimal text, which nobody signs. Read only by [`Cache::get`] and its
 /// siblings as an `i64`, never by a memoized function or `get_or_set`.

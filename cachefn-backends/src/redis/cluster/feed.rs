@@ -19,7 +19,7 @@ use super::route::{Node, Router};
 use crate::invalidation::Source;
 use crate::redis::tracking::ServerFeed;
 use crate::sync::Mutex;
-use crate::{InvalidationFeed, InvalidationSink};
+use crate::{Current, InvalidationFeed, InvalidationSink, Verdict};
 
 /// How often the feed's thread looks at its followers and the topology.
 const TICK: Duration = Duration::from_millis(100);
@@ -318,6 +318,23 @@ impl InvalidationSink for NodeSink {
     fn invalidate(&self, key: &str) {
         if let Some(s) = self.follower.upgrade().and_then(|f| f.sink.upgrade()) {
             s.invalidate(key);
+        }
+    }
+
+    /// A check is read on this master's own feed connection: the master
+    /// that reported the change holds the key (a key whose slot moved
+    /// meanwhile answers `MOVED`: unknown, so the copy is dropped).
+    fn changed(&self, key: &str) -> Verdict {
+        match self.follower.upgrade().and_then(|f| f.sink.upgrade()) {
+            Some(s) => s.changed(key),
+            None => Verdict::Done,
+        }
+    }
+
+    fn current(&self, key: &str, value: Current<'_>) -> Verdict {
+        match self.follower.upgrade().and_then(|f| f.sink.upgrade()) {
+            Some(s) => s.current(key, value),
+            None => Verdict::Done,
         }
     }
 

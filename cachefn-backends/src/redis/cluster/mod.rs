@@ -670,6 +670,16 @@ impl Backend for Cluster {
     ) -> Result<crate::GetOrLease, Error> {
         self.get_or_lease_in_slot(key, lease, token, ttl)
     }
+    fn store_leased(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        lease: &str,
+        token: &[u8],
+    ) -> Result<bool, Error> {
+        self.store_leased_in_slot(key, value, ttl, lease, token)
+    }
 }
 
 /// What an unexpected reply was, for an error message.
