@@ -1,6 +1,6 @@
 // The guide is the README, with every feature set: examples that need a
 // feature say so and compile only with it.
-#![doc = include_str!("../../README.md")]
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![deny(rustdoc::broken_intra_doc_links)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -257,7 +257,7 @@ mod defaults_tests {
             "(`timeout = {}`, `local_timeout = {}`, `version = {}`, `cache_none = {}`",
             d.timeout, d.local_timeout, d.version, d.cache_none
         );
-        let readme = fold(include_str!("../../README.md"));
+        let readme = fold(include_str!("../README.md"));
         assert!(readme.contains(&stated), "README: {stated}");
         let lib = fold(&include_str!("lib.rs").replace("///", ""));
         assert!(lib.contains(&stated), "lib.rs: {stated}");

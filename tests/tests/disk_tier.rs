@@ -813,3 +813,111 @@ fn the_disk_as_the_only_tier_with_the_typed_and_async_api() {
     cache.clear().unwrap();
     assert!(entry_files(tmp.path()).is_empty());
 }
+
+// --- privacy ---------------------------------------------------------------
+
+/// Every directory and file under `root` (and `root`) with a mode other
+/// than the private one (`0700` for a directory, `0600` for a file), and
+/// how many files it checked.
+#[cfg(unix)]
+fn not_private(root: &Path) -> (Vec<String>, usize) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut wrong = Vec::new();
+    let mut files = 0;
+    let mut todo = vec![root.to_owned()];
+    while let Some(path) = todo.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        files += usize::from(meta.is_file());
+        let mode = meta.permissions().mode() & 0o7777;
+        let want = if meta.is_dir() { 0o700 } else { 0o600 };
+        if mode != want {
+            wrong.push(format!("{} {mode:o}", path.display()));
+        }
+        if meta.is_dir() {
+            for item in std::fs::read_dir(&path).unwrap() {
+                todo.push(item.unwrap().path());
+            }
+        }
+    }
+    (wrong, files)
+}
+
+/// The mode of `path`, as octal digits.
+#[cfg(unix)]
+fn mode_of(path: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    format!(
+        "{:o}",
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    )
+}
+
+/// Under the usual umask (022, which leaves new files readable by every
+/// local user), the tier still creates its directories `0700` and its files
+/// `0600`, and takes other users' permissions off a directory that an
+/// older version left open. Runs in a child process whose umask the shell
+/// sets: the umask is process-wide, so this process's own stays untouched.
+#[cfg(unix)]
+#[test]
+fn directories_and_files_are_private_whatever_the_umask() {
+    const TEST: &str = "directories_and_files_are_private_whatever_the_umask";
+    if let Some((mode, dir)) = child_mode() {
+        assert_eq!(mode, "umask");
+        // The umask is really 022: a plain file comes out readable by all.
+        let plain = dir.join("plain");
+        std::fs::write(&plain, b"x").unwrap();
+        assert_eq!(mode_of(&plain), "644");
+        std::fs::remove_file(&plain).unwrap();
+
+        // A new directory, with parents the tier creates too.
+        let fresh = dir.join("new").join("parents").join("cache");
+        let disk = Disk::builder(&fresh).max_entries(20).build().unwrap();
+        for i in 0..40 {
+            disk.set(&format!("page:{i}"), b"<p>secret</p>", MIN)
+                .unwrap();
+        }
+        assert!(disk.add("added", b"a", MIN).unwrap());
+        assert_eq!(disk.incr("counter", 2).unwrap(), 2);
+        disk.set_many(&[("m:1", b"1"), ("m:2", b"2")], Duration::ZERO)
+            .unwrap();
+        disk.set("expiring", b"e", Duration::from_millis(1))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(disk.get("expiring").unwrap(), None);
+        disk.sweep().unwrap();
+        disk.clear_prefix("m:").unwrap();
+        assert!(entry_files(&fresh).len() >= 10);
+
+        // A directory an older version made with the umask's modes.
+        let old = dir.join("old");
+        std::fs::create_dir_all(old.join("ab")).unwrap();
+        std::fs::create_dir_all(old.join("locks")).unwrap();
+        assert_eq!(mode_of(&old.join("ab")), "755");
+        let disk = Disk::open(&old).unwrap();
+        for i in 0..40 {
+            disk.set(&format!("page:{i}"), b"<p>secret</p>", MIN)
+                .unwrap();
+        }
+
+        let (mut wrong, new_files) = not_private(&dir.join("new"));
+        let (old_wrong, old_files) = not_private(&old);
+        wrong.extend(old_wrong);
+        // Entries, lock files and the CACHEDIR.TAG of both directories.
+        assert!(new_files > 20 && old_files > 20, "{new_files} {old_files}");
+        let shown = wrong.iter().take(8).cloned().collect::<Vec<_>>().join(", ");
+        println!("\nCHILD {} not private: [{shown}]", wrong.len());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let child = Command::new("sh")
+        .args(["-c", "umask 022 && exec \"$0\" \"$@\""])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .env("CACHEFN_DISK_CHILD", "umask")
+        .env("CACHEFN_DISK_DIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(child_output(child), "0 not private: []");
+}

@@ -414,3 +414,154 @@ fn many_threads_stay_within_memcached_max_connections() {
         "{errors:?}"
     );
 }
+
+// --- a 1 GB reply to an async call -----------------------------------------
+
+/// A Redis that answers `GET` with a 1 GB bulk string, streamed as fast as
+/// the client reads, and every other command (the client's setup, `SET`)
+/// with `+OK`.
+fn huge_get_server(conn: TcpStream, stop: &AtomicBool) {
+    use std::io::BufRead;
+    // Wakes up to see the end of the test while a client keeps an idle
+    // connection open.
+    let _ = conn.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut out = conn.try_clone().unwrap();
+    let mut input = std::io::BufReader::new(conn);
+    let mut line = String::new();
+    let mut read_line = |input: &mut std::io::BufReader<TcpStream>| {
+        line.clear();
+        loop {
+            match input.read_line(&mut line) {
+                Ok(n) if n > 0 => return Some(line.trim_end().to_owned()),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) && !stop.load(Ordering::SeqCst) => {}
+                _ => return None,
+            }
+        }
+    };
+    while !stop.load(Ordering::SeqCst) {
+        // A command: `*n`, then n bulk strings.
+        let Some(count) = read_line(&mut input) else {
+            return;
+        };
+        let n: usize = count.trim_start_matches('*').parse().unwrap_or(0);
+        let mut args = Vec::new();
+        for _ in 0..n {
+            let Some(len) = read_line(&mut input) else {
+                return;
+            };
+            let len: usize = len.trim_start_matches('$').parse().unwrap_or(0);
+            let mut arg = vec![0; len + 2];
+            if input.read_exact(&mut arg).is_err() {
+                return;
+            }
+            arg.truncate(len);
+            args.push(arg);
+        }
+        if !args.first().is_some_and(|a| a.eq_ignore_ascii_case(b"GET")) {
+            if out.write_all(b"+OK\r\n").is_err() {
+                return;
+            }
+            continue;
+        }
+        let _ = out.write_all(b"$1073741824\r\n");
+        let mut sent = 0;
+        while sent < 1 << 30 && !stop.load(Ordering::SeqCst) {
+            let n = CHUNK.len().min((1 << 30) - sent);
+            if out.write_all(&CHUNK[..n]).is_err() {
+                return;
+            }
+            sent += n;
+        }
+        let _ = out.write_all(b"\r\n");
+    }
+}
+
+static HUGE_RUNS: Runs = Runs::new();
+
+#[quickcache(cache = "hostile-huge", timeout = 60, local_timeout = 0)]
+async fn through_huge_async(id: u32) -> u32 {
+    HUGE_RUNS.hit();
+    id * 10
+}
+
+#[quickcache(cache = "hostile-huge", timeout = 60, local_timeout = 0)]
+fn through_huge(id: u32) -> u32 {
+    HUGE_RUNS.hit();
+    id * 100
+}
+
+/// The reply cap holds on the async connection as on the blocking ones: a
+/// server that declares a 1 GB value and streams it, under a response
+/// timeout (5 s) long enough to deliver all of it, fails the read at the
+/// header, as a refusal naming `max_reply_size`; a memoized call returns
+/// its body's value; and the process grows by less than 64 MB. Measured
+/// in a child process, where no other test allocates meanwhile.
+#[test]
+fn a_1_gb_reply_to_an_async_call_is_not_read_into_memory() {
+    const TEST: &str = "a_1_gb_reply_to_an_async_call_is_not_read_into_memory";
+    if std::env::var_os("CACHEFN_HOSTILE_CHILD").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+            .env("CACHEFN_HOSTILE_CHILD", "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("CHILD capped"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    const GREW_LESS_THAN: u64 = 64 << 20;
+    let fake = Fake::start(huge_get_server);
+    let url = format!("redis://127.0.0.1:{}/0", fake.port);
+    let redis = || {
+        Redis::builder(&url)
+            .response_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
+    cachefn::register(
+        "hostile-huge",
+        Cache::builder().shared(redis()).prefix("h").build(),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = redis();
+    let before = rss();
+
+    let refused = |read: Result<Option<Vec<u8>>, cachefn::Error>| {
+        let e = match read {
+            // Not printed: a gigabyte.
+            Ok(v) => panic!("a reply of {} bytes was read", v.map_or(0, |v| v.len())),
+            Err(e) => e,
+        };
+        assert!(e.to_string().contains("max_reply_size"), "{e}");
+        assert!(!e.is_outage(), "a server that answers is alive: {e}");
+    };
+    refused(rt.block_on(r.get_async("k")));
+    assert_eq!(rt.block_on(through_huge_async(4)), 40);
+    let grew = rss().saturating_sub(before);
+    assert!(
+        grew < GREW_LESS_THAN,
+        "async: the process grew by {grew} bytes"
+    );
+
+    // The blocking client, against the same server.
+    refused(r.get("k"));
+    assert_eq!(through_huge(4), 400);
+    let grew = rss().saturating_sub(before);
+    assert!(
+        grew < GREW_LESS_THAN,
+        "sync: the process grew by {grew} bytes"
+    );
+    assert_eq!(HUGE_RUNS.get(), 2);
+    println!("\nCHILD capped, grew {grew} bytes");
+}

@@ -15,7 +15,7 @@
 //! Off unix there is no `flock` here: the mutexes still order the threads of
 //! one process, but `add` and `incr` are not atomic across processes.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -71,7 +71,8 @@ impl Locks {
     /// The locks of the cache rooted at `root` (creates `<root>/locks`).
     pub fn open(root: &Path) -> io::Result<Locks> {
         let dir = root.join("locks");
-        std::fs::create_dir_all(&dir)?;
+        super::private::create_dir_all(&dir)?;
+        super::private::restrict_dir(&dir)?;
         // Proves the lock directory is usable now rather than at the first write.
         open_lock_file(&dir.join("sweep.lock"))?;
         Ok(Locks {
@@ -119,10 +120,10 @@ impl Locks {
     }
 }
 
-/// Open (creating) a lock file. `flock` needs no write access, so a lock
-/// file created by another user that this one may only read still works.
+/// Open (creating, private to this user) a lock file. `flock` needs no
+/// write access, so a lock file this user may only read still works.
 fn open_lock_file(path: &Path) -> io::Result<File> {
-    match OpenOptions::new()
+    match super::private::file_options()
         .read(true)
         .write(true)
         .create(true)

@@ -3,9 +3,11 @@
 //! - `format`: an entry's file name and bytes (header, checksum);
 //! - `lock`: stripe and sweep locks across threads and processes (`flock`);
 //! - `store`: the operations, bounds and expiry on one directory;
+//! - `private`: the modes files and directories are created with.
 
 mod format;
 mod lock;
+mod private;
 mod store;
 
 use std::fmt;
@@ -45,6 +47,16 @@ const DEFAULT_IO_THREADS: usize = 4;
 ///   recently used entries are evicted first.
 /// - **TTL**: an expired entry reads as `None` and is removed, by the read
 ///   that finds it or by the next sweep. `ttl == Duration::ZERO` never expires.
+/// - **Private** (on unix): the cache directory, every directory the tier
+///   creates (missing parents of the directory included) and its shard and
+///   lock directories are `0700`, and every file it writes is `0600`, given
+///   at creation whatever the process's umask: other local users can read
+///   neither the values nor the keys (which name users' queries). A cache
+///   directory that already exists with wider modes (made by hand, or by an
+///   older version) is restricted when the tier opens it; one this process
+///   cannot restrict (another user's) is an error. Off unix, files get
+///   the permissions the platform gives new files there (on Windows, the
+///   ACLs inherited from the parent directory).
 /// - **No change feed**: behind a local tier, another process's write is
 ///   not reported to this one, so a local copy lives up to its local
 ///   lifetime (`local_timeout`). Only a Redis shared tier keeps local tiers
@@ -216,7 +228,9 @@ impl DiskBuilder {
     ///
     /// [`Error::Backend`] when the directory cannot be created, or files
     /// cannot be created in it (a path through a regular file, a read-only
-    /// filesystem, no permission).
+    /// filesystem, no permission), or when it exists with permissions for
+    /// other users that this process cannot take away (see
+    /// [Private](Disk#guarantees)).
     pub fn build(self) -> Result<Disk, Error> {
         let store = Store::open(self.dir, self.max_bytes, self.max_entries, self.sync_writes)?;
         Ok(Disk {

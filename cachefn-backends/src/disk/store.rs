@@ -1,7 +1,7 @@
 //! The operations on the cache directory, shared by every thread and
 //! process that opens it.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use super::format::{self, Found, Head, Header, Location};
 use super::lock::{Locks, STRIPES};
+use super::private;
 use super::DiskUsage;
 use crate::clock::unix_ms;
 use crate::Error;
@@ -129,10 +130,25 @@ impl Store {
                 ),
             )
         };
-        fs::create_dir_all(&root).map_err(fail)?;
+        private::create_dir_all(&root).map_err(fail)?;
         // Absolute, so that a later change of the working directory does
         // not move the cache.
         let root = std::path::absolute(&root).map_err(fail)?;
+        // A directory that existed already (made with the umask's modes, by
+        // an older version or by hand) becomes private too, and so do its
+        // shard directories; one this process cannot change (another user's)
+        // is refused rather than used open.
+        private::restrict_dir(&root).map_err(|e| {
+            Error::backend(
+                "disk",
+                format!(
+                    "cannot make `{}` private to this user (mode 0700): {e} (pass a directory \
+                     this process owns, or a path it can create)",
+                    root.display()
+                ),
+            )
+        })?;
+        restrict_shards(&root).map_err(fail)?;
         let locks = Locks::open(&root).map_err(fail)?;
         // Prove the directory takes new files now, not at the first write.
         let probe = root.join(format::temp_name(
@@ -140,7 +156,12 @@ impl Store {
             std::process::id(),
             u64::MAX,
         ));
-        File::create(&probe).map_err(fail)?;
+        private::file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&probe)
+            .map_err(fail)?;
         let _ = fs::remove_file(&probe);
         // Tell backup tools this is a cache (https://bford.info/cachedir/).
         let tag = root.join("CACHEDIR.TAG");
@@ -233,7 +254,8 @@ impl Store {
             .join(format::temp_name(&loc.stem, std::process::id(), n));
         let mut file = match create_new(&tmp) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(&loc.dir).map_err(|e| io_error("cannot create", &loc.dir, e))?;
+                private::create_dir_all(&loc.dir)
+                    .map_err(|e| io_error("cannot create", &loc.dir, e))?;
                 create_new(&tmp)
             }
             other => other,
@@ -610,8 +632,25 @@ fn touch(file: &File, meta: &fs::Metadata) {
     }
 }
 
+/// A new file, private to this user (see `private`), that must not exist yet.
 fn create_new(path: &Path) -> io::Result<File> {
-    OpenOptions::new().write(true).create_new(true).open(path)
+    private::file_options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+}
+
+/// Make every shard directory under `root` private (see
+/// `private::restrict_dir`); symbolic links and other files are left alone.
+fn restrict_shards(root: &Path) -> io::Result<()> {
+    for item in fs::read_dir(root)? {
+        let item = item?;
+        let is_shard = item.file_name().to_str().is_some_and(format::is_shard_name);
+        if is_shard && item.file_type()?.is_dir() {
+            private::restrict_dir(&item.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Write a small file atomically (temporary file, then rename).

@@ -1,15 +1,36 @@
 //! The async side of [`Redis`]: one multiplexed connection, shared by every
-//! task, replaced when it fails.
+//! task, replaced when it fails. The `redis` crate multiplexes it, over a
+//! socket of ours that holds each reply to `max_reply_size` (`aio_stream`).
 
 use std::cell::RefCell;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline};
+use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Pipeline, ProtocolVersion};
 
-use super::{answered, connect_err, err, Redis};
+use super::{aio_stream, answered, conn, connect_err, err, Redis};
 use crate::Error;
+
+/// A handle on the shared connection. Its driver task (which writes the
+/// requests and reads the replies) runs until the last handle is dropped,
+/// then is aborted, as the `redis` crate does with the drivers it spawns:
+/// a server that never answers cannot keep it alive.
+#[derive(Clone)]
+struct Shared {
+    conn: MultiplexedConnection,
+    _driver: Arc<Driver>,
+}
+
+struct Driver(tokio::task::AbortHandle);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// The shared connection, opened on first use.
 pub(super) struct Multiplexed {
@@ -17,7 +38,7 @@ pub(super) struct Multiplexed {
     id: u64,
     /// `(generation, connection)`: the generation grows whenever the
     /// connection is replaced, so threads know their copy is stale.
-    current: crate::sync::Mutex<(u64, Option<MultiplexedConnection>)>,
+    current: crate::sync::Mutex<(u64, Option<Shared>)>,
     /// Read without the lock by every call.
     generation: AtomicU64,
     /// Held while one task opens a connection; the others wait for it (at
@@ -45,11 +66,11 @@ thread_local! {
     /// generation, connection)`. A call clones the copy (as a raw redis-rs
     /// user clones their connection), so the tier's lock is taken only when
     /// the connection changes, not on every call.
-    static NEAR: RefCell<Vec<(u64, u64, MultiplexedConnection)>> = const { RefCell::new(Vec::new()) };
+    static NEAR: RefCell<Vec<(u64, u64, Shared)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Multiplexed {
-    fn near(&self) -> Option<MultiplexedConnection> {
+    fn near(&self) -> Option<Shared> {
         let generation = self.generation.load(Ordering::Acquire);
         NEAR.try_with(|near| {
             let near = near.try_borrow().ok()?;
@@ -62,7 +83,7 @@ impl Multiplexed {
     }
 
     /// The current connection, remembered by this thread.
-    fn shared(&self) -> Option<MultiplexedConnection> {
+    fn shared(&self) -> Option<Shared> {
         let (generation, conn) = {
             let current = self.current.lock();
             (current.0, current.1.clone()?)
@@ -81,7 +102,7 @@ impl Multiplexed {
         Some(conn)
     }
 
-    fn set(&self, conn: Option<MultiplexedConnection>) {
+    fn set(&self, conn: Option<Shared>) {
         let mut current = self.current.lock();
         current.0 += 1;
         current.1 = conn;
@@ -94,7 +115,7 @@ fn timed_out(what: &str, after: Duration) -> Error {
 }
 
 impl Redis {
-    async fn connection(&self) -> Result<MultiplexedConnection, Error> {
+    async fn connection(&self) -> Result<Shared, Error> {
         let m = &self.multiplexed;
         match m.near().or_else(|| m.shared()) {
             Some(c) => Ok(c),
@@ -104,7 +125,7 @@ impl Redis {
         }
     }
 
-    async fn open_connection(&self) -> Result<MultiplexedConnection, Error> {
+    async fn open_connection(&self) -> Result<Shared, Error> {
         let m = &self.multiplexed;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(Error::backend(
@@ -118,22 +139,38 @@ impl Redis {
         if let Some(c) = m.shared() {
             return Ok(c);
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.response_timeout));
-        // The connection timeout covers the socket; the setup commands (AUTH,
-        // SELECT) to a frozen server are bounded here.
+        // RESP2, the protocol the meter follows (and the blocking
+        // connections speak), whatever the URL asks.
+        let info = self
+            .client
+            .get_connection_info()
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP2);
+        let config = AsyncConnectionConfig::new().set_response_timeout(Some(self.response_timeout));
+        // As for a blocking call that opens its connection: the socket, the
+        // TLS handshake and the setup commands (AUTH, SELECT) to a frozen
+        // server end by one deadline.
         let budget = self.connect_timeout + self.response_timeout;
-        let conn = tokio::time::timeout(
-            budget,
-            self.client
-                .get_multiplexed_async_connection_with_config(&config),
-        )
+        let opened = tokio::time::timeout(budget, async {
+            let socket = aio_stream::connect(&self.target).await?;
+            MultiplexedConnection::new_with_config(&info, socket, config).await
+        })
         .await
-        .map_err(|_| timed_out("connection", budget))?
-        .map_err(|e| connect_err(e, self.tls))?;
-        m.set(Some(conn.clone()));
-        Ok(conn)
+        .unwrap_or_else(|_| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no connection within {budget:?}"),
+            )
+            .into())
+        });
+        let (conn, driver) = opened.map_err(|e| connect_err(e, self.tls))?;
+        let shared = Shared {
+            conn,
+            _driver: Arc::new(Driver(tokio::spawn(driver).abort_handle())),
+        };
+        m.set(Some(shared.clone()));
+        Ok(shared)
     }
 
     /// Forget the shared connection after it failed: the next call opens a
@@ -144,28 +181,32 @@ impl Redis {
     }
 
     /// A failed or timed-out request drops the connection: the next call
-    /// opens a fresh one.
+    /// opens a fresh one. A reply past `max_reply_size` fails as the
+    /// blocking client's does.
     fn finish<T>(&self, reply: redis::RedisResult<T>) -> Result<T, Error> {
         reply.map_err(|e| {
             if !answered(&e) {
                 self.drop_connection();
             }
-            err(e)
+            match aio_stream::too_large(&e) {
+                Some(t) => conn::too_large(t.declared, t.budget),
+                None => err(e),
+            }
         })
     }
 
     /// Send one command on the shared connection. The connection bounds
     /// every reply by the response timeout itself (one timer per request).
     pub(super) async fn run<T: FromRedisValue>(&self, cmd: Cmd) -> Result<T, Error> {
-        let mut conn = self.connection().await?;
-        let reply = cmd.query_async(&mut conn).await;
+        let mut shared = self.connection().await?;
+        let reply = cmd.query_async(&mut shared.conn).await;
         self.finish(reply)
     }
 
     /// Send a pipeline on the shared connection: one round trip.
     pub(super) async fn run_pipe(&self, pipe: Pipeline) -> Result<(), Error> {
-        let mut conn = self.connection().await?;
-        let reply = pipe.query_async::<()>(&mut conn).await;
+        let mut shared = self.connection().await?;
+        let reply = pipe.query_async::<()>(&mut shared.conn).await;
         self.finish(reply)
     }
 }

@@ -246,14 +246,7 @@ pub(super) fn error(fail: CallFail, t: &Target, fresh: bool, tls: bool) -> Error
     const NAME: &str = "redis";
     match fail {
         CallFail::Server(e) => Error::refused(NAME, e),
-        CallFail::Broken(Fail::TooLarge { declared, budget }) => Error::refused(
-            NAME,
-            format!(
-                "the reply would take {declared} bytes, more than the {budget} bytes left of \
-                 max_reply_size: the call failed; raise RedisBuilder::max_reply_size if values \
-                 this large are expected"
-            ),
-        ),
+        CallFail::Broken(Fail::TooLarge { declared, budget }) => too_large(declared, budget),
         CallFail::Broken(Fail::Protocol(why)) => Error::backend(NAME, why),
         CallFail::Broken(Fail::Io(e)) => {
             let message = if is_timeout(&e) {
@@ -275,6 +268,19 @@ pub(super) fn error(fail: CallFail, t: &Target, fresh: bool, tls: bool) -> Error
             Error::backend(NAME, format!("{message}{hint}")).with_source(e)
         }
     }
+}
+
+/// A reply that would pass `max_reply_size` failed its call, blocking or
+/// async: a refusal (the server is alive), with what to do about it.
+pub(super) fn too_large(declared: u64, budget: usize) -> Error {
+    Error::refused(
+        "redis",
+        format!(
+            "the reply would take {declared} bytes, more than the {budget} bytes left of \
+             max_reply_size: the call failed; raise RedisBuilder::max_reply_size if values \
+             this large are expected"
+        ),
+    )
 }
 
 /// A hint for a failure of a new TLS connection.

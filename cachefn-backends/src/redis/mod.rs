@@ -19,6 +19,8 @@ pub use cluster::{RedisCluster, RedisClusterBuilder};
 
 #[cfg(feature = "tokio")]
 mod aio;
+#[cfg(feature = "tokio")]
+mod aio_stream;
 #[cfg(feature = "redis-cluster")]
 mod cluster;
 mod conn;
@@ -49,9 +51,9 @@ const SCAN_BATCH: usize = 500;
 /// server costs a call at most that, never a hang. (`clear_prefix` makes one
 /// such call per batch of keys.) A reply larger than
 /// [`max_reply_size`](RedisBuilder::max_reply_size) (32 MiB by default)
-/// fails its call before it is read into memory. The blocking calls speak
-/// RESP2 on the tier's own small client; the `redis` crate parses the URL
-/// and runs the async side.
+/// fails its call before it is read into memory, blocking or async. The
+/// blocking calls speak RESP2 on the tier's own small client; the `redis`
+/// crate parses the URL and multiplexes the async side.
 ///
 /// With the feature `tokio`, the `_async` methods (which the async API of
 /// `cachefn` uses) go through one multiplexed async connection instead,
@@ -146,14 +148,17 @@ impl RedisBuilder {
         self
     }
 
-    /// The most bytes one reply of a blocking call may carry (default 32
-    /// MiB; at least 1 KiB): one value, or every value of a `get_many`
-    /// together. A larger reply fails its call (an error, the connection
+    /// The most bytes one reply may carry (default 32 MiB; at least 1 KiB):
+    /// one value, or every value of a `get_many` together. A larger reply
+    /// fails its call (an error that names this setting, the connection
     /// closed) before it is read into memory, so a misbehaving server, or a
     /// huge value someone else stored, cannot grow the process beyond
-    /// `max_connections × max_reply_size`. 32 MiB is far above what is
-    /// worth caching over the network, and keeps that worst case near
-    /// 1 GiB.
+    /// `max_connections × max_reply_size` (plus one reply for the async
+    /// connection, which reads one reply at a time). 32 MiB is far above
+    /// what is worth caching over the network, and keeps that worst case
+    /// near 1 GiB. (The replies of a blocking pipeline share one budget;
+    /// the async connection, which serves many tasks' commands, gives each
+    /// reply its own.)
     ///
     /// ```
     /// use cachefn::backends::Redis;

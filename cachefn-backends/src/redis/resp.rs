@@ -1,6 +1,8 @@
-//! RESP2, the Redis protocol, for the blocking connections: commands
-//! written into a buffer, and a reader that never allocates more than a
-//! reply's byte budget, whatever sizes the server declares.
+//! RESP2, the Redis protocol: commands written into a buffer; for the
+//! blocking connections, a reader that never allocates more than a reply's
+//! byte budget, whatever sizes the server declares; for the async
+//! connection (whose replies the `redis` crate parses), a meter that holds
+//! its replies to the same budget by the same rules.
 
 use std::io::{self, BufRead, Read};
 
@@ -81,11 +83,89 @@ impl Digits {
     }
 }
 
+/// The byte budget of replies: every byte read, and every array element,
+/// is charged to it before anything is allocated for it. Both readers (the
+/// blocking connections' `Reader` and the async connection's `Meter`)
+/// charge through it, by the same rules.
+struct Budget(usize);
+
+impl Budget {
+    fn charge(&mut self, bytes: u64) -> Result<(), Fail> {
+        match usize::try_from(bytes) {
+            Ok(n) if n <= self.0 => {
+                self.0 -= n;
+                Ok(())
+            }
+            _ => Err(Fail::TooLarge {
+                declared: bytes,
+                budget: self.0,
+            }),
+        }
+    }
+
+    /// What a reply's first line announces, charged: a bulk string costs
+    /// its length and CRLF, an array a `Value`'s size per element (each
+    /// costs at least its slot, whatever it holds).
+    fn charge_head(&mut self, head: &Head) -> Result<(), Fail> {
+        match *head {
+            Head::Bulk(len) => self.charge(len.saturating_add(2)),
+            Head::Array(n) => self.charge(n.saturating_mul(std::mem::size_of::<Value>() as u64)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a reply line (without its CRLF) announces.
+#[derive(Debug, PartialEq, Eq)]
+enum Head {
+    /// `+..`: the text follows on the line.
+    Status,
+    /// `-..`: the text follows on the line.
+    Error,
+    Int(i64),
+    /// `$-1` or `*-1`.
+    Nil,
+    /// `$n`: `n` bytes and a CRLF follow.
+    Bulk(u64),
+    /// `*n`: `n` replies follow.
+    Array(u64),
+}
+
+/// Parse a reply line found at nesting `depth` (0 for a whole reply).
+fn head(line: &[u8], depth: usize) -> Result<Head, Fail> {
+    let number = || {
+        std::str::from_utf8(&line[1..])
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(|| Fail::Protocol("a reply with a malformed number".into()))
+    };
+    match line.first() {
+        Some(b'+') => Ok(Head::Status),
+        Some(b'-') => Ok(Head::Error),
+        Some(b':') => number().map(Head::Int),
+        Some(b'$') => match number()? {
+            -1 => Ok(Head::Nil),
+            n if n < 0 => Err(Fail::Protocol("a negative bulk length".into())),
+            n => Ok(Head::Bulk(n as u64)),
+        },
+        Some(b'*') => match number()? {
+            -1 => Ok(Head::Nil),
+            n if n < 0 => Err(Fail::Protocol("a negative array length".into())),
+            _ if depth >= MAX_DEPTH => Err(Fail::Protocol("arrays nested too deep".into())),
+            n => Ok(Head::Array(n as u64)),
+        },
+        _ => Err(Fail::Protocol(format!(
+            "`{}` is not a Redis reply (is this port a Redis server?)",
+            String::from_utf8_lossy(&line[..line.len().min(60)]).escape_debug()
+        ))),
+    }
+}
+
 /// Reads replies from `r`, charging every byte (and every array element)
 /// to `budget`.
 pub(super) struct Reader<'a, R> {
     pub r: &'a mut R,
-    pub budget: usize,
+    budget: Budget,
     line: Vec<u8>,
 }
 
@@ -93,21 +173,8 @@ impl<'a, R: BufRead> Reader<'a, R> {
     pub fn new(r: &'a mut R, budget: usize) -> Self {
         Reader {
             r,
-            budget,
+            budget: Budget(budget),
             line: Vec::new(),
-        }
-    }
-
-    fn charge(&mut self, bytes: u64) -> Result<(), Fail> {
-        match usize::try_from(bytes) {
-            Ok(n) if n <= self.budget => {
-                self.budget -= n;
-                Ok(())
-            }
-            _ => Err(Fail::TooLarge {
-                declared: bytes,
-                budget: self.budget,
-            }),
         }
     }
 
@@ -120,7 +187,7 @@ impl<'a, R: BufRead> Reader<'a, R> {
         if n == 0 {
             return Err(Fail::Io(io::ErrorKind::UnexpectedEof.into()));
         }
-        self.charge(n as u64)?;
+        self.budget.charge(n as u64)?;
         if !self.line.ends_with(b"\r\n") {
             return Err(if n as u64 == MAX_LINE {
                 Fail::Protocol("a reply line is too long".into())
@@ -130,13 +197,6 @@ impl<'a, R: BufRead> Reader<'a, R> {
         }
         self.line.truncate(self.line.len() - 2);
         Ok(())
-    }
-
-    fn number(&self) -> Result<i64, Fail> {
-        std::str::from_utf8(&self.line[1..])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Fail::Protocol("a reply with a malformed number".into()))
     }
 
     fn text(&self) -> String {
@@ -150,40 +210,27 @@ impl<'a, R: BufRead> Reader<'a, R> {
 
     fn value_at(&mut self, depth: usize) -> Result<Value, Fail> {
         self.read_line()?;
-        match self.line.first() {
-            Some(b'+') => Ok(Value::Status(self.text())),
-            Some(b'-') => Ok(Value::Error(self.text())),
-            Some(b':') => self.number().map(Value::Int),
-            Some(b'$') => match self.number()? {
-                -1 => Ok(Value::Nil),
-                n if n < 0 => Err(Fail::Protocol("a negative bulk length".into())),
-                n => self.bulk(n as u64).map(Value::Bulk),
-            },
-            Some(b'*') => match self.number()? {
-                -1 => Ok(Value::Nil),
-                n if n < 0 => Err(Fail::Protocol("a negative array length".into())),
-                _ if depth >= MAX_DEPTH => Err(Fail::Protocol("arrays nested too deep".into())),
-                n => {
-                    let n = n as u64;
-                    // Every element costs at least its slot, whatever it holds.
-                    self.charge(n.saturating_mul(std::mem::size_of::<Value>() as u64))?;
-                    let mut items = Vec::with_capacity(n.min(1024) as usize);
-                    for _ in 0..n {
-                        items.push(self.value_at(depth + 1)?);
-                    }
-                    Ok(Value::Array(items))
+        let head = head(&self.line, depth)?;
+        self.budget.charge_head(&head)?;
+        match head {
+            Head::Status => Ok(Value::Status(self.text())),
+            Head::Error => Ok(Value::Error(self.text())),
+            Head::Int(n) => Ok(Value::Int(n)),
+            Head::Nil => Ok(Value::Nil),
+            Head::Bulk(len) => self.bulk(len).map(Value::Bulk),
+            Head::Array(n) => {
+                let mut items = Vec::with_capacity(n.min(1024) as usize);
+                for _ in 0..n {
+                    items.push(self.value_at(depth + 1)?);
                 }
-            },
-            _ => Err(Fail::Protocol(format!(
-                "`{}` is not a Redis reply (is this port a Redis server?)",
-                String::from_utf8_lossy(&self.line[..self.line.len().min(60)]).escape_debug()
-            ))),
+                Ok(Value::Array(items))
+            }
         }
     }
 
-    /// A bulk string of `len` bytes and its CRLF, grown as bytes arrive.
+    /// A bulk string of `len` bytes (already charged) and its CRLF, grown
+    /// as bytes arrive.
     fn bulk(&mut self, len: u64) -> Result<Vec<u8>, Fail> {
-        self.charge(len.saturating_add(2))?;
         let len = len as usize;
         let mut data = Vec::with_capacity((len + 2).min(64 * 1024));
         (&mut *self.r).take(len as u64 + 2).read_to_end(&mut data)?;
@@ -195,6 +242,93 @@ impl<'a, R: BufRead> Reader<'a, R> {
         }
         data.truncate(len);
         Ok(data)
+    }
+}
+
+/// Follows a stream of replies that another parser reads (the async
+/// connection's), without keeping them: fed every byte as it arrives, it
+/// fails as soon as one reply would pass `max` bytes by the `Reader`'s
+/// rules, before that parser has buffered it. Each reply starts with the
+/// whole budget. It keeps at most one reply line.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(super) struct Meter {
+    max: usize,
+    budget: Budget,
+    /// The reply line read so far (with its CRLF once whole).
+    line: Vec<u8>,
+    /// Bytes left of the bulk string being passed (its CRLF included).
+    body: u64,
+    /// For each array open around the current position, its elements left.
+    open: Vec<u64>,
+}
+
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+impl Meter {
+    pub fn new(max: usize) -> Meter {
+        Meter {
+            max,
+            budget: Budget(max),
+            line: Vec::new(),
+            body: 0,
+            open: Vec::new(),
+        }
+    }
+
+    /// Account for the next `bytes` of the stream.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Result<(), Fail> {
+        while !bytes.is_empty() {
+            if self.body > 0 {
+                let n = self.body.min(bytes.len() as u64);
+                self.body -= n;
+                bytes = &bytes[n as usize..];
+                if self.body == 0 {
+                    self.element_done();
+                }
+                continue;
+            }
+            let (part, end) = match bytes.iter().position(|&b| b == b'\n') {
+                Some(i) => (&bytes[..=i], true),
+                None => (bytes, false),
+            };
+            if (self.line.len() + part.len()) as u64 > MAX_LINE {
+                return Err(Fail::Protocol("a reply line is too long".into()));
+            }
+            self.line.extend_from_slice(part);
+            bytes = &bytes[part.len()..];
+            if end {
+                self.end_line()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn end_line(&mut self) -> Result<(), Fail> {
+        self.budget.charge(self.line.len() as u64)?;
+        let Some(line) = self.line.strip_suffix(b"\r\n") else {
+            return Err(Fail::Protocol("a reply line did not end in CRLF".into()));
+        };
+        let head = head(line, self.open.len())?;
+        self.line.clear();
+        self.budget.charge_head(&head)?;
+        match head {
+            Head::Bulk(len) => self.body = len + 2,
+            Head::Array(n) if n > 0 => self.open.push(n),
+            _ => self.element_done(),
+        }
+        Ok(())
+    }
+
+    /// A value ended: it completes the arrays it ends, and when it ends a
+    /// whole reply, the next reply starts with the whole budget.
+    fn element_done(&mut self) {
+        while let Some(left) = self.open.last_mut() {
+            *left -= 1;
+            if *left > 0 {
+                return;
+            }
+            self.open.pop();
+        }
+        self.budget = Budget(self.max);
     }
 }
 
@@ -246,6 +380,100 @@ mod tests {
         assert!(matches!(read(b"$3\r\nab", 100), Err(Fail::Io(_))));
         assert!(matches!(
             read(b"HTTP/1.1 400\r\n", 100),
+            Err(Fail::Protocol(_))
+        ));
+    }
+
+    /// Feed `bytes` to `meter` in pieces whose sizes follow `seed`.
+    fn feed_split(meter: &mut Meter, bytes: &[u8], seed: u64) -> Result<(), Fail> {
+        let mut x = seed | 1;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = if seed == 0 {
+                rest.len()
+            } else {
+                1 + (x % 7) as usize
+            }
+            .min(rest.len());
+            meter.feed(&rest[..n])?;
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+
+    /// The meter (for the async connection) fails a reply exactly when the
+    /// blocking reader does, for every budget, however the bytes arrive;
+    /// and each reply starts again with the whole budget.
+    #[test]
+    fn the_meter_caps_replies_by_the_readers_rules() {
+        let replies: [&[u8]; 10] = [
+            b"$3\r\nabc\r\n",
+            b"$0\r\n\r\n",
+            b"$-1\r\n",
+            b":-7\r\n",
+            b"+OK\r\n",
+            b"-ERR no\r\n",
+            b"*0\r\n",
+            b"*2\r\n$1\r\na\r\n$-1\r\n",
+            b"*2\r\n*1\r\n$2\r\nab\r\n:5\r\n",
+            b"*3\r\n$5\r\nhello\r\n*2\r\n:1\r\n$3\r\nx\ry\r\n+S\r\n",
+        ];
+        for reply in replies {
+            for budget in 0..reply.len() + 8 * std::mem::size_of::<Value>() {
+                let by_reader = read(reply, budget);
+                assert!(
+                    matches!(by_reader, Ok(_) | Err(Fail::TooLarge { .. })),
+                    "{by_reader:?}"
+                );
+                for seed in [0, 1, 2, 3] {
+                    let mut meter = Meter::new(budget);
+                    let by_meter = feed_split(&mut meter, reply, seed);
+                    assert_eq!(
+                        by_meter.is_ok(),
+                        by_reader.is_ok(),
+                        "{} within {budget}: {by_meter:?}",
+                        String::from_utf8_lossy(reply)
+                    );
+                    if by_meter.is_ok() {
+                        // Again and again: one reply at a time is charged.
+                        let three = [reply, reply, reply].concat();
+                        feed_split(&mut meter, &three, seed + 7).unwrap();
+                    } else {
+                        assert!(matches!(by_meter, Err(Fail::TooLarge { .. })));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_meter_fails_a_huge_declared_reply_at_its_header() {
+        let mut meter = Meter::new(32 << 20);
+        assert!(matches!(
+            meter.feed(b"$1073741824\r\n"),
+            Err(Fail::TooLarge { declared, .. }) if declared == (1 << 30) + 2
+        ));
+        let mut meter = Meter::new(32 << 20);
+        assert!(matches!(
+            meter.feed(b"*67108864\r\n"),
+            Err(Fail::TooLarge { .. })
+        ));
+        let mut meter = Meter::new(1 << 20);
+        assert!(matches!(
+            meter.feed(b"HTTP/1.1 400\r\n"),
+            Err(Fail::Protocol(_))
+        ));
+        let mut meter = Meter::new(1 << 20);
+        assert!(matches!(
+            meter.feed(b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n"),
+            Err(Fail::Protocol(_))
+        ));
+        let mut meter = Meter::new(1 << 20);
+        assert!(matches!(
+            feed_split(&mut meter, &[b'+'; MAX_LINE as usize + 1], 5),
             Err(Fail::Protocol(_))
         ));
     }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use redis::{Client, ClientTlsConfig, ConnectionAddr, TlsCertificates};
+use redis::{Client, ConnectionAddr};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -16,9 +16,10 @@ fn tls_err(message: String) -> Error {
     Error::backend("redis", message)
 }
 
-/// `redis` builds its rustls configs with the process-wide provider:
-/// install `ring` unless the application installed one (a build with a
-/// second provider compiled in would otherwise panic there).
+/// The connections' rustls config uses the process-wide provider: install
+/// `ring` unless the application installed one (rustls code that asks for
+/// the default in a build with a second provider compiled in would
+/// otherwise panic).
 fn install_provider() {
     if CryptoProvider::get_default().is_none() {
         // Another thread may win the race: either way one is installed.
@@ -39,10 +40,10 @@ fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, 
     Ok(certs)
 }
 
-/// The client for `url`, with the builder's certificates, and the TLS
-/// configuration of the blocking connections (`None` for a plain URL);
-/// every certificate and key is checked here, so a bad one fails
-/// `build` rather than every connection.
+/// The client for `url`, and the TLS configuration of its connections,
+/// blocking and async (`None` for a plain URL); every certificate and key
+/// is checked here, so a bad one fails `build` rather than every
+/// connection.
 pub(super) fn configure(
     client: Client,
     url: &str,
@@ -108,23 +109,5 @@ pub(super) fn configure(
     } else {
         config.with_no_client_auth()
     };
-    let sync_config = Some(Arc::new(config));
-    if root_cert.is_none() && client_cert.is_none() {
-        return Ok((client, sync_config));
-    }
-
-    let certificates = TlsCertificates {
-        client_tls: client_cert.map(|(client_cert, client_key)| ClientTlsConfig {
-            client_cert,
-            client_key,
-        }),
-        root_cert,
-    };
-    let client = Client::build_with_tls(info.clone(), certificates).map_err(|e| {
-        tls_err(format!(
-            "the TLS certificates for `{}` are not usable: {e}",
-            redact(url)
-        ))
-    })?;
-    Ok((client, sync_config))
+    Ok((client, Some(Arc::new(config))))
 }
