@@ -139,9 +139,26 @@ impl Hot {
         }
     }
 
+    /// The two sets an alias may be in: from its low and its high half
+    /// (a table without sets gives indices past its end).
     #[inline(always)]
-    fn set(&self, alias: u128) -> usize {
-        (alias as usize) & self.sets.len().wrapping_sub(1)
+    fn sets_of(&self, alias: u128) -> (usize, usize) {
+        let mask = self.sets.len().wrapping_sub(1);
+        ((alias as usize) & mask, ((alias >> 64) as usize) & mask)
+    }
+
+    /// Where `alias` is: its set and way.
+    #[inline(always)]
+    fn find(&self, alias: u128) -> Option<(usize, usize)> {
+        let (first, second) = self.sets_of(alias);
+        let in_set = |s: usize| {
+            let set = self.sets.get(s)?;
+            set.ways
+                .iter()
+                .position(|w| w.alias == alias)
+                .map(|w| (s, w))
+        };
+        in_set(first).or_else(|| in_set(second))
     }
 
     /// The value of `alias` (and `stream`, see [`Hot::get_into`]), if this
@@ -179,14 +196,10 @@ impl Hot {
         if self.ty != Some(TypeId::of::<T>()) {
             return false;
         }
-        let s = self.set(alias);
-        let Some(set) = self.sets.get(s) else {
+        let Some((s, w)) = self.find(alias) else {
             return false;
         };
-        let Some(w) = set.ways.iter().position(|w| w.alias == alias) else {
-            return false;
-        };
-        let way = set.ways[w];
+        let way = self.sets[s].ways[w];
         let long = way.life.addr() & LONG;
         if long != usize::from(!stream.is_empty()) || (long != 0 && !self.same_stream(s, w, stream))
         {
@@ -246,7 +259,7 @@ impl Hot {
         let mut kept = match self.spare.iter().position(|b| b.capacity() >= stream.len()) {
             Some(i) => self.spare.swap_remove(i),
             // A few sizes only (64, 128, 256: a raw stream has at most
-            // 200 bytes), so that buffers fit the streams that follow.
+            // `RAW_MAX` bytes), so that buffers fit the streams that follow.
             None => Vec::with_capacity(stream.len().next_power_of_two().max(64)),
         };
         kept.clear();
@@ -287,18 +300,27 @@ impl Hot {
         } else if self.len * 2 >= self.sets.len() * WAYS && self.sets.len() < MAX_SETS {
             self.grow();
         }
-        let s = self.set(alias);
         // Make room first (giving back a charge): the budget may then have
-        // room for the new entry. The least recent way goes when all are
-        // taken.
-        for w in 0..WAYS {
-            let stale = self.owners[s][w]
-                .as_ref()
-                .is_some_and(|o| self.sets[s].ways[w].alias == alias || !o.held.is_live(now));
-            if stale {
-                self.vacate(s, w);
+        // room for the new entry. The entry goes to whichever of its two
+        // sets has a vacant way (so that a set which more keys map to than
+        // it has ways overflows into their other sets, rather than make
+        // them take turns and all miss); when neither has, the least recent
+        // way of the first goes.
+        let (first, second) = self.sets_of(alias);
+        for s in [first, second] {
+            for w in 0..WAYS {
+                let stale = self.owners[s][w]
+                    .as_ref()
+                    .is_some_and(|o| self.sets[s].ways[w].alias == alias || !o.held.is_live(now));
+                if stale {
+                    self.vacate(s, w);
+                }
             }
         }
+        let s = match self.owners[first].iter().any(Option::is_none) {
+            false if self.owners[second].iter().any(Option::is_none) => second,
+            _ => first,
+        };
         if self.owners[s].iter().all(Option::is_some) {
             self.vacate(s, WAYS - 1);
         }
@@ -350,8 +372,12 @@ impl Hot {
         for (set, owners) in old_sets.iter().zip(old_owners) {
             for (way, owner) in set.ways.iter().zip(owners) {
                 let Some(owner) = owner else { continue };
-                let s = self.set(way.alias);
-                if let Some(w) = self.owners[s].iter().position(Option::is_none) {
+                let (first, second) = self.sets_of(way.alias);
+                let vacant = [first, second].into_iter().find_map(|s| {
+                    let w = self.owners[s].iter().position(Option::is_none)?;
+                    Some((s, w))
+                });
+                if let Some((s, w)) = vacant {
                     self.sets[s].ways[w] = *way;
                     self.owners[s][w] = Some(owner);
                     self.len += 1;
