@@ -85,6 +85,7 @@ fn register_caches() {
             "alloc-string-value",
             "alloc-async",
             "alloc-text-path",
+            "alloc-long-args",
         ] {
             cachefn::register(
                 name,
@@ -146,6 +147,63 @@ fn a_warm_hit_with_a_str_argument_allocates_nothing() {
         (0, 0),
         "{HITS} warm hits of fn(&str) -> usize: allocations, bytes"
     );
+}
+
+/// A query of `len` bytes for key `k` (its number, then letters).
+fn query(k: u64, len: usize) -> String {
+    let mut q = format!("{k:04}");
+    q.extend((0..len - 4).map(|i| char::from(b'a' + ((k as usize * 7 + i) % 26) as u8)));
+    q
+}
+
+#[quickcache(cache = "alloc-long-args", timeout = 300)]
+fn query_len(q: &str) -> usize {
+    q.len()
+}
+
+/// A composite argument: a page and a query.
+#[derive(serde::Serialize)]
+struct Search<'a> {
+    page: u64,
+    q: &'a str,
+}
+
+#[quickcache(cache = "alloc-long-args", timeout = 300)]
+fn search_len(s: &Search<'_>) -> usize {
+    s.q.len() + s.page as usize
+}
+
+/// Arguments of up to 200 bytes take the hot entries' path: no key text
+/// is written (a key text over 200 bytes would be built on the heap and
+/// end in a digest), and the whole argument is compared, from the copy the
+/// hot entry keeps, without allocating.
+#[test]
+fn a_warm_hit_with_a_200_byte_argument_allocates_nothing() {
+    register_caches();
+    for len in [16, 64, 200] {
+        let queries: Vec<String> = (0..KEYS).map(|k| query(k, len)).collect();
+        let before = query_len::stats().local_hits;
+        let (allocs, bytes) = warm_hits(|k| query_len(&queries[k as usize]));
+        assert_eq!(query_len::stats().local_hits - before, 2 * KEYS + HITS);
+        assert_eq!(
+            (allocs, bytes),
+            (0, 0),
+            "{HITS} warm hits of fn(&str) -> usize, {len}-byte arguments: allocations, bytes"
+        );
+        let before = search_len::stats().local_hits;
+        let (allocs, bytes) = warm_hits(|k| {
+            search_len(&Search {
+                page: k,
+                q: &queries[k as usize],
+            })
+        });
+        assert_eq!(search_len::stats().local_hits - before, 2 * KEYS + HITS);
+        assert_eq!(
+            (allocs, bytes),
+            (0, 0),
+            "{HITS} warm hits of fn(&Search) -> usize, {len}-byte queries: allocations, bytes"
+        );
+    }
 }
 
 #[quickcache(cache = "alloc-string-arg", timeout = 300)]

@@ -776,15 +776,17 @@ mod tests {
     }
 
     /// A length is one byte, so where one string ends and the next begins
-    /// is in the stream: moving bytes from one string to the next, or
-    /// between a string and the bytes around it, changes the stream, for
-    /// every split of the same bytes and every length up to the buffer.
+    /// is in the stream: moving bytes from one string to the next changes
+    /// the stream, for every split of the same bytes and every length up to
+    /// the buffer, even when the data holds the bytes of a string's tag and
+    /// length (without the length, `"a" + "\x0f\x00b"` and `"a\x0f\x00" +
+    /// "b"` would write one stream).
     #[test]
     fn lengths_keep_the_boundaries_of_data() {
-        let data = "0123456789".repeat(25);
+        let data = "a\u{f}\u{0}b".repeat(63);
         let mut seen = std::collections::HashMap::new();
-        for total in [0, 1, 13, 14, 15, 16, 120, 127, 128, 129, 200, 250] {
-            for cut in (0..=total).step_by(1 + total / 17) {
+        for total in [0, 1, 4, 11, 13, 14, 15, 16, 120, 127, 128, 129, 200, 250] {
+            for cut in 0..=total {
                 let (x, y) = (&data[..cut], &data[cut..total]);
                 let mut kb = KeyBuilder::new("f:v1");
                 kb.hashing();

@@ -458,6 +458,28 @@ mod tests {
         assert_eq!(std::mem::align_of::<Set>(), 64);
     }
 
+    /// A set that more keys map to than it has ways overflows into each
+    /// key's second set (from the alias's high half), so that all of them
+    /// are served, rather than the last ones evicting the first in turn.
+    #[test]
+    fn a_full_set_overflows_into_the_second_choice() {
+        let tier = tier_with(1..=6);
+        let mut hot = Hot::new();
+        // Six aliases whose first set is 0 and whose second sets differ.
+        let alias = |fp: u128| ((fp % 3 + 1) << 64) | (fp << 8);
+        for fp in 1..=6u128 {
+            hot.insert::<String, _>(alias(fp), &[], fp, &*key(fp), &tier);
+        }
+        assert_eq!(hot.sets.len(), FIRST_SETS, "no growth: six of sixteen ways");
+        for fp in 1..=6u128 {
+            assert_eq!(
+                hot.get::<String>(alias(fp), &[], &tier),
+                Some(format!("v{fp}")),
+                "key {fp}"
+            );
+        }
+    }
+
     /// A long stream's way serves only that stream: another stream with
     /// the same alias (a collision) is a miss, and so is a short lookup
     /// of a long way's alias, and the reverse.
