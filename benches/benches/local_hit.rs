@@ -32,6 +32,7 @@ use common::{
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 fn local_hit(c: &mut Criterion) {
+    common::register_arg_cache();
     let keys = common::key_sequence();
     let Caches { dash, quick, moka } = Caches::warmed(&keys);
 

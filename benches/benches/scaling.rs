@@ -106,6 +106,7 @@ fn main() {
     let rounds = arg(&args, "--rounds", if bench { 7 } else { 1 }).max(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
+    common::register_arg_cache();
     let keys = common::key_sequence();
     let Caches { dash, quick, moka } = Caches::warmed(&keys);
     // The long-argument rows read their queries by index, in the same

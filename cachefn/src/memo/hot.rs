@@ -18,6 +18,14 @@
 //! [`Held`]) and the key's fingerprint live in a parallel array that only
 //! misses and the occasional touch read.
 //!
+//! Each alias has two sets (from its low and its high 64 bits), and an
+//! entry goes to the first unless only the second has a vacant way: a hit
+//! reads the second set only when the first does not hold its alias. With
+//! one set, the keys of a set that more keys map to than it has ways
+//! replaced each other in turn, and every read of them missed; which sets
+//! those were changed with the per-process secret, and so did the share of
+//! a 1,000-key working set that missed (up to one in twenty reads).
+//!
 //! An alias is an address, not an identity. A stream of at most 15 bytes
 //! has an injective alias (see `raw_short`: no two streams of one function
 //! share one), so its way needs no other check. A longer stream's alias is
