@@ -3,8 +3,15 @@
 //! (`std::thread::scope`), and the throughput ratio two-thread / one-thread
 //! (2.0x is perfect scaling on two cores).
 //!
+//! The first rows cache `render(id: u64) -> String`; the rows named `16B`,
+//! `64B` and `200B` a function of a query of that many bytes (`&str`, an
+//! owned `String` cloned in the loop of every row, or a struct of a `u64`
+//! and the query) against `dashmap` and `quick_cache` keyed by the same
+//! `String` (see the `local_hit` bench's `local_hit_args` group).
+//!
 //! ```text
 //! cargo bench -j2 -p cachefn-benches --bench scaling
+//! cargo bench -j2 -p cachefn-benches --bench scaling -- --only 64B
 //! ```
 //!
 //! Options (after `--`): `--hits N` (default 1,000,000), `--rounds N` (best of
@@ -20,7 +27,7 @@ use std::hint::black_box;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use common::{with_cached, with_cachefn, Caches};
+use common::{with_cached, with_cachefn, with_cachefn_str, Caches, Search, StrCaches};
 
 /// One measured operation, its result black-boxed and dropped inside the loop.
 type Hit<'a> = Box<dyn Fn(u64) + Sync + 'a>;
@@ -99,21 +106,85 @@ fn main() {
     let rounds = arg(&args, "--rounds", if bench { 7 } else { 1 }).max(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
+    common::register_arg_cache();
     let keys = common::key_sequence();
     let Caches { dash, quick, moka } = Caches::warmed(&keys);
+    // The long-argument rows read their queries by index, in the same
+    // fixed order as the integer keys.
+    let index: Vec<u64> = (0..keys.len() as u64).collect();
+    let strs: Vec<StrCaches> = common::ARG_LENS.map(StrCaches::warmed).into();
 
     // Names in parentheses are not contenders: calibration (no cache, no
     // shared state: what two threads can gain here at all, without and with
     // the allocator).
-    let contenders: Vec<(&str, Hit<'_>)> = vec![
-        ("(no cache: arithmetic)", hit(spin)),
-        ("(no cache: body)", hit(common::body)),
-        ("cachefn", hit(with_cachefn::render)),
-        ("dashmap", hit(|k| dash.get(&k).map(|v| v.clone()))),
-        ("quick_cache", hit(|k| quick.get(&k))),
-        ("moka", hit(|k| moka.get(&k))),
-        ("cached", hit(with_cached::render)),
+    let mut contenders: Vec<(String, &[u64], Hit<'_>)> = vec![
+        ("(no cache: arithmetic)".into(), &keys, hit(spin)),
+        ("(no cache: body)".into(), &keys, hit(common::body)),
+        ("cachefn".into(), &keys, hit(with_cachefn::render)),
+        (
+            "dashmap".into(),
+            &keys,
+            hit(|k| dash.get(&k).map(|v| v.clone())),
+        ),
+        ("quick_cache".into(), &keys, hit(|k| quick.get(&k))),
+        ("moka".into(), &keys, hit(|k| moka.get(&k))),
+        ("cached".into(), &keys, hit(with_cached::render)),
     ];
+    for s in &strs {
+        let (q, p) = (&s.queries, &s.pairs);
+        let len = q[0].len();
+        let at = |k: u64| k as usize;
+        let rows: [(&str, Hit<'_>); 9] = [
+            (
+                "cachefn &str",
+                hit(move |k| with_cachefn_str::page(&q[at(k)])),
+            ),
+            (
+                "dashmap &str",
+                hit(move |k| s.dash.get(q[at(k)].as_str()).map(|v| v.clone())),
+            ),
+            (
+                "quick_cache &str",
+                hit(move |k| s.quick.get(q[at(k)].as_str())),
+            ),
+            (
+                "cachefn String",
+                hit(move |k| with_cachefn_str::page_owned(q[at(k)].clone())),
+            ),
+            (
+                "dashmap String",
+                hit(move |k| {
+                    let k = q[at(k)].clone();
+                    s.dash.get(&k).map(|v| v.clone())
+                }),
+            ),
+            (
+                "quick_cache String",
+                hit(move |k| {
+                    let k = q[at(k)].clone();
+                    s.quick.get(&k)
+                }),
+            ),
+            (
+                "cachefn (u64, &str)",
+                hit(move |k| {
+                    let (page, q) = &p[at(k)];
+                    with_cachefn_str::search(&Search { page: *page, q })
+                }),
+            ),
+            (
+                "dashmap (u64, String)",
+                hit(move |k| s.dash_pair.get(&p[at(k)]).map(|v| v.clone())),
+            ),
+            (
+                "quick_cache (u64, String)",
+                hit(move |k| s.quick_pair.get(&p[at(k)])),
+            ),
+        ];
+        for (name, h) in rows {
+            contenders.push((format!("{len}B {name}"), &index, h));
+        }
+    }
 
     // `--only WORD`: just the rows whose name contains WORD.
     let only = args
@@ -121,21 +192,21 @@ fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .cloned();
-    let contenders: Vec<(&str, Hit<'_>)> = contenders
+    let contenders: Vec<(String, &[u64], Hit<'_>)> = contenders
         .into_iter()
-        .filter(|(name, _)| only.as_deref().is_none_or(|w| name.contains(w)))
+        .filter(|(name, _, _)| only.as_deref().is_none_or(|w| name.contains(w)))
         .collect();
 
     // Warm-up of the code paths and the CPU.
-    for (_, h) in &contenders {
-        timed(&keys, hits / 10, 1, h);
-        timed(&keys, hits / 10, 2, h);
+    for (_, keys, h) in &contenders {
+        timed(keys, hits / 10, 1, h);
+        timed(keys, hits / 10, 2, h);
     }
     let mut best = vec![(Duration::MAX, Duration::MAX); contenders.len()];
     for _ in 0..rounds {
-        for ((_, h), (one, two)) in contenders.iter().zip(&mut best) {
-            *one = (*one).min(timed(&keys, hits, 1, h));
-            *two = (*two).min(timed(&keys, hits, 2, h));
+        for ((_, keys, h), (one, two)) in contenders.iter().zip(&mut best) {
+            *one = (*one).min(timed(keys, hits, 1, h));
+            *two = (*two).min(timed(keys, hits, 2, h));
         }
     }
 
@@ -144,13 +215,13 @@ fn main() {
         keys.len()
     );
     println!(
-        "{:<30} {:>10} {:>10} {:>12} {:>12} {:>8}",
+        "{:<32} {:>10} {:>10} {:>12} {:>12} {:>8}",
         "contender", "1 thread", "2 threads", "ns/hit (1t)", "Mhits/s (2t)", "2t/1t"
     );
     let ratio = |(one, two): (Duration, Duration)| one.as_secs_f64() / two.as_secs_f64();
-    for ((name, _), &(one, two)) in contenders.iter().zip(&best) {
+    for ((name, _, _), &(one, two)) in contenders.iter().zip(&best) {
         println!(
-            "{:<30} {:>8.1}ms {:>8.1}ms {:>12.1} {:>12.2} {:>7.2}x",
+            "{:<32} {:>8.1}ms {:>8.1}ms {:>12.1} {:>12.2} {:>7.2}x",
             name,
             one.as_secs_f64() * 1e3,
             two.as_secs_f64() * 1e3,
@@ -160,7 +231,7 @@ fn main() {
         );
     }
     println!();
-    for ((name, _), &b) in contenders.iter().zip(&best) {
+    for ((name, _, _), &b) in contenders.iter().zip(&best) {
         if !name.starts_with('(') {
             println!("{name} 2-thread/1-thread = {:.2}x", ratio(b));
         }
@@ -168,7 +239,7 @@ fn main() {
     let calibration = best
         .iter()
         .zip(&contenders)
-        .filter(|(_, (name, _))| name.starts_with("(no cache"))
+        .filter(|(_, (name, _, _))| name.starts_with("(no cache"))
         .map(|(&b, _)| ratio(b))
         .fold(f64::MAX, f64::min);
     if calibration < 1.8 && only.is_none() {

@@ -85,6 +85,7 @@ fn register_caches() {
             "alloc-string-value",
             "alloc-async",
             "alloc-text-path",
+            "alloc-long-args",
         ] {
             cachefn::register(
                 name,
@@ -146,6 +147,108 @@ fn a_warm_hit_with_a_str_argument_allocates_nothing() {
         (0, 0),
         "{HITS} warm hits of fn(&str) -> usize: allocations, bytes"
     );
+}
+
+/// A query of `len` bytes for key `k` (its number, then letters).
+fn query(k: u64, len: usize) -> String {
+    let mut q = format!("{k:04}");
+    q.extend((0..len - 4).map(|i| char::from(b'a' + ((k as usize * 7 + i) % 26) as u8)));
+    q
+}
+
+/// One function per argument length (and below, per composite), so that
+/// each thread's hot entries of a function hold its 1,000 keys: a table
+/// that churns through 3,000 keys would send some hits down the key text's
+/// path, where a key text over 200 bytes is built on the heap.
+macro_rules! lengths {
+    ($($f:ident),*) => {$(
+        #[quickcache(cache = "alloc-long-args", timeout = 300)]
+        fn $f(q: &str) -> usize {
+            q.len()
+        }
+    )*};
+}
+lengths!(query_len_16, query_len_64, query_len_200);
+
+/// A composite argument: a page and a query.
+#[derive(serde::Serialize)]
+struct Search<'a> {
+    page: u64,
+    q: &'a str,
+}
+
+macro_rules! searches {
+    ($($f:ident),*) => {$(
+        #[quickcache(cache = "alloc-long-args", timeout = 300)]
+        fn $f(s: &Search<'_>) -> usize {
+            s.q.len() + s.page as usize
+        }
+    )*};
+}
+searches!(search_len_16, search_len_64, search_len_200);
+
+/// Arguments of up to 200 bytes take the hot entries' path: no key text
+/// is written (a key text over 200 bytes would be built on the heap and
+/// end in a digest), and the whole argument is compared, from the copy the
+/// hot entry keeps, without allocating.
+#[test]
+fn a_warm_hit_with_a_200_byte_argument_allocates_nothing() {
+    register_caches();
+    /// A length, its `&str` function and its stats, its composite one and its stats.
+    type Row = (
+        usize,
+        fn(&str) -> usize,
+        fn() -> cachefn::Stats,
+        fn(&Search<'_>) -> usize,
+        fn() -> cachefn::Stats,
+    );
+    let functions: [Row; 3] = [
+        (
+            16,
+            query_len_16,
+            query_len_16::stats,
+            search_len_16,
+            search_len_16::stats,
+        ),
+        (
+            64,
+            query_len_64,
+            query_len_64::stats,
+            search_len_64,
+            search_len_64::stats,
+        ),
+        (
+            200,
+            query_len_200,
+            query_len_200::stats,
+            search_len_200,
+            search_len_200::stats,
+        ),
+    ];
+    for (len, query_len, query_stats, search_len, search_stats) in functions {
+        let queries: Vec<String> = (0..KEYS).map(|k| query(k, len)).collect();
+        let before = query_stats().local_hits;
+        let (allocs, bytes) = warm_hits(|k| query_len(&queries[k as usize]));
+        assert_eq!(query_stats().local_hits - before, 2 * KEYS + HITS);
+        assert_eq!(
+            (allocs, bytes),
+            (0, 0),
+            "{HITS} warm hits of fn(&str) -> usize, {len}-byte arguments: allocations, bytes"
+        );
+        let before = search_stats().local_hits;
+        let (allocs, bytes) = warm_hits(|k| {
+            search_len(&Search {
+                page: k,
+                q: &queries[k as usize],
+            })
+        });
+        assert_eq!(search_stats().local_hits - before, 2 * KEYS + HITS);
+        assert_eq!(
+            (allocs, bytes),
+            (0, 0),
+            "{HITS} warm hits of fn(&Search) -> usize, {len}-byte queries: allocations, bytes"
+        );
+    }
 }
 
 #[quickcache(cache = "alloc-string-arg", timeout = 300)]

@@ -2,7 +2,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::raw::{self, RawSink};
+use super::raw::{self, RawSink, RAW_MAX};
 use super::scheme::{
     combine, head_fingerprint, key_text, raw_combine, raw_short, write_hash_tail, Key, Sink,
     HASH_TAIL, KEEP, MAX_KEY_LEN, SHORT_RAW,
@@ -28,7 +28,7 @@ pub struct KeyBuilder {
     head: &'static str,
     head_fp: u128,
     /// The arguments, `:`-separated (the `:` after the head is implied).
-    buf: Buf,
+    buf: Buf<MAX_KEY_LEN>,
     len: usize,
     /// Room for arguments before the whole text would pass [`MAX_KEY_LEN`].
     room: usize,
@@ -39,7 +39,7 @@ pub struct KeyBuilder {
     error: Option<String>,
     /// The arguments' raw stream (see [`raw`](super::raw)), when it has
     /// more than [`SHORT_RAW`] bytes; `raw_len` bytes of it are written.
-    raw: Buf,
+    raw: Buf<RAW_MAX>,
     raw_len: usize,
     /// `false` once a part has no raw stream.
     raw_ok: bool,
@@ -54,7 +54,7 @@ pub struct KeyBuilder {
 /// Invariant (kept by [`KeyBuilder`]): the text buffer's first `len`
 /// bytes are written; the raw buffer's first `raw_len` bytes are written
 /// once the stream has outgrown the register that holds a short one.
-struct Buf([MaybeUninit<u8>; MAX_KEY_LEN]);
+struct Buf<const N: usize>([MaybeUninit<u8>; N]);
 
 /// `dst.copy_from_slice(src)` for a buffer not yet written (MSRV 1.88 has
 /// no `write_copy_of_slice`); the loop compiles to a copy.
@@ -66,13 +66,13 @@ pub(super) fn write_bytes(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
     }
 }
 
-impl Buf {
+impl<const N: usize> Buf<N> {
     #[inline(always)]
-    fn new() -> Buf {
+    fn new() -> Buf<N> {
         // SAFETY: an array of `MaybeUninit` needs no initialization (the
         // idiom of `MaybeUninit`'s docs; `[MaybeUninit::uninit(); N]` was
         // compiled to a 200-byte memset).
-        Buf(unsafe { MaybeUninit::<[MaybeUninit<u8>; MAX_KEY_LEN]>::uninit().assume_init() })
+        Buf(unsafe { MaybeUninit::<[MaybeUninit<u8>; N]>::uninit().assume_init() })
     }
 
     /// The first `len` bytes, all written.

@@ -51,6 +51,7 @@ pub(crate) mod builder;
 mod kind;
 mod raw;
 pub(crate) mod scheme;
+mod sip;
 pub(crate) mod writer;
 
 pub use builder::KeyBuilder;

@@ -3,24 +3,40 @@
 //!
 //! A local hit looks its entry up by the hash of this stream instead of by
 //! the key text's fingerprint, so it formats no integer, escapes no string
-//! and hashes a few bytes. The stream records every serde call with a tag,
-//! its names and its data (lengths before variable data, an end tag after
-//! every compound), so it tells apart every pair of call sequences: two
-//! arguments with one stream make the same serde calls, hence the same key
-//! text. (The converse does not hold, and need not: `5u8` and `5u64` write
-//! the same text from different streams, and reach the same entry through
-//! two front entries.)
+//! and hashes a few bytes. The stream records, with a tag for every serde
+//! call, everything the key text writes: data (lengths before variable
+//! data), variant names, and structure (a tag before every element or
+//! field, an end tag after every compound). It can be read back, and the
+//! key text written from what it reads: two arguments with one stream have
+//! one key text. What the key text leaves out, the stream leaves out too:
+//! struct, tuple-struct and field names and compound lengths (the text of
+//! a struct is its field values in order). The converse does not hold,
+//! and need not: `5u8` and `5u64` write the same text from different
+//! streams, and reach the same entry through two hot entries.
+//!
+//! Lengths are written in one byte below 255, else as `0xFF` and eight
+//! bytes: a prefix code (the first byte says how many follow), so the
+//! stream stays readable; and a string of up to 13 bytes has a stream of at
+//! most 15, which stays in a register (see [`RawSink`]).
 //!
 //! What the stream does not cover — maps (written sorted in the key text, so
 //! their iteration order does not matter), a failing `Serialize`, a stream
-//! longer than the buffer — makes the call take the key text's path.
+//! longer than [`RAW_MAX`] — makes the call take the key text's path.
 
 use std::mem::MaybeUninit;
 
 use serde::ser::{self, Serialize};
 
 use super::scheme::SHORT_RAW;
-use super::writer::KeyError;
+
+/// The longest raw stream: a call whose arguments write more takes the key
+/// text's path. Room for any argument of up to 200 bytes (a 200-byte string
+/// writes 202, a small struct around one some 30 more).
+pub(crate) const RAW_MAX: usize = 256;
+
+// Data of 255 bytes or more cannot fit (a tag, a length byte and the
+// data pass `RAW_MAX`): every length in a stream is one byte.
+const _: () = assert!(RAW_MAX <= 256);
 
 /// Where a raw stream is written: while it has at most [`SHORT_RAW`] bytes,
 /// into `short` (little-endian, byte `i` at bits `8 i..`), a value the
@@ -39,15 +55,94 @@ pub(crate) struct RawSink<'a> {
     pub(crate) short: u128,
 }
 
+/// Why a call has no raw stream (it then takes the key text's path, which
+/// reports the real error, if any): carries nothing, so that every step of
+/// writing a stream returns a flag in a register.
+#[derive(Debug)]
+pub(crate) struct NoStream;
+
+impl std::fmt::Display for NoStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no raw stream")
+    }
+}
+impl std::error::Error for NoStream {}
+impl ser::Error for NoStream {
+    #[cold]
+    fn custom<T: std::fmt::Display>(_: T) -> Self {
+        NoStream
+    }
+}
+
+/// `dst.copy_from_slice(src)` for a buffer not yet written, in 16-byte
+/// moves (the last one overlapping) when there are 16 bytes or more: a
+/// stream's data is rarely longer than a few dozen bytes, for which a call
+/// to `memcpy` cost more than the copy.
+#[inline(always)]
+fn copy(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    let n = src.len();
+    assert_eq!(dst.len(), n);
+    if n < 16 {
+        return super::builder::write_bytes(dst, src);
+    }
+    let word = |at: usize| u128::from_le_bytes(src[at..at + 16].try_into().expect("16 bytes"));
+    let mut at = 0;
+    while at + 16 <= n {
+        store16(&mut dst[at..at + 16], word(at));
+        at += 16;
+    }
+    if at < n {
+        store16(&mut dst[n - 16..], word(n - 16));
+    }
+}
+
+/// Write `word`'s 16 little-endian bytes into `dst` (16 bytes), as one store.
+#[inline(always)]
+fn store16(dst: &mut [MaybeUninit<u8>], word: u128) {
+    assert_eq!(dst.len(), 16);
+    // SAFETY: `dst` has 16 bytes, and `MaybeUninit<u8>` the layout of
+    // `u8`: they may be written as one unaligned `[u8; 16]`.
+    unsafe {
+        dst.as_mut_ptr()
+            .cast::<[u8; 16]>()
+            .write_unaligned(word.to_le_bytes())
+    };
+}
+
+/// The first (at most 16) bytes of `b` as a little-endian number, zero past
+/// them: read with two overlapping loads of the source, never through a
+/// buffer written a moment before (which would cost a store-forwarding
+/// stall).
+#[inline(always)]
+fn load_le(b: &[u8]) -> u128 {
+    let n = b.len();
+    debug_assert!(n <= 16);
+    if n >= 8 {
+        let lo = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+        // `b[n - 8..]` ends with bytes `8..n`; the shift drops the others.
+        let hi = u64::from_le_bytes(b[n - 8..n].try_into().expect("8 bytes"));
+        u128::from(lo) | ((u128::from(hi) >> (8 * (16 - n))) << 64)
+    } else if n >= 4 {
+        let lo = u32::from_le_bytes(b[..4].try_into().expect("4 bytes"));
+        let hi = u32::from_le_bytes(b[n - 4..n].try_into().expect("4 bytes"));
+        u128::from(lo) | ((u128::from(hi) >> (8 * (8 - n))) << 32)
+    } else if n > 0 {
+        // Bytes 0, n / 2 and n - 1 cover every byte of 1 to 3.
+        u128::from(b[0])
+            | (u128::from(b[n / 2]) << (8 * (n / 2)))
+            | (u128::from(b[n - 1]) << (8 * (n - 1)))
+    } else {
+        0
+    }
+}
+
 impl RawSink<'_> {
     #[inline(always)]
-    fn put(&mut self, bytes: &[u8]) -> Result<(), KeyError> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), NoStream> {
         let (len, n) = (self.len, bytes.len());
         if len + n <= SHORT_RAW {
-            let mut word = [0u8; 16];
-            word[..n].copy_from_slice(bytes);
             // `8 * len` is at most 120: no overflowing shift.
-            self.short |= u128::from_le_bytes(word) << (8 * len);
+            self.short |= load_le(bytes) << (8 * len);
             self.len = len + n;
             return Ok(());
         }
@@ -57,11 +152,11 @@ impl RawSink<'_> {
     /// [`RawSink::put`] past [`SHORT_RAW`] bytes: the first time, the short
     /// stream moves into the buffer.
     #[inline(never)]
-    fn put_long(&mut self, bytes: &[u8]) -> Result<(), KeyError> {
+    fn put_long(&mut self, bytes: &[u8]) -> Result<(), NoStream> {
         let (len, n) = (self.len, bytes.len());
         if len <= SHORT_RAW {
             match self.buf.get_mut(..16) {
-                Some(head) => super::builder::write_bytes(head, &self.short.to_le_bytes()),
+                Some(head) => store16(head, self.short),
                 None => return Err(too_long()),
             }
         }
@@ -74,35 +169,72 @@ impl RawSink<'_> {
             None => Err(too_long()),
         }
     }
+    /// A tag, a length and data (a string's or bytes'): as `tag`, `len`
+    /// and `put` would write them, with one test for the common cases (a
+    /// short stream stays in the register; a long one takes one call).
     #[inline(always)]
-    fn tag(&mut self, tag: u8) -> Result<(), KeyError> {
+    fn tagged_data(&mut self, tag: u8, bytes: &[u8]) -> Result<(), NoStream> {
+        let (len, n) = (self.len, bytes.len());
+        if len + 2 + n <= SHORT_RAW {
+            // `n` is at most 13, so it is its own length byte, and the
+            // three pieces fit the 15 bytes after the shift (at most 120).
+            let word = u128::from(tag) | ((n as u128) << 8) | (load_le(bytes) << 16);
+            self.short |= word << (8 * len);
+            self.len = len + 2 + n;
+            return Ok(());
+        }
+        self.tagged_data_long(tag, bytes)
+    }
+
+    /// [`RawSink::tagged_data`] past the register: the tag and the length
+    /// byte join the short stream and move into the buffer with it (one
+    /// 16-byte store), then the data follows.
+    #[inline(never)]
+    fn tagged_data_long(&mut self, tag: u8, bytes: &[u8]) -> Result<(), NoStream> {
+        let (len, n) = (self.len, bytes.len());
+        let end = len + 2 + n;
+        // A length of 255 or more never fits (see `RAW_MAX`).
+        let (Ok(n_byte), true) = (u8::try_from(n), end <= self.buf.len()) else {
+            return Err(too_long());
+        };
+        if len < SHORT_RAW {
+            // The register's bytes past `len` are zero: room for two more.
+            let head = self.short | ((u128::from(tag) | (u128::from(n_byte) << 8)) << (8 * len));
+            store16(&mut self.buf[..16], head);
+        } else {
+            if len == SHORT_RAW {
+                store16(&mut self.buf[..16], self.short);
+            }
+            super::builder::write_bytes(&mut self.buf[len..len + 2], &[tag, n_byte]);
+        }
+        copy(&mut self.buf[len + 2..end], bytes);
+        self.len = end;
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn tag(&mut self, tag: u8) -> Result<(), NoStream> {
         self.put(&[tag])
     }
     /// A tag, then `bytes` as one word.
     #[inline(always)]
-    fn word<const N: usize>(&mut self, tag: u8, bytes: [u8; N]) -> Result<(), KeyError> {
+    fn word<const N: usize>(&mut self, tag: u8, bytes: [u8; N]) -> Result<(), NoStream> {
         self.tag(tag)?;
         self.put(&bytes)
-    }
-    /// Variable data: its length first.
-    #[inline]
-    fn sized(&mut self, bytes: &[u8]) -> Result<(), KeyError> {
-        self.put(&(bytes.len() as u64).to_le_bytes())?;
-        self.put(bytes)
     }
 }
 
 #[cold]
-fn too_long() -> KeyError {
-    ser::Error::custom("the raw stream does not fit")
+fn too_long() -> NoStream {
+    NoStream
 }
 
 /// Write `value`'s serde calls into `sink`.
-#[inline]
+#[inline(always)]
 pub(crate) fn write<T: Serialize + ?Sized>(
     value: &T,
     sink: &mut RawSink<'_>,
-) -> Result<(), KeyError> {
+) -> Result<(), NoStream> {
     value.serialize(Raw(sink))
 }
 
@@ -145,175 +277,167 @@ const END: u8 = 33;
 struct Raw<'s, 'b>(&'s mut RawSink<'b>);
 
 impl<'s, 'b> Raw<'s, 'b> {
-    fn variant(self, tag: u8, index: u32, variant: &str) -> Result<Self, KeyError> {
-        self.0.word(tag, index.to_le_bytes())?;
-        self.0.sized(variant.as_bytes())?;
+    /// A variant: its name, which is what the key text writes of it.
+    fn variant(self, tag: u8, variant: &str) -> Result<Self, NoStream> {
+        self.0.tagged_data(tag, variant.as_bytes())?;
         Ok(self)
     }
 }
 
 impl<'s, 'b> ser::Serializer for Raw<'s, 'b> {
     type Ok = ();
-    type Error = KeyError;
+    type Error = NoStream;
     type SerializeSeq = Self;
     type SerializeTuple = Self;
     type SerializeTupleStruct = Self;
     type SerializeTupleVariant = Self;
-    type SerializeMap = ser::Impossible<(), KeyError>;
+    type SerializeMap = ser::Impossible<(), NoStream>;
     type SerializeStruct = Self;
     type SerializeStructVariant = Self;
 
-    fn serialize_bool(self, v: bool) -> Result<(), KeyError> {
+    fn serialize_bool(self, v: bool) -> Result<(), NoStream> {
         self.0.word(BOOL, [v as u8])
     }
-    fn serialize_i8(self, v: i8) -> Result<(), KeyError> {
+    fn serialize_i8(self, v: i8) -> Result<(), NoStream> {
         self.0.word(I8, v.to_le_bytes())
     }
-    fn serialize_i16(self, v: i16) -> Result<(), KeyError> {
+    fn serialize_i16(self, v: i16) -> Result<(), NoStream> {
         self.0.word(I16, v.to_le_bytes())
     }
-    fn serialize_i32(self, v: i32) -> Result<(), KeyError> {
+    fn serialize_i32(self, v: i32) -> Result<(), NoStream> {
         self.0.word(I32, v.to_le_bytes())
     }
-    #[inline]
-    fn serialize_i64(self, v: i64) -> Result<(), KeyError> {
+    #[inline(always)]
+    fn serialize_i64(self, v: i64) -> Result<(), NoStream> {
         self.0.word(I64, v.to_le_bytes())
     }
-    fn serialize_i128(self, v: i128) -> Result<(), KeyError> {
+    fn serialize_i128(self, v: i128) -> Result<(), NoStream> {
         self.0.word(I128, v.to_le_bytes())
     }
-    fn serialize_u8(self, v: u8) -> Result<(), KeyError> {
+    fn serialize_u8(self, v: u8) -> Result<(), NoStream> {
         self.0.word(U8, v.to_le_bytes())
     }
-    fn serialize_u16(self, v: u16) -> Result<(), KeyError> {
+    fn serialize_u16(self, v: u16) -> Result<(), NoStream> {
         self.0.word(U16, v.to_le_bytes())
     }
-    fn serialize_u32(self, v: u32) -> Result<(), KeyError> {
+    fn serialize_u32(self, v: u32) -> Result<(), NoStream> {
         self.0.word(U32, v.to_le_bytes())
     }
-    #[inline]
-    fn serialize_u64(self, v: u64) -> Result<(), KeyError> {
+    #[inline(always)]
+    fn serialize_u64(self, v: u64) -> Result<(), NoStream> {
         self.0.word(U64, v.to_le_bytes())
     }
-    fn serialize_u128(self, v: u128) -> Result<(), KeyError> {
+    fn serialize_u128(self, v: u128) -> Result<(), NoStream> {
         self.0.word(U128, v.to_le_bytes())
     }
-    fn serialize_f32(self, v: f32) -> Result<(), KeyError> {
+    fn serialize_f32(self, v: f32) -> Result<(), NoStream> {
         self.0.word(F32, v.to_bits().to_le_bytes())
     }
-    fn serialize_f64(self, v: f64) -> Result<(), KeyError> {
+    fn serialize_f64(self, v: f64) -> Result<(), NoStream> {
         self.0.word(F64, v.to_bits().to_le_bytes())
     }
-    fn serialize_char(self, v: char) -> Result<(), KeyError> {
+    fn serialize_char(self, v: char) -> Result<(), NoStream> {
         self.0.word(CHAR, u32::from(v).to_le_bytes())
     }
-    #[inline]
-    fn serialize_str(self, v: &str) -> Result<(), KeyError> {
-        self.0.tag(STR)?;
-        self.0.sized(v.as_bytes())
+    #[inline(always)]
+    fn serialize_str(self, v: &str) -> Result<(), NoStream> {
+        self.0.tagged_data(STR, v.as_bytes())
     }
-    fn serialize_bytes(self, v: &[u8]) -> Result<(), KeyError> {
-        self.0.tag(BYTES)?;
-        self.0.sized(v)
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), NoStream> {
+        self.0.tagged_data(BYTES, v)
     }
-    fn serialize_none(self) -> Result<(), KeyError> {
+    fn serialize_none(self) -> Result<(), NoStream> {
         self.0.tag(NONE)
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), KeyError> {
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), NoStream> {
         self.0.tag(SOME)?;
         value.serialize(self)
     }
-    fn serialize_unit(self) -> Result<(), KeyError> {
+    fn serialize_unit(self) -> Result<(), NoStream> {
         self.0.tag(UNIT)
     }
-    fn serialize_unit_struct(self, name: &'static str) -> Result<(), KeyError> {
-        self.0.tag(UNIT_STRUCT)?;
-        self.0.sized(name.as_bytes())
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), NoStream> {
+        self.0.tag(UNIT_STRUCT)
     }
     fn serialize_unit_variant(
         self,
         _name: &'static str,
-        index: u32,
+        _index: u32,
         variant: &'static str,
-    ) -> Result<(), KeyError> {
-        self.variant(UNIT_VARIANT, index, variant).map(drop)
+    ) -> Result<(), NoStream> {
+        self.variant(UNIT_VARIANT, variant).map(drop)
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        name: &'static str,
+        _name: &'static str,
         value: &T,
-    ) -> Result<(), KeyError> {
+    ) -> Result<(), NoStream> {
         self.0.tag(NEWTYPE_STRUCT)?;
-        self.0.sized(name.as_bytes())?;
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
-        index: u32,
+        _index: u32,
         variant: &'static str,
         value: &T,
-    ) -> Result<(), KeyError> {
-        value.serialize(self.variant(NEWTYPE_VARIANT, index, variant)?)
+    ) -> Result<(), NoStream> {
+        value.serialize(self.variant(NEWTYPE_VARIANT, variant)?)
     }
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Self, KeyError> {
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Self, NoStream> {
         self.0.tag(SEQ)?;
         Ok(self)
     }
-    fn serialize_tuple(self, len: usize) -> Result<Self, KeyError> {
-        self.0.word(TUPLE, (len as u64).to_le_bytes())?;
+    fn serialize_tuple(self, _len: usize) -> Result<Self, NoStream> {
+        self.0.tag(TUPLE)?;
         Ok(self)
     }
-    fn serialize_tuple_struct(self, name: &'static str, len: usize) -> Result<Self, KeyError> {
-        self.0.word(TUPLE_STRUCT, (len as u64).to_le_bytes())?;
-        self.0.sized(name.as_bytes())?;
+    fn serialize_tuple_struct(self, _name: &'static str, _len: usize) -> Result<Self, NoStream> {
+        self.0.tag(TUPLE_STRUCT)?;
         Ok(self)
     }
     fn serialize_tuple_variant(
         self,
         _name: &'static str,
-        index: u32,
+        _index: u32,
         variant: &'static str,
         _len: usize,
-    ) -> Result<Self, KeyError> {
-        self.variant(TUPLE_VARIANT, index, variant)
+    ) -> Result<Self, NoStream> {
+        self.variant(TUPLE_VARIANT, variant)
     }
-    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, KeyError> {
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, NoStream> {
         // The key text sorts a map's entries; the stream would follow the
         // iteration order. Such calls take the text's path.
         Err(ser::Error::custom("a map has no raw stream"))
     }
-    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self, KeyError> {
-        self.0.word(STRUCT, (len as u64).to_le_bytes())?;
-        self.0.sized(name.as_bytes())?;
+    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Self, NoStream> {
+        self.0.tag(STRUCT)?;
         Ok(self)
     }
     fn serialize_struct_variant(
         self,
         _name: &'static str,
-        index: u32,
+        _index: u32,
         variant: &'static str,
         _len: usize,
-    ) -> Result<Self, KeyError> {
-        self.variant(STRUCT_VARIANT, index, variant)
+    ) -> Result<Self, NoStream> {
+        self.variant(STRUCT_VARIANT, variant)
     }
 }
 
 impl Raw<'_, '_> {
-    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
+    fn element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NoStream> {
         self.0.tag(ELEMENT)?;
         value.serialize(Raw(self.0))
     }
-    fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), KeyError> {
+    fn field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NoStream> {
         self.0.tag(FIELD)?;
-        self.0.sized(key.as_bytes())?;
         value.serialize(Raw(self.0))
     }
-    fn skip(&mut self, key: &str) -> Result<(), KeyError> {
-        self.0.tag(SKIPPED)?;
-        self.0.sized(key.as_bytes())
+    fn skip(&mut self) -> Result<(), NoStream> {
+        self.0.tag(SKIPPED)
     }
-    fn end(self) -> Result<(), KeyError> {
+    fn end(self) -> Result<(), NoStream> {
         self.0.tag(END)
     }
 }
@@ -324,11 +448,11 @@ macro_rules! elements {
     ($($tr:ident :: $method:ident),*) => {$(
         impl ser::$tr for Raw<'_, '_> {
             type Ok = ();
-            type Error = KeyError;
-            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyError> {
+            type Error = NoStream;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), NoStream> {
                 self.element(value)
             }
-            fn end(self) -> Result<(), KeyError> {
+            fn end(self) -> Result<(), NoStream> {
                 Raw::end(self)
             }
         }
@@ -345,18 +469,18 @@ macro_rules! fields {
     ($($tr:ident),*) => {$(
         impl ser::$tr for Raw<'_, '_> {
             type Ok = ();
-            type Error = KeyError;
+            type Error = NoStream;
             fn serialize_field<T: Serialize + ?Sized>(
                 &mut self,
-                key: &'static str,
+                _key: &'static str,
                 value: &T,
-            ) -> Result<(), KeyError> {
-                self.field(key, value)
+            ) -> Result<(), NoStream> {
+                self.field(value)
             }
-            fn skip_field(&mut self, key: &'static str) -> Result<(), KeyError> {
-                self.skip(key)
+            fn skip_field(&mut self, _key: &'static str) -> Result<(), NoStream> {
+                self.skip()
             }
-            fn end(self) -> Result<(), KeyError> {
+            fn end(self) -> Result<(), NoStream> {
                 Raw::end(self)
             }
         }
@@ -565,15 +689,14 @@ mod tests {
                 raw_combine(head_fp, stream)
             }
         };
-        let text = "abcdefghijklmnopqrstuvwxyz0123456789";
-        for a in 0..=12 {
-            for b in 0..=12 {
+        let text = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        for a in 0..=20 {
+            for b in 0..=20 {
                 for small in [false, true] {
                     // Parts: a string of `a` bytes, a u8 or a u64, a
-                    // string of `b` bytes (9 + a, 2 or 9, 9 + b bytes).
+                    // string of `b` bytes (2 + a, 2 or 9, 2 + b bytes).
                     let (s1, s2) = (&text[..a], &text[text.len() - b..]);
-                    let mut stream = vec![STR];
-                    stream.extend((a as u64).to_le_bytes());
+                    let mut stream = vec![STR, a as u8];
                     stream.extend(s1.as_bytes());
                     let mut kb = KeyBuilder::new("f:v1");
                     kb.hashing();
@@ -586,8 +709,7 @@ mod tests {
                         stream.extend(0x0102_0304_0506_0708_u64.to_le_bytes());
                         kb.part(&0x0102_0304_0506_0708_u64);
                     }
-                    stream.push(STR);
-                    stream.extend((b as u64).to_le_bytes());
+                    stream.extend([STR, b as u8]);
                     stream.extend(s2.as_bytes());
                     kb.part(s2);
                     assert_eq!(
@@ -595,12 +717,99 @@ mod tests {
                         Some(expected(&stream)),
                         "a = {a}, b = {b}, u8: {small}"
                     );
-                    // Each prefix too (streams of 9 to 21 bytes).
+                    if stream.len() > SHORT_RAW {
+                        assert_eq!(kb.raw_stream(), &stream[..], "a = {a}, b = {b}");
+                    }
+                    // Each prefix too (streams of 2 to 22 bytes).
                     let mut kb = KeyBuilder::new("f:v1");
                     kb.hashing();
                     kb.part(s1);
-                    assert_eq!(kb.raw_fingerprint(), Some(expected(&stream[..9 + a])));
+                    assert_eq!(kb.raw_fingerprint(), Some(expected(&stream[..2 + a])));
                 }
+            }
+        }
+    }
+
+    /// The raw buffer holds any argument of up to 200 bytes, and streams
+    /// up to [`RAW_MAX`](super::RAW_MAX) bytes exactly: a string of 254
+    /// bytes (a tag, a length byte and the data: 256) has a stream, one of
+    /// 255 has none (its length would not fit a byte, nor it the buffer),
+    /// and neither has a stream that a last byte takes past the buffer.
+    #[test]
+    fn the_raw_buffer_holds_streams_up_to_its_size() {
+        use super::RAW_MAX;
+        let raw = |build: &dyn Fn(&mut KeyBuilder)| {
+            let mut kb = KeyBuilder::new("f:v1");
+            kb.hashing();
+            build(&mut kb);
+            kb.raw_fingerprint().map(|_| kb.raw_stream().len())
+        };
+        let s200 = "q".repeat(200);
+        assert_eq!(raw(&|kb| kb.part(s200.as_str())), Some(202));
+        assert_eq!(raw(&|kb| kb.part(&s200)), Some(202));
+        let s254 = "q".repeat(254);
+        assert_eq!(raw(&|kb| kb.part(s254.as_str())), Some(RAW_MAX));
+        let s255 = "q".repeat(255);
+        assert_eq!(raw(&|kb| kb.part(s255.as_str())), None);
+        // 2 + 252 bytes, then a u8 (2 more): exactly full; one more byte
+        // of string, and the u8 does not fit.
+        let s252 = "q".repeat(252);
+        assert_eq!(
+            raw(&|kb| {
+                kb.part(s252.as_str());
+                kb.part(&7u8);
+            }),
+            Some(RAW_MAX)
+        );
+        let s253 = "q".repeat(253);
+        assert_eq!(
+            raw(&|kb| {
+                kb.part(s253.as_str());
+                kb.part(&7u8);
+            }),
+            None
+        );
+        // Past the buffer the call takes the text's path, with its key.
+        let (raw_fp, text) = both(s255.as_str());
+        assert_eq!(raw_fp, None);
+        assert_eq!(text, format!("f:v1:{s255}"));
+    }
+
+    /// A length is one byte, so where one string ends and the next begins
+    /// is in the stream: moving bytes from one string to the next changes
+    /// the stream, for every split of the same bytes and every length up to
+    /// the buffer, even when the data holds the bytes of a string's tag and
+    /// length (without the length, `"a" + "\x0f\x00b"` and `"a\x0f\x00" +
+    /// "b"` would write one stream).
+    #[test]
+    fn lengths_keep_the_boundaries_of_data() {
+        let data = "a\u{f}\u{0}b".repeat(63);
+        let mut seen = std::collections::HashMap::new();
+        for total in [0, 1, 4, 11, 13, 14, 15, 16, 120, 127, 128, 129, 200, 250] {
+            for cut in 0..=total {
+                let (x, y) = (&data[..cut], &data[cut..total]);
+                let mut kb = KeyBuilder::new("f:v1");
+                kb.hashing();
+                kb.part(x);
+                kb.part(y);
+                let Some(fp) = kb.raw_fingerprint() else {
+                    panic!("{total} bytes in two strings have a stream");
+                };
+                // A short stream is told apart by its (injective)
+                // fingerprint, a long one by the stream a hit compares.
+                let stream = match kb.raw_stream() {
+                    [] => fp.to_le_bytes().to_vec(),
+                    long => long.to_vec(),
+                };
+                if let Some(other) = seen.insert(stream, (cut, total)) {
+                    panic!("({cut}, {total}) and {other:?} share a stream");
+                }
+                // The same stream always gets the same fingerprint.
+                let mut again = KeyBuilder::new("f:v1");
+                again.hashing();
+                again.part(x);
+                again.part(y);
+                assert_eq!(again.raw_fingerprint(), Some(fp));
             }
         }
     }

@@ -9,18 +9,19 @@
 //!   server would reject, in 192 bits of BLAKE3 of the whole text: nobody
 //!   can find two texts with one stored key.
 //! - **In-process fingerprints** (the local tier's table, each thread's
-//!   hot entries, single-flight) only say where to look: std's
-//!   `RandomState` hasher (SipHash-1-3, keyed with a secret drawn at random
-//!   per process, as `HashMap`s are, so that nobody can precompute
-//!   arguments that collide), and every hit then compares the full key
-//!   with the caller's. A collision costs a miss, never a wrong value.
+//!   hot entries, single-flight) only say where to look: SipHash-1-3 (what
+//!   std's `HashMap`s use), keyed with secrets drawn from std's
+//!   `RandomState` once per process, so that nobody can precompute
+//!   arguments that collide; every hit then compares the full key with the
+//!   caller's. A collision costs a miss, never a wrong value.
 
 use std::borrow::Cow;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
+use super::sip::{sip13, SipKey};
 use crate::Error;
 
 /// The longest stored key text, before the cache's prefix is added.
@@ -141,9 +142,10 @@ impl fmt::Debug for Key {
 
 // ----- in-process fingerprints ---------------------------------------------
 
-/// The per-process secret of in-process fingerprints.
+/// The per-process secret of in-process fingerprints: a SipHash key for
+/// each domain (see [`keyed`]).
 struct Secret {
-    state: RandomState,
+    keys: [SipKey; DOMAINS],
     /// Every fingerprint is [`COLLIDING`] (see [`collide_all_fingerprints`]).
     collide: bool,
 }
@@ -155,9 +157,19 @@ const COLLIDING: u128 = 0x5eed_5eed_5eed_5eed_5eed_5eed_5eed_5eed;
 
 #[inline(always)]
 fn secret() -> &'static Secret {
-    SECRET.get_or_init(|| Secret {
-        state: RandomState::new(),
-        collide: COLLIDE.load(Ordering::SeqCst),
+    SECRET.get_or_init(|| {
+        // std's `RandomState` draws 128 random bits per process (from the
+        // OS) and hashes with SipHash-1-3 under them: each domain's key is
+        // two outputs of that keyed hash (a PRF), unknown outside.
+        let state = RandomState::new();
+        let half = |domain: usize, which: u8| state.hash_one((domain as u64, which));
+        Secret {
+            keys: std::array::from_fn(|d| SipKey {
+                k0: half(d, 0),
+                k1: half(d, 1),
+            }),
+            collide: COLLIDE.load(Ordering::SeqCst),
+        }
     })
 }
 
@@ -175,25 +187,24 @@ pub fn collide_all_fingerprints() {
     );
 }
 
-/// Domains of the keyed hash: a head, the rest of a key, a raw stream.
-const HEAD: u8 = 1;
-const REST: u8 = 2;
-const WHOLE: u8 = 3;
-const RAW: u8 = 4;
+/// Domains of the keyed hash, each with its own key: a head, the rest of a
+/// key, a whole key, a raw stream.
+const HEAD: usize = 0;
+const REST: usize = 1;
+const WHOLE: usize = 2;
+const RAW: usize = 3;
+const DOMAINS: usize = 4;
 
-/// The keyed 64-bit hash of `bytes` in `domain`, spread over 128 bits (the
-/// high half a bijection of the low one: the tables take their indices from
-/// either half).
-#[inline]
-fn keyed(domain: u8, bytes: &[u8]) -> u128 {
+/// The keyed 64-bit hash of `bytes` in `domain` (SipHash-1-3 under the
+/// domain's secret key), spread over 128 bits (the high half a bijection
+/// of the low one: the tables take their indices from either half).
+#[inline(always)]
+fn keyed(domain: usize, bytes: &[u8]) -> u128 {
     let s = secret();
     if s.collide {
         return COLLIDING;
     }
-    let mut h = s.state.build_hasher();
-    h.write_u8(domain);
-    h.write(bytes);
-    let x = h.finish();
+    let x = sip13(s.keys[domain], bytes);
     let hi = (x ^ (x >> 31)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     u128::from(x) | (u128::from(hi) << 64)
 }

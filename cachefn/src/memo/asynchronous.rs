@@ -15,8 +15,8 @@ use crate::{Cache, Error};
 /// [`KeyBuilder::hashing`]), checked before its body's future is even
 /// built (a hit then costs what a sync hit costs). `Err`: what the check
 /// found out: write the key's text parts into `kb` and await the rest with
-/// [`call_async`].
-#[inline]
+/// [`call_async`]. Inlined always, as [`hit`](super::hit) is.
+#[inline(always)]
 pub fn hit_async<M: Memo>(
     site: &'static Site,
     kb: &mut KeyBuilder,

@@ -18,6 +18,14 @@
 //! [`Held`]) and the key's fingerprint live in a parallel array that only
 //! misses and the occasional touch read.
 //!
+//! Each alias has two sets (from its low and its high 64 bits), and an
+//! entry goes to the first unless only the second has a vacant way: a hit
+//! reads the second set only when the first does not hold its alias. With
+//! one set, the keys of a set that more keys map to than it has ways
+//! replaced each other in turn, and every read of them missed; which sets
+//! those were changed with the per-process secret, and so did the share of
+//! a 1,000-key working set that missed (up to one in twenty reads).
+//!
 //! An alias is an address, not an identity. A stream of at most 15 bytes
 //! has an injective alias (see `raw_short`: no two streams of one function
 //! share one), so its way needs no other check. A longer stream's alias is
@@ -139,9 +147,26 @@ impl Hot {
         }
     }
 
+    /// The two sets an alias may be in: from its low and its high half
+    /// (a table without sets gives indices past its end).
     #[inline(always)]
-    fn set(&self, alias: u128) -> usize {
-        (alias as usize) & self.sets.len().wrapping_sub(1)
+    fn sets_of(&self, alias: u128) -> (usize, usize) {
+        let mask = self.sets.len().wrapping_sub(1);
+        ((alias as usize) & mask, ((alias >> 64) as usize) & mask)
+    }
+
+    /// Where `alias` is: its set and way.
+    #[inline(always)]
+    fn find(&self, alias: u128) -> Option<(usize, usize)> {
+        let (first, second) = self.sets_of(alias);
+        let in_set = |s: usize| {
+            let set = self.sets.get(s)?;
+            set.ways
+                .iter()
+                .position(|w| w.alias == alias)
+                .map(|w| (s, w))
+        };
+        in_set(first).or_else(|| in_set(second))
     }
 
     /// The value of `alias` (and `stream`, see [`Hot::get_into`]), if this
@@ -179,14 +204,10 @@ impl Hot {
         if self.ty != Some(TypeId::of::<T>()) {
             return false;
         }
-        let s = self.set(alias);
-        let Some(set) = self.sets.get(s) else {
+        let Some((s, w)) = self.find(alias) else {
             return false;
         };
-        let Some(w) = set.ways.iter().position(|w| w.alias == alias) else {
-            return false;
-        };
-        let way = set.ways[w];
+        let way = self.sets[s].ways[w];
         let long = way.life.addr() & LONG;
         if long != usize::from(!stream.is_empty()) || (long != 0 && !self.same_stream(s, w, stream))
         {
@@ -246,7 +267,7 @@ impl Hot {
         let mut kept = match self.spare.iter().position(|b| b.capacity() >= stream.len()) {
             Some(i) => self.spare.swap_remove(i),
             // A few sizes only (64, 128, 256: a raw stream has at most
-            // 200 bytes), so that buffers fit the streams that follow.
+            // `RAW_MAX` bytes), so that buffers fit the streams that follow.
             None => Vec::with_capacity(stream.len().next_power_of_two().max(64)),
         };
         kept.clear();
@@ -287,18 +308,27 @@ impl Hot {
         } else if self.len * 2 >= self.sets.len() * WAYS && self.sets.len() < MAX_SETS {
             self.grow();
         }
-        let s = self.set(alias);
         // Make room first (giving back a charge): the budget may then have
-        // room for the new entry. The least recent way goes when all are
-        // taken.
-        for w in 0..WAYS {
-            let stale = self.owners[s][w]
-                .as_ref()
-                .is_some_and(|o| self.sets[s].ways[w].alias == alias || !o.held.is_live(now));
-            if stale {
-                self.vacate(s, w);
+        // room for the new entry. The entry goes to whichever of its two
+        // sets has a vacant way (so that a set which more keys map to than
+        // it has ways overflows into their other sets, rather than make
+        // them take turns and all miss); when neither has, the least recent
+        // way of the first goes.
+        let (first, second) = self.sets_of(alias);
+        for s in [first, second] {
+            for w in 0..WAYS {
+                let stale = self.owners[s][w]
+                    .as_ref()
+                    .is_some_and(|o| self.sets[s].ways[w].alias == alias || !o.held.is_live(now));
+                if stale {
+                    self.vacate(s, w);
+                }
             }
         }
+        let s = match self.owners[first].iter().any(Option::is_none) {
+            false if self.owners[second].iter().any(Option::is_none) => second,
+            _ => first,
+        };
         if self.owners[s].iter().all(Option::is_some) {
             self.vacate(s, WAYS - 1);
         }
@@ -350,8 +380,12 @@ impl Hot {
         for (set, owners) in old_sets.iter().zip(old_owners) {
             for (way, owner) in set.ways.iter().zip(owners) {
                 let Some(owner) = owner else { continue };
-                let s = self.set(way.alias);
-                if let Some(w) = self.owners[s].iter().position(Option::is_none) {
+                let (first, second) = self.sets_of(way.alias);
+                let vacant = [first, second].into_iter().find_map(|s| {
+                    let w = self.owners[s].iter().position(Option::is_none)?;
+                    Some((s, w))
+                });
+                if let Some((s, w)) = vacant {
                     self.sets[s].ways[w] = *way;
                     self.owners[s][w] = Some(owner);
                     self.len += 1;
@@ -430,6 +464,28 @@ mod tests {
         assert_eq!(std::mem::size_of::<Way>(), 32);
         assert_eq!(std::mem::size_of::<Set>(), 128);
         assert_eq!(std::mem::align_of::<Set>(), 64);
+    }
+
+    /// A set that more keys map to than it has ways overflows into each
+    /// key's second set (from the alias's high half), so that all of them
+    /// are served, rather than the last ones evicting the first in turn.
+    #[test]
+    fn a_full_set_overflows_into_the_second_choice() {
+        let tier = tier_with(1..=6);
+        let mut hot = Hot::new();
+        // Six aliases whose first set is 0 and whose second sets differ.
+        let alias = |fp: u128| ((fp % 3 + 1) << 64) | (fp << 8);
+        for fp in 1..=6u128 {
+            hot.insert::<String, _>(alias(fp), &[], fp, &*key(fp), &tier);
+        }
+        assert_eq!(hot.sets.len(), FIRST_SETS, "no growth: six of sixteen ways");
+        for fp in 1..=6u128 {
+            assert_eq!(
+                hot.get::<String>(alias(fp), &[], &tier),
+                Some(format!("v{fp}")),
+                "key {fp}"
+            );
+        }
     }
 
     /// A long stream's way serves only that stream: another stream with

@@ -687,7 +687,13 @@ pub fn outlined<R>(f: impl FnOnce() -> R) -> R {
 
 /// The local hit of a memoized sync call (see [`KeyBuilder::hashing`]);
 /// `Err`: write the key's text parts into `kb` and go on with [`call`].
-#[inline]
+///
+/// Inlined into the wrapper, always: called, it returned its `Result`
+/// through memory, and the wrapper read the tag back with a wider load
+/// than the two stores that wrote it (a store-forwarding stall); and a
+/// short stream's fingerprint is made in the registers the wrapper wrote it
+/// to only when this is inlined there.
+#[inline(always)]
 pub fn hit<M: Memo>(
     site: &'static Site,
     kb: &mut KeyBuilder,
