@@ -64,9 +64,11 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use cachefn_backends::sync::Mutex;
-use cachefn_backends::{LocalValue, Slot, CHECKED_MAX};
+use cachefn_backends::{Current, LocalValue, Memory, Slot, Verdict, CHECKED_MAX};
 
-use crate::cache::Cache;
+use crate::entry::Encoded;
+use crate::key;
+use crate::stats::Counters;
 
 /// How long a mark of a settled write waits for its echo before a sweep
 /// may drop it (a dropped mark costs a local miss, never a wrong value).
@@ -246,7 +248,8 @@ impl OwnWrites {
 /// copies: a write that may have reached the server never leaves the old
 /// value behind.
 pub(crate) struct Writing<'c> {
-    cache: &'c Cache,
+    local: Option<&'c Memory>,
+    own: Option<&'c OwnWrites>,
     keys: Vec<Pending>,
     /// A prefix clear's start (`""`: every key), until it is settled.
     clear: Option<&'c str>,
@@ -275,17 +278,16 @@ pub(crate) enum Outcome<V> {
     Dropped,
 }
 
-impl Cache {
+impl<'c> Writing<'c> {
     /// Begin a write of `keys` (fingerprint, and the bytes stored there, or
-    /// `None` for a removal): take each key's write generation, and mark
-    /// the stores whose echo the change feed will bring. Call before the
-    /// shared command is sent.
-    pub(crate) fn begin_write<'b>(
-        &self,
+    /// `None` for a removal) to a shared tier in front of `local`: take
+    /// each key's write generation, and mark in `own` the stores whose echo
+    /// the change feed will bring. Call before the shared command is sent.
+    pub(crate) fn begin<'b>(
+        local: Option<&'c Memory>,
+        own: Option<&'c OwnWrites>,
         keys: impl IntoIterator<Item = (u128, Option<&'b [u8]>)>,
-    ) -> Writing<'_> {
-        let local = self.inner.local.as_ref();
-        let own = self.inner.own.as_ref();
+    ) -> Writing<'c> {
         let keys = keys
             .into_iter()
             .map(|(fp, bytes)| Pending {
@@ -296,35 +298,33 @@ impl Cache {
             })
             .collect();
         Writing {
-            cache: self,
+            local,
+            own,
             keys,
             clear: None,
         }
     }
 
     /// Begin a clear of every key that starts with `start` (`""`: every key
-    /// of the cache): empty the local tier of them now, and again when the
-    /// clear is settled or dropped (reads that raced it may have
-    /// back-filled).
-    pub(crate) fn begin_clear<'s>(&'s self, start: &'s str) -> Writing<'s> {
-        self.clear_local(start);
+    /// of the cache): empty `local` of them now, and again when the clear
+    /// is settled or dropped (reads that raced it may have back-filled).
+    pub(crate) fn begin_clear(local: Option<&'c Memory>, start: &'c str) -> Writing<'c> {
+        clear_local(local, start);
         Writing {
-            cache: self,
+            local,
+            own: None,
             keys: Vec::new(),
             clear: Some(start),
         }
     }
+}
 
-    /// Empty the local tier of the keys that start with `start` (`""`:
-    /// every key).
-    pub(crate) fn clear_local(&self, start: &str) {
-        if let Some(local) = &self.inner.local {
-            if start.is_empty() {
-                local.clear();
-            } else {
-                local.clear_prefix(start);
-            }
-        }
+/// Empty `local` of the keys that start with `start` (`""`: every key).
+pub(crate) fn clear_local(local: Option<&Memory>, start: &str) {
+    match local {
+        Some(local) if start.is_empty() => local.clear(),
+        Some(local) => local.clear_prefix(start),
+        None => {}
     }
 }
 
@@ -338,14 +338,13 @@ impl Writing<'_> {
     /// the shared tier took it and nothing changed the key since the write
     /// began; otherwise make sure no older local copy survives.
     pub(crate) fn settle<V: LocalValue>(&mut self, i: usize, text: &str, outcome: Outcome<V>) {
-        let cache = self.cache;
         let key = &mut self.keys[i];
         if key.settled {
             return;
         }
         key.settled = true;
         let echo = !matches!(outcome, Outcome::Unchanged);
-        if let Some(local) = &cache.inner.local {
+        if let Some(local) = self.local {
             let stored = match (outcome, key.seen) {
                 (Outcome::Stored(Some((kept, ttl))), Some(seen)) => {
                     local.insert_if_unchanged(key.fp, text, kept, ttl, seen)
@@ -358,7 +357,7 @@ impl Writing<'_> {
         }
         // Only now: until the copy is in, a check that finds our value in
         // the shared tier leaves the decision to this write.
-        if let (Some(own), Some(id)) = (&cache.inner.own, key.mark) {
+        if let (Some(own), Some(id)) = (self.own, key.mark) {
             own.settle(key.fp, id, echo);
         }
     }
@@ -369,7 +368,7 @@ impl Writing<'_> {
     /// keys once more.
     pub(crate) fn settle_clear(&mut self) {
         if let Some(start) = self.clear.take() {
-            self.cache.clear_local(start);
+            clear_local(self.local, start);
         }
     }
 }
@@ -378,8 +377,12 @@ impl Drop for Writing<'_> {
     fn drop(&mut self) {
         self.settle_clear();
         for key in self.keys.iter().filter(|k| !k.settled) {
-            self.cache.forget_local_at(key.fp);
-            if let (Some(own), Some(id)) = (&self.cache.inner.own, key.mark) {
+            // The key's text is not kept: whatever entry is at its address
+            // goes (another key's there is only a miss).
+            if let Some(local) = self.local {
+                local.remove_unless(key.fp, |_| false);
+            }
+            if let (Some(own), Some(id)) = (self.own, key.mark) {
                 own.settle(key.fp, id, true);
             }
         }
@@ -392,136 +395,134 @@ fn holds(slot: &Slot, key: &str, value: &[u8]) -> bool {
         return false;
     }
     let kept = slot.value();
-    match kept.as_any().downcast_ref::<crate::cache::Encoded>() {
-        Some(crate::cache::Encoded(bytes)) => crate::codec::same_value(bytes, value),
+    match kept.as_any().downcast_ref::<Encoded>() {
+        Some(Encoded(bytes)) => crate::codec::same_value(bytes, value),
         None => kept
             .encode()
             .is_ok_and(|bytes| crate::codec::same_value(&bytes, value)),
     }
 }
 
-mod sink {
-    use cachefn_backends::{Current, InvalidationSink, Verdict};
+/// What a change feed's events do to one cache's local tier: the parts of
+/// the cache the events touch. The cache's `InvalidationSink` (in
+/// `cache/`) hands each event here, after waking its shared single-flight
+/// waiters.
+pub(crate) struct Follow<'a> {
+    pub(crate) local: Option<&'a Memory>,
+    pub(crate) own: Option<&'a OwnWrites>,
+    pub(crate) counters: &'a Counters,
+}
 
-    use crate::cache::Inner;
-    use crate::key;
-
-    impl Inner {
-        /// Drop the local copy of `key` (`fp`), counting it if one was live.
-        fn drop_copy(&self, key: &str, fp: u128) {
-            if let Some(local) = &self.local {
-                // `remove` moves the key's write generation: a read or a
-                // write that began before this change cannot store its
-                // value after it.
-                if local.remove(fp, key) {
-                    self.counters.invalidations.add_n(1);
-                    crate::memo::invalidated(key);
-                }
+impl Follow<'_> {
+    /// Drop the local copy of `key` (`fp`), counting it if one was live.
+    fn drop_copy(&self, key: &str, fp: u128) {
+        if let Some(local) = self.local {
+            // `remove` moves the key's write generation: a read or a
+            // write that began before this change cannot store its
+            // value after it.
+            if local.remove(fp, key) {
+                self.dropped(key);
             }
         }
     }
 
-    impl InvalidationSink for Inner {
-        fn invalidate(&self, key: &str) {
-            self.shared_flight.changed(key);
-            let fp = key::fingerprint(key.as_bytes());
-            self.drop_copy(key, fp);
-        }
+    /// A live local copy of `key` was dropped: count it, in its function's
+    /// counters too.
+    fn dropped(&self, key: &str) {
+        self.counters.invalidations.add_n(1);
+        crate::stats::invalidated(key);
+    }
 
-        fn changed(&self, key: &str) -> Verdict {
-            self.shared_flight.changed(key);
-            let fp = key::fingerprint(key.as_bytes());
-            if self.own.as_ref().is_some_and(|o| o.is_ours(fp)) {
-                return Verdict::Check;
-            }
-            self.drop_copy(key, fp);
-            Verdict::Done
-        }
+    /// `key` changed, whoever changed it (a feed that cannot tell).
+    pub(crate) fn invalidate(&self, key: &str) {
+        self.drop_copy(key, key::fingerprint(key.as_bytes()));
+    }
 
-        fn current(&self, key: &str, value: Current<'_>) -> Verdict {
-            let fp = key::fingerprint(key.as_bytes());
-            let read = match value {
-                Current::Value(v) => Some(v),
-                Current::Absent | Current::Unknown => None,
-            };
-            let answer = match &self.own {
-                Some(own) => own.answered(fp, read.map(super::digest)),
-                None => super::Answer::Decide,
-            };
-            match answer {
-                // A write of ours in flight stores this very value: it ran
-                // before the read, and nothing after it is reported yet.
-                // Its settling decides (it keeps its copy if no change came
-                // since it began, else removes whatever is there; dropped
-                // unsettled, it removes it): no copy outlives it.
-                super::Answer::InFlight => return Verdict::Done,
-                // Our write may be newer than this read: read again (the
-                // copy waits one more round trip, nothing is decided on a
-                // value that may predate it).
-                super::Answer::Again => return Verdict::Check,
-                super::Answer::Decide => {}
-            }
-            let Some(local) = &self.local else {
-                return Verdict::Done;
-            };
-            // A copy that is the shared tier's value stays (compared under
-            // the key's writer lock: no write lands in between). Another
-            // value, or none, goes, and a write or read that began before
-            // loses.
-            let removed = match read {
-                Some(value) => local.remove_unless(fp, |slot| super::holds(slot, key, value)),
-                None => local.remove(fp, key),
-            };
-            if removed {
-                self.counters.invalidations.add_n(1);
-                crate::memo::invalidated(key);
-            }
-            Verdict::Done
+    /// `key` changed: drop the copy, or ask for the key's value when the
+    /// change may be the echo of a write of ours.
+    pub(crate) fn changed(&self, key: &str) -> Verdict {
+        let fp = key::fingerprint(key.as_bytes());
+        if self.own.is_some_and(|o| o.is_ours(fp)) {
+            return Verdict::Check;
         }
+        self.drop_copy(key, fp);
+        Verdict::Done
+    }
 
-        fn flush(&self) {
-            self.shared_flight.changed_all();
-            if let Some(local) = &self.local {
-                let mut held = 0;
-                local.clear_with(|key| {
-                    held += 1;
-                    crate::memo::invalidated(key);
-                });
-                self.counters.invalidations.add_n(held);
-            }
+    /// The feed read `key` for a check: keep the copy only if it is that
+    /// value and no write of ours may be newer.
+    pub(crate) fn current(&self, key: &str, value: Current<'_>) -> Verdict {
+        let fp = key::fingerprint(key.as_bytes());
+        let read = match value {
+            Current::Value(v) => Some(v),
+            Current::Absent | Current::Unknown => None,
+        };
+        let answer = match self.own {
+            Some(own) => own.answered(fp, read.map(digest)),
+            None => Answer::Decide,
+        };
+        match answer {
+            // A write of ours in flight stores this very value: it ran
+            // before the read, and nothing after it is reported yet.
+            // Its settling decides (it keeps its copy if no change came
+            // since it began, else removes whatever is there; dropped
+            // unsettled, it removes it): no copy outlives it.
+            Answer::InFlight => return Verdict::Done,
+            // Our write may be newer than this read: read again (the
+            // copy waits one more round trip, nothing is decided on a
+            // value that may predate it).
+            Answer::Again => return Verdict::Check,
+            Answer::Decide => {}
         }
-
-        fn suspend(&self) {
-            if let Some(own) = &self.own {
-                own.set_suspended(true);
-            }
-            if let Some(local) = &self.local {
-                let mut held = 0;
-                local.suspend_with(|key| {
-                    held += 1;
-                    crate::memo::invalidated(key);
-                });
-                self.counters.invalidations.add_n(held);
-            }
+        let Some(local) = self.local else {
+            return Verdict::Done;
+        };
+        // A copy that is the shared tier's value stays (compared under
+        // the key's writer lock: no write lands in between). Another
+        // value, or none, goes, and a write or read that began before
+        // loses.
+        let removed = match read {
+            Some(value) => local.remove_unless(fp, |slot| holds(slot, key, value)),
+            None => local.remove(fp, key),
+        };
+        if removed {
+            self.dropped(key);
         }
+        Verdict::Done
+    }
 
-        fn resume(&self) {
-            if let Some(local) = &self.local {
-                local.resume();
-            }
-            if let Some(own) = &self.own {
-                own.set_suspended(false);
-            }
+    /// Every key may have changed (a flush, or the feed lost track).
+    pub(crate) fn flush(&self) {
+        if let Some(local) = self.local {
+            local.clear_with(|key| self.dropped(key));
         }
+    }
 
-        fn unsupported(&self, why: &str) {
-            if let Some(own) = &self.own {
-                own.set_suspended(true);
-            }
-            tracing::warn!(target: "cachefn", prefix = %self.prefix, reason = why,
-                "the Redis tier cannot report other processes' writes; local copies live up to \
-                 their local lifetime (local_timeout). Use Redis 6 or later without a proxy for \
-                 coherent local tiers, or CacheBuilder::invalidation(false) to silence this");
+    /// The feed is down: empty the local tier and keep it empty.
+    pub(crate) fn suspend(&self) {
+        if let Some(own) = self.own {
+            own.set_suspended(true);
+        }
+        if let Some(local) = self.local {
+            local.suspend_with(|key| self.dropped(key));
+        }
+    }
+
+    /// The feed is back.
+    pub(crate) fn resume(&self) {
+        if let Some(local) = self.local {
+            local.resume();
+        }
+        if let Some(own) = self.own {
+            own.set_suspended(false);
+        }
+    }
+
+    /// The shared tier has no change feed: local copies live their local
+    /// lifetime (nothing is marked).
+    pub(crate) fn unsupported(&self) {
+        if let Some(own) = self.own {
+            own.set_suspended(true);
         }
     }
 }

@@ -39,12 +39,9 @@ use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use cachefn_backends::sync::{Condvar, Mutex};
-use cachefn_backends::LocalValue;
 
+use crate::entry::Payload;
 use crate::io::Io;
-
-/// What a leader hands its waiters: the value as the local tier keeps it.
-pub(crate) type Payload = Arc<dyn LocalValue>;
 
 const SHARDS: usize = 16;
 
@@ -422,6 +419,7 @@ impl Drop for Leader<'_> {
 mod tests {
     use super::*;
     use crate::io::block_on;
+    use cachefn_backends::LocalValue;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     struct Num(u32);

@@ -8,7 +8,9 @@
 mod cache;
 pub mod codec;
 mod coherence;
+mod entry;
 mod flight;
+mod freshness;
 mod io;
 mod key;
 mod log;

@@ -62,11 +62,9 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use cachefn_backends::sync::{Condvar, Mutex};
-use cachefn_backends::{clock, Backend, Failure, GetOrLease};
+use cachefn_backends::{clock, Backend};
 
-use crate::cache::{Cache, Flavor, Meta, Plan};
 use crate::io::Io;
-use crate::stats::Event;
 
 /// How long a lease lives unless renewed: how soon the holder of a key that
 /// died (a killed process) is replaced.
@@ -139,156 +137,67 @@ fn value_of_lease(key: &str) -> &str {
     key
 }
 
-/// What [`Cache::lead_shared`] decided for a process's leader.
-pub(crate) enum SharedLead<F: Flavor> {
-    /// Another process computed the value meanwhile: its value, bytes and meta.
-    Landed(F::Value, Vec<u8>, Meta),
-    /// The first read found a value, fresh or not (only when asked to
-    /// read first): the caller judges it as its shared read.
-    Found(F::Value, Vec<u8>, Meta),
-    /// This process holds the lease: compute, store, then [`Lease::release`].
-    Holder(Lease),
-    /// No lease to be had (tier down, unsupported): compute now.
-    Alone,
+/// One process leader's attempt at a key's lease: the lease key and the
+/// token it tries with, its registration for the key's changes, and how
+/// long it waits. From [`SharedFlight::attempt`].
+pub(crate) struct Attempt<'a> {
+    keeper: &'static Keeper,
+    /// The lease key (the value's stored key and [`LEASE_SUFFIX`]).
+    pub(crate) key: Arc<str>,
+    pub(crate) token: Arc<[u8]>,
+    pub(crate) lease_timeout: Duration,
+    /// Registered before the first try, so that no wake-up between a lost
+    /// try and the wait is missed.
+    watch: Watching<'a>,
+    pause: Duration,
+    give_up: Instant,
 }
 
-impl Cache {
-    /// The cross-process step of a leader: take the key's lease, or wait
-    /// until the value lands or the lease is free. `read_first`: the leader
-    /// has not read the shared tier yet; the first attempt reads the value
-    /// and takes the lease in one call ([`Backend::get_or_lease`]), and a
-    /// value it finds is [`SharedLead::Found`]. Otherwise the leader's read
-    /// missed.
-    pub(crate) async fn lead_shared<F: Flavor>(
-        &self,
-        io: Io,
-        plan: &Plan<'_>,
-        mut read_first: bool,
-    ) -> SharedLead<F> {
-        let Some(shared) = self.inner.shared.clone() else {
-            return SharedLead::Alone;
-        };
-        let Some(keeper) = Keeper::get() else {
-            if read_first {
-                if let Some((v, bytes, meta)) = self.shared_value::<F>(io, plan).await {
-                    return SharedLead::Found(v, bytes, meta);
-                }
-            }
-            return SharedLead::Alone;
-        };
-        let sf = &self.inner.shared_flight;
-        let key: Arc<str> = format!("{}{LEASE_SUFFIX}", self.stored(plan.text)).into();
-        let token: Arc<[u8]> = token().into_bytes().into();
-        // Registered before the first attempt, so that no wake-up between
-        // a lost attempt and the wait is missed.
-        let watch = sf.waits.watch(plan.fp);
-        let mut pause = FIRST_POLL;
-        let mut waited = false;
-        let give_up = Instant::now() + max_wait(sf.lease_timeout);
-        loop {
-            let seen = watch.seq();
-            if read_first {
-                read_first = false;
-                let generation = self.inner.local.as_ref().map(|l| l.generation(plan.fp));
-                let stored = self.stored(plan.text);
-                match io
-                    .get_or_lease(&*shared, &stored, &key, &token, sf.lease_timeout)
-                    .await
-                {
-                    Ok(GetOrLease::Value(bytes)) => {
-                        if let Some((v, bytes, meta)) =
-                            self.shared_bytes::<F>(plan, bytes, generation)
-                        {
-                            return SharedLead::Found(v, bytes, meta);
-                        }
-                        // Not readable as ours (another type): a miss;
-                        // take the lease as after any miss.
-                        continue;
-                    }
-                    Ok(GetOrLease::Taken) => {
-                        tracing::debug!(target: "cachefn", key = %plan.text,
-                            "shared single-flight: this process holds the lease and computes");
-                        return SharedLead::Holder(Lease::new(
-                            keeper,
-                            shared,
-                            key,
-                            token,
-                            sf.lease_timeout,
-                        ));
-                    }
-                    Ok(GetOrLease::Held) => {}
-                    Err(e) => {
-                        self.lease_failed(plan, &e);
-                        return SharedLead::Alone;
-                    }
-                }
-            } else {
-                match io
-                    .lease_acquire(&*shared, &key, &token, sf.lease_timeout)
-                    .await
-                {
-                    Ok(true) => {
-                        let lease = Lease::new(keeper, shared, key, token, sf.lease_timeout);
-                        // The value may have landed between our miss and the
-                        // lease (its holder then released it): do not compute
-                        // it a second time.
-                        return match self.shared_fresh::<F>(io, plan).await {
-                            Some((v, bytes, meta)) => {
-                                lease.release(io).await;
-                                SharedLead::Landed(v, bytes, meta)
-                            }
-                            None => {
-                                tracing::debug!(target: "cachefn", key = %plan.text,
-                                    "shared single-flight: this process holds the lease and computes");
-                                SharedLead::Holder(lease)
-                            }
-                        };
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        self.lease_failed(plan, &e);
-                        return SharedLead::Alone;
-                    }
-                }
-            }
-            if !waited {
-                waited = true;
-                tracing::debug!(target: "cachefn", key = %plan.text,
-                    "shared single-flight: another process computes this key; waiting for it");
-                // A preload scope's "absent" is out of date from now on.
-                self.forget_preloaded(Some(plan.fp));
-            }
-            watch.wait(io, seen, pause).await;
-            pause = (pause * 2).min(MAX_POLL);
-            if let Some((v, bytes, meta)) = self.shared_fresh::<F>(io, plan).await {
-                return SharedLead::Landed(v, bytes, meta);
-            }
-            if Instant::now() >= give_up {
-                tracing::warn!(target: "cachefn", key = %crate::log::KeyDigest(plan.text),
-                    waited = ?max_wait(sf.lease_timeout),
-                    "shared single-flight: the process holding this key's lease has not stored \
-                     a value in time (a long body, or shared bodies waiting on each other); \
-                     computing it here too");
-                return SharedLead::Alone;
-            }
-        }
+impl SharedFlight {
+    /// Begin an attempt at the lease of the value stored under `stored`
+    /// (whose text has fingerprint `fp`). `None` when no lease can be kept
+    /// alive (the keeper's thread could not be started): compute without.
+    pub(crate) fn attempt(&self, stored: &str, fp: u128) -> Option<Attempt<'_>> {
+        Some(Attempt {
+            keeper: Keeper::get()?,
+            key: format!("{stored}{LEASE_SUFFIX}").into(),
+            token: token().into_bytes().into(),
+            lease_timeout: self.lease_timeout,
+            watch: self.waits.watch(fp),
+            pause: FIRST_POLL,
+            give_up: Instant::now() + max_wait(self.lease_timeout),
+        })
+    }
+}
+
+impl Attempt<'_> {
+    /// How many changes of the key the feed has reported so far.
+    pub(crate) fn seen(&self) -> u64 {
+        self.watch.seq()
     }
 
-    /// The lease could not be used: count an outage as a shared-tier
-    /// failure, log a refusal ("unsupported"); either way, compute.
-    fn lease_failed(&self, plan: &Plan<'_>, e: &crate::Error) {
-        if e.failure() == Some(Failure::Refused) {
-            if self.inner.shared_log.allow() {
-                tracing::warn!(target: "cachefn", key = %crate::log::KeyDigest(plan.text), error = %e,
-                    prefix = %self.inner.prefix,
-                    "single_flight = \"shared\": no lease in the shared tier; computing once per process");
-            }
-            return;
-        }
-        self.shared_failed("lease", e);
-        if let Some(site) = plan.site {
-            site.note(Event::SharedError);
-        }
+    /// The lease was taken: hold it (renewed until released).
+    pub(crate) fn hold(&self, shared: Arc<dyn Backend>) -> Lease {
+        Lease::new(
+            self.keeper,
+            shared,
+            self.key.clone(),
+            self.token.clone(),
+            self.lease_timeout,
+        )
+    }
+
+    /// Wait until the key changes after `seen`, or the next poll is due
+    /// (20 ms at first, doubling to 200 ms).
+    pub(crate) async fn wait(&mut self, io: Io, seen: u64) {
+        self.watch.wait(io, seen, self.pause).await;
+        self.pause = (self.pause * 2).min(MAX_POLL);
+    }
+
+    /// Whether the wait for another process's value is over: computing
+    /// here costs a second computation, never a call that hangs.
+    pub(crate) fn gave_up(&self) -> bool {
+        Instant::now() >= self.give_up
     }
 }
 

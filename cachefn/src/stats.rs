@@ -240,6 +240,26 @@ pub(crate) enum Event {
     Unauthenticated,
 }
 
+/// What counts an invalidation of a key in its function's counters: set
+/// by the memoized-function layer, which knows which function a key's head
+/// belongs to (this layer does not).
+static PER_FUNCTION: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+
+/// Have `count` called with the key of every local copy the change feed
+/// drops (`crate::memo` does, when its first function resolves).
+pub(crate) fn on_invalidated(count: fn(&str)) {
+    let _ = PER_FUNCTION.set(count);
+}
+
+/// The local copy of `key` (without the cache's prefix) was dropped
+/// because the shared tier reported a change: count it for its function,
+/// if it is a memoized function's.
+pub(crate) fn invalidated(key: &str) {
+    if let Some(count) = PER_FUNCTION.get() {
+        count(key);
+    }
+}
+
 /// One memoized function's counters in this process, and (feature
 /// `metrics`) its handles in the `metrics` facade, registered once.
 pub(crate) struct SiteStats {

@@ -140,7 +140,9 @@ impl RedisClusterServers {
     pub fn ask<T: redis::FromRedisValue>(&self, port: u16, args: &[&str]) -> redis::RedisResult<T> {
         let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
         let mut c = client.get_connection_with_timeout(Duration::from_millis(500))?;
-        c.set_read_timeout(Some(Duration::from_secs(2)))?;
+        // Generous: a loaded machine (a CI run on two cores) can hold a
+        // node's reply to an admin command for a few seconds.
+        c.set_read_timeout(Some(Duration::from_secs(5)))?;
         let mut cmd = redis::cmd(args[0]);
         for a in &args[1..] {
             cmd.arg(*a);

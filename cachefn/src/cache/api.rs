@@ -211,16 +211,17 @@ impl Cache {
                 }
             }
         }
-        let Some(read) = self.read_shared::<T>(io, key.stored(), fp).await else {
+        let text = key.stored();
+        let Some(read) = self.read_shared::<T>(io, text, fp, None, true).await else {
             self.inner.counters.misses.add();
             return None;
         };
         self.inner.counters.shared_hits.add();
-        Some(
-            self.back_fill(fp, key.stored(), read, self.inner.local_ttl, |_, bytes| {
-                Encoded(bytes)
-            }),
-        )
+        let (value, bytes) = (read.value, read.bytes);
+        self.back_fill(text, fp, &bytes, read.seen, self.inner.local_ttl, || {
+            Some(Encoded(bytes.clone()))
+        });
+        Some(value)
     }
 
     pub(super) async fn set_io<T: Storable>(

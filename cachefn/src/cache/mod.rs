@@ -3,17 +3,15 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use cachefn_backends::{clock, Backend, LocalValue, Memory, Slot};
-use serde::{de::DeserializeOwned, Serialize};
+use cachefn_backends::{Backend, Memory, Slot};
+use serde::de::DeserializeOwned;
 
 use crate::codec::{self, Binding, Signer};
 use crate::flight::Flights;
-use crate::io::Io;
 use crate::key;
 use crate::log::RateLimited;
 use crate::stats::{Counters, Stats};
 use crate::Error;
-use preload::Known;
 
 /// Entries in the local tier of [`Cache::memory()`].
 pub const DEFAULT_CAPACITY: usize = 10_000;
@@ -45,11 +43,16 @@ pub const MAX_TTL: Duration = Duration::from_secs(100 * 31_557_600);
 mod api;
 #[cfg(feature = "tokio")]
 mod api_async;
+mod lead;
 mod preload;
 mod read_through;
+mod shared_read;
+mod sink;
 mod write;
 
-pub(crate) use read_through::{Flavor, Freshness, Meta, Owned, Plan, Timed};
+pub(crate) use crate::entry::{Encoded, Timed, Typed};
+pub(crate) use crate::freshness::{expiry_for, min_ttl, Freshness, Meta};
+pub(crate) use read_through::{Flavor, Owned, Plan};
 
 /// A cache: an optional bounded local tier ([`Memory`]) in front of an
 /// optional shared tier (any [`Backend`]), under a key prefix.
@@ -356,83 +359,6 @@ fn clean_prefix(prefix: &str) -> String {
     key::shorten(&key::escape_text(prefix), MAX_PREFIX_LEN, b'#')
 }
 
-/// A value decoded from the shared tier, with its bytes and the local tier's
-/// write generation from before the read.
-struct SharedRead<T> {
-    value: T,
-    bytes: Vec<u8>,
-    seen: Option<u64>,
-}
-
-/// A typed value in the local tier (and in a flight's payload): a hit of
-/// the same type clones it, decoding nothing.
-pub(crate) struct Typed<T>(pub(crate) T);
-
-impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> LocalValue for Typed<T> {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn encode(&self) -> Result<Vec<u8>, Error> {
-        codec::encode_bound(&self.0, 0, 0, Binding::to(codec::IN_PROCESS))
-    }
-    fn size_hint(&self) -> usize {
-        crate::weigh::heap_size(&self.0)
-    }
-}
-
-/// Encoded bytes in the local tier (values stored through the low-level API).
-pub(crate) struct Encoded(pub(crate) Vec<u8>);
-
-impl LocalValue for Encoded {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn encode(&self) -> Result<Vec<u8>, Error> {
-        Ok(self.0.clone())
-    }
-    fn size_hint(&self) -> usize {
-        self.0.capacity()
-    }
-}
-
-fn ttl_ms(ttl: Duration) -> u64 {
-    ttl.as_millis().min(u64::MAX as u128) as u64
-}
-
-/// The Unix-ms expiry to record for a value stored now for `ttl`.
-fn expiry_for(ttl: Duration) -> u64 {
-    if ttl.is_zero() {
-        0
-    } else {
-        clock::unix_ms().saturating_add(ttl_ms(ttl))
-    }
-}
-
-/// The smaller of two lifetimes, where zero means "no expiry".
-fn min_ttl(a: Duration, b: Duration) -> Duration {
-    match (a.is_zero(), b.is_zero()) {
-        (true, _) => b,
-        (_, true) => a,
-        _ => a.min(b),
-    }
-}
-
-/// How long a value read from the shared tier may live in the local tier:
-/// at most `local_ttl`, never past the entry's own expiry. `None`: do not
-/// back-fill (`local_ttl` is zero, or the entry has just expired).
-fn back_fill_ttl(bytes: &[u8], local_ttl: Duration) -> Option<Duration> {
-    if local_ttl.is_zero() {
-        return None;
-    }
-    match codec::expiry(bytes) {
-        Some(0) | None => Some(local_ttl),
-        Some(at) => match at.saturating_sub(clock::unix_ms()) {
-            0 => None,
-            left => Some(min_ttl(local_ttl, Duration::from_millis(left))),
-        },
-    }
-}
-
 impl Default for Cache {
     fn default() -> Self {
         Cache::memory()
@@ -649,68 +575,6 @@ impl Cache {
 
     pub(crate) fn decode_slot<T: DeserializeOwned + 'static>(&self, slot: &Slot) -> Option<T> {
         self.decode_value::<T>(slot.value())
-    }
-
-    /// Read `text` from the shared tier and decode it as a `T`, counting
-    /// failures and undecodable bytes. The local tier's write generation is
-    /// taken before the read, so that [`Cache::back_fill`] loses to any
-    /// write, delete or clear that happened while the read ran.
-    async fn read_shared<T: DeserializeOwned + 'static>(
-        &self,
-        io: Io,
-        text: &str,
-        fp: u128,
-    ) -> Option<SharedRead<T>> {
-        let shared = self.inner.shared.as_deref()?;
-        let mut seen = self.inner.local.as_ref().map(|l| l.generation(fp));
-        let bytes = match self.preloaded(fp) {
-            Known::Bytes(bytes, at) => {
-                // The generation from before the scope's read, not now: a
-                // change reported since must not be undone by a back-fill.
-                seen = at;
-                bytes.to_vec()
-            }
-            Known::Miss => return None,
-            Known::Unknown => match io.get(shared, &self.stored(text)).await {
-                Ok(Some(bytes)) => bytes,
-                Ok(None) => return None,
-                Err(e) => {
-                    self.shared_failed("get", &e);
-                    return None;
-                }
-            },
-        };
-        let value = self.decode_read::<T>(text, &bytes)?;
-        Some(SharedRead { value, bytes, seen })
-    }
-
-    /// Copy a value just read from the shared tier into the local tier, for
-    /// at most `local_ttl` and never past the entry's own expiry, unless the
-    /// entry was written, removed or cleared since the read started. `local`
-    /// makes the local tier's value, only when one is stored. Returns the value.
-    fn back_fill<T, V: LocalValue>(
-        &self,
-        fp: u128,
-        text: &str,
-        read: SharedRead<T>,
-        local_ttl: Duration,
-        local: impl FnOnce(&T, Vec<u8>) -> V,
-    ) -> T {
-        if let (Some(tier), Some(seen)) = (&self.inner.local, read.seen) {
-            if let Some(ttl) = back_fill_ttl(&read.bytes, local_ttl) {
-                tier.insert_if_unchanged(fp, text, local(&read.value, read.bytes), ttl, seen);
-            }
-        }
-        read.value
-    }
-
-    /// Drop whatever the local tier holds under `fp`, whichever key it is
-    /// (a write whose key text is gone: another key's entry at the same
-    /// address is only a miss).
-    pub(crate) fn forget_local_at(&self, fp: u128) {
-        if let Some(local) = &self.inner.local {
-            local.remove_unless(fp, |_| false);
-        }
     }
 
     pub(crate) fn forget_local(&self, fp: u128, text: &str) {

@@ -38,13 +38,18 @@ use std::time::{Duration, Instant};
 use cachefn_backends::{clock, KeyText, LocalValue, Slot};
 use serde::{de::DeserializeOwned, Serialize};
 
+use super::lead::SharedLead;
 use super::preload::Known;
 use super::write::{Entry, Put};
-use super::{expiry_for, min_ttl, ttl_ms, Cache, Encoded, SharedRead};
+use super::Cache;
 use crate::codec;
-use crate::flight::{Joined, Leader, Payload};
+use crate::entry::{Encoded, Payload};
+use crate::flight::{Joined, Leader};
+use crate::freshness::{
+    error_servable, expiry_for, min_ttl, state, ttl_ms, Freshness, Meta, State,
+};
 use crate::io::Io;
-use crate::shared_flight::{Lease, SharedLead};
+use crate::shared_flight::Lease;
 use crate::stats::{Event, SiteStats};
 use crate::Error;
 
@@ -111,187 +116,12 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> Flavor for Owned<T
     }
 }
 
-/// How a memoized function serves entries past their `timeout` (all zero:
-/// it does not).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Freshness {
-    pub(crate) stale_while_revalidate: Duration,
-    pub(crate) stale_if_error: Duration,
-    /// XFetch's `beta`; 0: no early refresh.
-    pub(crate) early_refresh: f64,
-}
-
-impl Freshness {
-    #[inline]
-    pub(crate) fn is_off(&self) -> bool {
-        self.stale_while_revalidate.is_zero()
-            && self.stale_if_error.is_zero()
-            && self.early_refresh <= 0.0
-    }
-
-    /// How long past its logical expiry an entry is kept.
-    fn window(&self) -> Duration {
-        self.stale_while_revalidate.max(self.stale_if_error)
-    }
-}
-
-/// When a kept value stops being fresh, and how long its body took.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Meta {
-    /// [`clock::now_ms`] at which the value expires logically. `u64::MAX`:
-    /// fresh for as long as the tier keeps it (no freshness option is on,
-    /// so the hit reads no clock).
-    pub(crate) fresh_until: u64,
-    /// The same instant in Unix ms, 0 = never: what the codec header says.
-    pub(crate) fresh_until_unix: u64,
-    /// The body's run time, in ms: XFetch's `delta`.
-    pub(crate) run_ms: u32,
-}
-
-impl Meta {
-    /// A value with no logical expiry of its own.
-    pub(crate) const ALWAYS: Meta = Meta {
-        fresh_until: u64::MAX,
-        fresh_until_unix: 0,
-        run_ms: 0,
-    };
-
-    /// The meta of encoded bytes, on this process's monotonic clock.
-    fn of_bytes(bytes: &[u8]) -> Meta {
-        let unix = codec::expiry(bytes).unwrap_or(0);
-        let run_ms = codec::run_time_ms(bytes).unwrap_or(0);
-        Meta {
-            fresh_until: mono_of_unix(unix),
-            fresh_until_unix: unix,
-            run_ms,
-        }
-    }
-
-    /// The meta kept in the local tier of a function with `freshness`: a
-    /// function without freshness options never checks it.
-    fn for_local(self, freshness: &Freshness) -> Meta {
-        if freshness.is_off() {
-            Meta {
-                fresh_until: u64::MAX,
-                ..self
-            }
-        } else {
-            self
-        }
-    }
-}
-
-/// A Unix-ms instant on the monotonic clock (`u64::MAX` for 0, "never").
-fn mono_of_unix(unix: u64) -> u64 {
-    if unix == 0 {
-        return u64::MAX;
-    }
-    let (now_unix, now) = (clock::unix_ms(), clock::now_ms());
-    if unix >= now_unix {
-        now.saturating_add(unix - now_unix)
-    } else {
-        now.saturating_sub(now_unix - unix)
-    }
-}
-
-/// A memoized function's value in the local tier: typed (a hit clones it,
-/// decoding nothing), with its [`Meta`]. The value comes first, so that a
-/// small value shares the slot's first cache line with the slot's header
-/// and a hit that needs no meta reads one line.
-#[repr(C)]
-pub(crate) struct Timed<T> {
-    pub(crate) value: T,
-    pub(crate) meta: Meta,
-}
-
-impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> LocalValue for Timed<T> {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-    fn encode(&self) -> Result<Vec<u8>, Error> {
-        codec::encode_bound(
-            &self.value,
-            self.meta.fresh_until_unix,
-            self.meta.run_ms,
-            codec::Binding::to(codec::IN_PROCESS),
-        )
-    }
-    fn size_hint(&self) -> usize {
-        crate::weigh::heap_size(&self.value)
-    }
-}
-
-/// Where a found value stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Fresh,
-    /// Live, but XFetch drew an early refresh.
-    Early,
-    /// Past its expiry, inside the `stale_while_revalidate` window.
-    Stale,
-    /// Past its expiry and that window (kept for `stale_if_error`).
-    Expired,
-}
-
 /// The flight a refresh of a stale entry runs under: not
 /// the key's own flight, which callers that find nothing wait on (they then
 /// read the stale entry and are served it, instead of waiting for the
 /// refresh).
 fn refresh_fp(fp: u128) -> u128 {
     fp.rotate_left(64) ^ 0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834
-}
-
-/// A uniform draw in (0, 1] from a per-thread xorshift.
-fn unit_draw() -> f64 {
-    use std::cell::Cell;
-    thread_local! {
-        static SEED: Cell<u64> = const { Cell::new(0) };
-    }
-    SEED.try_with(|s| {
-        let mut x = s.get();
-        if x == 0 {
-            let here = &x as *const u64 as u64;
-            x = (clock::unix_ms() ^ here.rotate_left(32)) | 1;
-        }
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.set(x);
-        ((x >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-    })
-    .unwrap_or(0.5)
-}
-
-fn state(meta: &Meta, freshness: &Freshness, now: u64) -> State {
-    if meta.fresh_until == u64::MAX {
-        return State::Fresh;
-    }
-    if now < meta.fresh_until {
-        // XFetch: recompute when now - delta * beta * ln(rand) >= expiry.
-        let beta = freshness.early_refresh;
-        if beta > 0.0 && meta.run_ms > 0 {
-            let gap = f64::from(meta.run_ms) * beta * -unit_draw().ln();
-            if now as f64 + gap >= meta.fresh_until as f64 {
-                return State::Early;
-            }
-        }
-        return State::Fresh;
-    }
-    let swr = ttl_ms(freshness.stale_while_revalidate);
-    if now < meta.fresh_until.saturating_add(swr) {
-        State::Stale
-    } else {
-        State::Expired
-    }
-}
-
-/// Whether a value past its expiry may still stand in for a failed body.
-fn error_servable(meta: &Meta, freshness: &Freshness, now: u64) -> bool {
-    !freshness.stale_if_error.is_zero()
-        && now
-            < meta
-                .fresh_until
-                .saturating_add(ttl_ms(freshness.stale_if_error))
 }
 
 /// Where and for how long one read-through call caches its value.
@@ -847,103 +677,6 @@ impl Cache {
             }
             (bytes, meta)
         })
-    }
-
-    /// The shared tier's value of `plan`'s key, back-filling the local tier
-    /// for at most `plan.local_ttl` and never past its logical expiry; with
-    /// its bytes and meta.
-    pub(crate) async fn shared_value<F: Flavor>(
-        &self,
-        io: Io,
-        plan: &Plan<'_>,
-    ) -> Option<(F::Value, Vec<u8>, Meta)> {
-        let read = self.read_shared_of::<F::Value>(io, plan).await?;
-        self.tally(plan.site, Event::SharedHit);
-        let SharedRead { value, bytes, seen } = read;
-        Some(self.keep_shared::<F>(plan, value, bytes, seen))
-    }
-
-    /// The shared tier's `bytes` for `plan`'s key, read by another call
-    /// than [`Cache::shared_value`] (`seen`: the local tier's write
-    /// generation before that read): decoded, counted and back-filled as
-    /// that function does. `None`: not readable as an `F::Value`.
-    pub(crate) fn shared_bytes<F: Flavor>(
-        &self,
-        plan: &Plan<'_>,
-        bytes: Vec<u8>,
-        seen: Option<u64>,
-    ) -> Option<(F::Value, Vec<u8>, Meta)> {
-        let value = self.decode_shared::<F::Value>(plan.text, &bytes, plan.site)?;
-        self.tally(plan.site, Event::SharedHit);
-        Some(self.keep_shared::<F>(plan, value, bytes, seen))
-    }
-
-    /// Keep a value read from the shared tier in the local tier too, unless
-    /// the key was written since `seen`.
-    fn keep_shared<F: Flavor>(
-        &self,
-        plan: &Plan<'_>,
-        value: F::Value,
-        bytes: Vec<u8>,
-        seen: Option<u64>,
-    ) -> (F::Value, Vec<u8>, Meta) {
-        let meta = Meta::of_bytes(&bytes);
-        if let (Some(tier), Some(seen)) = (&self.inner.local, seen) {
-            if let Some(ttl) = super::back_fill_ttl(&bytes, plan.local_ttl) {
-                let local_meta = meta.for_local(&plan.freshness);
-                if let Some(kept) = F::keep(&value, Some(&bytes), local_meta) {
-                    tier.insert_if_unchanged(plan.fp, plan.text, kept, ttl, seen);
-                }
-            }
-        }
-        (value, bytes, meta)
-    }
-
-    /// The shared tier's value of `plan`'s key if it is there and fresh
-    /// (or drawn for an early refresh): what a value computed by another
-    /// process looks like.
-    pub(crate) async fn shared_fresh<F: Flavor>(
-        &self,
-        io: Io,
-        plan: &Plan<'_>,
-    ) -> Option<(F::Value, Vec<u8>, Meta)> {
-        let (v, bytes, meta) = self.shared_value::<F>(io, plan).await?;
-        matches!(
-            state(&meta, &plan.freshness, clock::now_ms()),
-            State::Fresh | State::Early
-        )
-        .then_some((v, bytes, meta))
-    }
-
-    /// [`Cache::read_shared`], counted for `plan`'s function too.
-    async fn read_shared_of<T: DeserializeOwned + 'static>(
-        &self,
-        io: Io,
-        plan: &Plan<'_>,
-    ) -> Option<SharedRead<T>> {
-        let shared = self.inner.shared.as_deref()?;
-        let mut seen = self.inner.local.as_ref().map(|l| l.generation(plan.fp));
-        let bytes = match self.preloaded(plan.fp) {
-            Known::Bytes(bytes, at) => {
-                // The scope's generation, from before its read.
-                seen = at;
-                bytes.to_vec()
-            }
-            Known::Miss => return None,
-            Known::Unknown => match io.get(shared, &self.stored(plan.text)).await {
-                Ok(Some(bytes)) => bytes,
-                Ok(None) => return None,
-                Err(e) => {
-                    self.shared_failed("get", &e);
-                    if let Some(site) = plan.site {
-                        site.note(Event::SharedError);
-                    }
-                    return None;
-                }
-            },
-        };
-        let value = self.decode_shared::<T>(plan.text, &bytes, plan.site)?;
-        Some(SharedRead { value, bytes, seen })
     }
 
     /// Store a value in every tier: encoded in the shared tier for

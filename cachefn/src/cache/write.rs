@@ -22,7 +22,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::{Cache, MAX_TTL};
 use crate::codec;
-use crate::coherence::Outcome;
+use crate::coherence::{Outcome, Writing};
 use crate::io::Io;
 use crate::shared_flight::Lease;
 use crate::Error;
@@ -267,6 +267,20 @@ impl Cache {
         })
     }
 
+    /// Begin a write of `keys` (see [`Writing::begin`]).
+    fn begin_write<'b>(
+        &self,
+        keys: impl IntoIterator<Item = (u128, Option<&'b [u8]>)>,
+    ) -> Writing<'_> {
+        Writing::begin(self.inner.local.as_deref(), self.inner.own.as_ref(), keys)
+    }
+
+    /// Empty the local tier of the keys that start with `start` (`""`:
+    /// every key).
+    pub(crate) fn clear_local(&self, start: &str) {
+        crate::coherence::clear_local(self.inner.local.as_deref(), start);
+    }
+
     /// Remove every key that starts with `start` (`""`: every key of the
     /// cache) from every tier.
     pub(crate) async fn remove_prefix(&self, io: Io, start: &str) -> Result<(), Error> {
@@ -274,7 +288,7 @@ impl Cache {
             self.clear_local(start);
             return Ok(());
         };
-        let mut writing = self.begin_clear(start);
+        let mut writing = Writing::begin_clear(self.inner.local.as_deref(), start);
         let cleared = io.clear_prefix(shared, &self.stored(start)).await;
         self.forget_preloaded(None);
         writing.settle_clear();

@@ -2,7 +2,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::raw::{self, RawSink, RAW_MAX};
+use super::raw::{self, write_bytes, RawSink, RAW_MAX};
 use super::scheme::{
     combine, head_fingerprint, key_text, raw_combine, raw_short, write_hash_tail, Key, Sink,
     HASH_TAIL, KEEP, MAX_KEY_LEN, SHORT_RAW,
@@ -55,16 +55,6 @@ pub struct KeyBuilder {
 /// bytes are written; the raw buffer's first `raw_len` bytes are written
 /// once the stream has outgrown the register that holds a short one.
 struct Buf<const N: usize>([MaybeUninit<u8>; N]);
-
-/// `dst.copy_from_slice(src)` for a buffer not yet written (MSRV 1.88 has
-/// no `write_copy_of_slice`); the loop compiles to a copy.
-#[inline(always)]
-pub(super) fn write_bytes(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
-    assert_eq!(dst.len(), src.len());
-    for (d, &s) in dst.iter_mut().zip(src) {
-        d.write(s);
-    }
-}
 
 impl<const N: usize> Buf<N> {
     #[inline(always)]

@@ -29,6 +29,16 @@ use serde::ser::{self, Serialize};
 
 use super::scheme::SHORT_RAW;
 
+/// `dst.copy_from_slice(src)` for a buffer not yet written (MSRV 1.88 has
+/// no `write_copy_of_slice`); the loop compiles to a copy.
+#[inline(always)]
+pub(super) fn write_bytes(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    assert_eq!(dst.len(), src.len());
+    for (d, &s) in dst.iter_mut().zip(src) {
+        d.write(s);
+    }
+}
+
 /// The longest raw stream: a call whose arguments write more takes the key
 /// text's path. Room for any argument of up to 200 bytes (a 200-byte string
 /// writes 202, a small struct around one some 30 more).
@@ -83,7 +93,7 @@ fn copy(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
     let n = src.len();
     assert_eq!(dst.len(), n);
     if n < 16 {
-        return super::builder::write_bytes(dst, src);
+        return write_bytes(dst, src);
     }
     let word = |at: usize| u128::from_le_bytes(src[at..at + 16].try_into().expect("16 bytes"));
     let mut at = 0;
@@ -162,7 +172,7 @@ impl RawSink<'_> {
         }
         match self.buf.get_mut(len..len + n) {
             Some(room) => {
-                super::builder::write_bytes(room, bytes);
+                write_bytes(room, bytes);
                 self.len = len + n;
                 Ok(())
             }
@@ -205,7 +215,7 @@ impl RawSink<'_> {
             if len == SHORT_RAW {
                 store16(&mut self.buf[..16], self.short);
             }
-            super::builder::write_bytes(&mut self.buf[len..len + 2], &[tag, n_byte]);
+            write_bytes(&mut self.buf[len..len + 2], &[tag, n_byte]);
         }
         copy(&mut self.buf[len + 2..end], bytes);
         self.len = end;

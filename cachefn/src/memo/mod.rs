@@ -174,6 +174,7 @@ impl Site {
         let name = crate::key::shorten(&name, MAX_NAME_LEN, b'.');
         let head = format!("{name}:v{}", o.version);
         self.claim_head(&head);
+        crate::stats::on_invalidated(invalidated);
         let freshness = Freshness {
             stale_while_revalidate: Duration::from_secs(o.stale_while_revalidate),
             stale_if_error: Duration::from_secs(o.stale_if_error),
