@@ -347,7 +347,7 @@ impl Future for Wait<'_> {
         }
         if !self.timer.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             let at = self.give_up;
-            if !crate::shared_flight::wake_at(at, cx.waker().clone()) {
+            if !crate::keeper::wake_at(at, cx.waker().clone()) {
                 // No timer thread: the bound cannot be kept awaiting; the
                 // leader's outcome still wakes this waiter.
                 self.give_up = far_future();

@@ -12,6 +12,7 @@ mod entry;
 mod flight;
 mod freshness;
 mod io;
+mod keeper;
 mod key;
 mod log;
 mod memo;
