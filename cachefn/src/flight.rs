@@ -24,8 +24,8 @@
 //! that calls its own key from a thread it joins, or from a tokio task it
 //! spawns and awaits (the inner call waits for the outer, which waits for
 //! the inner). Such a call runs its body a second time after the wait,
-//! and returns; it no longer hangs. Re-entry on the leader's own thread or
-//! task is detected and runs at once, uncached, as before. What remains:
+//! and returns: it never hangs. Re-entry on the leader's own thread or
+//! task is detected and runs at once, uncached. What remains:
 //! a body that re-enters that way waits `max_wait` each time, and a
 //! leader whose body legitimately takes longer than `max_wait` gets a
 //! second, concurrent computation from each waiter that gave up.

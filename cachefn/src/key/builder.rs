@@ -60,8 +60,8 @@ impl<const N: usize> Buf<N> {
     #[inline(always)]
     fn new() -> Buf<N> {
         // SAFETY: an array of `MaybeUninit` needs no initialization (the
-        // idiom of `MaybeUninit`'s docs; `[MaybeUninit::uninit(); N]` was
-        // compiled to a 200-byte memset).
+        // idiom of `MaybeUninit`'s docs; `[MaybeUninit::uninit(); N]` may
+        // compile to a memset of the whole buffer).
         Buf(unsafe { MaybeUninit::<[MaybeUninit<u8>; N]>::uninit().assume_init() })
     }
 

@@ -501,8 +501,8 @@ mod tests {
         assert_eq!(arg(&i128::MIN), i128::MIN.to_string());
     }
 
-    /// The two collisions of issue 10: `Some(W(None))` was `None`'s `~`,
-    /// and a unit variant was the string of its name.
+    /// `Some(W(None))` is not `None`'s `~`, and a unit variant is not the
+    /// string of its name.
     #[test]
     fn nested_options_and_unit_variants_stay_apart() {
         assert_ne!(arg(&Some(W(None))), arg(&None::<W>));

@@ -21,10 +21,10 @@
 //! Each alias has two sets (from its low and its high 64 bits), and an
 //! entry goes to the first unless only the second has a vacant way: a hit
 //! reads the second set only when the first does not hold its alias. With
-//! one set, the keys of a set that more keys map to than it has ways
-//! replaced each other in turn, and every read of them missed; which sets
-//! those were changed with the per-process secret, and so did the share of
-//! a 1,000-key working set that missed (up to one in twenty reads).
+//! one set only, the keys of a set that more keys map to than it has ways
+//! would replace each other in turn and every read of them miss (up to one
+//! in twenty reads of a 1,000-key working set, depending on which sets the
+//! per-process secret crowds).
 //!
 //! An alias is an address, not an identity. A stream of at most 15 bytes
 //! has an injective alias (see `raw_short`: no two streams of one function
@@ -186,9 +186,9 @@ impl Hot {
 
     /// [`Hot::get`], the clone written into `out` (`true`: written). The
     /// clone goes straight where the caller wants it: returned in an
-    /// `Option`, a `String` was moved twice more with 16-byte copies of
-    /// its 8-byte fields, each of which waited for the stores before it to
-    /// reach the cache (a store-forwarding stall, a few nanoseconds each).
+    /// `Option`, a `String` would be moved twice more with 16-byte copies
+    /// of its 8-byte fields, each waiting for the stores before it to reach
+    /// the cache (a store-forwarding stall).
     ///
     /// `stream` is empty for a stream of at most 15 bytes (its alias is
     /// injective) and the whole raw stream otherwise: a long way serves only
