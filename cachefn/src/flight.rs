@@ -56,36 +56,36 @@ pub(crate) struct Flights {
 /// tokio task) or a tokio task (an async call, which may be suspended and
 /// move between threads).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Owner {
+enum LeaderId {
     Thread(ThreadId),
     #[cfg(feature = "tokio")]
     Task(tokio::task::Id),
 }
 
-impl Owner {
+impl LeaderId {
     /// The leader a caller waiting this way would be: a sync leader runs
     /// on its thread to the end; an async leader is a task, which may be
     /// suspended and resumed elsewhere.
-    fn of(io: Io) -> Owner {
+    fn of(io: Io) -> LeaderId {
         match io {
-            Io::Blocking => Owner::Thread(thread::current().id()),
-            Io::Async => Owner::current(),
+            Io::Blocking => LeaderId::Thread(thread::current().id()),
+            Io::Async => LeaderId::current(),
         }
     }
 
-    fn current() -> Owner {
+    fn current() -> LeaderId {
         #[cfg(feature = "tokio")]
         if let Some(id) = tokio::task::try_id() {
-            return Owner::Task(id);
+            return LeaderId::Task(id);
         }
-        Owner::Thread(thread::current().id())
+        LeaderId::Thread(thread::current().id())
     }
 }
 
 struct Flight {
     /// The key (its stored text) being computed.
     key: Box<str>,
-    owner: Owner,
+    owner: LeaderId,
     state: Mutex<State>,
     done: Condvar,
 }
@@ -157,7 +157,7 @@ impl Flights {
         if map.contains_key(&fp) {
             return None;
         }
-        Some(self.lead(&mut map, fp, key, Owner::of(io)))
+        Some(self.lead(&mut map, fp, key, LeaderId::of(io)))
     }
 
     /// Register a new flight of `key` under `fp`, led by `owner`, in its
@@ -167,7 +167,7 @@ impl Flights {
         map: &mut HashMap<u128, Arc<Flight>>,
         fp: u128,
         key: &str,
-        owner: Owner,
+        owner: LeaderId,
     ) -> Leader<'_> {
         let flight = Arc::new(Flight {
             key: key.into(),
@@ -190,8 +190,8 @@ impl Flights {
     /// another key under the same fingerprint is never joined: the caller
     /// computes [`Joined::Alone`].
     pub(crate) async fn join(&self, io: Io, fp: u128, key: &str) -> Joined<'_> {
-        let thread = Owner::Thread(thread::current().id());
-        let me = Owner::of(io);
+        let thread = LeaderId::Thread(thread::current().id());
+        let me = LeaderId::of(io);
         // One bound for the whole join, retries included.
         let give_up = Instant::now() + self.max_wait;
         loop {
@@ -252,9 +252,9 @@ impl Flights {
 /// runs a tokio runtime, could stall the very executor the leader needs (a
 /// sync memoized function called from async code on a `current_thread`
 /// runtime): such a caller computes on its own instead.
-fn blocking_would_stall(owner: Owner) -> bool {
+fn blocking_would_stall(owner: LeaderId) -> bool {
     #[cfg(feature = "tokio")]
-    if matches!(owner, Owner::Task(_)) {
+    if matches!(owner, LeaderId::Task(_)) {
         return tokio::runtime::Handle::try_current().is_ok();
     }
     let _ = owner;

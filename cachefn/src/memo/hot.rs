@@ -29,7 +29,7 @@
 //! An alias is an address, not an identity. A stream of at most 15 bytes
 //! has an injective alias (see `raw_short`: no two streams of one function
 //! share one), so its way needs no other check. A longer stream's alias is
-//! a keyed hash: its way keeps the whole stream (with the owner, off the
+//! a keyed hash: its way keeps the whole stream (with the anchor, off the
 //! lines a short hit reads) and serves only a caller whose stream equals
 //! it. A way's kind is the low bit of its `life` pointer (a [`SlotHead`] is
 //! 8-aligned), so a short lookup never matches a long way or the reverse.
@@ -71,8 +71,8 @@ static VACANT: SlotHead = SlotHead::dead();
 struct Way {
     alias: u128,
     /// The head of the held slot (or [`VACANT`]), valid while the way's
-    /// [`Owner`] holds the slot; its low bit ([`LONG`]) set when the way is
-    /// a long stream's, whose [`Owner::stream`] a hit must compare.
+    /// [`Anchor`] holds the slot; its low bit ([`LONG`]) set when the way is
+    /// a long stream's, whose [`Anchor::stream`] a hit must compare.
     life: *const SlotHead,
     /// The value inside the held slot, of the table's type.
     value: *const (),
@@ -101,7 +101,7 @@ const _: () = assert!(std::mem::align_of::<SlotHead>() > LONG);
 
 /// What keeps a way's addresses valid, its key's fingerprint (to touch the
 /// entry in the store now and then), and a long stream's whole stream.
-struct Owner {
+struct Anchor {
     held: Held,
     fp: u128,
     /// The raw stream the way was made for, when it has more than 15 bytes.
@@ -112,8 +112,8 @@ struct Owner {
 /// cache).
 pub(super) struct Hot {
     sets: Vec<Set>,
-    /// `owners[s][w]` owns `sets[s].ways[w]` (`None`: the way is vacant).
-    owners: Vec<[Option<Owner>; WAYS]>,
+    /// `anchors[s][w]` anchors `sets[s].ways[w]` (`None`: the way is vacant).
+    anchors: Vec<[Option<Anchor>; WAYS]>,
     /// The value type of every entry (a generic function's site may see
     /// several: the first one to add an entry owns the table).
     ty: Option<TypeId>,
@@ -136,7 +136,7 @@ impl Hot {
     pub(super) const fn new() -> Hot {
         Hot {
             sets: Vec::new(),
-            owners: Vec::new(),
+            anchors: Vec::new(),
             ty: None,
             ticks: 0,
             len: 0,
@@ -215,7 +215,7 @@ impl Hot {
         }
         let life = way.life.map_addr(|a| a & !LONG);
         // SAFETY: `life` is `VACANT` or the head of the slot that
-        // `owners[s][w]` holds (they change together; the tag bit is off).
+        // `anchors[s][w]` holds (they change together; the tag bit is off).
         if !unsafe { &*life }.is_live(clock::now_ms()) {
             return false;
         }
@@ -224,7 +224,7 @@ impl Hot {
             self.touch(s, w, local);
         }
         // SAFETY: the way is live, so not vacant: `value` points at the `T`
-        // inside the slot that `owners[s][w]` keeps alive (an entry is made
+        // inside the slot that `anchors[s][w]` keeps alive (an entry is made
         // only from a `Timed<T>` of the table's type, checked above), and a
         // slot's value never changes.
         out.write(unsafe { &*(way.value as *const T) }.clone());
@@ -234,7 +234,7 @@ impl Hot {
     /// Whether `sets[s].ways[w]` was made for exactly `stream`.
     #[inline(never)]
     fn same_stream(&self, s: usize, w: usize, stream: &[u8]) -> bool {
-        self.owners[s][w]
+        self.anchors[s][w]
             .as_ref()
             .and_then(|o| o.stream.as_deref())
             .is_some_and(|own| own == stream)
@@ -244,14 +244,14 @@ impl Hot {
     #[cold]
     #[inline(never)]
     fn touch(&self, s: usize, w: usize, local: &Memory) {
-        if let Some(o) = &self.owners[s][w] {
+        if let Some(o) = &self.anchors[s][w] {
             local.touch(o.fp);
         }
     }
 
     /// Vacate `sets[s].ways[w]` (giving back its charge).
     fn vacate(&mut self, s: usize, w: usize) {
-        if let Some(owner) = self.owners[s][w].take() {
+        if let Some(owner) = self.anchors[s][w].take() {
             self.sets[s].ways[w] = EMPTY;
             self.len -= 1;
             if let (Some(stream), true) = (owner.stream, self.spare.len() < SPARE_STREAMS) {
@@ -304,7 +304,7 @@ impl Hot {
         if self.sets.is_empty() {
             self.spare = Vec::with_capacity(SPARE_STREAMS);
             self.sets = vec![EMPTY_SET; FIRST_SETS];
-            self.owners = (0..FIRST_SETS).map(|_| Default::default()).collect();
+            self.anchors = (0..FIRST_SETS).map(|_| Default::default()).collect();
         } else if self.len * 2 >= self.sets.len() * WAYS && self.sets.len() < MAX_SETS {
             self.grow();
         }
@@ -317,7 +317,7 @@ impl Hot {
         let (first, second) = self.sets_of(alias);
         for s in [first, second] {
             for w in 0..WAYS {
-                let stale = self.owners[s][w]
+                let stale = self.anchors[s][w]
                     .as_ref()
                     .is_some_and(|o| self.sets[s].ways[w].alias == alias || !o.held.is_live(now));
                 if stale {
@@ -325,11 +325,11 @@ impl Hot {
                 }
             }
         }
-        let s = match self.owners[first].iter().any(Option::is_none) {
-            false if self.owners[second].iter().any(Option::is_none) => second,
+        let s = match self.anchors[first].iter().any(Option::is_none) {
+            false if self.anchors[second].iter().any(Option::is_none) => second,
             _ => first,
         };
-        if self.owners[s].iter().all(Option::is_some) {
+        if self.anchors[s].iter().all(Option::is_some) {
             self.vacate(s, WAYS - 1);
         }
         let Some(held) = local.hold(fp, key) else {
@@ -346,22 +346,22 @@ impl Hot {
                 .map_addr(|a| a | (usize::from(long) * LONG)),
             value: &timed.value as *const T as *const (),
         };
-        let free = self.owners[s]
+        let free = self.anchors[s]
             .iter()
             .position(Option::is_none)
             .unwrap_or(WAYS - 1);
         let stream = long.then(|| self.keep_stream(stream));
         self.sets[s].ways[..=free].rotate_right(1);
-        self.owners[s][..=free].rotate_right(1);
+        self.anchors[s][..=free].rotate_right(1);
         self.sets[s].ways[0] = way;
-        self.owners[s][0] = Some(Owner { held, fp, stream });
+        self.anchors[s][0] = Some(Anchor { held, fp, stream });
         self.len += 1;
     }
 
-    fn retain(&mut self, keep: impl Fn(&Owner) -> bool) {
+    fn retain(&mut self, keep: impl Fn(&Anchor) -> bool) {
         for s in 0..self.sets.len() {
             for w in 0..WAYS {
-                if self.owners[s][w].as_ref().is_some_and(|o| !keep(o)) {
+                if self.anchors[s][w].as_ref().is_some_and(|o| !keep(o)) {
                     self.vacate(s, w);
                 }
             }
@@ -373,21 +373,21 @@ impl Hot {
         let n = (self.sets.len() * 4).min(MAX_SETS);
         let old_sets = std::mem::replace(&mut self.sets, vec![EMPTY_SET; n]);
         let old_owners = std::mem::replace(
-            &mut self.owners,
+            &mut self.anchors,
             (0..n).map(|_| Default::default()).collect(),
         );
         self.len = 0;
-        for (set, owners) in old_sets.iter().zip(old_owners) {
-            for (way, owner) in set.ways.iter().zip(owners) {
+        for (set, anchors) in old_sets.iter().zip(old_owners) {
+            for (way, owner) in set.ways.iter().zip(anchors) {
                 let Some(owner) = owner else { continue };
                 let (first, second) = self.sets_of(way.alias);
                 let vacant = [first, second].into_iter().find_map(|s| {
-                    let w = self.owners[s].iter().position(Option::is_none)?;
+                    let w = self.anchors[s].iter().position(Option::is_none)?;
                     Some((s, w))
                 });
                 if let Some((s, w)) = vacant {
                     self.sets[s].ways[w] = *way;
-                    self.owners[s][w] = Some(owner);
+                    self.anchors[s][w] = Some(owner);
                     self.len += 1;
                 }
             }
